@@ -1,0 +1,284 @@
+"""The ``hwsim`` command.
+
+Exit codes: 0 success, 1 a validation case out of tolerance, 2 bad input (one line starting
+``error:`` naming the file, key and value; no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hwsim import __version__, specs
+from hwsim.errors import HwsimError, InfeasibleDesign, InputError
+
+log = logging.getLogger("hwsim")
+
+EXIT_OK, EXIT_VALIDATION, EXIT_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one ``error:`` line and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"error: {self.prog}: {message}\n")
+        raise SystemExit(EXIT_INPUT)
+
+
+def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    cells = [list(map(str, header))] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    out = []
+    for n, r in enumerate(cells):
+        out.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def _num(x: Any) -> str:
+    if isinstance(x, float):
+        if not math.isfinite(x):
+            return str(x)
+        if x != 0 and (abs(x) >= 1e6 or abs(x) < 1e-3):
+            return f"{x:.6g}"
+        return f"{x:.6g}"
+    return str(x)
+
+
+# ------------------------------------------------------------------------------------------------
+# subcommands
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from hwsim.system import all_systems
+
+    specs._import_builtin_kinds()
+    if args.kind is None:
+        print("systems:")
+        rows = [[s.name, ", ".join(f"{r.name}:{r.kind}" for r in s.roles), s.summary]
+                for s in all_systems()]
+        print(_table(rows, ["system", "inputs (role:kind)", "summary"]))
+        print()
+    kinds = [args.kind] if args.kind else sorted(specs.KINDS)
+    rows = []
+    for kind in kinds:
+        specs.kind_schema(kind)
+        for p in specs.spec_files(kind):
+            rows.append([kind, p.stem, _relpath(p)])
+    print("spec files:")
+    print(_table(rows, ["kind", "name", "file"]) if rows else "(none)")
+    return EXIT_OK
+
+
+def _relpath(p: Path) -> str:
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(p)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    path = specs.find_spec_file(args.kind, args.name)
+    overrides = dict(specs.parse_override(s) for s in args.set)
+    spec = specs.load_spec(path, kind=args.kind, overrides=overrides)
+    cls = type(spec)
+    values = specs.flatten(spec)
+    if args.json:
+        print(json.dumps({"kind": args.kind, "file": str(path), "spec": specs.to_dict(spec)},
+                         indent=2, default=str))
+        return EXIT_OK
+    info = {r.key: r for r in specs.schema_rows(cls)}
+    rows = []
+    for key, v in values.items():
+        r = info.get(key)
+        rows.append([key, _num(v), r.unit if r else "", r.help if r else ""])
+    print(f"# {args.kind} spec '{spec_name(spec, path)}' from {_relpath(path)}")
+    print(_table(rows, ["key", "value", "unit", "meaning"]))
+    return EXIT_OK
+
+
+def spec_name(spec: Any, path: Path) -> str:
+    return str(getattr(spec, "name", path.stem))
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from hwsim.system import get_system
+
+    system = get_system(args.system)
+    if args.json:
+        out = {
+            "system": system.name,
+            "inputs": {
+                r.name: {
+                    "kind": r.kind, "default": r.default,
+                    "keys": [vars(row) for row in specs.schema_rows(specs.kind_schema(r.kind))],
+                }
+                for r in system.roles
+            },
+            "metrics": [{"name": m.name, "help": m.help, "fidelities": list(m.fidelities)}
+                        for m in system.metrics],
+        }
+        print(json.dumps(out, indent=2, default=str))
+        return EXIT_OK
+    print(f"system {system.name}: {system.summary}\n")
+    for r in system.roles:
+        print(f"[{r.name}]  kind={r.kind}  default={r.default}" + (f"  ({r.help})" if r.help else ""))
+        rows = [[f"{r.name}.{row.key}", row.type if not row.unit else f"{row.type} [{row.unit}]",
+                 "(required)" if row.required else _num(row.default), row.range or "-", row.help]
+                for row in specs.schema_rows(specs.kind_schema(r.kind))]
+        print(_table(rows, ["key", "type [unit]", "default", "range", "meaning"]))
+        print()
+    print("metrics:")
+    print(_table([[m.name, ",".join(m.fidelities), m.help] for m in system.metrics],
+                 ["metric", "fidelity", "meaning"]))
+    return EXIT_OK
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from hwsim.system import get_system
+
+    system = get_system(args.system)
+    inputs = system.resolve(args.spec, args.set)
+    trace = None
+    if args.trace:
+        from hwsim.des.trace import TraceRecorder
+
+        if args.fidelity != "des":
+            raise InputError("--trace needs --fidelity des (the analytical model has no timeline)")
+        trace = TraceRecorder()
+    try:
+        metrics = system.evaluate(inputs, args.fidelity, seed=args.seed, trace=trace)
+        status = "ok"
+        reason = ""
+    except InfeasibleDesign as exc:
+        metrics, status, reason = {}, "infeasible", str(exc)
+    if trace is not None:
+        trace.write(args.trace)
+        log.info("wrote trace %s (open in https://ui.perfetto.dev or chrome://tracing)",
+                 args.trace)
+    if args.json:
+        out: dict[str, Any] = {
+            "system": system.name,
+            "fidelity": args.fidelity,
+            "status": status,
+            "inputs": {role: specs.to_dict(spec) for role, spec in inputs.items()},
+            "metrics": {k: (v if math.isfinite(v) else None) for k, v in metrics.items()},
+        }
+        if args.fidelity == "des":
+            out["seed"] = args.seed
+        if reason:
+            out["reason"] = reason
+        print(json.dumps(out, indent=2, default=str))
+        return EXIT_OK
+    names = ", ".join(f"{role}={getattr(s, 'name', '?')}" for role, s in inputs.items())
+    print(f"# {system.name} ({args.fidelity}) {names}")
+    if status != "ok":
+        print(f"infeasible: {reason}")
+        return EXIT_OK
+    print(_table([[k, _num(v)] for k, v in metrics.items()], ["metric", "value"]))
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from hwsim import validation
+
+    cases = validation.collect([args.system] if args.system else None)
+    if args.case:
+        cases = [c for c in cases if any(sub in c.case for sub in args.case)]
+    results = validation.run(cases, progress=not args.json and sys.stderr.isatty())
+    if args.report:
+        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.report).write_text(validation.markdown_report(results) + "\n")
+        log.info("wrote %s", args.report)
+    if args.json:
+        print(json.dumps([r.as_json() for r in results], indent=2))
+    else:
+        print(_table(validation.table_rows(results), validation.HEADER))
+        n_ok = sum(r.ok for r in results)
+        print(f"\n{n_ok} of {len(results)} cases within tolerance")
+    return EXIT_OK if all(r.ok for r in results) else EXIT_VALIDATION
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="hwsim", description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--version", action="version", version=f"hwsim {__version__}")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    s = sub.add_parser("list", help="list systems and spec files by kind")
+    s.add_argument("kind", nargs="?", help="only spec files of this kind")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("show", help="print a resolved spec with units")
+    s.add_argument("kind")
+    s.add_argument("name", help="spec name under models/<kind>/ or a file")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_show)
+
+    s = sub.add_parser("schema", help="every key a system accepts, with unit, default and range")
+    s.add_argument("system")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_schema)
+
+    s = sub.add_parser("simulate", help="evaluate one design point")
+    s.add_argument("system")
+    s.add_argument("--spec", action="append", default=[], metavar="[ROLE=]FILE|NAME",
+                   help="a spec file (its kind picks the input) or ROLE=NAME")
+    s.add_argument("--set", action="append", default=[], metavar="ROLE.KEY=VALUE",
+                   help="override a key, e.g. --set chip.die_area_mm2=140")
+    s.add_argument("--fidelity", default="analytical", choices=["analytical", "des"])
+    s.add_argument("--seed", type=int, default=0, help="seed of every random choice (DES)")
+    s.add_argument("--json", action="store_true", help="one JSON object")
+    s.add_argument("--trace", metavar="FILE", help="write a Chrome/Perfetto trace (DES)")
+    s.set_defaults(func=cmd_simulate)
+
+    s = sub.add_parser("validate", help="compare predictions with published values")
+    s.add_argument("system", nargs="?")
+    s.add_argument("--case", action="append", default=[], help="only cases whose name has this")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--report", metavar="FILE", help="write the Markdown report")
+    s.set_defaults(func=cmd_validate)
+
+    from hwsim.explore import cli as explore_cli
+    from hwsim.rtl import cli as rtl_cli
+
+    explore_cli.add_parsers(sub)
+    rtl_cli.add_parsers(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose else logging.INFO)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_INPUT
+    try:
+        return int(args.func(args) or 0)
+    except InputError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_INPUT
+    except HwsimError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

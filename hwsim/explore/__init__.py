@@ -1,0 +1,1 @@
+"""Design-space exploration: Optuna studies, exhaustive grids, Pareto fronts and reports."""

@@ -1,0 +1,37 @@
+"""The ``queue`` spec kind."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hwsim.specs import param, spec_kind
+
+
+@spec_kind("queue")
+@dataclass(frozen=True, kw_only=True)
+class QueueSpec:
+    """One service station fed by one arrival stream."""
+
+    name: str = param(help="identifier")
+    arrival_process: str = param("poisson", choices=("poisson", "deterministic"),
+                                 help="inter-arrival distribution")
+    arrival_rate_per_s: float = param(unit="1/s", gt=0, help="mean arrival rate lambda")
+    service_distribution: str = param(
+        "exponential", choices=("exponential", "deterministic", "erlang"),
+        help="service-time distribution",
+    )
+    mean_service_s: float = param(unit="s", gt=0, help="mean service time E[S]")
+    erlang_k: int = param(2, ge=1, help="phases of the Erlang service distribution")
+    servers: int = param(1, ge=1, le=4096, help="identical servers sharing one FIFO queue")
+    customers: int = param(200_000, ge=100, help="customers measured by the DES")
+    warmup_customers: int = param(20_000, ge=0, help="customers discarded before measuring (DES)")
+
+    def service_scv(self) -> float:
+        """Squared coefficient of variation of the service time."""
+        return {"exponential": 1.0, "deterministic": 0.0}.get(
+            self.service_distribution, 1.0 / self.erlang_k
+        )
+
+    def arrival_scv(self) -> float:
+        """Squared coefficient of variation of the inter-arrival time."""
+        return 1.0 if self.arrival_process == "poisson" else 0.0

@@ -1,0 +1,1 @@
+"""RTL generators (Amaranth) for the accelerator dataflows, Verilog emission and synthesis."""

@@ -1,0 +1,535 @@
+"""Spec files: TOML under ``models/`` loaded into validated, frozen dataclasses.
+
+A *kind* (``llm``, ``gpu``, ``asic``, ...) is a frozen dataclass registered with
+:func:`spec_kind`. Its fields are declared with :func:`param`, which records the unit, the
+valid range and a one-line help; units also live in the key names (``clock_MHz``).
+
+Loading checks everything and raises :class:`~hwsim.errors.InputError` naming the file, the key
+path, the value and what was expected: unknown keys, wrong types, values out of range and
+missing files are all errors. ``--set key.path=value`` overrides go through the same checks.
+
+Example::
+
+    @spec_kind("gpu")
+    @dataclass(frozen=True, kw_only=True)
+    class GpuSpec:
+        name: str = param(help="identifier")
+        hbm_bandwidth_GBps: float = param(unit="GB/s", gt=0, help="peak HBM bandwidth")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import MISSING, dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hwsim.errors import InputError
+
+T = TypeVar("T")
+
+#: kind name -> dataclass
+KINDS: dict[str, type] = {}
+
+_SPEC_VERSION_KEY = "version"
+_RESERVED = ("kind", _SPEC_VERSION_KEY)
+
+
+# --------------------------------------------------------------------------------------------
+# declaring kinds
+
+
+def param(
+    default: Any = MISSING,
+    *,
+    unit: str = "",
+    help: str = "",
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    choices: Iterable[Any] | None = None,
+    default_factory: Any = MISSING,
+) -> Any:
+    """A spec field with its unit, range and help, checked on load."""
+    meta = {
+        "unit": unit,
+        "help": help,
+        "ge": ge,
+        "gt": gt,
+        "le": le,
+        "lt": lt,
+        "choices": tuple(choices) if choices is not None else None,
+    }
+    if default_factory is not MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def spec_kind(kind: str, *, version: int = 1, folder: str | None = None):
+    """Register a frozen dataclass as the schema of spec files of ``kind``.
+
+    ``folder`` is the sub-folder of ``models/`` holding files of this kind (default: ``kind``).
+    """
+
+    def deco(cls: type[T]) -> type[T]:
+        if not dataclasses.is_dataclass(cls):
+            raise TypeError(f"{cls.__name__} must be a dataclass")
+        if kind in KINDS and KINDS[kind] is not cls:
+            raise ValueError(f"spec kind {kind!r} registered twice")
+        cls.spec_kind = kind  # type: ignore[attr-defined]
+        cls.spec_version = version  # type: ignore[attr-defined]
+        cls.spec_folder = folder or kind  # type: ignore[attr-defined]
+        KINDS[kind] = cls
+        return cls
+
+    return deco
+
+
+def kind_schema(kind: str) -> type:
+    """The dataclass registered for ``kind``; an InputError names the known kinds otherwise."""
+    _import_builtin_kinds()
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise InputError(
+            f"unknown spec kind {kind!r}; expected one of: {', '.join(sorted(KINDS))}"
+        ) from None
+
+
+def _import_builtin_kinds() -> None:
+    # Kinds are declared next to the systems that use them; importing the systems registers them.
+    from hwsim import systems
+
+    systems.load_all()
+
+
+# --------------------------------------------------------------------------------------------
+# where spec files live
+
+
+def models_dir() -> Path:
+    """The ``models/`` folder: ``$HWSIM_MODELS``, else the one beside the package, else ./models."""
+    env = os.environ.get("HWSIM_MODELS")
+    if env:
+        return Path(env)
+    beside = Path(__file__).resolve().parent.parent / "models"
+    if beside.is_dir():
+        return beside
+    return Path.cwd() / "models"
+
+
+def spec_files(kind: str) -> list[Path]:
+    """Spec files of ``kind`` under ``models/``, sorted by name."""
+    cls = kind_schema(kind)
+    folder = models_dir() / cls.spec_folder  # type: ignore[attr-defined]
+    if not folder.is_dir():
+        return []
+    out = []
+    for p in sorted(folder.glob("*.toml")):
+        try:
+            with p.open("rb") as fh:
+                head = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError):
+            out.append(p)  # listed; loading it will report the problem
+            continue
+        if head.get("kind") == kind:
+            out.append(p)
+    return out
+
+
+def find_spec_file(kind: str, name_or_path: str | os.PathLike[str]) -> Path:
+    """Resolve a spec file given as a path or as a name under ``models/<folder>/``."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists() or os.sep in str(name_or_path):
+        if not p.is_file():
+            raise InputError(f"spec file not found: {p}", file=str(p))
+        return p
+    cls = kind_schema(kind)
+    folder = models_dir() / cls.spec_folder  # type: ignore[attr-defined]
+    cand = folder / f"{name_or_path}.toml"
+    if cand.is_file():
+        return cand
+    names = [f.stem for f in spec_files(kind)]
+    hint = difflib.get_close_matches(str(name_or_path), names, n=3)
+    raise InputError(
+        f"no {kind} spec named {str(name_or_path)!r} in {folder}"
+        + (f"; did you mean {', '.join(hint)}?" if hint else f"; available: {', '.join(names)}")
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# loading and validating
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML file; a syntax error becomes an InputError naming the file and line."""
+    try:
+        with Path(path).open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise InputError(f"file not found: {path}", file=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"not valid TOML: {exc}", file=str(path)) from None
+
+
+def load_spec(
+    path: str | os.PathLike[str],
+    kind: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    override_prefix: str = "",
+) -> Any:
+    """Load one spec file into its frozen object, applying ``overrides`` (key path -> value).
+
+    ``override_prefix`` (e.g. ``chip.``) is how the overrides were written on the command line,
+    so that errors quote them as the user typed them.
+    """
+    path = Path(path)
+    raw = read_toml(path)
+    file_kind = raw.get("kind")
+    if file_kind is None:
+        raise InputError("missing key 'kind' (the spec's kind, e.g. 'gpu')", file=str(path))
+    if kind is not None and file_kind != kind:
+        raise InputError(
+            f"expected a spec of kind '{kind}'", file=str(path), key="kind", value=file_kind,
+            has_value=True,
+        )
+    cls = kind_schema(file_kind)
+    return build_spec(cls, raw, file=str(path), overrides=overrides,
+                      override_prefix=override_prefix)
+
+
+def build_spec(
+    cls: type[T],
+    raw: Mapping[str, Any],
+    *,
+    file: str = "<spec>",
+    overrides: Mapping[str, Any] | None = None,
+    override_prefix: str = "",
+) -> T:
+    """Validate a raw mapping (as read from TOML) against ``cls`` and build the frozen object."""
+    data = {k: v for k, v in raw.items()}
+    version = data.pop(_SPEC_VERSION_KEY, None)
+    data.pop("kind", None)
+    want = getattr(cls, "spec_version", 1)
+    if version is not None and version != want:
+        raise InputError(
+            f"unsupported spec version; this hwsim reads version {want}", file=file,
+            key=_SPEC_VERSION_KEY, value=version, has_value=True,
+        )
+    set_paths = _SetPaths(override_prefix)
+    for key, value in (overrides or {}).items():
+        _set_path(data, key, value, file=file)
+        set_paths.add(key)
+    return _convert_dataclass(cls, data, "", file, set_paths)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse ``key.path=value``; the value is read as a TOML value, else kept as a string."""
+    if "=" not in text:
+        raise InputError(f"--set {text!r}: expected key.path=value")
+    key, _, value = text.partition("=")
+    key = key.strip()
+    if not key:
+        raise InputError(f"--set {text!r}: empty key")
+    return key, parse_value(value.strip())
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value as TOML (numbers, booleans, arrays, quoted strings), else a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _set_path(data: dict[str, Any], key: str, value: Any, *, file: str) -> None:
+    parts = key.split(".")
+    cur = data
+    for i, part in enumerate(parts[:-1]):
+        nxt = cur.get(part)
+        if nxt is None:
+            nxt = cur[part] = {}
+        elif not isinstance(nxt, dict):
+            raise InputError(
+                "is not a table, so it has no sub-key", file=f"{file} (--set {key})",
+                key=".".join(parts[: i + 1]), value=nxt, has_value=True,
+            )
+        cur = nxt
+    cur[parts[-1]] = value
+
+
+class _SetPaths(set):
+    """The key paths set by overrides, and the prefix they were written with."""
+
+    def __init__(self, prefix: str = "") -> None:
+        super().__init__()
+        self.prefix = prefix
+
+
+def _where(file: str, path: str, set_paths: set[str]) -> str:
+    if any(path == s or path.startswith(s + ".") for s in set_paths):
+        return f"{file} (--set {getattr(set_paths, 'prefix', '')}{path})"
+    return file
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if tp is bool:
+        return "true or false"
+    if tp is int:
+        return "an integer"
+    if tp is float:
+        return "a number"
+    if tp is str:
+        return "a string"
+    if origin is tuple:
+        return f"an array of {_describe(typing.get_args(tp)[0])}"
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_describe(a) for a in typing.get_args(tp) if a is not type(None))
+    if dataclasses.is_dataclass(tp):
+        return "a table"
+    return str(tp)
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    cached = cls.__dict__.get("_hwsim_hints")
+    if cached is None:
+        cached = typing.get_type_hints(cls)
+        type.__setattr__(cls, "_hwsim_hints", cached)
+    return cached
+
+
+def _convert_dataclass(
+    cls: type[T], data: Any, prefix: str, file: str, set_paths: set[str]
+) -> T:
+    if not isinstance(data, Mapping):
+        raise InputError(
+            "expected a table", file=_where(file, prefix, set_paths), key=prefix or None,
+            value=data, has_value=True,
+        )
+    hints = _hints(cls)
+    flds = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    for key in data:
+        if key not in flds:
+            path = f"{prefix}.{key}" if prefix else key
+            close = difflib.get_close_matches(key, list(flds), n=1)
+            raise InputError(
+                "unknown key"
+                + (f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(flds)}"),
+                file=_where(file, path, set_paths), key=path, value=data[key], has_value=True,
+            )
+    kwargs = {}
+    for name, f in flds.items():
+        path = f"{prefix}.{name}" if prefix else name
+        if name not in data:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise InputError(
+                    f"missing key; expected {_describe(hints[name])}"
+                    + (f" in {f.metadata['unit']}" if f.metadata.get("unit") else ""),
+                    file=file, key=path,
+                )
+            continue
+        kwargs[name] = _convert(hints[name], data[name], f.metadata, path, file, set_paths)
+    try:
+        return cls(**kwargs)
+    except InputError:
+        raise
+    except (TypeError, ValueError) as exc:  # __post_init__ cross-field checks
+        raise InputError(str(exc), file=file, key=prefix or None) from None
+
+
+def _convert(
+    tp: Any, value: Any, meta: Mapping[str, Any], path: str, file: str, set_paths: set[str]
+) -> Any:
+    where = _where(file, path, set_paths)
+
+    def bad(expected: str) -> InputError:
+        return InputError(f"expected {expected}", file=where, key=path, value=value,
+                          has_value=True)
+
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        errors = []
+        for a in args:
+            try:
+                return _convert(a, value, meta, path, file, set_paths)
+            except InputError as exc:
+                errors.append(exc)
+        raise errors[0] if len(errors) == 1 else bad(_describe(tp))
+    if dataclasses.is_dataclass(tp):
+        return _convert_dataclass(tp, value, path, file, set_paths)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise bad(_describe(tp))
+        (item_tp, *_rest) = typing.get_args(tp)
+        items = tuple(
+            _convert(item_tp, v, meta, f"{path}[{i}]", file, set_paths)
+            for i, v in enumerate(value)
+        )
+        return items
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise bad("a table")
+        _k, v_tp = typing.get_args(tp)
+        return types.MappingProxyType(
+            {k: _convert(v_tp, v, meta, f"{path}.{k}", file, set_paths) for k, v in value.items()}
+        )
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        out: Any = value
+    elif tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise bad("an integer" + _unit(meta))
+        out = value
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad("a number" + _unit(meta))
+        out = float(value)
+        if not math.isfinite(out):
+            raise bad("a finite number" + _unit(meta))
+    elif tp is str:
+        if not isinstance(value, str):
+            raise bad("a string")
+        out = value
+    elif tp is Any:
+        out = value
+    else:  # pragma: no cover - a schema bug, not user input
+        raise TypeError(f"unsupported spec field type {tp!r} at {path}")
+    _check_range(out, meta, bad)
+    return out
+
+
+def _unit(meta: Mapping[str, Any]) -> str:
+    return f" in {meta['unit']}" if meta.get("unit") else ""
+
+
+def range_text(meta: Mapping[str, Any]) -> str:
+    """The valid range of a field, as people write it ("> 0", "[1, 64]", "one of a, b")."""
+    if meta.get("choices"):
+        return "one of " + ", ".join(str(c) for c in meta["choices"])
+    lo = hi = ""
+    if meta.get("ge") is not None:
+        lo = f">= {meta['ge']:g}"
+    if meta.get("gt") is not None:
+        lo = f"> {meta['gt']:g}"
+    if meta.get("le") is not None:
+        hi = f"<= {meta['le']:g}"
+    if meta.get("lt") is not None:
+        hi = f"< {meta['lt']:g}"
+    return " and ".join(x for x in (lo, hi) if x)
+
+
+def _check_range(value: Any, meta: Mapping[str, Any], bad: Any) -> None:
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        raise bad("one of " + ", ".join(repr(c) for c in choices))
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    ok = True
+    if meta.get("ge") is not None and not value >= meta["ge"]:
+        ok = False
+    if meta.get("gt") is not None and not value > meta["gt"]:
+        ok = False
+    if meta.get("le") is not None and not value <= meta["le"]:
+        ok = False
+    if meta.get("lt") is not None and not value < meta["lt"]:
+        ok = False
+    if not ok:
+        raise bad(f"a value {range_text(meta)}{_unit(meta)}")
+
+
+# --------------------------------------------------------------------------------------------
+# using specs
+
+
+def to_dict(spec: Any) -> dict[str, Any]:
+    """A spec as plain nested dicts and lists (TOML-able), without kind and version."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(spec):
+        v = getattr(spec, f.name)
+        out[f.name] = _plain(v)
+    return out
+
+
+def _plain(v: Any) -> Any:
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return to_dict(v)
+    if isinstance(v, tuple | list):
+        return [_plain(x) for x in v]
+    if isinstance(v, Mapping):
+        return {k: _plain(x) for k, x in v.items()}
+    return v
+
+
+def with_overrides(spec: T, overrides: Mapping[str, Any], *, file: str = "<override>") -> T:
+    """A copy of ``spec`` with key paths replaced, validated like a file."""
+    if not overrides:
+        return spec
+    return build_spec(type(spec), to_dict(spec), file=file, overrides=overrides)
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """One key of a schema, for ``hwsim schema`` and ``hwsim show``."""
+
+    key: str
+    type: str
+    unit: str
+    default: Any
+    range: str
+    help: str
+    required: bool
+
+
+def schema_rows(cls: type, prefix: str = "") -> Iterator[FieldInfo]:
+    """Every key of a kind's schema (nested tables flattened to dotted paths)."""
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        key = f"{prefix}{f.name}"
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            yield from schema_rows(tp, key + ".")
+            continue
+        if f.default is not MISSING:
+            default = f.default
+        elif f.default_factory is not MISSING:
+            default = _plain(f.default_factory())
+        else:
+            default = None
+        yield FieldInfo(
+            key=key,
+            type=_describe(tp),
+            unit=f.metadata.get("unit", ""),
+            default=default,
+            range=range_text(f.metadata),
+            help=f.metadata.get("help", ""),
+            required=f.default is MISSING and f.default_factory is MISSING,
+        )
+
+
+def flatten(spec: Any, prefix: str = "") -> dict[str, Any]:
+    """A spec's values keyed by dotted path (nested tables flattened)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(spec):
+        v = getattr(spec, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = _plain(v)
+    return out
