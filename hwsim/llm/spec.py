@@ -1,0 +1,54 @@
+"""The ``llm`` spec kind: a decoder-only transformer described by its shape.
+
+Parameter counts are derived from the shape (and checked in tests against the published totals);
+FLOPs and KV-cache bytes per token follow from the same shape, so every LLM-serving model in
+hwsim (Chiplet Cloud, GPU and TPU baselines) reads one description.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hwsim.specs import param, spec_kind
+
+
+@spec_kind("llm")
+@dataclass(frozen=True, kw_only=True)
+class LlmSpec:
+    """A decoder-only transformer."""
+
+    name: str = param(help="identifier")
+    layers: int = param(ge=1, help="transformer blocks")
+    d_model: int = param(ge=1, help="hidden size")
+    heads: int = param(ge=1, help="attention (query) heads")
+    kv_heads: int = param(0, ge=0, help="key/value heads: = heads for MHA, 1 for MQA, else GQA; "
+                          "0 means = heads")
+    head_dim: int = param(0, ge=0, help="size of one head; 0 means d_model / heads")
+    d_ff: int = param(ge=1, help="feed-forward inner size")
+    ffn: str = param("gelu", choices=("gelu", "relu", "swiglu", "geglu"),
+                     help="feed-forward type: gated (swiglu, geglu) has three matrices")
+    parallel_attention: bool = param(False, help="attention and FFN read the same input "
+                                     "(GPT-J / PaLM style)")
+    vocab: int = param(ge=1, help="vocabulary size")
+    max_context: int = param(2048, ge=1, unit="tokens", help="longest context trained for")
+    tied_embeddings: bool = param(True, help="output projection shares the input embedding")
+    learned_positions: bool = param(False, help="a learned position-embedding table (GPT-2/3)")
+    bias: bool = param(True, help="linear layers carry biases")
+    published_params_B: float = param(0.0, ge=0, unit="1e9 params",
+                                      help="the published parameter count (for checks only)")
+    source: str = param("", help="where the shape comes from")
+
+    def __post_init__(self) -> None:
+        if self.heads and self.d_model % self.heads and not self.head_dim:
+            raise ValueError(f"d_model {self.d_model} is not a multiple of heads {self.heads}; "
+                             "give head_dim")
+        if self.n_kv_heads and self.heads % self.n_kv_heads:
+            raise ValueError(f"heads {self.heads} is not a multiple of kv_heads {self.kv_heads}")
+
+    @property
+    def n_kv_heads(self) -> int:
+        return self.kv_heads or self.heads
+
+    @property
+    def d_head(self) -> int:
+        return self.head_dim or self.d_model // self.heads
