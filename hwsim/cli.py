@@ -129,7 +129,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"system {system.name}: {system.summary}\n")
     for r in system.roles:
-        print(f"[{r.name}]  kind={r.kind}  default={r.default}" + (f"  ({r.help})" if r.help else ""))
+        note = f"  ({r.help})" if r.help else ""
+        print(f"[{r.name}]  kind={r.kind}  default={r.default}{note}")
         rows = [[f"{r.name}.{row.key}", row.type if not row.unit else f"{row.type} [{row.unit}]",
                  "(required)" if row.required else _num(row.default), row.range or "-", row.help]
                 for row in specs.schema_rows(specs.kind_schema(r.kind))]
@@ -278,6 +279,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

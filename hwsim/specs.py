@@ -321,9 +321,9 @@ def _convert_dataclass(
         if key not in flds:
             path = f"{prefix}.{key}" if prefix else key
             close = difflib.get_close_matches(key, list(flds), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(flds)}"
             raise InputError(
-                "unknown key"
-                + (f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(flds)}"),
+                f"unknown key; {hint}",
                 file=_where(file, path, set_paths), key=path, value=data[key], has_value=True,
             )
     kwargs = {}

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 Metrics = dict[str, float]
 Inputs = Mapping[str, Any]  # role -> frozen spec object
+BatchEvaluator = Callable[[Inputs, Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
 
 FIDELITIES = ("analytical", "des")
 
@@ -62,7 +63,7 @@ class System:
     analytical: Callable[[Inputs], Metrics]
     des: Callable[..., Metrics] | None = None
     #: vectorised analytical evaluator: (inputs, {key.path: array}) -> {metric: array}
-    analytical_batch: Callable[[Inputs, Mapping[str, np.ndarray]], Mapping[str, np.ndarray]] | None = None
+    analytical_batch: BatchEvaluator | None = None
     #: validation cases (hwsim.validation.Case) of this system
     validation: Callable[[], Sequence[Any]] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)

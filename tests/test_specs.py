@@ -1,0 +1,149 @@
+"""Spec loading: every kind of bad input is an InputError naming the file, key and value."""
+
+from __future__ import annotations
+
+from dataclasses import FrozenInstanceError, dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hwsim import specs
+from hwsim.errors import InputError
+from hwsim.specs import param
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Inner:
+    bandwidth_GBps: float = param(100.0, unit="GB/s", gt=0)
+    ports: int = param(2, ge=1, le=64)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Thing:
+    name: str = param(help="identifier")
+    clock_MHz: float = param(unit="MHz", gt=0)
+    lanes: int = param(8, ge=1)
+    mode: str = param("fast", choices=("fast", "slow"))
+    enabled: bool = param(True)
+    sizes_KiB: tuple[float, ...] = param((1.0, 2.0), unit="KiB")
+    link: _Inner = param(default_factory=_Inner)
+
+
+def _write(tmp_path: Path, text: str, name: str = "x.toml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_build_valid_and_frozen():
+    s = specs.build_spec(_Thing, {"name": "a", "clock_MHz": 1000, "link": {"ports": 4}})
+    assert s.clock_MHz == 1000.0 and isinstance(s.clock_MHz, float)
+    assert s.link.ports == 4 and s.link.bandwidth_GBps == 100.0
+    assert s.sizes_KiB == (1.0, 2.0)
+    with pytest.raises(FrozenInstanceError):
+        s.lanes = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "needle"),
+    [
+        ({"name": "a", "clock_MHz": 1, "bogus": 1}, "bogus", "unknown key"),
+        ({"name": "a", "clock_MHz": -5}, "clock_MHz", "> 0"),
+        ({"name": "a", "clock_MHz": "fast"}, "clock_MHz", "a number"),
+        ({"name": "a", "clock_MHz": 1, "lanes": 2.5}, "lanes", "integer"),
+        ({"name": "a", "clock_MHz": 1, "lanes": True}, "lanes", "integer"),
+        ({"name": "a", "clock_MHz": 1, "mode": "medium"}, "mode", "one of"),
+        ({"name": "a", "clock_MHz": 1, "enabled": 1}, "enabled", "true or false"),
+        ({"name": "a"}, "clock_MHz", "missing key"),
+        ({"name": "a", "clock_MHz": 1, "link": {"ports": 0}}, "link.ports", ">= 1"),
+        ({"name": "a", "clock_MHz": 1, "link": {"portz": 3}}, "link.portz", "did you mean"),
+        ({"name": "a", "clock_MHz": 1, "link": 3}, "link", "table"),
+        ({"name": "a", "clock_MHz": 1, "sizes_KiB": [1, "x"]}, "sizes_KiB[1]", "a number"),
+    ],
+)
+def test_bad_values_name_key_and_value(raw, key, needle):
+    with pytest.raises(InputError) as ei:
+        specs.build_spec(_Thing, raw, file="models/thing/a.toml")
+    msg = str(ei.value)
+    assert "models/thing/a.toml" in msg
+    assert f"'{key}'" in msg
+    assert needle in msg
+    assert "\n" not in msg
+
+
+def test_overrides_are_validated_and_quoted():
+    raw = {"name": "a", "clock_MHz": 1000}
+    s = specs.build_spec(_Thing, raw, overrides={"link.ports": 8, "lanes": 4})
+    assert (s.link.ports, s.lanes) == (8, 4)
+    with pytest.raises(InputError, match=r"--set chip\.lanes"):
+        specs.build_spec(_Thing, raw, overrides={"lanes": 0}, override_prefix="chip.")
+
+
+def test_with_overrides_round_trip():
+    s = specs.build_spec(_Thing, {"name": "a", "clock_MHz": 1000})
+    t = specs.with_overrides(s, {"link.bandwidth_GBps": 50})
+    assert t.link.bandwidth_GBps == 50 and s.link.bandwidth_GBps == 100
+    assert specs.with_overrides(s, {}) is s
+    assert specs.build_spec(_Thing, specs.to_dict(s)) == s
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("3", 3), ("2.5", 2.5), ("true", True), ("[1, 2]", [1, 2]), ("'a b'", "a b"),
+     ("gpt3", "gpt3"), ("a100-sxm", "a100-sxm")],
+)
+def test_parse_value(text, expected):
+    assert specs.parse_value(text) == expected
+
+
+def test_parse_override_needs_equals():
+    with pytest.raises(InputError, match=r"key\.path=value"):
+        specs.parse_override("chip.die_area_mm2")
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_range_check_property(x):
+    raw = {"name": "a", "clock_MHz": x}
+    if x > 0:
+        assert specs.build_spec(_Thing, raw).clock_MHz == x
+    else:
+        with pytest.raises(InputError):
+            specs.build_spec(_Thing, raw)
+
+
+def test_load_spec_file_errors(tmp_path):
+    with pytest.raises(InputError, match="file not found"):
+        specs.load_spec(tmp_path / "missing.toml")
+    bad = _write(tmp_path, "kind = 'queue'\nname = = 3\n")
+    with pytest.raises(InputError, match="not valid TOML"):
+        specs.load_spec(bad)
+    nokind = _write(tmp_path, "name = 'x'\n", "nokind.toml")
+    with pytest.raises(InputError, match="missing key 'kind'"):
+        specs.load_spec(nokind)
+    unknown = _write(tmp_path, "kind = 'warp-drive'\nname = 'x'\n", "unk.toml")
+    with pytest.raises(InputError, match="unknown spec kind"):
+        specs.load_spec(unknown)
+    wrong = _write(tmp_path, "kind = 'queue'\nversion = 99\nname='x'\n", "ver.toml")
+    with pytest.raises(InputError, match="version"):
+        specs.load_spec(wrong)
+
+
+def test_every_model_file_loads():
+    """Every spec file shipped under models/ is valid against its kind's schema."""
+    specs._import_builtin_kinds()
+    n = 0
+    for kind in specs.KINDS:
+        for path in specs.spec_files(kind):
+            spec = specs.load_spec(path, kind=kind)
+            assert getattr(spec, "name", path.stem) == path.stem, path
+            n += 1
+    assert n > 0
+
+
+def test_schema_rows_cover_nested():
+    rows = {r.key: r for r in specs.schema_rows(_Thing)}
+    assert rows["link.bandwidth_GBps"].unit == "GB/s"
+    assert rows["clock_MHz"].required and rows["clock_MHz"].range == "> 0"
+    assert rows["mode"].range == "one of fast, slow"
