@@ -34,6 +34,11 @@ class LlmSpec:
     tied_embeddings: bool = param(True, help="output projection shares the input embedding")
     learned_positions: bool = param(False, help="a learned position-embedding table (GPT-2/3)")
     bias: bool = param(True, help="linear layers carry biases")
+    relative_position_projection: bool = param(
+        False, help="each layer has a d_model x (heads*head_dim) relative-position key projection "
+        "(Transformer-XL style, Dai et al. 2019; used by Gopher)")
+    norm: str = param("layernorm", choices=("layernorm", "rmsnorm"),
+                      help="normalisation: layernorm has a scale and a shift, rmsnorm a scale")
     published_params_B: float = param(0.0, ge=0, unit="1e9 params",
                                       help="the published parameter count (for checks only)")
     source: str = param("", help="where the shape comes from")
