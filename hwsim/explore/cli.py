@@ -3,22 +3,175 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
 
 from hwsim.errors import InputError
 
+log = logging.getLogger(__name__)
+
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    s = sub.add_parser("sweep", help="run an Optuna study over a design space")
+    s = sub.add_parser(
+        "sweep", help="run an Optuna study over a design space",
+        description="Run (or resume) the study a spec describes until it holds --trials trials, "
+        "then write its tables, figures and report into results/<study>/.")
     s.add_argument("study", help="study spec (explore/*.toml)")
+    s.add_argument("--trials", type=int, metavar="N",
+                   help="global trial budget (all workers together; default: the spec's)")
+    s.add_argument("--storage", metavar="URL",
+                   help="postgresql://... for many workers on many machines, or a journal file "
+                   "(default: results/<study>/study.journal)")
+    s.add_argument("--study-name", metavar="NAME", help="Optuna study name (default: the spec's)")
+    s.add_argument("--n-jobs", type=int, default=1, metavar="N",
+                   help="worker processes on this machine (default 1)")
+    s.add_argument("--out", metavar="DIR", help="output folder (default results/<study>)")
+    s.add_argument("--seed", type=int, metavar="S", help="seed (default: the spec's)")
+    s.add_argument("--exhaustive", action="store_true",
+                   help="also enumerate the whole (discrete) space and compare")
+    s.add_argument("--no-report", action="store_true",
+                   help="run trials only (a worker among many); `hwsim report` writes the rest")
+    s.add_argument("--no-figures", action="store_true", help="tables and reports, no figures")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument("--validate-only", action="store_true",
+                   help="check the study spec and the storage, run nothing")
     s.set_defaults(func=run_sweep)
-    s = sub.add_parser("report", help="rebuild a study's tables, figures and report")
-    s.add_argument("dir", nargs="?")
+
+    s = sub.add_parser(
+        "report", help="rebuild a study's tables, figures and report",
+        description="Rebuild trials.parquet/csv, pareto.csv, figures, report.md and report.html "
+        "from a study's storage.")
+    s.add_argument("dir", nargs="?", help="a study's results folder (holds study.journal)")
+    s.add_argument("--storage", metavar="URL", help="the study's storage (instead of DIR)")
+    s.add_argument("--study", metavar="NAME", help="study name in --storage")
+    s.add_argument("--out", metavar="DIR", help="where to write (default DIR or results/NAME)")
+    s.add_argument("--refine", action="store_true",
+                   help="run the multi-fidelity refinement again if the Pareto set changed")
+    s.add_argument("--no-figures", action="store_true", help="tables and reports, no figures")
     s.set_defaults(func=run_report)
 
 
+def _command() -> list[str]:
+    return ["hwsim", *sys.argv[1:]]
+
+
 def run_sweep(args: argparse.Namespace) -> int:
-    raise InputError("hwsim sweep is not available yet")
+    from hwsim.explore import results, runner
+    from hwsim.explore.study import load_study
+
+    if args.n_jobs < 1:
+        raise InputError(f"--n-jobs {args.n_jobs}: expected a whole number >= 1")
+    study = load_study(args.study, trials=args.trials, seed=args.seed)
+    if args.exhaustive and not study.enumerable():
+        raise InputError(
+            f"--exhaustive needs a discrete space of at most {study.exhaustive_max_points} "
+            f"points; this one has {study.space_size():g}", file=study.path, key="space")
+    if args.exhaustive:
+        from dataclasses import replace
+
+        study = replace(study, exhaustive=True)
+    opts = runner.SweepOptions(
+        storage=args.storage, study_name=args.study_name,
+        out_dir=Path(args.out) if args.out else None, n_jobs=args.n_jobs,
+        progress=False if args.no_progress else None,
+    )
+    if args.validate_only:
+        runner.open_study(study, opts)
+        print(f"{study.path}: ok ({len(study.space)} parameters, "
+              f"{len(study.objectives)} objectives, {len(study.constraints)} constraints; "
+              f"storage {runner.storage_mod.mask_url(runner.storage_url_for(study, opts))})")
+        return 0
+    res = runner.sweep(study, opts)
+    print(f"study {res.study_name}: {res.counted} of {study.trials} trials finished "
+          f"({res.ran} by this command) in {res.seconds:.1f} s; storage "
+          f"{runner.storage_mod.mask_url(res.storage)}")
+    if args.no_report:
+        return 0
+    ostudy = runner.open_study(study, opts)
+    out = results.write_outputs(study, ostudy, res.out_dir, storage=res.storage,
+                                command=_command(), sweep_seconds=res.seconds,
+                                figures=not args.no_figures)
+    _print_summary(out)
+    return 0
 
 
 def run_report(args: argparse.Namespace) -> int:
-    raise InputError("hwsim report is not available yet")
+    import optuna
+
+    from hwsim.explore import results, runner
+    from hwsim.explore import storage as storage_mod
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.storage:
+        url = args.storage
+        st = storage_mod.open_storage(url)
+        names = [s.study_name for s in optuna.get_all_study_summaries(st)]
+        name = args.study
+        if name is None:
+            if len(names) != 1:
+                raise InputError(f"--storage {storage_mod.mask_url(url)} holds "
+                                 f"{len(names)} studies; name one with --study "
+                                 f"({', '.join(names) or 'none'})")
+            name = names[0]
+        out_dir = Path(args.out or args.dir or Path("results") / name)
+    else:
+        if not args.dir:
+            raise InputError("hwsim report: give a results folder DIR, or --storage URL "
+                             "--study NAME")
+        out_dir = Path(args.dir)
+        url = str(storage_mod.default_storage_path(out_dir))
+        if not Path(url).is_file():
+            raise InputError(f"{out_dir}: no study.journal here; give --storage URL "
+                             "--study NAME for a study kept elsewhere", file=str(out_dir))
+        st = storage_mod.open_storage(url)
+        names = [s.study_name for s in optuna.get_all_study_summaries(st)]
+        name = args.study or (names[0] if len(names) == 1 else None)
+        if name is None:
+            raise InputError(f"{url} holds {len(names)} studies; name one with --study "
+                             f"({', '.join(names)})")
+        if args.out:
+            out_dir = Path(args.out)
+    if name not in names:
+        raise InputError(f"no study named {name!r} in {storage_mod.mask_url(url)}; "
+                         f"it holds: {', '.join(names) or 'none'}")
+    ostudy = optuna.load_study(study_name=name, storage=st)
+    study = results.spec_of(ostudy)
+    del runner  # the spec travels with the study; nothing to run
+    out = results.write_outputs(study, ostudy, out_dir, storage=url, command=_command(),
+                                run_refine=args.refine, figures=not args.no_figures)
+    _print_summary(out)
+    return 0
+
+
+def _print_summary(out: Any) -> None:
+    s = out.study
+    print(f"wrote {out.out_dir}/: trials.parquet, trials.csv, pareto.csv, meta.json, "
+          "report.md, report.html"
+          + (f", {sum(1 for f in out.files if f.suffix == '.svg')} figures (PNG+SVG)"
+             if any(f.suffix == ".svg" for f in out.files) else ""))
+    counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(out.counts.items()))
+    print(f"trials: {counts or 'none'}; Pareto set: {len(out.pareto)} designs")
+    c = out.comparison
+    if c and "hypervolume_ratio" in c:
+        print(f"hypervolume vs exact front ({c['points']} designs enumerated): "
+              f"{c['hypervolume_ratio']:.1%}")
+    elif c and "exact_best" in c:
+        print(f"best {s.objective_metrics[0]}: {c['sampler_best']:.6g} "
+              f"(exact optimum {c['exact_best']:.6g})")
+    if out.refine is not None and not out.refine.empty:
+        from hwsim.explore import fidelity as fid
+
+        summ = fid.summary(s, out.refine)
+        for r in summ.to_dict("records"):
+            if r["metric"] in s.objective_metrics:
+                print(f"{out.refine.attrs.get('fidelities', ('', ''))[1]} vs "
+                      f"{out.refine.attrs.get('fidelities', ('', ''))[0]}: {r['metric']} "
+                      f"differs by {r['median_abs_rel_diff']:.1%} (median), "
+                      f"{r['max_abs_rel_diff']:.1%} (max) over {r['designs']} designs")
+    elif out.refine_note:
+        print(f"refinement {out.refine_note}")
+    print(f"report: {out.out_dir / 'report.html'}")
+    log.debug("command: %s", shlex.join(_command()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hwsim.queueing.analytical import evaluate as analytical
+from hwsim.queueing.analytical import evaluate_batch as analytical_batch
 from hwsim.queueing.spec import QueueSpec
 from hwsim.system import Metric, Role, System, register_system
 from hwsim.validation import load_cases
@@ -43,5 +44,6 @@ SYSTEM = register_system(System(
     ),
     analytical=analytical,
     des=_des,
+    analytical_batch=analytical_batch,
     validation=_cases,
 ))

@@ -10,6 +10,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
 
 from hwsim.errors import InfeasibleDesign
 from hwsim.system import Inputs, Metrics
@@ -45,3 +49,56 @@ def evaluate(inputs: Inputs) -> Metrics:
         "mean_queue_length": lam * wq,
         "throughput_per_s": lam,
     }
+
+
+def evaluate_batch(inputs: Inputs, points: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """:func:`evaluate` over many design points at once (numpy, no Python loop per point).
+
+    ``points`` maps ``queue.<key>`` to an array of values (one per point); keys not given take
+    the value of ``inputs["queue"]``. Infeasible points (utilisation >= 1) get NaN in every
+    metric, as the batch convention says.
+    """
+    q = inputs["queue"]
+    arrays = {k.partition(".")[2]: np.asarray(v) for k, v in points.items()}
+    unknown = set(arrays) - set(_BATCH_KEYS)
+    if unknown:
+        raise ValueError(f"analytical_batch cannot vary queue.{sorted(unknown)[0]}")
+    n = max((a.size for a in arrays.values()), default=1)
+
+    def get(key: str, dtype: Any) -> np.ndarray:
+        if key in arrays:
+            return np.broadcast_to(arrays[key], (n,)).astype(dtype)
+        return np.full(n, getattr(q, key), dtype=dtype)
+
+    lam = get("arrival_rate_per_s", float)
+    es = get("mean_service_s", float)
+    c = get("servers", np.int64)
+    k = get("erlang_k", float)
+    arrival = get("arrival_process", object)
+    service = get("service_distribution", object)
+    ca2 = np.where(arrival == "poisson", 1.0, 0.0)
+    cs2 = np.where(service == "exponential", 1.0,
+                   np.where(service == "deterministic", 0.0, 1.0 / k))
+    a = lam * es
+    rho = a / c
+    ok = rho < 1.0
+    # Erlang B by its recursion, every point advancing while k <= its own server count.
+    b = np.ones(n)
+    for kk in range(1, int(c.max(initial=1)) + 1):
+        step = kk <= c
+        b = np.where(step, a * b / (kk + a * b), b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        erl_c = b / (1.0 - rho + rho * b)
+        wq = 0.5 * (ca2 + cs2) * erl_c * es / (c * (1.0 - rho))
+    nan = np.full(n, np.nan)
+    return {
+        "utilization": np.where(ok, rho, nan),
+        "mean_wait_s": np.where(ok, wq, nan),
+        "mean_sojourn_s": np.where(ok, wq + es, nan),
+        "mean_queue_length": np.where(ok, lam * wq, nan),
+        "throughput_per_s": np.where(ok, lam, nan),
+    }
+
+
+_BATCH_KEYS = ("arrival_rate_per_s", "mean_service_s", "servers", "erlang_k",
+               "arrival_process", "service_distribution")

@@ -1,0 +1,415 @@
+"""Running a study: the objective, the global budget, workers, resume.
+
+The budget
+    ``trials`` is a global budget: the number of *counted* trials in the study, whatever the
+    number of workers. A trial counts when it is COMPLETE, PRUNED (an infeasible design, with its
+    reason), RUNNING or WAITING, or FAILED by its evaluator (an error, recorded with its reason).
+    A trial does not count when its worker died (the heartbeat or the restart marks it failed and
+    queues a retry, which counts instead) or when it started after the budget was spent.
+
+    Exactness: trial numbers are handed out atomically by the storage. At its start a trial counts
+    the trials numbered below it; if they already fill the budget, it is marked FAIL with
+    ``surplus = true`` and its worker stops, before any evaluation. So the counted total equals
+    the budget exactly, with any number of workers, and rerunning with a larger ``--trials`` adds
+    the difference.
+
+Determinism
+    The sampler is seeded from the study seed (each extra worker adds its index), and a stochastic
+    evaluator (the DES) is seeded from ``seed + trial number``; the seed is recorded in the trial.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import multiprocessing as mp
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hwsim.errors import InfeasibleDesign, InputError
+from hwsim.explore import storage as storage_mod
+from hwsim.explore.study import InputCache, StudySpec, load_study, sampler_class
+
+log = logging.getLogger(__name__)
+
+SPEC_ATTR = "hwsim_study"
+FINGERPRINT_ATTR = "hwsim_fingerprint"
+
+
+class _Surplus(Exception):
+    """A trial started after the global budget was spent."""
+
+
+class _EvaluatorError(Exception):
+    """An evaluator raised something other than InfeasibleDesign (recorded, counted, goes on)."""
+
+
+@dataclass
+class SweepOptions:
+    """What ``hwsim sweep`` was asked to do, beyond the study spec."""
+
+    storage: str | None = None
+    study_name: str | None = None
+    out_dir: Path | None = None
+    n_jobs: int = 1
+    progress: bool | None = None  # None: when stderr is a terminal
+    worker_index: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def out_dir_for(study: StudySpec, opts: SweepOptions) -> Path:
+    return opts.out_dir or Path("results") / (opts.study_name or study.name)
+
+
+def storage_url_for(study: StudySpec, opts: SweepOptions) -> str:
+    return opts.storage or str(storage_mod.default_storage_path(out_dir_for(study, opts)))
+
+
+# --------------------------------------------------------------------------------------------
+# counting
+
+
+def counts(trial: Any) -> bool:
+    """Whether a (frozen) trial counts toward the global budget (see the module docstring)."""
+    from optuna.trial import TrialState
+
+    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING,
+                       TrialState.WAITING):
+        return True
+    if trial.state == TrialState.FAIL:
+        return bool(trial.user_attrs.get("error"))
+    return False
+
+
+def finished_counted(trials: Sequence[Any]) -> int:
+    """Counted trials that have finished (COMPLETE, PRUNED, or FAIL with an evaluator error)."""
+    from optuna.trial import TrialState
+
+    return sum(1 for t in trials if counts(t) and t.state not in (TrialState.RUNNING,
+                                                                      TrialState.WAITING))
+
+
+def n_counted(study: Any) -> int:
+    """Counted trials in a study, finished or in flight (WAITING retries excluded)."""
+    from optuna.trial import TrialState
+
+    return sum(1 for t in study.get_trials(deepcopy=False)
+               if counts(t) and t.state != TrialState.WAITING)
+
+
+# --------------------------------------------------------------------------------------------
+# the study object
+
+
+def make_sampler(study: StudySpec, worker_index: int = 0) -> Any:
+    """The Optuna sampler the spec names, seeded, with the constraints fed to it."""
+    cls = sampler_class(study.sampler, study.path)
+    kwargs: dict[str, Any] = dict(study.sampler_options)
+    kwargs["seed"] = study.seed + worker_index
+    if study.constraints and study.sampler in ("tpe", "nsga2", "nsga3", "gp"):
+        kwargs["constraints_func"] = constraints_func
+    if study.sampler == "grid":
+        kwargs["search_space"] = {p.name: p.values() for p in study.space}
+    if study.sampler == "qmc":
+        kwargs.setdefault("scramble", True)
+        kwargs.setdefault("warn_independent_sampling", False)
+    if study.sampler == "tpe":
+        kwargs.setdefault("multivariate", True)
+        kwargs.setdefault("warn_independent_sampling", False)
+    if study.sampler == "nsga3" and len(study.objectives) < 2:
+        raise InputError("nsga3 is for several objectives", file=study.path,
+                         key="sampler.name", value="nsga3", has_value=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"sampler options rejected: {exc}", file=study.path,
+                         key="sampler") from None
+
+
+def constraints_func(trial: Any) -> Sequence[float]:
+    """The constraint violations a trial recorded (<= 0 satisfied), for Optuna's samplers."""
+    v = trial.user_attrs.get("constraints")
+    if not v:
+        return [1.0]
+    return [float(x) if x is not None and math.isfinite(float(x)) else 1e30 for x in v]
+
+
+def open_study(study: StudySpec, opts: SweepOptions, *, create: bool = True,
+               worker_index: int = 0) -> Any:
+    """Create or load the Optuna study; the stored spec must define the same design space."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = storage_url_for(study, opts)
+    st = storage_mod.open_storage(url, file=study.path)
+    name = opts.study_name or study.name
+    sampler = make_sampler(study, worker_index)
+    try:
+        ostudy = optuna.load_study(study_name=name, storage=st, sampler=sampler)
+        created = False
+    except KeyError:
+        if not create:
+            raise InputError(f"no study named {name!r} in {storage_mod.mask_url(url)}") from None
+        ostudy = optuna.create_study(study_name=name, storage=st, sampler=sampler,
+                                     directions=study.directions, load_if_exists=True)
+        created = True
+    if ostudy.directions and [d.name.lower() for d in ostudy.directions] != study.directions:
+        raise InputError(
+            f"study {name!r} in {storage_mod.mask_url(url)} optimises "
+            f"{[d.name.lower() for d in ostudy.directions]}, this spec {study.directions}; "
+            "use another --study-name", file=study.path, key="objectives")
+    stored = ostudy.user_attrs.get(FINGERPRINT_ATTR)
+    if stored is None:
+        ostudy.set_user_attr(FINGERPRINT_ATTR, study.fingerprint())
+        ostudy.set_user_attr(SPEC_ATTR, study.as_json())
+    elif stored != study.fingerprint():
+        raise InputError(
+            f"study {name!r} in {storage_mod.mask_url(url)} was created from a different space, "
+            "objectives, constraints or fixed inputs; use another --study-name or --out",
+            file=study.path)
+    if created:
+        log.info("created study %s in %s", name, storage_mod.mask_url(url))
+    return ostudy
+
+
+# --------------------------------------------------------------------------------------------
+# one trial
+
+
+class Objective:
+    """The objective Optuna calls: suggest a point, check the budget, evaluate, record."""
+
+    def __init__(self, study: StudySpec, budget: int) -> None:
+        self.study = study
+        self.budget = budget
+        self.system = study.get_system()
+        self.cache = InputCache(study)
+        self.tag = storage_mod.worker_tag()
+        self.stop = False
+
+    def budget_left(self, trial: Any) -> bool:
+        """Whether the trials numbered below this one leave room for it in the budget."""
+        before = 0
+        for t in trial.study.get_trials(deepcopy=False):
+            if t.number < trial.number and counts(t):
+                before += 1
+        return before < self.budget
+
+    def __call__(self, trial: Any) -> Sequence[float] | float:
+        import optuna
+
+        trial.set_user_attr("worker", self.tag)
+        if not self.budget_left(trial):
+            trial.set_user_attr("surplus", True)
+            trial.set_user_attr("reason", "budget already spent when this trial started")
+            self.stop = True
+            trial.study.stop()
+            raise _Surplus()
+        if "reason" in trial.user_attrs:  # a retried trial inherits its failed parent's attrs
+            trial.set_user_attr("reason", "")
+        point = {p.name: p.suggest(trial) for p in self.study.space}
+        seed = self.study.seed * 1_000_003 + trial.number
+        trial.set_user_attr("seed", seed)
+        trial.set_user_attr("fidelity", self.study.fidelity)
+        t0 = time.perf_counter()
+        try:
+            inputs = self.cache.inputs(point)
+            metrics = self.system.evaluate(inputs, self.study.fidelity, seed=seed)
+        except (InfeasibleDesign, InputError) as exc:
+            reason = str(exc) if isinstance(exc, InfeasibleDesign) else f"invalid input: {exc}"
+            trial.set_user_attr("reason", reason)
+            trial.set_user_attr("constraints", [1.0] * max(1, n_violations(self.study)))
+            trial.set_user_attr("eval_s", time.perf_counter() - t0)
+            raise optuna.TrialPruned(reason) from None
+        except Exception as exc:
+            trial.set_user_attr("reason", f"evaluator error: {type(exc).__name__}: {exc}")
+            trial.set_user_attr("error", True)
+            log.warning("trial %d: evaluator error %s: %s", trial.number, type(exc).__name__,
+                        exc)
+            raise _EvaluatorError(str(exc)) from exc
+        trial.set_user_attr("eval_s", time.perf_counter() - t0)
+        trial.set_user_attr("metrics", {k: _json_num(v) for k, v in metrics.items()})
+        viol = violations(self.study, metrics)
+        trial.set_user_attr("constraints", viol)
+        trial.set_user_attr("feasible", all(v <= 0 for v in viol))
+        values = [metrics[o.metric] for o in self.study.objectives]
+        if any(not math.isfinite(v) for v in values):
+            reason = "objective not finite: " + ", ".join(
+                f"{o.metric}={v}" for o, v in zip(self.study.objectives, values, strict=True))
+            trial.set_user_attr("reason", reason)
+            raise optuna.TrialPruned(reason)
+        return values[0] if len(values) == 1 else values
+
+
+def n_violations(study: StudySpec) -> int:
+    return sum((c.max is not None) + (c.min is not None) for c in study.constraints)
+
+
+def violations(study: StudySpec, metrics: dict[str, float]) -> list[float]:
+    out: list[float] = []
+    for c in study.constraints:
+        out.extend(c.violations(metrics.get(c.metric, math.nan)))
+    return [_json_num(v) if math.isfinite(v) else 1e30 for v in out]
+
+
+def _json_num(v: float) -> Any:
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+# --------------------------------------------------------------------------------------------
+# progress
+
+
+class Progress:
+    """A tqdm bar over the global budget, with the best values so far in its postfix."""
+
+    def __init__(self, study: StudySpec, budget: int, start: int, enabled: bool | None) -> None:
+        from tqdm import tqdm
+
+        self.study = study
+        self.bar = tqdm(total=budget, initial=min(start, budget),
+                        disable=(not enabled) if enabled is not None else None,
+                        unit="trial", desc=study.name, dynamic_ncols=True)
+
+    def __call__(self, ostudy: Any, trial: Any) -> None:
+        from optuna.trial import TrialState
+
+        trials = ostudy.get_trials(deepcopy=False)
+        done = finished_counted(trials)
+        self.bar.n = min(done, self.bar.total)
+        best = best_values(self.study, [t for t in trials if t.state == TrialState.COMPLETE])
+        if best:
+            self.bar.set_postfix_str(best, refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def best_values(study: StudySpec, complete: Sequence[Any]) -> str:
+    """The best feasible value of each objective so far, as ``metric=value`` text."""
+    feas = [t for t in complete if t.user_attrs.get("feasible", True) and t.values]
+    if not feas:
+        return ""
+    parts = []
+    for i, o in enumerate(study.objectives):
+        vals = [t.values[i] for t in feas]
+        v = min(vals) if o.direction == "minimize" else max(vals)
+        parts.append(f"{o.metric}={v:.4g}")
+    return " ".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# the sweep
+
+
+@dataclass
+class SweepResult:
+    study_name: str
+    storage: str
+    out_dir: Path
+    counted: int
+    ran: int
+    seconds: float
+
+
+def run_worker(study: StudySpec, opts: SweepOptions, budget: int,
+               progress: bool | None = False, worker_index: int = 0) -> int:
+    """One worker: run trials until the study holds ``budget`` counted trials; returns how many
+    trials this worker finished."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    ostudy = open_study(study, opts, worker_index=worker_index)
+    objective = Objective(study, budget)
+    before = len(ostudy.get_trials(deepcopy=False))
+    bar = Progress(study, budget, finished_counted(ostudy.get_trials(deepcopy=False)), progress)
+    ran = 0
+
+    def stop_when_full(s: Any, t: Any) -> None:
+        nonlocal ran
+        ran += 1
+        if n_counted(s) >= budget:
+            s.stop()
+
+    try:
+        if n_counted(ostudy) < budget or _has_waiting(ostudy):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
+                ostudy.optimize(objective, n_trials=None, catch=(_Surplus, _EvaluatorError),
+                                callbacks=[stop_when_full, bar])
+    finally:
+        bar.close()
+    after = len(ostudy.get_trials(deepcopy=False))
+    log.debug("worker %d: %d trials created by all workers while it ran", worker_index,
+              after - before)
+    return ran
+
+
+def _has_waiting(ostudy: Any) -> bool:
+    from optuna.trial import TrialState
+
+    return bool(ostudy.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+
+
+def _worker_main(path: str, raw_trials: int | None, seed: int | None, opts: SweepOptions,
+                 budget: int, index: int) -> None:  # pragma: no cover - runs in a child
+    logging.basicConfig(level=logging.WARNING)
+    study = load_study(path, trials=raw_trials, seed=seed, validate=False)
+    run_worker(study, opts, budget, progress=False, worker_index=index)
+
+
+def sweep(study: StudySpec, opts: SweepOptions,
+          on_start: Callable[[Any], None] | None = None) -> SweepResult:
+    """Run the study to its budget with ``opts.n_jobs`` worker processes on this machine."""
+    t0 = time.perf_counter()
+    out = out_dir_for(study, opts)
+    out.mkdir(parents=True, exist_ok=True)
+    url = storage_url_for(study, opts)
+    ostudy = open_study(study, opts)
+    if not storage_mod.is_rdb(url):
+        storage_mod.recover_dead_local_trials(ostudy)
+    if on_start is not None:
+        on_start(ostudy)
+    budget = study.trials
+    children: list[Any] = []
+    if opts.n_jobs > 1:
+        ctx = mp.get_context("spawn")
+        for i in range(1, opts.n_jobs):
+            p = ctx.Process(target=_worker_main, args=(study.path, study.trials,
+                                                        study.seed, opts, budget, i),
+                            daemon=False)
+            p.start()
+            children.append(p)
+    try:
+        ran = run_worker(study, opts, budget, progress=opts.progress, worker_index=0)
+    finally:
+        for p in children:
+            p.join()
+    for p in children:
+        if p.exitcode:
+            log.warning("worker process %s exited with status %s", p.pid, p.exitcode)
+    ostudy = open_study(study, opts)
+    return SweepResult(study_name=ostudy.study_name, storage=url, out_dir=out,
+                       counted=finished_counted(ostudy.get_trials(deepcopy=False)), ran=ran,
+                       seconds=time.perf_counter() - t0)
+
+
+@contextlib.contextmanager
+def _quiet_optuna() -> Any:
+    import optuna
+
+    old = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(old)

@@ -1,0 +1,852 @@
+"""Study specs: what to sweep, what to optimise, under which constraints, with which sampler.
+
+A study spec is a TOML file (``explore/*.toml``)::
+
+    name = "quickstart"                 # default: the file's stem
+    system = "queue"
+    fidelity = "analytical"             # evaluator of every trial
+    trials = 200                        # global budget (all workers together)
+    seed = 1
+    specs = { queue = "mm1" }           # fixed inputs: role = spec name or file
+    set = ["queue.arrival_rate_per_s=40"]   # fixed overrides, as --set
+    sampler = { name = "tpe" }          # tpe nsga2 nsga3 gp random qmc grid (+ options)
+
+    [space]
+    "queue.servers" = { low = 1, high = 32 }                 # int
+    "queue.mean_service_s" = { low = 0.01, high = 1, log = true }
+    "queue.erlang_k" = { low = 1, high = 8, step = 1 }
+    "queue.service_distribution" = { choices = ["exponential", "erlang"] }
+    queue = { specs = ["mm1", "md1-rho5"] }                  # choice among spec files
+
+    [[objectives]]
+    metric = "mean_wait_s"
+    direction = "minimize"
+
+    [[constraints]]
+    metric = "utilization"
+    max = 0.9
+
+Everything is validated before any trial runs: :func:`load_study` raises
+:class:`~hwsim.errors.InputError` naming the file, the key and the value.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import inspect
+import itertools
+import json
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from hwsim import specs
+from hwsim.errors import InputError
+from hwsim.system import FIDELITIES, Inputs, System, get_system
+
+SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random", "qmc", "grid")
+DIRECTIONS = ("minimize", "maximize")
+
+_TOP_KEYS = (
+    "name", "system", "fidelity", "trials", "seed", "specs", "workload", "set", "sampler",
+    "space", "objectives", "constraints", "exhaustive", "refine", "description",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# the parts of a study
+
+
+@dataclass(frozen=True)
+class Param:
+    """One dimension of the search space.
+
+    ``type`` is ``int``, ``float``, ``categorical`` or ``spec`` (a choice among spec files of a
+    role's kind; ``name`` is then the role and ``choices`` the spec names or paths).
+    """
+
+    name: str
+    type: str
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    log: bool = False
+    choices: tuple[Any, ...] = ()
+
+    @property
+    def discrete(self) -> bool:
+        return self.type in ("int", "categorical", "spec") or self.step is not None
+
+    def values(self) -> list[Any]:
+        """Every value of a discrete dimension, in order."""
+        if self.type in ("categorical", "spec"):
+            return list(self.choices)
+        if not self.discrete:
+            raise ValueError(f"{self.name} is continuous")
+        assert self.low is not None and self.high is not None
+        step = self.step or 1
+        n = math.floor((self.high - self.low) / step + 1e-9) + 1
+        if self.type == "int":
+            return [int(self.low + i * step) for i in range(n)]
+        return [_round(self.low + i * step, step) for i in range(n)]
+
+    def size(self) -> float:
+        """How many values the dimension holds (``inf`` when continuous)."""
+        if not self.discrete:
+            return math.inf
+        if self.type in ("categorical", "spec"):
+            return len(self.choices)
+        assert self.low is not None and self.high is not None
+        return math.floor((self.high - self.low) / (self.step or 1) + 1e-9) + 1
+
+    def suggest(self, trial: Any) -> Any:
+        """Ask an Optuna trial for this dimension's value."""
+        if self.type in ("categorical", "spec"):
+            return trial.suggest_categorical(self.name, list(self.choices))
+        if self.type == "int":
+            return trial.suggest_int(self.name, int(self.low), int(self.high),
+                                     step=int(self.step or 1), log=self.log)
+        return trial.suggest_float(self.name, float(self.low), float(self.high),
+                                   step=self.step, log=self.log)
+
+    def sample_points(self) -> list[Any]:
+        """Values used to validate the key path before the sweep: the ends of the range."""
+        if self.type in ("categorical", "spec"):
+            return list(self.choices)
+        return [self.values()[0], self.values()[-1]] if self.discrete else [self.low, self.high]
+
+    def neighbours(self, value: Any) -> list[Any]:
+        """Values one step away (discrete) or 5 % of the range away (continuous)."""
+        if self.discrete:
+            vals = self.values()
+            try:
+                i = _index_of(vals, value)
+            except ValueError:
+                return []
+            return [vals[j] for j in (i - 1, i + 1) if 0 <= j < len(vals)]
+        assert self.low is not None and self.high is not None
+        if self.log:
+            f = (self.high / self.low) ** 0.05
+            cand = [value / f, value * f]
+        else:
+            d = 0.05 * (self.high - self.low)
+            cand = [value - d, value + d]
+        return [c for c in cand if self.low <= c <= self.high]
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type}
+        if self.type in ("categorical", "spec"):
+            out["choices"] = list(self.choices)
+        else:
+            out.update(low=self.low, high=self.high)
+            if self.step is not None:
+                out["step"] = self.step
+            if self.log:
+                out["log"] = True
+        return out
+
+
+def _round(x: float, step: float) -> float:
+    digits = max(0, -math.floor(math.log10(abs(step)))) + 6 if step else 12
+    return round(x, digits)
+
+
+def _index_of(vals: Sequence[Any], value: Any) -> int:
+    for i, v in enumerate(vals):
+        if v == value or (isinstance(v, float) and isinstance(value, int | float)
+                          and math.isclose(v, value, rel_tol=1e-9, abs_tol=1e-12)):
+            return i
+    raise ValueError(value)
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: str
+    direction: str = "minimize"
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """``metric <= max`` and/or ``metric >= min``; violations are fed to the sampler."""
+
+    metric: str
+    max: float | None = None
+    min: float | None = None
+
+    def violations(self, value: float) -> list[float]:
+        """One number per bound; <= 0 satisfied, > 0 violated by that much."""
+        out = []
+        if self.max is not None:
+            out.append(value - self.max if math.isfinite(value) else math.inf)
+        if self.min is not None:
+            out.append(self.min - value if math.isfinite(value) else math.inf)
+        return out
+
+    def label(self) -> str:
+        parts = []
+        if self.min is not None:
+            parts.append(f"{self.metric} >= {self.min:g}")
+        if self.max is not None:
+            parts.append(f"{self.metric} <= {self.max:g}")
+        return " and ".join(parts)
+
+
+@dataclass(frozen=True)
+class Refine:
+    """Multi-fidelity: re-evaluate the Pareto set and its neighbourhood with another evaluator."""
+
+    fidelity: str = "des"
+    neighbours: bool = True
+    max_points: int = 40
+    seeds: int = 1
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A validated study spec."""
+
+    path: str
+    name: str
+    system: str
+    fidelity: str
+    trials: int
+    seed: int
+    spec_args: tuple[str, ...]
+    fixed: Mapping[str, Any]
+    sampler: str
+    sampler_options: Mapping[str, Any]
+    space: tuple[Param, ...]
+    objectives: tuple[Objective, ...]
+    constraints: tuple[Constraint, ...]
+    exhaustive: str | bool = "auto"
+    exhaustive_max_points: int = 1_000_000
+    refine: Refine | None = None
+    description: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    # ----------------------------------------------------------------------------------------
+    @property
+    def directions(self) -> list[str]:
+        return [o.direction for o in self.objectives]
+
+    @property
+    def objective_metrics(self) -> list[str]:
+        return [o.metric for o in self.objectives]
+
+    def param(self, name: str) -> Param:
+        for p in self.space:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def discrete(self) -> bool:
+        return all(p.discrete for p in self.space)
+
+    def space_size(self) -> float:
+        return math.prod(p.size() for p in self.space) if self.space else 1
+
+    def enumerable(self) -> bool:
+        """Whether exhaustive search is possible (discrete and at most the point limit)."""
+        return (bool(self.space) and self.discrete
+                and self.space_size() <= self.exhaustive_max_points)
+
+    def grid(self) -> Iterator[dict[str, Any]]:
+        """Every point of a discrete space."""
+        names = [p.name for p in self.space]
+        for combo in itertools.product(*(p.values() for p in self.space)):
+            yield dict(zip(names, combo, strict=True))
+
+    def fingerprint(self) -> str:
+        """A hash of what defines the study's results (space, objectives, constraints, system)."""
+        key = {
+            "system": self.system, "fidelity": self.fidelity, "spec_args": list(self.spec_args),
+            "fixed": {k: self.fixed[k] for k in sorted(self.fixed)},
+            "space": {p.name: p.as_json() for p in self.space},
+            "objectives": [[o.metric, o.direction] for o in self.objectives],
+            "constraints": [[c.metric, c.min, c.max] for c in self.constraints],
+        }
+        return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+
+    def as_json(self) -> dict[str, Any]:
+        """The study as plain JSON (stored with the Optuna study so reports need no file)."""
+        return {
+            "path": self.path, "name": self.name, "system": self.system,
+            "fidelity": self.fidelity, "trials": self.trials, "seed": self.seed,
+            "spec_args": list(self.spec_args), "fixed": dict(self.fixed),
+            "sampler": self.sampler, "sampler_options": dict(self.sampler_options),
+            "space": {p.name: p.as_json() for p in self.space},
+            "objectives": [{"metric": o.metric, "direction": o.direction}
+                           for o in self.objectives],
+            "constraints": [{"metric": c.metric, "max": c.max, "min": c.min}
+                            for c in self.constraints],
+            "exhaustive": self.exhaustive, "exhaustive_max_points": self.exhaustive_max_points,
+            "refine": None if self.refine is None else vars(self.refine),
+            "description": self.description,
+        }
+
+    # ----------------------------------------------------------------------------------------
+    def get_system(self) -> System:
+        return get_system(self.system)
+
+    def base_inputs(self, spec_choice: Mapping[str, str] | None = None) -> Inputs:
+        """The fixed inputs (spec files + fixed overrides), with spec-choice roles replaced."""
+        args = list(self.spec_args)
+        for role, ref in (spec_choice or {}).items():
+            args = [a for a in args if a.partition("=")[0] != role]
+            args.append(f"{role}={ref}")
+        return self.get_system().resolve(args, dict(self.fixed))
+
+    def spec_params(self) -> list[Param]:
+        return [p for p in self.space if p.type == "spec"]
+
+    def key_params(self) -> list[Param]:
+        return [p for p in self.space if p.type != "spec"]
+
+
+# --------------------------------------------------------------------------------------------
+# inputs for a design point
+
+
+class InputCache:
+    """Resolved base inputs per spec choice, and per-point inputs built from them by override."""
+
+    def __init__(self, study: StudySpec) -> None:
+        self.study = study
+        self._base: dict[tuple[tuple[str, str], ...], Inputs] = {}
+
+    def base(self, point: Mapping[str, Any]) -> Inputs:
+        choice = tuple((p.name, str(point[p.name])) for p in self.study.spec_params())
+        if choice not in self._base:
+            self._base[choice] = self.study.base_inputs(dict(choice))
+        return self._base[choice]
+
+    def inputs(self, point: Mapping[str, Any]) -> Inputs:
+        """The system inputs of one design point; InputError when a value is not valid."""
+        base = self.base(point)
+        per_role: dict[str, dict[str, Any]] = {}
+        for p in self.study.key_params():
+            role, _, rest = p.name.partition(".")
+            per_role.setdefault(role, {})[rest] = point[p.name]
+        out = dict(base)
+        for role, ov in per_role.items():
+            out[role] = specs.with_overrides(base[role], ov, file=f"{self.study.path} [space]")
+        return MappingProxyType(out)
+
+
+# --------------------------------------------------------------------------------------------
+# loading
+
+
+def load_study(
+    path: str | Path,
+    *,
+    trials: int | None = None,
+    seed: int | None = None,
+    validate: bool = True,
+) -> StudySpec:
+    """Read and validate a study spec; ``trials``/``seed`` override the file's values."""
+    path = Path(path)
+    raw = specs.read_toml(path)
+    return study_from_dict(raw, str(path), trials=trials, seed=seed, validate=validate,
+                           base_dir=path.parent)
+
+
+def study_from_dict(
+    raw: Mapping[str, Any],
+    file: str,
+    *,
+    trials: int | None = None,
+    seed: int | None = None,
+    validate: bool = True,
+    base_dir: Path | None = None,
+) -> StudySpec:
+    """Build a :class:`StudySpec` from the TOML mapping (``file`` names it in errors)."""
+
+    def err(msg: str, key: str | None = None, value: Any = None, has: bool = True) -> InputError:
+        return InputError(msg, file=file, key=key, value=value, has_value=has and key is not None)
+
+    for k in raw:
+        if k not in _TOP_KEYS:
+            close = difflib.get_close_matches(k, _TOP_KEYS, n=1)
+            raise err("unknown key" + (f"; did you mean '{close[0]}'?" if close else
+                                       f"; known keys: {', '.join(_TOP_KEYS)}"), k, raw[k])
+    if "system" not in raw:
+        raise err("missing key 'system' (the system to simulate, e.g. 'queue')")
+    system_name = raw["system"]
+    if not isinstance(system_name, str):
+        raise err("expected a system name", "system", system_name)
+    try:
+        system = get_system(system_name)
+    except InputError as exc:
+        raise err(str(exc), "system", system_name) from None
+
+    name = raw.get("name", Path(file).stem)
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        raise err("expected a study name (no '/', not starting with '.')", "name", name)
+
+    fidelity = raw.get("fidelity", "analytical")
+    if fidelity not in FIDELITIES:
+        raise err(f"expected one of {', '.join(FIDELITIES)}", "fidelity", fidelity)
+    if fidelity == "des" and system.des is None:
+        raise err(f"system '{system.name}' has no DES evaluator", "fidelity", fidelity)
+
+    n_trials = raw.get("trials", 100) if trials is None else trials
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 0:
+        raise err("expected a whole number of trials >= 0",
+                  "trials" if trials is None else "--trials", n_trials)
+    the_seed = raw.get("seed", 0) if seed is None else seed
+    if isinstance(the_seed, bool) or not isinstance(the_seed, int):
+        raise err("expected an integer seed", "seed", the_seed)
+
+    spec_args = _spec_args(raw, file, system, base_dir)
+    fixed = _fixed(raw, file, system)
+
+    sampler, options = _sampler(raw, file)
+    sampler_seed = options.pop("seed", None)
+    if sampler_seed is not None:
+        if isinstance(sampler_seed, bool) or not isinstance(sampler_seed, int):
+            raise err("expected an integer seed", "sampler.seed", sampler_seed)
+        if seed is None:
+            the_seed = sampler_seed
+
+    space = _space(raw, file, system, base_dir)
+    objectives = _objectives(raw, file, system, fidelity)
+    constraints = _constraints(raw, file, system, fidelity)
+
+    exhaustive: Any = raw.get("exhaustive", "auto")
+    max_points = 1_000_000
+    if isinstance(exhaustive, Mapping):
+        unknown = set(exhaustive) - {"enabled", "max_points"}
+        if unknown:
+            k = sorted(unknown)[0]
+            raise err("unknown key; known keys: enabled, max_points", f"exhaustive.{k}",
+                      exhaustive[k])
+        max_points = exhaustive.get("max_points", max_points)
+        if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 1:
+            raise err("expected a whole number >= 1", "exhaustive.max_points", max_points)
+        exhaustive = exhaustive.get("enabled", "auto")
+    if exhaustive not in ("auto", True, False):
+        raise err('expected "auto", true or false', "exhaustive", exhaustive)
+
+    refine = _refine(raw, file, system, [o.metric for o in objectives])
+
+    study = StudySpec(
+        path=file, name=name, system=system.name, fidelity=fidelity, trials=n_trials,
+        seed=the_seed, spec_args=tuple(spec_args), fixed=MappingProxyType(fixed),
+        sampler=sampler, sampler_options=MappingProxyType(options), space=tuple(space),
+        objectives=tuple(objectives), constraints=tuple(constraints), exhaustive=exhaustive,
+        exhaustive_max_points=max_points, refine=refine,
+        description=str(raw.get("description", "")), raw=MappingProxyType(dict(raw)),
+    )
+    if exhaustive is True and not study.enumerable():
+        raise err(
+            f"exhaustive search needs a discrete space of at most {max_points} points; "
+            f"this one has {study.space_size():g}", "exhaustive", exhaustive)
+    if sampler == "grid" and not study.discrete:
+        raise err("the grid sampler needs a discrete space (int, step, choices or specs)",
+                  "sampler.name", sampler)
+    if validate:
+        validate_inputs(study)
+    return study
+
+
+def _spec_args(raw: Mapping[str, Any], file: str, system: System,
+               base_dir: Path | None) -> list[str]:
+    out: list[str] = []
+    value = raw.get("specs", {})
+    if isinstance(value, Mapping):
+        for role, ref in value.items():
+            if not isinstance(ref, str):
+                raise InputError("expected a spec name or file", file=file,
+                                 key=f"specs.{role}", value=ref, has_value=True)
+            try:
+                r = system.role(role)
+            except InputError as exc:
+                raise InputError(str(exc), file=file, key=f"specs.{role}", value=ref,
+                                 has_value=True) from None
+            out.append(f"{r.name}={_find(ref, r.kind, file, f'specs.{role}', base_dir)}")
+    elif isinstance(value, list):
+        for i, ref in enumerate(value):
+            if not isinstance(ref, str):
+                raise InputError("expected ROLE=NAME or a file", file=file,
+                                 key=f"specs[{i}]", value=ref, has_value=True)
+            out.append(_spec_arg(ref, file, f"specs[{i}]", system, base_dir))
+    else:
+        raise InputError("expected a table role = spec name or file", file=file, key="specs",
+                         value=value, has_value=True)
+    if "workload" in raw:
+        w = raw["workload"]
+        if not isinstance(w, str):
+            raise InputError("expected a spec file", file=file, key="workload", value=w,
+                             has_value=True)
+        out.append(_spec_arg(w, file, "workload", system, base_dir))
+    return out
+
+
+def _spec_arg(ref: str, file: str, key: str, system: System, base_dir: Path | None) -> str:
+    role, sep, rest = ref.partition("=")
+    if sep and "/" not in role and not role.endswith(".toml"):
+        try:
+            r = system.role(role)
+        except InputError as exc:
+            raise InputError(str(exc), file=file, key=key, value=ref, has_value=True) from None
+        return f"{role}={_find(rest, r.kind, file, key, base_dir)}"
+    p = _path(ref, base_dir)
+    if not p.is_file():
+        raise InputError("spec file not found", file=file, key=key, value=ref, has_value=True)
+    return str(p)
+
+
+def _path(ref: str, base_dir: Path | None) -> Path:
+    p = Path(ref)
+    if p.is_absolute() or p.exists() or base_dir is None:
+        return p
+    for cand in (base_dir / p, base_dir.parent / p, specs.models_dir().parent / p):
+        if cand.exists():
+            return cand
+    return p
+
+
+def _find(ref: str, kind: str, file: str, key: str, base_dir: Path | None) -> str:
+    """A spec name under models/ or a file path (relative to cwd, the study or the repo)."""
+    if ref.endswith(".toml") or "/" in ref:
+        ref = str(_path(ref, base_dir))
+    try:
+        return str(specs.find_spec_file(kind, ref))
+    except InputError as exc:
+        raise InputError(str(exc), file=file, key=key, value=ref, has_value=True) from None
+
+
+def _fixed(raw: Mapping[str, Any], file: str, system: System) -> dict[str, Any]:
+    value = raw.get("set", {})
+    out: dict[str, Any] = {}
+    if isinstance(value, Mapping):
+        pairs = list(value.items())
+    elif isinstance(value, list):
+        pairs = []
+        for i, s in enumerate(value):
+            if not isinstance(s, str):
+                raise InputError("expected ROLE.KEY=VALUE", file=file, key=f"set[{i}]",
+                                 value=s, has_value=True)
+            try:
+                pairs.append(specs.parse_override(s))
+            except InputError as exc:
+                raise InputError(str(exc), file=file, key=f"set[{i}]", value=s,
+                                 has_value=True) from None
+    else:
+        raise InputError("expected a list of ROLE.KEY=VALUE or a table", file=file, key="set",
+                         value=value, has_value=True)
+    for k, v in pairs:
+        _check_role(k, file, f"set.{k}", v, system)
+        out[k] = v
+    return out
+
+
+def _check_role(key: str, file: str, where: str, value: Any, system: System) -> None:
+    role, dot, rest = key.partition(".")
+    if not dot or not rest:
+        raise InputError("expected ROLE.key (roles: " + ", ".join(r.name for r in system.roles)
+                         + ")", file=file, key=where, value=value, has_value=True)
+    try:
+        system.role(role)
+    except InputError as exc:
+        raise InputError(str(exc), file=file, key=where, value=value, has_value=True) from None
+
+
+def _sampler(raw: Mapping[str, Any], file: str) -> tuple[str, dict[str, Any]]:
+    value = raw.get("sampler", {"name": "tpe"})
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, Mapping):
+        raise InputError("expected a table { name = ..., seed = ... }", file=file,
+                         key="sampler", value=value, has_value=True)
+    opts = dict(value)
+    name = opts.pop("name", "tpe")
+    if name not in SAMPLERS:
+        raise InputError(f"expected one of {', '.join(SAMPLERS)}", file=file,
+                         key="sampler.name", value=name, has_value=True)
+    extra = opts.pop("options", {})
+    if not isinstance(extra, Mapping):
+        raise InputError("expected a table of sampler arguments", file=file,
+                         key="sampler.options", value=extra, has_value=True)
+    opts.update(extra)
+    cls = sampler_class(name, file)
+    allowed = set(inspect.signature(cls).parameters) - {"constraints_func", "search_space"}
+    for k in opts:
+        if k not in allowed:
+            raise InputError(
+                f"not an argument of {cls.__name__}; expected one of {', '.join(sorted(allowed))}",
+                file=file, key=f"sampler.{k}", value=opts[k], has_value=True)
+    return name, opts
+
+
+def sampler_class(name: str, file: str = "") -> type:
+    """The Optuna sampler class behind a sampler name."""
+    import optuna
+
+    classes = {
+        "tpe": optuna.samplers.TPESampler, "nsga2": optuna.samplers.NSGAIISampler,
+        "nsga3": optuna.samplers.NSGAIIISampler, "gp": optuna.samplers.GPSampler,
+        "random": optuna.samplers.RandomSampler, "qmc": optuna.samplers.QMCSampler,
+        "grid": optuna.samplers.GridSampler,
+    }
+    if name == "gp":
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise InputError("the gp sampler needs PyTorch (pip install torch); "
+                             "or use tpe", file=file or None, key="sampler.name", value=name,
+                             has_value=True) from None
+    return classes[name]
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _space(raw: Mapping[str, Any], file: str, system: System,
+           base_dir: Path | None) -> list[Param]:
+    space = raw.get("space", {})
+    if not isinstance(space, Mapping):
+        raise InputError("expected a table key.path = { ... }", file=file, key="space",
+                         value=space, has_value=True)
+    out = []
+    for name, d in space.items():
+        key = f"space.{name}"
+
+        def bad(msg: str, sub: str | None = None, value: Any = None, _key: str = key,
+                _d: Any = d) -> InputError:
+            return InputError(msg, file=file, key=_key + (f".{sub}" if sub else ""),
+                              value=_d if sub is None else value, has_value=True)
+
+        if not isinstance(d, Mapping):
+            raise bad("expected a table { low, high[, step][, log] } or { choices } "
+                      "or { specs }")
+        known = {"low", "high", "step", "log", "choices", "specs", "type"}
+        for k in d:
+            if k not in known:
+                raise bad(f"unknown key; known keys: {', '.join(sorted(known))}", k, d[k])
+        if "specs" in d:
+            if "." in name:
+                raise bad("a choice among spec files is keyed by a role name (e.g. 'gpu')")
+            try:
+                role = system.role(name)
+            except InputError as exc:
+                raise bad(str(exc)) from None
+            refs = d["specs"]
+            if refs == "all":
+                refs = [p.stem for p in specs.spec_files(role.kind)]
+            if not isinstance(refs, list) or not refs:
+                raise bad('expected a non-empty list of spec names or files, or "all"',
+                          "specs", refs)
+            for i, ref in enumerate(refs):
+                if not isinstance(ref, str):
+                    raise bad("expected a spec name or file", f"specs[{i}]", ref)
+                _find(ref, role.kind, file, f"{key}.specs[{i}]", base_dir)
+            if len(set(refs)) != len(refs):
+                raise bad("the list repeats a spec", "specs", refs)
+            out.append(Param(name, "spec", choices=tuple(refs)))
+            continue
+        _check_role(name, file, key, d, system)
+        if "choices" in d:
+            ch = d["choices"]
+            if not isinstance(ch, list) or not ch:
+                raise bad("expected a non-empty list of values (an empty range)", "choices", ch)
+            if any(isinstance(c, list | dict) for c in ch):
+                raise bad("choices must be numbers, strings or booleans", "choices", ch)
+            if len({json.dumps(c) for c in ch}) != len(ch):
+                raise bad("the list repeats a value", "choices", ch)
+            out.append(Param(name, "categorical", choices=tuple(ch)))
+            continue
+        if "low" not in d or "high" not in d:
+            raise bad("expected low and high (a range) or choices")
+        low, high, step, log = d["low"], d["high"], d.get("step"), d.get("log", False)
+        if not _num(low):
+            raise bad("expected a number", "low", low)
+        if not _num(high):
+            raise bad("expected a number", "high", high)
+        if not isinstance(log, bool):
+            raise bad("expected true or false", "log", log)
+        if step is not None and (not _num(step) or step <= 0):
+            raise bad("expected a number > 0", "step", step)
+        if high < low or (high == low):
+            raise bad(f"empty range: high ({high}) must be greater than low ({low})")
+        if log and step is not None:
+            raise bad("a log-scaled range takes no step", "step", step)
+        if log and low <= 0:
+            raise bad("a log-scaled range needs low > 0", "low", low)
+        typ = d.get("type")
+        if typ is None:
+            typ = "int" if all(isinstance(x, int) for x in (low, high, step or 1)) else "float"
+        if typ not in ("int", "float"):
+            raise bad("expected int or float", "type", typ)
+        if typ == "int" and not all(float(x).is_integer() for x in (low, high, step or 1)):
+            raise bad("an int range needs whole low, high and step")
+        if step is not None and (high - low) / step < 1 - 1e-9:
+            raise bad(f"empty range: no step of {step} fits between {low} and {high}")
+        if typ == "int":
+            low, high = int(low), int(high)
+            step = int(step) if step is not None else None
+        else:
+            low, high = float(low), float(high)
+            step = float(step) if step is not None else None
+        out.append(Param(name, typ, low=low, high=high, step=step, log=log))
+    names = [p.name for p in out]
+    for p in out:
+        if p.type == "spec" and any(n.startswith(p.name + ".") for n in names):
+            pass  # a key inside a chosen spec: allowed, applied on top of the chosen file
+    return out
+
+
+def _objectives(raw: Mapping[str, Any], file: str, system: System,
+                fidelity: str) -> list[Objective]:
+    objs = raw.get("objectives")
+    if not objs:
+        raise InputError("missing [[objectives]] (metric and direction)", file=file)
+    if isinstance(objs, Mapping):
+        objs = [objs]
+    if not isinstance(objs, list):
+        raise InputError("expected [[objectives]] tables", file=file, key="objectives",
+                         value=objs, has_value=True)
+    out = []
+    for i, o in enumerate(objs):
+        key = f"objectives[{i}]"
+        if not isinstance(o, Mapping):
+            raise InputError("expected a table { metric, direction }", file=file, key=key,
+                             value=o, has_value=True)
+        for k in o:
+            if k not in ("metric", "direction"):
+                raise InputError("unknown key; known keys: metric, direction", file=file,
+                                 key=f"{key}.{k}", value=o[k], has_value=True)
+        metric = o.get("metric")
+        _check_metric(metric, file, f"{key}.metric", system, fidelity)
+        direction = o.get("direction", "minimize")
+        if direction not in DIRECTIONS:
+            raise InputError("expected minimize or maximize", file=file,
+                             key=f"{key}.direction", value=direction, has_value=True)
+        if any(x.metric == metric for x in out):
+            raise InputError("the same metric twice", file=file, key=f"{key}.metric",
+                             value=metric, has_value=True)
+        out.append(Objective(metric, direction))
+    return out
+
+
+def _check_metric(metric: Any, file: str, key: str, system: System, fidelity: str) -> None:
+    names = system.metric_names(fidelity)
+    if metric in names:
+        return
+    close = difflib.get_close_matches(str(metric), names, n=1)
+    if metric in system.metric_names():
+        fids = [f for m in system.metrics if m.name == metric for f in m.fidelities]
+        msg = (f"system '{system.name}' reports this metric only with fidelity "
+               f"{', '.join(fids)}, not {fidelity}")
+    else:
+        msg = (f"system '{system.name}' ({fidelity}) reports no such metric"
+               + (f"; did you mean '{close[0]}'?" if close else
+                  f"; it reports: {', '.join(names)}"))
+    raise InputError(msg, file=file, key=key, value=metric, has_value=True)
+
+
+def _constraints(raw: Mapping[str, Any], file: str, system: System,
+                 fidelity: str) -> list[Constraint]:
+    cons = raw.get("constraints", [])
+    if isinstance(cons, Mapping):
+        cons = [cons]
+    if not isinstance(cons, list):
+        raise InputError("expected [[constraints]] tables", file=file, key="constraints",
+                         value=cons, has_value=True)
+    out = []
+    for i, c in enumerate(cons):
+        key = f"constraints[{i}]"
+        if not isinstance(c, Mapping):
+            raise InputError("expected a table { metric, max | min }", file=file, key=key,
+                             value=c, has_value=True)
+        for k in c:
+            if k not in ("metric", "max", "min"):
+                raise InputError("unknown key; known keys: metric, max, min", file=file,
+                                 key=f"{key}.{k}", value=c[k], has_value=True)
+        _check_metric(c.get("metric"), file, f"{key}.metric", system, fidelity)
+        lo, hi = c.get("min"), c.get("max")
+        if lo is None and hi is None:
+            raise InputError("expected a bound: max or min", file=file, key=key, value=c,
+                             has_value=True)
+        for b, v in (("min", lo), ("max", hi)):
+            if v is not None and not _num(v):
+                raise InputError("expected a number", file=file, key=f"{key}.{b}", value=v,
+                                 has_value=True)
+        if lo is not None and hi is not None and lo > hi:
+            raise InputError(f"empty range: min ({lo}) > max ({hi})", file=file, key=key,
+                             value=c, has_value=True)
+        out.append(Constraint(c["metric"], max=None if hi is None else float(hi),
+                              min=None if lo is None else float(lo)))
+    return out
+
+
+def _refine(raw: Mapping[str, Any], file: str, system: System,
+            objectives: list[str]) -> Refine | None:
+    r = raw.get("refine")
+    if r is None or r is False:
+        return None
+    if r is True:
+        r = {}
+    if not isinstance(r, Mapping):
+        raise InputError("expected a table { fidelity, neighbours, max_points }", file=file,
+                         key="refine", value=r, has_value=True)
+    known = ("fidelity", "neighbours", "max_points", "seeds")
+    for k in r:
+        if k not in known:
+            raise InputError(f"unknown key; known keys: {', '.join(known)}", file=file,
+                             key=f"refine.{k}", value=r[k], has_value=True)
+    fid = r.get("fidelity", "des")
+    if fid not in FIDELITIES:
+        raise InputError(f"expected one of {', '.join(FIDELITIES)}", file=file,
+                         key="refine.fidelity", value=fid, has_value=True)
+    if fid == "des" and system.des is None:
+        raise InputError(f"system '{system.name}' has no DES evaluator", file=file,
+                         key="refine.fidelity", value=fid, has_value=True)
+    for m in objectives:
+        _check_metric(m, file, "refine.fidelity", system, fid)
+    mp = r.get("max_points", 40)
+    if isinstance(mp, bool) or not isinstance(mp, int) or mp < 1:
+        raise InputError("expected a whole number >= 1", file=file, key="refine.max_points",
+                         value=mp, has_value=True)
+    seeds = r.get("seeds", 1)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise InputError("expected a whole number >= 1", file=file, key="refine.seeds",
+                         value=seeds, has_value=True)
+    nb = r.get("neighbours", True)
+    if not isinstance(nb, bool):
+        raise InputError("expected true or false", file=file, key="refine.neighbours",
+                         value=nb, has_value=True)
+    return Refine(fidelity=fid, neighbours=nb, max_points=mp, seeds=seeds)
+
+
+def validate_inputs(study: StudySpec) -> None:
+    """Resolve the system inputs at the ends of every dimension: unknown key paths, values the
+    spec rejects and broken spec files fail here, before any trial, naming the study file."""
+    try:
+        study.base_inputs()
+    except InputError as exc:
+        raise InputError(f"fixed inputs (specs/set): {exc}", file=study.path) from None
+    cache = InputCache(study)
+    base_point = {p.name: p.sample_points()[0] for p in study.space}
+    for p in study.space:
+        for v in p.sample_points():
+            point = dict(base_point, **{p.name: v})
+            try:
+                cache.inputs(point)
+            except InputError as exc:
+                detail = str(exc).split(": ", 2)[-1] if "unknown key" not in str(exc) else (
+                    "unknown key path" + _hint(str(exc)))
+                raise InputError(detail, file=study.path, key=f"space.{p.name}", value=v,
+                                 has_value=True) from None
+
+
+def _hint(text: str) -> str:
+    i = text.find("did you mean")
+    return f"; {text[i:]}" if i >= 0 else ""
