@@ -9,6 +9,7 @@ import importlib
 
 BUILTIN_MODULES: tuple[str, ...] = (
     "hwsim.queueing",
+    "hwsim.gpu_serving",
 )
 
 _loaded = False

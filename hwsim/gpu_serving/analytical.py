@@ -1,0 +1,65 @@
+"""Closed-form evaluator of GPU/TPU serving: one replica, saturated, no queueing
+(:mod:`hwsim.serving.saturation` on the roofline step model), and its costs.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hwsim.gpu_serving.cost import owned_usd_per_hour, rental_usd_per_hour
+from hwsim.gpu_serving.roofline import RooflineStepModel
+from hwsim.llm import model as llm_model
+from hwsim.serving.saturation import saturated
+from hwsim.system import Inputs, Metrics
+
+
+def cost_metrics(model: RooflineStepModel, throughput: float) -> dict[str, float]:
+    """Devices, servers, utilisation and cost per 1k tokens at ``throughput`` tokens/s."""
+    gpu, mapping, llm = model.gpu, model.mapping, model.llm
+    devices = mapping.devices
+    util = throughput * llm_model.flops_per_token(llm) / (devices * model.peak_flops)
+    rent = rental_usd_per_hour(gpu, devices)
+    own = owned_usd_per_hour(gpu, devices, min(util, 1.0))
+
+    def per_1k(usd_h: float) -> float:
+        return usd_h / 3600.0 / throughput * 1e3 if throughput > 0 else math.inf
+
+    chosen = rent if mapping.pricing == "rental" else own
+    return {
+        "tco_usd_per_1k_tokens": per_1k(chosen),
+        "rental_usd_per_1k_tokens": per_1k(rent),
+        "owned_usd_per_1k_tokens": per_1k(own),
+        "usd_per_hour": chosen,
+        "chips": float(devices),
+        "servers": float(math.ceil(devices / gpu.devices_per_server)),
+        "server_cost_usd": gpu.server_price_usd if gpu.server_price_usd > 0 else math.nan,
+        "server_power_W": gpu.server_power_W if gpu.server_power_W > 0 else math.nan,
+        "utilization": util,
+    }
+
+
+def build(inputs: Inputs) -> RooflineStepModel:
+    """The step model of the inputs, checked to fit in HBM at the longest context."""
+    gpu, llm, mapping, traffic = (inputs["device"], inputs["model"], inputs["mapping"],
+                                  inputs["traffic"])
+    model = RooflineStepModel.build(gpu, llm, mapping)
+    longest = traffic.prompt_tokens + traffic.output_tokens
+    if traffic.length_distribution == "uniform":
+        longest = 2 * longest - 2
+    model.check_fits(mapping.batch, longest)
+    return model
+
+
+def evaluate(inputs: Inputs) -> Metrics:
+    """The analytical metrics of gpu-serving."""
+    model = build(inputs)
+    mapping, traffic = inputs["mapping"], inputs["traffic"]
+    sat = saturated(model, mapping.batch, mapping.micro_batch_size, traffic.prompt_tokens,
+                    traffic.output_tokens)
+    out = {
+        "latency_ms_per_token": sat["tpot_s"] * 1e3,
+        "ttft_ms": sat["ttft_s"] * 1e3,
+        "throughput_tokens_per_s": sat["throughput_tokens_per_s"],
+    }
+    out.update(cost_metrics(model, sat["throughput_tokens_per_s"]))
+    return out

@@ -1,0 +1,31 @@
+"""The DES evaluator of gpu-serving: :func:`hwsim.serving.serve` on the roofline step model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hwsim import specs
+from hwsim.gpu_serving.analytical import build, cost_metrics
+from hwsim.serving.des import serve
+from hwsim.system import Inputs, Metrics
+
+
+def evaluate(inputs: Inputs, *, seed: int = 0, trace: Any = None) -> Metrics:
+    """Serve the traffic on one replica; report latency percentiles, throughput and cost."""
+    model = build(inputs)
+    mapping = inputs["mapping"]
+    first = serve(model, inputs["traffic"], batch=mapping.batch,
+                  micro_batch=mapping.micro_batch_size, seed=seed, trace=trace,
+                  base_dir=specs.models_dir() / "serving")
+    costs = cost_metrics(model, first.throughput_tokens_per_s)
+    usd_h = costs["usd_per_hour"]
+    out = first.metrics()
+    rate, good = first.throughput_tokens_per_s, first.goodput_tokens_per_s
+    out["tco_usd_per_1k_tokens"] = usd_h / 3600.0 / rate * 1e3 if rate > 0 else float("inf")
+    out["tco_at_slo_usd_per_1k_tokens"] = (usd_h / 3600.0 / good * 1e3 if good > 0
+                                           else float("inf"))
+    for k in ("rental_usd_per_1k_tokens", "owned_usd_per_1k_tokens", "chips", "servers",
+              "server_cost_usd", "server_power_W", "utilization"):
+        out[k] = costs[k]
+    return out
+

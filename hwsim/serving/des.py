@@ -1,0 +1,325 @@
+"""Request-level discrete-event simulation of an LLM service (SimPy).
+
+One model replica is a chain of pipeline stages joined by links; each stage and each link is a
+SimPy resource held for the duration the step model gives (:class:`~hwsim.serving.step.
+StepModel`). The replica's batch is split into micro-batch *lanes* (as many as micro-batches);
+a lane repeatedly admits waiting requests, runs a prefill step for the new ones or a decode step
+for those it holds, and sends the step through every stage and link. Lanes contend for stages
+and links, so pipeline bubbles, queueing for a stage and transfer/compute overlap come out of
+the simulation rather than a formula.
+
+Events: one per stage and link per micro-batch step (never per token of a sequence or per
+cycle). Batching policies (Yu et al., "Orca", OSDI 2022, for iteration-level scheduling):
+
+- ``static``: a lane takes up to its capacity of waiting requests when it is empty and runs
+  them until the last one finishes;
+- ``continuous``: at every step a lane refills its free slots; new requests are prefilled in a
+  step of their own (prefill-first scheduling), then join the decode steps.
+
+Reported: TTFT and time per output token (TPOT) at p50 and p99, throughput, stage utilisation,
+goodput under the SLO, and cost per 1k tokens at the measured throughput and at the SLO.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import simpy
+
+from hwsim.des import ComputeUnit, Link, Stats
+from hwsim.errors import InputError
+from hwsim.serving.spec import ServingSpec
+from hwsim.serving.step import StepModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Requests:
+    """A request stream: arrival times (s) and token counts, in arrival order."""
+
+    arrival_s: np.ndarray
+    prompt_tokens: np.ndarray
+    output_tokens: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.arrival_s.size)
+
+
+def _lengths(rng: np.random.Generator, mean: int, n: int, dist: str) -> np.ndarray:
+    if dist == "fixed" or mean == 1:
+        return np.full(n, mean, dtype=np.int64)
+    return rng.integers(1, 2 * mean, size=n, endpoint=False).astype(np.int64)
+
+
+def read_trace(path: Path) -> Requests:
+    """Read a CSV of ``arrival_s, prompt_tokens, output_tokens`` (``#`` lines are comments)."""
+    try:
+        with path.open(newline="") as fh:
+            rows = [r for r in csv.DictReader(line for line in fh if not line.startswith("#"))]
+    except FileNotFoundError:
+        raise InputError(f"trace file not found: {path}", file=str(path)) from None
+    need = ("arrival_s", "prompt_tokens", "output_tokens")
+    if not rows or any(k not in rows[0] for k in need):
+        raise InputError(f"expected CSV columns {', '.join(need)}", file=str(path))
+    try:
+        a = np.array([float(r["arrival_s"]) for r in rows])
+        p = np.array([int(r["prompt_tokens"]) for r in rows], dtype=np.int64)
+        o = np.array([int(r["output_tokens"]) for r in rows], dtype=np.int64)
+    except ValueError as exc:
+        raise InputError(f"bad value in trace: {exc}", file=str(path)) from None
+    if (a < 0).any() or (p < 1).any() or (o < 1).any():
+        raise InputError("arrival_s must be >= 0 and token counts >= 1", file=str(path))
+    order = np.argsort(a, kind="stable")
+    return Requests(a[order], p[order], o[order])
+
+
+def make_requests(traffic: ServingSpec, seed: int = 0, base_dir: Path | None = None) -> Requests:
+    """The requests a run serves: ``warmup_requests + requests`` of them, seeded."""
+    n = traffic.warmup_requests + traffic.requests
+    if traffic.arrival == "trace":
+        path = Path(traffic.trace_file)
+        if not path.is_absolute() and base_dir is not None and (base_dir / path).exists():
+            path = base_dir / path
+        req = read_trace(path)
+        if len(req) < n:
+            log.info("trace %s has %d requests; serving all of them", path, len(req))
+        k = min(n, len(req))
+        return Requests(req.arrival_s[:k], req.prompt_tokens[:k], req.output_tokens[:k])
+    rng = np.random.default_rng(seed)
+    if traffic.arrival == "closed":
+        arrival = np.zeros(n)
+    else:
+        arrival = np.cumsum(rng.exponential(1.0 / traffic.arrival_rate_per_s, size=n))
+    prompt = _lengths(rng, traffic.prompt_tokens, n, traffic.length_distribution)
+    output = _lengths(rng, traffic.output_tokens, n, traffic.length_distribution)
+    return Requests(arrival, prompt, output)
+
+
+@dataclass(frozen=True)
+class ServeResult:
+    """What a serving run measured (times in seconds unless the name says otherwise)."""
+
+    requests: int
+    ttft_p50_s: float
+    ttft_p99_s: float
+    tpot_p50_s: float
+    tpot_p99_s: float
+    ttft_mean_s: float
+    tpot_mean_s: float
+    throughput_tokens_per_s: float
+    goodput_tokens_per_s: float
+    slo_attainment: float
+    stage_utilization: float
+    makespan_s: float
+    steps: int
+    usd_per_1k_tokens: float
+    usd_per_1k_tokens_at_slo: float
+
+    def metrics(self) -> dict[str, float]:
+        """The flat metric names systems report."""
+        return {
+            "ttft_p50_ms": self.ttft_p50_s * 1e3,
+            "ttft_p99_ms": self.ttft_p99_s * 1e3,
+            "tpot_p50_ms": self.tpot_p50_s * 1e3,
+            "tpot_p99_ms": self.tpot_p99_s * 1e3,
+            "latency_ms_per_token": self.tpot_mean_s * 1e3,
+            "ttft_ms": self.ttft_mean_s * 1e3,
+            "throughput_tokens_per_s": self.throughput_tokens_per_s,
+            "goodput_tokens_per_s": self.goodput_tokens_per_s,
+            "slo_attainment": self.slo_attainment,
+            "stage_utilization": self.stage_utilization,
+            "requests": float(self.requests),
+            "tco_usd_per_1k_tokens": self.usd_per_1k_tokens,
+            "tco_at_slo_usd_per_1k_tokens": self.usd_per_1k_tokens_at_slo,
+        }
+
+
+def lane_sizes(batch: int, micro_batch: int) -> list[int]:
+    """Capacities of the micro-batch lanes: ``batch`` split into lanes of ``micro_batch``."""
+    if batch < 1 or micro_batch < 1:
+        raise InputError(f"batch {batch} and micro_batch {micro_batch} must be >= 1")
+    full, rest = divmod(batch, micro_batch)
+    return [micro_batch] * full + ([rest] if rest else [])
+
+
+class _Replica:
+    """The SimPy model: stages (:class:`ComputeUnit`) and links (:class:`Link`) as shared
+    resources, lanes as processes.
+
+    A stage's work is measured in seconds of service (a unit of peak 1 s/s), the step time the
+    step model gives; a link carries the activation bytes at its bandwidth, fair-shared among
+    concurrent transfers, plus its latency.
+    """
+
+    def __init__(self, env: simpy.Environment, model: StepModel, traffic: ServingSpec,
+                 req: Requests, lanes: list[int], trace: Any) -> None:
+        self.env, self.model, self.req = env, model, req
+        self.stats = Stats(env)
+        n_st = model.stages
+        self.stages = [ComputeUnit(env, 1.0, name=f"stage{k}", stats=self.stats,
+                                   recorder=trace) for k in range(n_st)]
+        self.links = []
+        for k in range(n_st - 1):
+            bw, lat = model.link(k)
+            self.links.append(Link(env, bw, lat, name=f"link{k}", recorder=trace))
+        self.queue: deque[int] = deque()
+        self.arrived = 0
+        self.wakeup = env.event()
+        n = len(req)
+        self.first = np.full(n, math.nan)
+        self.finish = np.full(n, math.nan)
+        self.steps = 0
+        self.continuous = traffic.batching == "continuous"
+        env.process(self._arrivals())
+        for i, cap in enumerate(lanes):
+            env.process(self._lane(i, cap))
+
+    # -- arrivals -------------------------------------------------------------------------------
+    def _arrivals(self):
+        env, a = self.env, self.req.arrival_s
+        for i in range(len(a)):
+            if a[i] > env.now:
+                yield env.timeout(a[i] - env.now)
+            self.queue.append(i)
+            self.arrived += 1
+            if not self.wakeup.triggered:
+                self.wakeup.succeed()
+
+    # -- one step through the pipeline ------------------------------------------------------------
+    def _step(self, lane: int, kind: str, batch: int, tokens: float, rows: int):
+        model = self.model
+        self.steps += 1
+        last = model.stages - 1
+        label = f"{kind} lane{lane} x{batch}"
+        for k, stage in enumerate(self.stages):
+            dt = (model.prefill_s(k, batch, tokens) if kind == "prefill"
+                  else model.decode_s(k, batch, tokens))
+            yield stage.run(dt, label=label)
+            if k < last:
+                yield self.links[k].transfer(model.transfer_bytes(k, rows), label=label)
+
+    # -- a micro-batch lane -----------------------------------------------------------------------
+    def _lane(self, lane: int, cap: int):
+        env, req = self.env, self.req
+        prompt, output = req.prompt_tokens, req.output_tokens
+        ids = np.empty(0, dtype=np.int64)
+        gen = np.empty(0, dtype=np.int64)  # tokens generated so far per held request
+        n_total = len(req)
+        while True:
+            admit = not ids.size or self.continuous
+            new: list[int] = []
+            if admit:
+                while len(new) + ids.size < cap and self.queue:
+                    new.append(self.queue.popleft())
+            if new:
+                new_ids = np.asarray(new, dtype=np.int64)
+                p = float(prompt[new_ids].mean())
+                yield from self._step(lane, "prefill", len(new), p, int(prompt[new_ids].sum()))
+                self.first[new_ids] = env.now
+                done = output[new_ids] <= 1
+                self.finish[new_ids[done]] = env.now
+                keep = new_ids[~done]
+                ids = np.concatenate([ids, keep])
+                gen = np.concatenate([gen, np.ones(keep.size, dtype=np.int64)])
+                continue
+            if ids.size:
+                kv = float((prompt[ids] + gen).mean() - 1.0)  # tokens already cached
+                yield from self._step(lane, "decode", int(ids.size), kv, int(ids.size))
+                gen += 1
+                done = gen >= output[ids]
+                if done.any():
+                    self.finish[ids[done]] = env.now
+                    ids, gen = ids[~done], gen[~done]
+                continue
+            if self.arrived >= n_total and not self.queue:
+                return
+            if self.wakeup.triggered:
+                self.wakeup = env.event()
+            yield self.wakeup
+
+
+def serve(
+    model: StepModel,
+    traffic: ServingSpec,
+    *,
+    batch: int,
+    micro_batch: int | None = None,
+    seed: int = 0,
+    trace: Any = None,
+    usd_per_hour: float = math.nan,
+    requests: Requests | None = None,
+    base_dir: Path | None = None,
+) -> ServeResult:
+    """Simulate one replica serving ``traffic`` and measure it.
+
+    ``model`` gives per-stage step times; ``batch`` sequences are in flight at most, in lanes
+    of ``micro_batch`` (default: ``batch`` split evenly over the stages); ``usd_per_hour`` is
+    what the replica costs to run (rental or owned TCO), for the cost per 1k tokens.
+    ``trace`` is an optional :class:`hwsim.des.trace.TraceRecorder`.
+    """
+    if micro_batch is None or micro_batch <= 0:
+        micro_batch = -(-batch // model.stages)
+    req = requests if requests is not None else make_requests(traffic, seed, base_dir)
+    if len(req) == 0:
+        raise InputError("no requests to serve")
+    env = simpy.Environment()
+    rep = _Replica(env, model, traffic, req, lane_sizes(batch, micro_batch), trace)
+    env.run()
+    if np.isnan(rep.finish).any():  # pragma: no cover - a scheduling bug, not user input
+        raise RuntimeError("serving DES ended with unfinished requests")
+    makespan = float(env.now)
+    rep.stats.end_window()
+    util = float(np.mean([rep.stats.utilisation(f"stage{k}.busy")
+                          for k in range(model.stages)]))
+
+    skip = min(traffic.warmup_requests, len(req) - 1)
+    sel = slice(skip, None)
+    arrival, first, finish = req.arrival_s[sel], rep.first[sel], rep.finish[sel]
+    out = req.output_tokens[sel]
+    ttft = first - arrival
+    multi = out > 1
+    tpot = (finish[multi] - first[multi]) / (out[multi] - 1)
+    window = float(finish.max() - arrival.min())
+    tokens = float(out.sum())
+    throughput = tokens / window if window > 0 else math.nan
+
+    ok = np.ones(out.size, dtype=bool)
+    if traffic.slo_ttft_ms > 0:
+        ok &= ttft <= traffic.slo_ttft_ms * 1e-3
+    if traffic.slo_tpot_ms > 0:
+        per_tok = np.zeros(out.size)
+        per_tok[multi] = tpot
+        ok &= per_tok <= traffic.slo_tpot_ms * 1e-3
+    goodput = float(out[ok].sum()) / window if window > 0 else math.nan
+
+    def per_1k(rate: float) -> float:
+        if not math.isfinite(usd_per_hour) or not rate > 0:
+            return math.nan if not math.isfinite(usd_per_hour) else math.inf
+        return usd_per_hour / 3600.0 / rate * 1e3
+
+    def pct(x: np.ndarray, q: float) -> float:
+        return float(np.percentile(x, q)) if x.size else math.nan
+
+    return ServeResult(
+        requests=int(out.size),
+        ttft_p50_s=pct(ttft, 50), ttft_p99_s=pct(ttft, 99),
+        tpot_p50_s=pct(tpot, 50), tpot_p99_s=pct(tpot, 99),
+        ttft_mean_s=float(ttft.mean()),
+        tpot_mean_s=float(tpot.mean()) if tpot.size else math.nan,
+        throughput_tokens_per_s=throughput,
+        goodput_tokens_per_s=goodput,
+        slo_attainment=float(ok.mean()),
+        stage_utilization=util,
+        makespan_s=makespan,
+        steps=rep.steps,
+        usd_per_1k_tokens=per_1k(throughput),
+        usd_per_1k_tokens_at_slo=per_1k(goodput),
+    )

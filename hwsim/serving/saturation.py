@@ -1,0 +1,80 @@
+"""Closed forms of a saturated LLM-serving replica, over any :class:`~hwsim.serving.step.
+StepModel`: the analytical counterpart of :func:`hwsim.serving.des.serve`.
+
+With every lane (micro-batch) full, one *round* (each lane advances one step) lasts as long as
+the busiest resource or the slowest lane's trip through the pipeline, whichever is longer:
+``max(max_k sum_lanes stage_k, max_k sum_lanes link_k, max_lanes sum_k (stage_k + link_k))``
+(the DeepSpeed-Inference schedule, Aminabadi et al. SC'22, with links as resources of their
+own). A batch of requests of ``P`` prompt and ``O`` output tokens takes the pipeline fill of its
+prefills (the flow-shop recurrence, GPipe's ``(stages + lanes - 1)`` stage times) and ``O - 1``
+decode rounds; the decode rounds are evaluated at the mean cached context
+``P + (O - 2) / 2``, exact where the step time is linear in the context.
+"""
+
+from __future__ import annotations
+
+from hwsim.serving.des import lane_sizes
+from hwsim.serving.step import StepModel, transfer_s
+
+
+def round_s(model: StepModel, lanes: list[int], kind: str, tokens: float) -> float:
+    """One round: every lane runs one ``kind`` step (prefill: ``tokens`` = mean prompt;
+    decode: ``tokens`` = mean cached context)."""
+    n = model.stages
+    stage_busy = [0.0] * n
+    link_busy = [0.0] * max(n - 1, 0)
+    trip = 0.0
+    for m in lanes:
+        rows = int(m * tokens) if kind == "prefill" else m
+        t_lane = 0.0
+        for k in range(n):
+            s = model.prefill_s(k, m, tokens) if kind == "prefill" else model.decode_s(k, m, tokens)
+            stage_busy[k] += s
+            t_lane += s
+            if k < n - 1:
+                x = transfer_s(model, k, rows)
+                link_busy[k] += x
+                t_lane += x
+        trip = max(trip, t_lane)
+    return max(max(stage_busy), max(link_busy, default=0.0), trip)
+
+
+def pipeline_fill_s(model: StepModel, lanes: list[int], prompt: float) -> float:
+    """Prefill of every lane through the pipeline, one lane after another: the flow-shop
+    recurrence ``C[i, k] = max(C[i-1, k], C[i, k-1] + link) + stage`` (GPipe's fill,
+    ``(stages + lanes - 1) x stage`` for equal stages)."""
+    n = model.stages
+    done = [0.0] * n  # when stage k finished the previous lane
+    for m in lanes:
+        ready = 0.0
+        for k in range(n):
+            start = max(done[k], ready)
+            done[k] = start + model.prefill_s(k, m, prompt)
+            ready = done[k] + (transfer_s(model, k, int(m * prompt)) if k < n - 1 else 0.0)
+    return done[-1]
+
+
+def first_token_s(model: StepModel, micro_batch: int, prompt: float) -> float:
+    """Time to first token of one micro-batch on an idle replica."""
+    t = 0.0
+    for k in range(model.stages):
+        t += model.prefill_s(k, micro_batch, prompt)
+        if k < model.stages - 1:
+            t += transfer_s(model, k, int(micro_batch * prompt))
+    return t
+
+
+def saturated(model: StepModel, batch: int, micro_batch: int, prompt: float,
+              output: float) -> dict[str, float]:
+    """TPOT, TTFT and output-token throughput of a saturated replica (seconds, tokens/s)."""
+    lanes = lane_sizes(batch, micro_batch)
+    pre = pipeline_fill_s(model, lanes, prompt)
+    kv_mean = prompt + (output - 2) / 2.0
+    dec = round_s(model, lanes, "decode", kv_mean) if output > 1 else 0.0
+    t_batch = pre + (output - 1) * dec
+    return {
+        "tpot_s": dec,
+        "ttft_s": first_token_s(model, lanes[0], prompt),
+        "batch_s": t_batch,
+        "throughput_tokens_per_s": batch * output / t_batch,
+    }
