@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 
+from hwsim.chiplet_cloud.spec import TcoSpec
+from hwsim.errors import InputError
 from hwsim.gpu_serving.cost import owned_usd_per_hour, rental_usd_per_hour
 from hwsim.gpu_serving.roofline import RooflineStepModel
 from hwsim.llm import model as llm_model
@@ -13,17 +15,22 @@ from hwsim.serving.saturation import saturated
 from hwsim.system import Inputs, Metrics
 
 
-def cost_metrics(model: RooflineStepModel, throughput: float) -> dict[str, float]:
+def cost_metrics(model: RooflineStepModel, throughput: float,
+                 tco: TcoSpec | None = None) -> dict[str, float]:
     """Devices, servers, utilisation and cost per 1k tokens at ``throughput`` tokens/s."""
     gpu, mapping, llm = model.gpu, model.mapping, model.llm
     devices = mapping.devices
     util = throughput * llm_model.flops_per_token(llm) / (devices * model.peak_flops)
     rent = rental_usd_per_hour(gpu, devices)
-    own = owned_usd_per_hour(gpu, devices, min(util, 1.0))
+    own = owned_usd_per_hour(gpu, devices, min(util, 1.0), tco)
 
     def per_1k(usd_h: float) -> float:
         return usd_h / 3600.0 / throughput * 1e3 if throughput > 0 else math.inf
 
+    if mapping.pricing == "owned" and not gpu.owned_price_known:
+        raise InputError(f"pricing = 'owned' needs the server price and power of {gpu.name} "
+                         "(server_price_usd and server_power_W > 0); none is published",
+                         key="mapping.pricing", value="owned", has_value=True)
     chosen = rent if mapping.pricing == "rental" else own
     return {
         "tco_usd_per_1k_tokens": per_1k(chosen),
@@ -61,5 +68,5 @@ def evaluate(inputs: Inputs) -> Metrics:
         "ttft_ms": sat["ttft_s"] * 1e3,
         "throughput_tokens_per_s": sat["throughput_tokens_per_s"],
     }
-    out.update(cost_metrics(model, sat["throughput_tokens_per_s"]))
+    out.update(cost_metrics(model, sat["throughput_tokens_per_s"], inputs.get("tco")))
     return out

@@ -8,18 +8,14 @@ part of a server pays its share (the other devices serve other replicas).
 
 from __future__ import annotations
 
-import logging
 import math
-from collections.abc import Callable
 
+from hwsim.chiplet_cloud.cost import server_tco
+from hwsim.chiplet_cloud.spec import TcoSpec
 from hwsim.gpu_serving.spec import GpuSpec
-
-log = logging.getLogger(__name__)
 
 HOURS_PER_YEAR = 365 * 24
 
-#: (server_power_W, server_cost_usd, utilization) -> (lifetime TCO in $, life in years)
-TcoFn = Callable[[float, float, float], tuple[float, float]]
 
 
 def rental_usd_per_hour(gpu: GpuSpec, devices: int) -> float:
@@ -27,32 +23,19 @@ def rental_usd_per_hour(gpu: GpuSpec, devices: int) -> float:
     return devices * gpu.rental_usd_per_device_hour
 
 
-def _chiplet_cloud_tco() -> TcoFn | None:
-    """The Chiplet Cloud TCO model, adapted to :data:`TcoFn`; None while it is not installed."""
-    try:
-        from hwsim.chiplet_cloud import tco as cc_tco  # the shared TCO model
-    except ImportError:
-        return None
-    adapter = getattr(cc_tco, "server_tco_for_serving", None)
-    if adapter is not None:
-        return adapter
-    return _adapt(cc_tco)
-
-
-def _adapt(cc_tco) -> TcoFn | None:  # filled in when hwsim.chiplet_cloud.tco lands
-    return None
+def default_tco() -> TcoSpec:
+    """The Chiplet Cloud TCO constants (the ``tco`` kind's defaults)."""
+    return TcoSpec(name="chiplet-cloud-v1")
 
 
 def owned_usd_per_hour(gpu: GpuSpec, devices: int, utilization: float,
-                       tco: TcoFn | None = None) -> float:
-    """Owning the servers that hold ``devices`` devices, per hour of their life (NaN when the
-    spec carries no server price and power, or no TCO model is available)."""
+                       tco: TcoSpec | None = None) -> float:
+    """Owning the servers that hold ``devices`` devices, per hour of their life; NaN when the
+    spec carries no server price and power. ``utilization`` scales the power-proportional
+    terms as Chiplet Cloud does (when the TCO spec says so)."""
     if not gpu.owned_price_known:
         return math.nan
-    tco = tco or _chiplet_cloud_tco()
-    if tco is None:
-        log.warning("no TCO model available (hwsim.chiplet_cloud.tco); owned cost is NaN")
-        return math.nan
-    total, life_years = tco(gpu.server_power_W, gpu.server_price_usd, utilization)
+    t = tco or default_tco()
+    total = float(server_tco(gpu.server_power_W, gpu.server_price_usd, t, utilization))
     share = devices / gpu.devices_per_server
-    return share * total / (life_years * HOURS_PER_YEAR)
+    return share * total / (t.server_life_years * HOURS_PER_YEAR)

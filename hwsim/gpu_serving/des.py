@@ -17,7 +17,7 @@ def evaluate(inputs: Inputs, *, seed: int = 0, trace: Any = None) -> Metrics:
     first = serve(model, inputs["traffic"], batch=mapping.batch,
                   micro_batch=mapping.micro_batch_size, seed=seed, trace=trace,
                   base_dir=specs.models_dir() / "serving")
-    costs = cost_metrics(model, first.throughput_tokens_per_s)
+    costs = cost_metrics(model, first.throughput_tokens_per_s, inputs.get("tco"))
     usd_h = costs["usd_per_hour"]
     out = first.metrics()
     rate, good = first.throughput_tokens_per_s, first.goodput_tokens_per_s

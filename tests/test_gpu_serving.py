@@ -1,0 +1,209 @@
+"""gpu-serving: specs, the roofline step model, calibration, costs and the analytical evaluator."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hwsim import specs
+from hwsim.chiplet_cloud.cost import server_tco
+from hwsim.chiplet_cloud.spec import TcoSpec
+from hwsim.errors import InfeasibleDesign, InputError
+from hwsim.gpu_serving import calibration
+from hwsim.gpu_serving.cost import HOURS_PER_YEAR, owned_usd_per_hour
+from hwsim.gpu_serving.roofline import RooflineStepModel
+from hwsim.gpu_serving.spec import GpuMappingSpec, GpuSpec
+from hwsim.system import get_system
+from hwsim.validation import run_case
+
+GPUS = ("a100-sxm-80gb", "h100-sxm-80gb", "tpuv4")
+REQUIRED = ("tco_usd_per_1k_tokens", "latency_ms_per_token", "throughput_tokens_per_s",
+            "chips", "servers", "server_cost_usd", "server_power_W", "utilization")
+
+
+def gpu(name: str) -> GpuSpec:
+    return specs.load_spec(specs.find_spec_file("gpu", name), "gpu")
+
+
+def llm(name: str):
+    return specs.load_spec(specs.find_spec_file("llm", name), "llm")
+
+
+@pytest.fixture(scope="module")
+def system():
+    return get_system("gpu-serving")
+
+
+# ------------------------------------------------------------------------------------------------
+# specs
+
+
+@pytest.mark.parametrize("name", GPUS)
+def test_gpu_specs_load(name):
+    g = gpu(name)
+    assert g.hbm_bandwidth_GBps > 0 and g.peak_16bit_TFLOPS > 0
+    assert 0 < g.bandwidth_efficiency <= 1
+
+
+def test_negative_price_is_an_input_error(system):
+    with pytest.raises(InputError, match="rental_usd_per_device_hour"):
+        system.resolve([], {"device.rental_usd_per_device_hour": -1.0})
+
+
+def test_zero_batch_is_an_input_error(system):
+    with pytest.raises(InputError, match="batch"):
+        system.resolve([], {"mapping.batch": 0})
+
+
+def test_micro_batch_above_batch_is_an_input_error(system):
+    with pytest.raises(InputError, match="micro_batch"):
+        system.resolve([], {"mapping.batch": 4, "mapping.micro_batch": 8})
+
+
+# ------------------------------------------------------------------------------------------------
+# the step model
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    name=st.sampled_from(GPUS),
+    model=st.sampled_from(["gpt3-175b", "llama3-70b", "llama3-8b", "palm-540b"]),
+    tp=st.sampled_from([1, 2, 4, 8]),
+    batch=st.integers(1, 512),
+    kv=st.integers(0, 8192),
+    dtype=st.sampled_from(["fp16", "fp8"]),
+)
+def test_decode_never_below_roofline(name, model, tp, batch, kv, dtype):
+    m = RooflineStepModel.build(gpu(name), llm(model), GpuMappingSpec(
+        name="t", tensor_parallel=tp, batch=batch, weight_dtype=dtype, kv_dtype=dtype))
+    step = m.decode_s(0, batch, kv)
+    assert step >= m.decode_roofline_s(batch, kv) * (1 - 1e-9)
+
+
+def test_decode_is_bandwidth_bound_at_batch_one():
+    """At batch 1 the step is the weights over the achieved bandwidth, within a few percent."""
+    g = gpu("a100-sxm-80gb")
+    m = RooflineStepModel.build(g, llm("llama3-8b"), GpuMappingSpec(name="t"))
+    weights = m.decode_roofline_s(1, 0) * g.hbm_bandwidth_GBps * 1e9
+    ideal = weights / (g.hbm_bandwidth_GBps * 1e9 * g.bandwidth_efficiency)
+    assert m.decode_s(0, 1, 0) == pytest.approx(ideal, rel=0.03)
+
+
+def test_pipeline_stages_split_layers():
+    m = RooflineStepModel.build(gpu("a100-sxm-80gb"), llm("gpt3-175b"),
+                                GpuMappingSpec(name="t", tensor_parallel=2,
+                                               pipeline_parallel=5))
+    assert sum(m.stage_layers) == 96 and max(m.stage_layers) - min(m.stage_layers) <= 1
+
+
+def test_model_that_does_not_fit_is_infeasible(system):
+    inputs = system.resolve([], {"mapping.tensor_parallel": 1})
+    with pytest.raises(InfeasibleDesign, match="does not fit"):
+        system.evaluate(inputs)
+
+
+def test_tensor_parallel_beyond_heads_is_infeasible(system):
+    inputs = system.resolve(["model=llama3-8b"], {"mapping.tensor_parallel": 64})
+    with pytest.raises(InfeasibleDesign, match="heads"):
+        system.evaluate(inputs)
+
+
+# ------------------------------------------------------------------------------------------------
+# calibration
+
+
+def test_spec_efficiencies_are_the_fit():
+    fitted = calibration.calibrate()
+    assert set(fitted) == {"a100-sxm-80gb", "h100-sxm-80gb"}
+    for name, eff in fitted.items():
+        assert gpu(name).bandwidth_efficiency == pytest.approx(eff, abs=0.0015), name
+
+
+@pytest.mark.parametrize("case", calibration.validation_cases(), ids=lambda c: c.case)
+def test_calibrated_decode_within_15_percent(case):
+    result = run_case(case)
+    assert result.ok, (result.predicted, result.reference)
+
+
+def test_a100_calibration_has_two_cases():
+    a100 = [c for c in calibration.measured_cases() if c.gpu == "a100-sxm-80gb"]
+    assert {c.case for c in a100} == {"R1", "R3"}
+
+
+# ------------------------------------------------------------------------------------------------
+# costs and the analytical evaluator
+
+
+def test_analytical_reports_chiplet_cloud_metrics(system):
+    m = system.evaluate(system.resolve())
+    for k in REQUIRED:
+        assert k in m and m[k] > 0, k
+    assert m["chips"] == 8 and m["servers"] == 1
+    assert 0 < m["utilization"] < 1
+
+
+def test_rental_cost_is_device_hours_over_tokens(system):
+    inputs = system.resolve()
+    m = system.evaluate(inputs)
+    g = inputs["device"]
+    expect = 8 * g.rental_usd_per_device_hour / 3600 / m["throughput_tokens_per_s"] * 1e3
+    assert m["tco_usd_per_1k_tokens"] == pytest.approx(expect, rel=1e-12)
+
+
+def test_owned_cost_uses_chiplet_cloud_tco(system):
+    inputs = system.resolve([], {"mapping.pricing": "owned"})
+    m = system.evaluate(inputs)
+    g, t = inputs["device"], TcoSpec(name="t")
+    life_h = t.server_life_years * HOURS_PER_YEAR
+    usd_h = float(server_tco(g.server_power_W, g.server_price_usd, t, m["utilization"])) / life_h
+    expect = usd_h / 3600 / m["throughput_tokens_per_s"] * 1e3
+    assert m["tco_usd_per_1k_tokens"] == pytest.approx(expect, rel=1e-9)
+    assert m["owned_usd_per_1k_tokens"] == m["tco_usd_per_1k_tokens"]
+
+
+def test_owned_share_of_a_server():
+    g = gpu("h100-sxm-80gb")
+    assert owned_usd_per_hour(g, 2, 0.5) == pytest.approx(owned_usd_per_hour(g, 8, 0.5) / 4)
+
+
+def test_owned_tpu_needs_a_price(system):
+    inputs = system.resolve(["device=tpuv4", "model=llama3-8b"],
+                            {"mapping.pricing": "owned", "mapping.tensor_parallel": 4})
+    with pytest.raises(InputError, match="server price"):
+        system.evaluate(inputs)
+    m = system.evaluate(system.resolve(["device=tpuv4", "model=llama3-8b"],
+                                       {"mapping.tensor_parallel": 4}))
+    assert math.isnan(m["owned_usd_per_1k_tokens"]) and math.isnan(m["server_cost_usd"])
+
+
+def test_bigger_batch_more_throughput_more_latency(system):
+    small = system.evaluate(system.resolve([], {"mapping.batch": 4}))
+    big = system.evaluate(system.resolve([], {"mapping.batch": 16}))
+    assert big["throughput_tokens_per_s"] > small["throughput_tokens_per_s"]
+    assert big["latency_ms_per_token"] > small["latency_ms_per_token"]
+
+
+def test_h100_faster_than_a100(system):
+    a = system.evaluate(system.resolve())
+    h = system.evaluate(system.resolve(["device=h100-sxm-80gb"]))
+    assert h["latency_ms_per_token"] < a["latency_ms_per_token"]
+
+
+def test_cli_json(capsys):
+    from hwsim.cli import main
+
+    assert main(["simulate", "gpu-serving", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "ok"
+    for k in REQUIRED:
+        assert k in out["metrics"]
+
+
+def test_with_overrides_keeps_gpu_valid():
+    g = specs.with_overrides(gpu("a100-sxm-80gb"), {"bandwidth_efficiency": 0.5})
+    assert dataclasses.replace(g, name="x").bandwidth_efficiency == 0.5
