@@ -9,6 +9,7 @@ import importlib
 
 BUILTIN_MODULES: tuple[str, ...] = (
     "hwsim.queueing",
+    "hwsim.chiplet_cloud",
     "hwsim.gpu_serving",
 )
 

@@ -91,7 +91,7 @@ def phase1(asic: AsicSpec, srv: ServerSpec, space: HardwareSpace = HardwareSpace
     s = cost.server(asic, srv, a, r, n)
     ch = cost.chip(asic, a, r)
     v = s.valid
-    log.info("phase 1: %d of %d server designs valid", int(v.sum()), a.size)
+    log.debug("phase 1: %d of %d server designs valid", int(v.sum()), a.size)
     return Servers(die_area_mm2=a[v], mac_area_ratio=r[v], chips_per_lane=n[v],
                    chips=s.chips[v], chip_tops=ch.tops[v], chip_sram_MB=ch.sram_MB[v],
                    chip_power_W=ch.power_W[v], power_W=s.power_W[v], cost_usd=s.cost_usd[v],
@@ -211,7 +211,7 @@ def phase2(llm: LlmSpec, servers: Servers, asic: AsicSpec, srv: ServerSpec, tco:
     i_tco = int(np.argmin(pareto["tco_usd_per_1k_tokens"]))
     i_lat = int(np.argmin(pareto["latency_ms_per_token"]))
     dt = time.perf_counter() - t0
-    log.info("phase 2 %s: %d mappings in %.2f s", llm.name, n_eval, dt)
+    log.debug("phase 2 %s: %d mappings in %.2f s", llm.name, n_eval, dt)
     return SearchResult(
         best={k: float(v[i_tco]) for k, v in pareto.items()},
         best_latency={k: float(v[i_lat]) for k, v in pareto.items()},

@@ -153,7 +153,8 @@ class CcMappingSpec:
     tp: int = param(0, ge=0, help="chips per pipeline stage (tensor parallelism); 0 = the "
                     "fewest chips, in whole servers or an equal share of one, that hold a stage")
     batch: int = param(64, ge=1, help="sequences decoded together")
-    micro_batch: int = param(0, ge=0, help="sequences per pipeline micro-batch; 0 = batch")
+    micro_batch: int = param(0, ge=0, help="sequences per pipeline micro-batch; 0 = every "
+                             "power of two up to batch is tried and the lowest TCO/token kept")
     context_tokens: int = param(2048, ge=1, unit="tokens", help="KV-cache length reserved per "
                                 "sequence")
     prompt_tokens: int = param(0, ge=0, unit="tokens", help="prompt length for the prefill "
