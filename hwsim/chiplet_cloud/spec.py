@@ -59,7 +59,7 @@ class AsicSpec:
     # CC-MEM: store-as-compressed, load-as-dense
     weight_sparsity: float = param(0.0, ge=0, lt=1, help="share of zero weights stored "
                                    "compressed (CC-MEM); 0 = dense storage")
-    sparse_index_bits: float = param(4.0, ge=0, unit="bit", help="index bits stored per nonzero "
+    sparse_index_bits: float = param(8.0, ge=0, unit="bit", help="index bits stored per nonzero "
                                      "weight in the compressed format")
 
     @property
