@@ -207,3 +207,16 @@ def test_cli_json(capsys):
 def test_with_overrides_keeps_gpu_valid():
     g = specs.with_overrides(gpu("a100-sxm-80gb"), {"bandwidth_efficiency": 0.5})
     assert dataclasses.replace(g, name="x").bandwidth_efficiency == 0.5
+
+
+@settings(max_examples=40, deadline=None)
+@given(batch=st.integers(1, 256), kv=st.floats(0, 8000), tp=st.sampled_from([1, 2, 8]),
+       pp=st.sampled_from([1, 3]))
+def test_memoised_decode_equals_direct_model(batch, kv, tp, pp):
+    m = RooflineStepModel.build(gpu("h100-sxm-80gb"), llm("llama3-70b"), GpuMappingSpec(
+        name="t", tensor_parallel=tp, pipeline_parallel=pp))
+    for stage in range(pp):
+        direct = m.stage_layers[stage] * m.layer_decode_s(batch, kv)
+        if stage == pp - 1:
+            direct += m.head_s(batch)
+        assert m.decode_s(stage, batch, kv) == pytest.approx(direct, rel=1e-9)

@@ -13,7 +13,7 @@ transfers are separate, so the DES can treat the links as resources of their own
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -38,6 +38,10 @@ class RooflineStepModel:
     shape: llm_model.LayerShape
     device: perf.Device
     stage_layers: tuple[int, ...]
+    #: per decode batch size: (layer time without attention, attention time per cached token,
+    #: LM head time)
+    _decode_memo: dict[int, tuple[float, float, float]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def build(cls, gpu: GpuSpec, llm: LlmSpec, mapping: GpuMappingSpec) -> RooflineStepModel:
@@ -110,9 +114,24 @@ class RooflineStepModel:
         t = self.stage_layers[stage] * self._layer_s(batch, prompt_tokens, 0.0)
         return t + (self.head_s(batch) if stage == self.stages - 1 else 0.0)
 
+    def _decode_parts(self, batch: int) -> tuple[float, float, float]:
+        """A decode layer as ``fixed + per_token x (kv_tokens + 1)``: with one new token per
+        sequence both the attention FLOPs and the KV bytes of :func:`hwsim.llm.perf.
+        attention_s` are proportional to ``kv_tokens + 1``, so the step is exactly linear in
+        the context; memoised per batch size (the DES asks for the same sizes again and
+        again)."""
+        parts = self._decode_memo.get(batch)
+        if parts is None:
+            attn = float(perf.attention_s(self.shape, batch, 1.0, 0.0,
+                                          self.mapping.tensor_parallel, self.device))
+            fixed = self._layer_s(batch, 1.0, 0.0) - attn
+            parts = self._decode_memo[batch] = (fixed, attn, self.head_s(batch))
+        return parts
+
     def decode_s(self, stage: int, batch: int, kv_tokens: float) -> float:
-        t = self.stage_layers[stage] * self._layer_s(batch, 1.0, kv_tokens)
-        return t + (self.head_s(batch) if stage == self.stages - 1 else 0.0)
+        fixed, attn, head = self._decode_parts(batch)
+        t = self.stage_layers[stage] * (fixed + attn * (kv_tokens + 1.0))
+        return t + (head if stage == self.stages - 1 else 0.0)
 
     def stage_crosses_servers(self, stage: int) -> bool:
         """Whether the link from ``stage`` to the next leaves the server."""
