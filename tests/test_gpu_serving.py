@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from hwsim import specs
 from hwsim.chiplet_cloud.cost import server_tco
-from hwsim.chiplet_cloud.spec import TcoSpec
 from hwsim.errors import InfeasibleDesign, InputError
 from hwsim.gpu_serving import calibration
 from hwsim.gpu_serving.cost import HOURS_PER_YEAR, owned_usd_per_hour
@@ -158,7 +157,7 @@ def test_rental_cost_is_device_hours_over_tokens(system):
 def test_owned_cost_uses_chiplet_cloud_tco(system):
     inputs = system.resolve([], {"mapping.pricing": "owned"})
     m = system.evaluate(inputs)
-    g, t = inputs["device"], TcoSpec(name="t")
+    g, t = inputs["device"], inputs["tco"]
     life_h = t.server_life_years * HOURS_PER_YEAR
     usd_h = float(server_tco(g.server_power_W, g.server_price_usd, t, m["utilization"])) / life_h
     expect = usd_h / 3600 / m["throughput_tokens_per_s"] * 1e3
@@ -220,3 +219,10 @@ def test_memoised_decode_equals_direct_model(batch, kv, tp, pp):
         if stage == pp - 1:
             direct += m.head_s(batch)
         assert m.decode_s(stage, batch, kv) == pytest.approx(direct, rel=1e-9)
+
+
+def test_owned_cost_follows_the_tco_role(system):
+    short = system.evaluate(system.resolve([], {"mapping.pricing": "owned"}))
+    long = system.evaluate(system.resolve([], {"mapping.pricing": "owned",
+                                              "tco.server_life_years": 4.0}))
+    assert long["tco_usd_per_1k_tokens"] < short["tco_usd_per_1k_tokens"]

@@ -2,7 +2,8 @@
 performance model, priced rented or owned; request-level DES on :mod:`hwsim.serving`.
 
 System ``gpu-serving``: inputs ``device`` (kind ``gpu``), ``model`` (``llm``), ``mapping``
-(``gpu-mapping``) and ``traffic`` (``serving``).
+(``gpu-mapping``), ``traffic`` (``serving``) and ``tco`` (``tco``, Chiplet Cloud's TCO constants,
+used when servers are owned).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ SYSTEM = register_system(System(
         Role("model", "llm", "gpt3-175b", "the LLM served"),
         Role("mapping", "gpu-mapping", "tp8-b16", "parallelism, batch, data types, pricing"),
         Role("traffic", "serving", "ctx2048", "requests, batching policy, SLO"),
+        Role("tco", "tco", "barroso-v1", "TCO constants for owned servers (Chiplet Cloud's)"),
     ),
     metrics=(
         Metric("tco_usd_per_1k_tokens", "cost per 1k output tokens (mapping.pricing)"),
