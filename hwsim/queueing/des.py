@@ -101,7 +101,7 @@ def evaluate(inputs: Inputs, *, seed: int = 0, trace: TraceRecorder | None = Non
     window = stats.window_s("server.busy")
     departures = done_at_start[1] - done_at_start[0]
     raw, half = batch_means(wait, CV_BATCHES) if n >= 2 * CV_BATCHES else (wait.mean(), math.nan)
-    log.info("queue DES seed=%d: %d customers, mean wait %.6g s (sample mean %.6g +- %.2g, "
+    log.debug("queue DES seed=%d: %d customers, mean wait %.6g s (sample mean %.6g +- %.2g, "
              "95%% batch means)", seed, n, mean_wait, raw, half)
     p50, p99 = np.percentile(wait, (50.0, 99.0))
     return {
