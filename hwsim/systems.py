@@ -11,6 +11,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "hwsim.queueing",
     "hwsim.chiplet_cloud",
     "hwsim.gpu_serving",
+    "hwsim.rtl.system",
 )
 
 _loaded = False

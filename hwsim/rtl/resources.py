@@ -1,0 +1,226 @@
+"""FPGA resources of the systolic array from measured synthesis, for the explorer.
+
+Synthesising an array takes seconds to minutes, far too slow for a sweep of thousands of points,
+so the statistics are measured once on a grid of configurations (Yosys ``synth_xilinx`` for
+Xilinx 7-series; :func:`measure`) and committed as a table, ``hwsim/rtl/data/systolic_xc7.csv``,
+keyed by the parameters that shape the hardware (dataflow, rows, cols, operand and accumulator
+widths). :func:`estimate` answers any configuration:
+
+- a configuration in the table: the measured numbers;
+- otherwise, per (dataflow, operand_width, acc_width) in the table, a least-squares fit of each
+  resource on ``[rows * cols, rows, cols, 1]`` (per PE, per row of edge registers, per column,
+  fixed control), which the measurements follow closely (the residuals are printed by
+  ``python -m hwsim.rtl.resources --check``); an operand width between two measured widths
+  interpolates linearly between their fits. Widths outside the table are an InputError.
+
+Regenerate the table with ``python -m hwsim.rtl.resources --measure`` (needs Yosys).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import functools
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwsim.errors import InputError
+
+log = logging.getLogger(__name__)
+
+TABLE = Path(__file__).with_name("data") / "systolic_xc7.csv"
+RESOURCES = ("lut", "ff", "dsp48e1", "bram36")
+KEYS = ("dataflow", "rows", "cols", "operand_width", "acc_width")
+COLUMNS = (*KEYS, *RESOURCES, "carry4", "tool")
+
+#: the grid :func:`measure` synthesises by default
+GRID_SIZES = ((2, 2), (4, 4), (4, 8), (8, 4), (8, 8), (16, 16))
+GRID_WIDTHS = ((8, 32), (16, 32))
+GRID_DATAFLOWS = ("ws", "os")
+
+
+def _synth_one(dataflow: str, rows: int, cols: int, width: int, acc: int) -> dict[str, Any]:
+    from hwsim.rtl.generate import XILINX_SCRIPT, _stat, emit_verilog, find_yosys, yosys_version
+    from hwsim.rtl.spec import SystolicSpec
+    from hwsim.rtl.systolic import SystolicArray
+
+    binary = find_yosys()
+    if binary is None:
+        raise InputError("measuring resources needs yosys on PATH (or HWSIM_YOSYS)")
+    spec = SystolicSpec(rows=rows, cols=cols, operand_width=width, acc_width=acc,
+                        dataflow=dataflow)
+    text = emit_verilog(SystolicArray(spec), "systolic")
+    with tempfile.TemporaryDirectory(prefix="hwsim-res-") as tmp:
+        v = Path(tmp) / "systolic.v"
+        v.write_text(text)
+        stat = _stat(binary, v, "systolic", XILINX_SCRIPT.format(top="systolic"), Path(tmp))
+    cells = {k: int(n) for k, n in stat.get("num_cells_by_type", {}).items()}
+    row = {"dataflow": dataflow, "rows": rows, "cols": cols, "operand_width": width,
+           "acc_width": acc,
+           "lut": sum(n for k, n in cells.items() if k[:3] == "LUT" and k[3:].isdigit()),
+           "ff": sum(cells.get(k, 0) for k in ("FDRE", "FDSE", "FDCE", "FDPE")),
+           "dsp48e1": cells.get("DSP48E1", 0),
+           "bram36": cells.get("RAMB36E1", 0) + 0.5 * cells.get("RAMB18E1", 0),
+           "carry4": cells.get("CARRY4", 0),
+           "tool": f"yosys {yosys_version(binary)}"}
+    log.info("measured %s", row)
+    return row
+
+
+def measure(
+    points: Iterable[tuple[str, int, int, int, int]] | None = None,
+    *,
+    jobs: int = 2,
+    out: Path = TABLE,
+) -> list[dict[str, Any]]:
+    """Synthesise ``points`` (dataflow, rows, cols, operand_width, acc_width); write the table."""
+    if points is None:
+        points = [(df, r, c, w, a) for df in GRID_DATAFLOWS for w, a in GRID_WIDTHS
+                  for r, c in GRID_SIZES]
+    points = list(points)
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        rows = list(pool.map(lambda p: _synth_one(*p), points))
+    rows.sort(key=lambda r: tuple(r[k] for k in KEYS))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as fh:
+        fh.write("# Xilinx 7-series resources of hwsim.rtl.systolic, measured with Yosys "
+                 "synth_xilinx -flatten -noiopad -noclkbuf\n")
+        fh.write("# regenerate: python -m hwsim.rtl.resources --measure\n")
+        w = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    _load.cache_clear()
+    return rows
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: str = str(TABLE)) -> tuple[dict[str, Any], ...]:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"resource table not found: {p} (python -m hwsim.rtl.resources "
+                         "--measure writes it)")
+    with p.open() as fh:
+        lines = [ln for ln in fh if not ln.startswith("#")]
+    out = []
+    for r in csv.DictReader(lines):
+        out.append({**{k: (r[k] if k == "dataflow" else int(r[k])) for k in KEYS},
+                    **{k: float(r[k]) for k in (*RESOURCES, "carry4")}, "tool": r["tool"]})
+    return tuple(out)
+
+
+def table(path: str | os.PathLike[str] = TABLE) -> list[dict[str, Any]]:
+    """The measured rows."""
+    return list(_load(str(path)))
+
+
+@functools.lru_cache(maxsize=64)
+def _fit(dataflow: str, width: int, acc: int, path: str) -> dict[str, np.ndarray]:
+    rows = [r for r in _load(path)
+            if (r["dataflow"], r["operand_width"], r["acc_width"]) == (dataflow, width, acc)]
+    x = np.array([[r["rows"] * r["cols"], r["rows"], r["cols"], 1.0] for r in rows])
+    return {res: np.linalg.lstsq(x, np.array([r[res] for r in rows]), rcond=None)[0]
+            for res in RESOURCES}
+
+
+def _features(rows: Any, cols: Any) -> np.ndarray:
+    rows = np.asarray(rows, dtype=float)
+    cols = np.asarray(cols, dtype=float)
+    return np.stack([rows * cols, rows, cols, np.ones(np.broadcast(rows, cols).shape)], axis=-1)
+
+
+def estimate(
+    dataflow: str,
+    rows: Any,
+    cols: Any,
+    operand_width: Any,
+    acc_width: int,
+    *,
+    path: str | os.PathLike[str] = TABLE,
+) -> dict[str, Any]:
+    """LUT, FF, DSP48E1 and BRAM36 of an array (numpy arrays broadcast), from the table."""
+    path = str(path)
+    data = _load(path)
+    widths = sorted({r["operand_width"] for r in data
+                     if r["dataflow"] == dataflow and r["acc_width"] == acc_width})
+    if not widths:
+        accs = sorted({r["acc_width"] for r in data if r["dataflow"] == dataflow})
+        raise InputError(f"no measured {dataflow} arrays with acc_width {acc_width}; the table "
+                         f"has acc_width {accs} (extend it: python -m hwsim.rtl.resources)")
+    rows_a, cols_a, w_a = np.broadcast_arrays(np.asarray(rows), np.asarray(cols),
+                                              np.asarray(operand_width))
+    if (w_a < widths[0]).any() or (w_a > widths[-1]).any():
+        raise InputError(f"operand_width outside the measured range {widths[0]}..{widths[-1]} "
+                         f"for {dataflow} arrays with acc_width {acc_width}")
+    feats = _features(rows_a, cols_a)
+    out = {res: np.zeros(rows_a.shape) for res in RESOURCES}
+    for lo, hi in zip(widths[:-1] or widths, widths[1:] or widths, strict=True):
+        sel = (w_a >= lo) & (w_a <= hi)
+        if not sel.any():
+            continue
+        f_lo, f_hi = _fit(dataflow, lo, acc_width, path), _fit(dataflow, hi, acc_width, path)
+        frac = np.where(hi > lo, (w_a - lo) / max(hi - lo, 1), 0.0)
+        for res in RESOURCES:
+            v = (1 - frac) * (feats @ f_lo[res]) + frac * (feats @ f_hi[res])
+            out[res] = np.where(sel, np.maximum(v, 0.0), out[res])
+    exact = {tuple(r[k] for k in KEYS): r for r in data}
+    if rows_a.ndim == 0:
+        hit = exact.get((dataflow, int(rows_a), int(cols_a), int(w_a), acc_width))
+        if hit:
+            return {res: float(hit[res]) for res in RESOURCES}
+        return {res: float(np.round(v)) for res, v in out.items()}
+    for idx in np.ndindex(rows_a.shape):
+        hit = exact.get((dataflow, int(rows_a[idx]), int(cols_a[idx]), int(w_a[idx]), acc_width))
+        if hit:
+            for res in RESOURCES:
+                out[res][idx] = hit[res]
+    return {res: np.round(v) for res, v in out.items()}
+
+
+def check(path: str | os.PathLike[str] = TABLE) -> list[dict[str, Any]]:
+    """Leave-one-out check of the fit: each measured row predicted from the others' fit."""
+    rows = table(path)
+    report = []
+    groups = {(r["dataflow"], r["operand_width"], r["acc_width"]) for r in rows}
+    for g in sorted(groups):
+        members = [r for r in rows if (r["dataflow"], r["operand_width"], r["acc_width"]) == g]
+        for r in members:
+            others = [o for o in members if o is not r]
+            if len(others) < 4:
+                continue
+            x = np.array([[o["rows"] * o["cols"], o["rows"], o["cols"], 1.0] for o in others])
+            feat = np.array([r["rows"] * r["cols"], r["rows"], r["cols"], 1.0])
+            entry = {k: r[k] for k in KEYS}
+            for res in ("lut", "ff", "dsp48e1"):
+                coef = np.linalg.lstsq(x, np.array([o[res] for o in others]), rcond=None)[0]
+                pred = float(feat @ coef)
+                entry[f"{res}_err"] = (pred - r[res]) / r[res] if r[res] else pred
+            report.append(entry)
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m hwsim.rtl.resources [--measure] [--check]``."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--measure", action="store_true", help="synthesise the grid, write the table")
+    p.add_argument("--check", action="store_true", help="leave-one-out errors of the fit")
+    p.add_argument("--jobs", type=int, default=2)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.measure:
+        measure(jobs=args.jobs)
+    if args.check:
+        for e in check():
+            log.info("%s", " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                    for k, v in e.items()))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

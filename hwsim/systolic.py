@@ -1,0 +1,114 @@
+"""Timing model of a systolic MAC array running a GEMM: the one every simulator shares.
+
+A GEMM ``C[M, N] = A[M, K] @ B[K, N]`` (SCALE-Sim's convention: input M x K, weights K x N,
+K the reduction) is mapped onto an ``R x C`` array by a dataflow, which decides which two GEMM
+dimensions are spatial (``S_R`` along the rows, ``S_C`` along the columns) and which one is
+temporal (``T``, streamed one step per cycle):
+
+============  =====  =====  =====
+dataflow       S_R    S_C     T
+============  =====  =====  =====
+``os``          M      N      K      output-stationary: each PE owns one output
+``ws``          K      N      M      weight-stationary: each PE holds one weight
+``is``          K      M      N      input-stationary: each PE holds one input
+============  =====  =====  =====
+
+Compute cycles follow SCALE-Sim's analytical model (Samajdar et al., "A Systematic Methodology
+for Characterizing Scalability of DNN Accelerators using SCALE-Sim", ISPASS 2020, eq. 1 and 2;
+arXiv:1811.02883): a fold (one ``R x C`` piece of the ``S_R x S_C`` spatial extent) takes
+
+    fold_cycles = 2 R + C + T - 2
+
+- ``R`` cycles to preload the stationary operand (``ws``/``is``) or to drain the stationary
+  results (``os``), ``R + C - 2`` cycles of skew to fill and empty the array, ``T`` steps,
+
+and the ``ceil(S_R / R) * ceil(S_C / C)`` folds run back to back, each paying its own fill and
+drain (no overlap between folds; partial folds cost as much as full ones):
+
+    compute_cycles = ceil(S_R / R) * ceil(S_C / C) * (2 R + C + T - 2)
+
+This counts compute only (SCALE-Sim's "compute cycles" with no memory stalls, i.e. its CALC
+bandwidth mode with enough SRAM). For ``ws`` it equals the cycle count of SCALE-Sim v2's
+``systolic_compute_ws.py``; v2's ``systolic_compute_os.py`` hides the output drain and counts
+``T + R + C - 2`` per fold, ``R`` fewer than this model (see docs/rtl.md). The RTL generator
+``hwsim.rtl.systolic`` implements exactly this schedule and its tests check the cycle count.
+Partial sums of ``ws``/``is`` row folds (the reduction split over several folds) are added
+outside the array, as in SCALE-Sim.
+
+All functions accept numpy arrays (broadcast) as well as integers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hwsim.errors import InputError
+from hwsim.specs import param, spec_kind
+
+DATAFLOWS = ("os", "ws", "is")
+
+__all__ = [
+    "DATAFLOWS",
+    "GemmSpec",
+    "compute_cycles",
+    "fold_cycles",
+    "folds",
+    "mapping",
+    "utilization",
+]
+
+
+def mapping(dataflow: str, m: Any, n: Any, k: Any) -> tuple[Any, Any, Any]:
+    """``(S_R, S_C, T)`` of a GEMM ``M x K @ K x N`` under ``dataflow`` (see the module table)."""
+    if dataflow == "os":
+        return m, n, k
+    if dataflow == "ws":
+        return k, n, m
+    if dataflow == "is":
+        return k, m, n
+    raise InputError(f"unknown dataflow {dataflow!r}; expected one of {', '.join(DATAFLOWS)}")
+
+
+def fold_cycles(rows: Any, cols: Any, t: Any) -> Any:
+    """Cycles of one fold with ``t`` temporal steps: ``2 rows + cols + t - 2``."""
+    return 2 * rows + cols + t - 2
+
+
+def folds(rows: Any, cols: Any, s_r: Any, s_c: Any) -> Any:
+    """Number of folds ``ceil(S_R / rows) * ceil(S_C / cols)``."""
+    return -(-np.asarray(s_r) // rows) * -(-np.asarray(s_c) // cols)
+
+
+def compute_cycles(dataflow: str, rows: Any, cols: Any, m: Any, n: Any, k: Any) -> Any:
+    """Compute cycles of the GEMM on a ``rows x cols`` array (folds back to back)."""
+    s_r, s_c, t = mapping(dataflow, m, n, k)
+    out = folds(rows, cols, s_r, s_c) * fold_cycles(rows, cols, t)
+    return int(out) if np.ndim(out) == 0 else out
+
+
+def utilization(dataflow: str, rows: Any, cols: Any, m: Any, n: Any, k: Any) -> Any:
+    """Fraction of PE-cycles doing useful MACs: ``M N K / (rows cols compute_cycles)``."""
+    macs = np.asarray(m, dtype=float) * n * k
+    out = macs / (np.asarray(rows, dtype=float) * cols
+                  * compute_cycles(dataflow, rows, cols, m, n, k))
+    return float(out) if np.ndim(out) == 0 else out
+
+
+@spec_kind("gemm")
+@dataclass(frozen=True, kw_only=True)
+class GemmSpec:
+    """A GEMM workload ``C[M, N] = A[M, K] @ B[K, N]`` (SCALE-Sim's M, N, K convention)."""
+
+    name: str = param(help="identifier")
+    m: int = param(ge=1, help="rows of A and C (e.g. tokens x batch, or output pixels)")
+    n: int = param(ge=1, help="columns of B and C (e.g. output features or filters)")
+    k: int = param(ge=1, help="reduction dimension (columns of A, rows of B)")
+    count: int = param(1, ge=1, help="how many times the GEMM runs per workload item")
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of one GEMM."""
+        return self.m * self.n * self.k
