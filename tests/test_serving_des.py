@@ -225,3 +225,57 @@ def test_gpu_serving_des_metrics():
               "throughput_tokens_per_s", "tco_at_slo_usd_per_1k_tokens", "utilization"):
         assert np.isfinite(m[k]) and m[k] > 0, k
     assert m["ttft_p99_ms"] >= m["ttft_p50_ms"]
+
+
+# ------------------------------------------------------------------------------------------------
+# the shared perf model as a step model (how Chiplet Cloud plugs in)
+
+
+def _perf_setup(tp: int, pp: int, systolic: bool = False):
+    from hwsim import specs
+    from hwsim.llm import perf
+    from hwsim.llm.model import layer_shape
+
+    llm = specs.load_spec(specs.find_spec_file("llm", "gpt3-175b"), "llm")
+    shape = layer_shape(llm, simplified=systolic)
+    dev = perf.Device(peak_flops=50e12, tp_link_Bps=25e9, pp_link_Bps=1.25e9,
+                      link_latency_s=1e-10,
+                      utilization_model="v1-systolic" if systolic else "roofline")
+    return shape, dev
+
+
+@pytest.mark.parametrize(("tp", "pp", "micro"), [(8, 1, 8), (4, 4, 4), (2, 8, 2), (8, 2, 4)])
+@pytest.mark.parametrize("systolic", [False, True])
+def test_perf_step_model_reproduces_perf_decode_step(tp, pp, micro, systolic):
+    from hwsim.llm import perf
+    from hwsim.serving import PerfStepModel
+
+    shape, dev = _perf_setup(tp, pp, systolic)
+    # short prompts: a later lane's prefill barely delays an earlier lane's decodes
+    batch, prompt, out = 16, 4, 512
+    model = PerfStepModel(shape=shape, device=dev, tp=tp, pp=pp, fold_transfers=True)
+    mp = perf.Mapping(tp=tp, pp=pp, batch=batch, micro_batch=micro)
+    kv_mean = prompt + (out - 2) / 2
+    step = perf.decode_step(shape, dev, mp, kv_len=kv_mean)
+    fill = perf.prefill(shape, dev, mp, prompt_tokens=prompt)
+    r = serve(model, traffic(prompt_tokens=prompt, output_tokens=out, requests=batch),
+              batch=batch, micro_batch=micro)
+    expect_tput = batch * out / (float(fill.latency_s) + (out - 1) * float(step.latency_s))
+    assert r.throughput_tokens_per_s == pytest.approx(expect_tput, rel=0.02)
+    assert r.tpot_p50_s == pytest.approx(float(step.latency_s), rel=0.02)
+
+
+def test_separate_links_overlap_transfers():
+    """With transfers on links of their own the DES overlaps them with compute: never slower
+    than perf's schedule, and the saturation closed forms still hold."""
+    from hwsim.serving import PerfStepModel
+
+    shape, dev = _perf_setup(2, 8)
+    t = traffic(prompt_tokens=64, output_tokens=256, requests=32)
+    folded = serve(PerfStepModel(shape=shape, device=dev, tp=2, pp=8, fold_transfers=True), t,
+                   batch=32, micro_batch=2)
+    sep_model = PerfStepModel(shape=shape, device=dev, tp=2, pp=8)
+    sep = serve(sep_model, t, batch=32, micro_batch=2)
+    assert sep.throughput_tokens_per_s >= folded.throughput_tokens_per_s * (1 - 1e-9)
+    sat = saturated(sep_model, 32, 2, 64, 256)
+    assert sep.throughput_tokens_per_s == pytest.approx(sat["throughput_tokens_per_s"], rel=0.02)

@@ -204,7 +204,9 @@ class _Replica:
                   else model.decode_s(k, batch, tokens))
             yield stage.run(dt, label=label)
             if k < last:
-                yield self.links[k].transfer(model.transfer_bytes(k, rows), label=label)
+                nbytes = model.transfer_bytes(k, rows)
+                if nbytes > 0:
+                    yield self.links[k].transfer(nbytes, label=label)
 
     # -- a micro-batch lane -----------------------------------------------------------------------
     def _lane(self, lane: int, cap: int):

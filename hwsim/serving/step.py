@@ -30,7 +30,8 @@ class StepModel(Protocol):
         ...
 
     def transfer_bytes(self, stage: int, tokens: int) -> float:
-        """Bytes of the activations of ``tokens`` tokens sent from ``stage`` to ``stage + 1``."""
+        """Bytes of the activations of ``tokens`` tokens sent from ``stage`` to ``stage + 1``
+        (0: no separate transfer, e.g. when the stage time already includes it)."""
         ...
 
     def link(self, stage: int) -> tuple[float, float]:
@@ -42,5 +43,8 @@ def transfer_s(model: StepModel, stage: int, tokens: int) -> float:
     """Time of one stage-to-stage transfer on an idle link (0 after the last stage)."""
     if stage >= model.stages - 1:
         return 0.0
+    nbytes = model.transfer_bytes(stage, tokens)
+    if nbytes <= 0:
+        return 0.0
     bw, lat = model.link(stage)
-    return model.transfer_bytes(stage, tokens) / bw + lat
+    return nbytes / bw + lat
