@@ -19,7 +19,7 @@ import numpy as np
 from hwsim import specs
 from hwsim.chiplet_cloud import cost
 from hwsim.chiplet_cloud.model import evaluate as evaluate_mappings
-from hwsim.chiplet_cloud.model import memory_MB, workload
+from hwsim.chiplet_cloud.model import memory_MB, prefill_ms, workload
 from hwsim.errors import InfeasibleDesign, InputError
 from hwsim.llm.model import layer_shape
 from hwsim.system import Inputs, Metrics
@@ -136,7 +136,28 @@ def analytical_batch(inputs: Inputs, arrays: Mapping[str, Any]) -> dict[str, np.
     return out
 
 
+#: candidate mappings per block: a block's temporaries stay in cache
+BLOCK_CANDIDATES = 32768
+
+
 def _batch(inputs: Inputs, a: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+    mp, layers = inputs["mapping"], inputs["llm"].layers
+    pp = a.get("pp", mp.pp)
+    micro = a.get("micro", mp.micro_batch)
+    batch = a.get("batch", mp.batch)
+    cand = (len(_divisors(layers)) if np.any(np.asarray(pp) <= 0) else 1) * (
+        int(np.log2(max(np.max(batch), 1))) + 1 if np.any(np.asarray(micro) <= 0) else 1)
+    block = max(64, BLOCK_CANDIDATES // cand)
+    if n <= block:
+        return _block(inputs, a, n)
+    parts = []
+    for lo in range(0, n, block):
+        hi = min(lo + block, n)
+        parts.append(_block(inputs, {k: v[lo:hi] for k, v in a.items()}, hi - lo))
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _block(inputs: Inputs, a: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
     llm, asic, srv, tco, mp = (inputs[r] for r in ("llm", "chip", "server", "tco", "mapping"))
 
     def get(name: str, default: Any) -> np.ndarray:
@@ -153,9 +174,9 @@ def _batch(inputs: Inputs, a: Mapping[str, np.ndarray], n: int) -> dict[str, np.
     ctx = get("ctx", mp.context_tokens)
     prompt = get("prompt", mp.prompt_tokens)
     prompt = np.where(prompt <= 0, ctx, prompt)
-    if np.any(batch < 1) or np.any(micro > batch) or np.any(micro < 0) or np.any(ctx < 1):
-        raise InputError("mapping: batch >= 1, micro_batch <= batch and context_tokens >= 1 "
-                         "are required")
+    if np.any(batch < 1) or np.any(micro < 0) or np.any(ctx < 1):
+        raise InputError("mapping: batch >= 1, micro_batch >= 0 and context_tokens >= 1 are "
+                         "required")
     if np.any((area <= 0) | (area > 900)) or np.any((ratio <= 0) | (ratio >= 1)) \
             or np.any(cpl < 1):
         raise InputError("chip.die_area_mm2 in (0, 900], chip.mac_area_ratio in (0, 1) and "
@@ -179,7 +200,7 @@ def _batch(inputs: Inputs, a: Mapping[str, np.ndarray], n: int) -> dict[str, np.
     else:
         pow2 = 2.0 ** np.arange(int(np.log2(max(batch.max(), 1))) + 1)
         mb_c = np.where(micro[:, None] > 0, micro[:, None], pow2[None, :])
-        mb_c = np.where(mb_c <= batch[:, None], mb_c, np.nan)
+    mb_c = np.where(mb_c <= batch[:, None], mb_c, np.nan)  # micro-batch > batch: infeasible
     pp = np.repeat(pp_c, mb_c.shape[1], axis=1)
     mb = np.tile(mb_c, (1, pp_c.shape[1]))
     stage = mem[:, None] / pp
@@ -191,8 +212,8 @@ def _batch(inputs: Inputs, a: Mapping[str, np.ndarray], n: int) -> dict[str, np.
             wl, asic, srv, tco, chip_tops=ch.tops[col], chip_sram_MB=ch.sram_MB[col],
             chips_per_server=s.chips[col], server_power_W=s.power_W[col],
             server_cost_usd=s.cost_usd[col], tp=tp, pp=pp, batch=batch[col],
-            micro_batch=mb, context=ctx[col], prompt=prompt[col],
-            attention=mp.attention, utilization_model=mp.utilization_model)
+            micro_batch=mb, context=ctx[col], attention=mp.attention,
+            utilization_model=mp.utilization_model)
     fits = np.broadcast_to(m["feasible"], pp.shape) & np.isfinite(m["tco_usd_per_1k_tokens"])
     fits = fits & np.isfinite(mb)
     score = np.where(fits, m["tco_usd_per_1k_tokens"], np.inf)
@@ -201,10 +222,17 @@ def _batch(inputs: Inputs, a: Mapping[str, np.ndarray], n: int) -> dict[str, np.
     ok = s.valid & fits[rows, best]
     out: dict[str, np.ndarray] = {}
     for k in ("tco_usd_per_1k_tokens", "latency_ms_per_token", "throughput_tokens_per_s",
-              "prefill_ms", "chips", "servers", "tp", "pp", "utilization", "memory_GB",
+              "chips", "servers", "tp", "pp", "utilization", "memory_GB",
               "compute_ms_per_token", "comm_ms_per_token", "tco_usd", "micro_batch"):
         v = mb[rows, best] if k == "micro_batch" else np.broadcast_to(m[k], pp.shape)[rows, best]
         out[k] = np.where(ok, v, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        pf = prefill_ms(wl, asic, srv, chip_tops=ch.tops, chips_per_server=s.chips,
+                        tp=np.where(ok, out["tp"], 1.0), pp=np.where(ok, out["pp"], 1.0),
+                        batch=batch, micro_batch=np.where(ok, out["micro_batch"], 1.0),
+                        prompt=prompt, attention=mp.attention,
+                        utilization_model=mp.utilization_model)
+    out["prefill_ms"] = np.where(ok, pf, np.nan)
     out.update({
         "die_area_mm2": area.astype(float),
         "chip_tops": ch.tops, "chip_sram_MB": ch.sram_MB, "chip_power_W": ch.power_W,

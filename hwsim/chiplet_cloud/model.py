@@ -123,3 +123,15 @@ def evaluate(
         pf = prefill(wl.shape, dev, mp, prompt_tokens=prompt, attention=attention)
         out["prefill_ms"] = pf.latency_s * 1e3
     return out
+
+
+def prefill_ms(wl: Workload, asic: AsicSpec, srv: ServerSpec, *, chip_tops, chips_per_server,
+               tp, pp, batch, micro_batch, prompt, attention: bool = True,
+               utilization_model: str = "v1-systolic") -> np.ndarray:
+    """Prefill time of the batch's prompts on a mapping (time to first token, no queueing)."""
+    _, tp_bw, pp_bw = links(tp, pp, chips_per_server, srv)
+    dev = Device(peak_flops=np.asarray(chip_tops) * 1e12, tp_link_Bps=tp_bw, pp_link_Bps=pp_bw,
+                 link_latency_s=srv.link_latency_us * 1e-6, utilization_model=utilization_model,
+                 clock_Hz=asic.clock_GHz * 1e9)
+    mp = Mapping(tp=tp, pp=pp, batch=batch, micro_batch=micro_batch)
+    return prefill(wl.shape, dev, mp, prompt_tokens=prompt, attention=attention).latency_s * 1e3
