@@ -25,7 +25,7 @@ CONFIGS = (
 def bench(pp: int, batch: int, n: int, repeat: int) -> tuple[float, float, float]:
     """Best-of-``repeat`` wall time; returns (requests/s, steps/s, stage events/s)."""
     system = get_system("gpu-serving")
-    inputs = system.resolve(["model=llama3-70b", "traffic=poisson-chat"], {
+    inputs = system.resolve(["llm=llama3-70b", "traffic=poisson-chat"], {
         "mapping.tensor_parallel": 8 // pp, "mapping.pipeline_parallel": pp,
         "mapping.batch": batch, "traffic.requests": n, "traffic.warmup_requests": 0,
         "traffic.arrival_rate_per_s": 8.0,

@@ -107,7 +107,7 @@ def test_model_that_does_not_fit_is_infeasible(system):
 
 
 def test_tensor_parallel_beyond_heads_is_infeasible(system):
-    inputs = system.resolve(["model=llama3-8b"], {"mapping.tensor_parallel": 64})
+    inputs = system.resolve(["llm=llama3-8b"], {"mapping.tensor_parallel": 64})
     with pytest.raises(InfeasibleDesign, match="heads"):
         system.evaluate(inputs)
 
@@ -171,11 +171,11 @@ def test_owned_share_of_a_server():
 
 
 def test_owned_tpu_needs_a_price(system):
-    inputs = system.resolve(["device=tpuv4", "model=llama3-8b"],
+    inputs = system.resolve(["device=tpuv4", "llm=llama3-8b"],
                             {"mapping.pricing": "owned", "mapping.tensor_parallel": 4})
     with pytest.raises(InputError, match="server price"):
         system.evaluate(inputs)
-    m = system.evaluate(system.resolve(["device=tpuv4", "model=llama3-8b"],
+    m = system.evaluate(system.resolve(["device=tpuv4", "llm=llama3-8b"],
                                        {"mapping.tensor_parallel": 4}))
     assert math.isnan(m["owned_usd_per_1k_tokens"]) and math.isnan(m["server_cost_usd"])
 

@@ -217,7 +217,7 @@ def test_trace_recorder_gets_stage_events(tmp_path):
 
 def test_gpu_serving_des_metrics():
     system = get_system("gpu-serving")
-    inputs = system.resolve(["traffic=poisson-chat", "model=llama3-70b"],
+    inputs = system.resolve(["traffic=poisson-chat", "llm=llama3-70b"],
                             {"mapping.batch": 32, "traffic.requests": 300,
                              "traffic.warmup_requests": 30})
     m = system.evaluate(inputs, "des", seed=2)

@@ -1,7 +1,7 @@
 """GPU and TPU serving baselines (Chiplet Cloud's comparison points), on the shared LLM
 performance model, priced rented or owned; request-level DES on :mod:`hwsim.serving`.
 
-System ``gpu-serving``: inputs ``device`` (kind ``gpu``), ``model`` (``llm``), ``mapping``
+System ``gpu-serving``: inputs ``device`` (kind ``gpu``), ``llm`` (``llm``), ``mapping``
 (``gpu-mapping``), ``traffic`` (``serving``) and ``tco`` (``tco``, Chiplet Cloud's TCO constants,
 used when servers are owned).
 """
@@ -35,7 +35,7 @@ SYSTEM = register_system(System(
     summary="LLM serving on GPUs/TPUs (A100, H100, TPUv4), rented or owned",
     roles=(
         Role("device", "gpu", "a100-sxm-80gb", "the accelerator and its server"),
-        Role("model", "llm", "gpt3-175b", "the LLM served"),
+        Role("llm", "llm", "gpt3-175b", "the LLM served"),
         Role("mapping", "gpu-mapping", "tp8-b16", "parallelism, batch, data types, pricing"),
         Role("traffic", "serving", "ctx2048", "requests, batching policy, SLO"),
         Role("tco", "tco", "barroso-v1", "TCO constants for owned servers (Chiplet Cloud's)"),

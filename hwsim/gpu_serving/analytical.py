@@ -47,7 +47,7 @@ def cost_metrics(model: RooflineStepModel, throughput: float,
 
 def build(inputs: Inputs) -> RooflineStepModel:
     """The step model of the inputs, checked to fit in HBM at the longest context."""
-    gpu, llm, mapping, traffic = (inputs["device"], inputs["model"], inputs["mapping"],
+    gpu, llm, mapping, traffic = (inputs["device"], inputs["llm"], inputs["mapping"],
                                   inputs["traffic"])
     model = RooflineStepModel.build(gpu, llm, mapping)
     longest = traffic.prompt_tokens + traffic.output_tokens
