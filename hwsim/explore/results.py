@@ -31,6 +31,7 @@ import pandas as pd
 
 from hwsim.explore import exhaustive as exh
 from hwsim.explore import fidelity as fid
+from hwsim.explore.runner import feasible
 from hwsim.explore.storage import mask_url
 from hwsim.explore.study import StudySpec, study_from_dict
 
@@ -65,11 +66,12 @@ def trials_frame(study: StudySpec, ostudy: Any) -> pd.DataFrame:
         dur = None
         if t.datetime_start is not None and t.datetime_complete is not None:
             dur = (t.datetime_complete - t.datetime_start).total_seconds()
+        run = ua.get("run") or {}
         row.update(
-            duration_s=dur, eval_s=ua.get("eval_s"), seed=ua.get("seed"),
-            fidelity=ua.get("fidelity", study.fidelity), worker=ua.get("worker", ""),
+            duration_s=dur, eval_s=run.get("eval_s"), seed=run.get("seed"),
+            fidelity=run.get("fidelity", study.fidelity), worker=ua.get("worker", ""),
             retry_of=t.system_attrs.get("failed_trial"), reason=ua.get("reason", "") or "",
-            _feasible=bool(ua.get("feasible", True)) and t.state.name == "COMPLETE",
+            _feasible=feasible(t) and t.state.name == "COMPLETE",
         )
         rows.append(row)
     df = pd.DataFrame(rows)

@@ -196,10 +196,11 @@ class Objective:
 
     def budget_left(self, trial: Any) -> bool:
         """Whether the trials numbered below this one leave room for it in the budget."""
-        before = 0
-        for t in trial.study.get_trials(deepcopy=False):
-            if t.number < trial.number and counts(t):
-                before += 1
+        try:  # the sampler's per-trial snapshot of the study, fetched after this trial existed
+            trials = trial.study._get_trials(deepcopy=False, use_cache=True)
+        except (AttributeError, TypeError):
+            trials = trial.study.get_trials(deepcopy=False)
+        before = sum(1 for t in trials if t.number < trial.number and counts(t))
         return before < self.budget
 
     def __call__(self, trial: Any) -> Sequence[float] | float:
@@ -208,37 +209,38 @@ class Objective:
         trial.set_user_attr("worker", self.tag)
         if not self.budget_left(trial):
             trial.set_user_attr("surplus", True)
-            trial.set_user_attr("reason", "budget already spent when this trial started")
             self.stop = True
             trial.study.stop()
             raise _Surplus()
-        if "reason" in trial.user_attrs:  # a retried trial inherits its failed parent's attrs
+        if trial.user_attrs.get("reason"):  # a retried trial inherits its parent's attributes
             trial.set_user_attr("reason", "")
         point = {p.name: p.suggest(trial) for p in self.study.space}
         seed = self.study.seed * 1_000_003 + trial.number
-        trial.set_user_attr("seed", seed)
-        trial.set_user_attr("fidelity", self.study.fidelity)
+        run: dict[str, Any] = {"seed": seed, "fidelity": self.study.fidelity}
         t0 = time.perf_counter()
         try:
             inputs = self.cache.inputs(point)
             metrics = self.system.evaluate(inputs, self.study.fidelity, seed=seed)
         except (InfeasibleDesign, InputError) as exc:
             reason = str(exc) if isinstance(exc, InfeasibleDesign) else f"invalid input: {exc}"
+            run["eval_s"] = time.perf_counter() - t0
+            trial.set_user_attr("run", run)
             trial.set_user_attr("reason", reason)
             trial.set_user_attr("constraints", [1.0] * max(1, n_violations(self.study)))
-            trial.set_user_attr("eval_s", time.perf_counter() - t0)
             raise optuna.TrialPruned(reason) from None
-        except Exception as exc:
+        except Exception as exc:  # recorded, counted, and the sweep goes on
+            run["eval_s"] = time.perf_counter() - t0
+            trial.set_user_attr("run", run)
             trial.set_user_attr("reason", f"evaluator error: {type(exc).__name__}: {exc}")
             trial.set_user_attr("error", True)
             log.warning("trial %d: evaluator error %s: %s", trial.number, type(exc).__name__,
                         exc)
             raise _EvaluatorError(str(exc)) from exc
-        trial.set_user_attr("eval_s", time.perf_counter() - t0)
-        trial.set_user_attr("metrics", {k: _json_num(v) for k, v in metrics.items()})
+        run["eval_s"] = time.perf_counter() - t0
         viol = violations(self.study, metrics)
+        trial.set_user_attr("run", run)
+        trial.set_user_attr("metrics", {k: _json_num(v) for k, v in metrics.items()})
         trial.set_user_attr("constraints", viol)
-        trial.set_user_attr("feasible", all(v <= 0 for v in viol))
         values = [metrics[o.metric] for o in self.study.objectives]
         if any(not math.isfinite(v) for v in values):
             reason = "objective not finite: " + ", ".join(
@@ -246,6 +248,11 @@ class Objective:
             trial.set_user_attr("reason", reason)
             raise optuna.TrialPruned(reason)
         return values[0] if len(values) == 1 else values
+
+
+def feasible(trial: Any) -> bool:
+    """Whether a trial satisfied every constraint (its recorded violations are all <= 0)."""
+    return all(v is not None and v <= 0 for v in trial.user_attrs.get("constraints") or [])
 
 
 def n_violations(study: StudySpec) -> int:
@@ -269,12 +276,15 @@ def _json_num(v: float) -> Any:
 
 
 class Progress:
-    """A tqdm bar over the global budget, with the best values so far in its postfix."""
+    """Stops the worker when the budget is claimed, and draws a tqdm bar over the global budget
+    with the best values so far in its postfix."""
 
     def __init__(self, study: StudySpec, budget: int, start: int, enabled: bool | None) -> None:
         from tqdm import tqdm
 
         self.study = study
+        self.budget = budget
+        self.ran = 0
         self.bar = tqdm(total=budget, initial=min(start, budget),
                         disable=(not enabled) if enabled is not None else None,
                         unit="trial", desc=study.name, dynamic_ncols=True)
@@ -282,9 +292,13 @@ class Progress:
     def __call__(self, ostudy: Any, trial: Any) -> None:
         from optuna.trial import TrialState
 
+        self.ran += 1
         trials = ostudy.get_trials(deepcopy=False)
-        done = finished_counted(trials)
-        self.bar.n = min(done, self.bar.total)
+        if sum(1 for t in trials if counts(t) and t.state != TrialState.WAITING) >= self.budget:
+            ostudy.stop()
+        if self.bar.disable:
+            return
+        self.bar.n = min(finished_counted(trials), self.bar.total)
         best = best_values(self.study, [t for t in trials if t.state == TrialState.COMPLETE])
         if best:
             self.bar.set_postfix_str(best, refresh=False)
@@ -296,7 +310,7 @@ class Progress:
 
 def best_values(study: StudySpec, complete: Sequence[Any]) -> str:
     """The best feasible value of each objective so far, as ``metric=value`` text."""
-    feas = [t for t in complete if t.user_attrs.get("feasible", True) and t.values]
+    feas = [t for t in complete if feasible(t) and t.values]
     if not feas:
         return ""
     parts = []
@@ -327,31 +341,24 @@ def run_worker(study: StudySpec, opts: SweepOptions, budget: int,
     trials this worker finished."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Optuna logs every failed trial with a traceback; ours are recorded with their reason (and
+    # evaluator errors logged here), and surplus trials are bookkeeping, so keep it to errors.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    url = storage_url_for(study, opts)
+    if not storage_mod.is_rdb(url):
+        storage_mod.register_worker(url)
     ostudy = open_study(study, opts, worker_index=worker_index)
     objective = Objective(study, budget)
-    before = len(ostudy.get_trials(deepcopy=False))
     bar = Progress(study, budget, finished_counted(ostudy.get_trials(deepcopy=False)), progress)
-    ran = 0
-
-    def stop_when_full(s: Any, t: Any) -> None:
-        nonlocal ran
-        ran += 1
-        if n_counted(s) >= budget:
-            s.stop()
-
     try:
         if n_counted(ostudy) < budget or _has_waiting(ostudy):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
                 ostudy.optimize(objective, n_trials=None, catch=(_Surplus, _EvaluatorError),
-                                callbacks=[stop_when_full, bar])
+                                callbacks=[bar])
     finally:
         bar.close()
-    after = len(ostudy.get_trials(deepcopy=False))
-    log.debug("worker %d: %d trials created by all workers while it ran", worker_index,
-              after - before)
-    return ran
+    return bar.ran
 
 
 def _has_waiting(ostudy: Any) -> bool:
@@ -374,9 +381,14 @@ def sweep(study: StudySpec, opts: SweepOptions,
     out = out_dir_for(study, opts)
     out.mkdir(parents=True, exist_ok=True)
     url = storage_url_for(study, opts)
+    if not storage_mod.is_rdb(url):
+        try:
+            storage_mod.register_worker(url)
+        except InputError as exc:
+            raise InputError(str(exc), file=study.path) from None
     ostudy = open_study(study, opts)
     if not storage_mod.is_rdb(url):
-        storage_mod.recover_dead_local_trials(ostudy)
+        storage_mod.recover_dead_local_trials(ostudy, url)
     if on_start is not None:
         on_start(ostudy)
     budget = study.trials

@@ -12,9 +12,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import random
 import socket
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -73,23 +76,35 @@ def open_storage(url: str, *, file: str | None = None) -> Any:
             engine_kwargs.update(pool_size=2, max_overflow=2, pool_recycle=1800)
         if url.startswith("postgresql"):
             engine_kwargs["connect_args"] = {"connect_timeout": 10}
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(
-                    url,
-                    engine_kwargs=engine_kwargs,
-                    heartbeat_interval=HEARTBEAT_INTERVAL_S,
-                    grace_period=GRACE_PERIOD_S,
-                    heartbeat_stale_trial_callback=_retry_callback(),
-                )
-        except ImportError as exc:
-            raise InputError(f"storage {mask_url(url)}: missing database driver ({exc}); "
-                             "pip install 'hwsim[dist]'", file=file, key="--storage") from None
-        except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise InputError(f"storage {mask_url(url)} is not reachable: {first}", file=file,
-                             key="--storage") from None
+        # Workers that start together on a fresh database race to create Optuna's tables; the
+        # loser sees a duplicate-key error and simply tries again (the tables then exist).
+        for attempt in range(6):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return optuna.storages.RDBStorage(
+                        url,
+                        engine_kwargs=engine_kwargs,
+                        heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                        grace_period=GRACE_PERIOD_S,
+                        heartbeat_stale_trial_callback=_retry_callback(),
+                    )
+            except ImportError as exc:
+                raise InputError(f"storage {mask_url(url)}: missing database driver ({exc}); "
+                                 "pip install 'hwsim[dist]'", file=file,
+                                 key="--storage") from None
+            except Exception as exc:  # sqlalchemy's errors: one line for the user
+                from sqlalchemy import exc as sa_exc
+
+                text = str(exc).strip()
+                first = text.splitlines()[0] if text else type(exc).__name__
+                if isinstance(exc, sa_exc.OperationalError) or attempt == 5:
+                    what = ("is not reachable" if isinstance(exc, sa_exc.OperationalError)
+                            else "cannot be used")
+                    raise InputError(f"storage {mask_url(url)} {what}: {first}", file=file,
+                                     key="--storage") from None
+                log.debug("storage set-up raced another worker (%s); retrying", first)
+                time.sleep(0.2 * (attempt + 1) + random.random() * 0.3)
     if "://" in url:
         raise InputError(
             f"storage {mask_url(url)}: unknown scheme; expected postgresql://, mysql://, "
@@ -104,7 +119,35 @@ def open_storage(url: str, *, file: str | None = None) -> Any:
                          key="--storage") from None
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-    return JournalStorage(JournalFileBackend(str(path)))
+    return JournalStorage(JournalFileBackend(str(path), lock_obj=FlockLock(str(path))))
+
+
+class FlockLock:
+    """A journal-file lock on ``fcntl.flock``: the kernel drops it when its process dies.
+
+    Optuna's own file locks (symlink, ``O_EXCL``) survive a killed process and are only broken
+    after a grace period, which would stall a restarted sweep; an flock cannot go stale.
+    """
+
+    def __init__(self, filepath: str) -> None:
+        self._path = filepath + ".flock"
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        import fcntl
+
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        import fcntl
+
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
 
 def _retry_callback() -> Any:
@@ -131,30 +174,92 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def recover_dead_local_trials(study: Any) -> int:
-    """Fail and re-queue RUNNING trials whose worker ran on this host and is gone.
+_REGISTERED: dict[str, int] = {}
 
-    The journal storage has no heartbeats; a trial records ``worker = host:pid`` when it starts,
-    so a restarted sweep on the same machine can tell a dead worker's trial from a live one.
-    (On a database, heartbeats do this for every host.) Returns how many it re-queued.
+
+def _workers_dir(journal: str) -> Path:
+    return Path(journal + ".workers")
+
+
+def register_worker(journal: str) -> None:
+    """Announce this process as a live worker of a journal study, until it exits.
+
+    It holds an flock on ``<journal>.workers/<pid>@<host>.lock`` for its whole life; the kernel
+    releases it when the process dies, however it dies. Every worker registers before it creates
+    a trial, so a worker that finds no other live worker knows that every RUNNING trial is stale.
+    """
+    import fcntl
+
+    if journal in _REGISTERED:
+        return
+    d = _workers_dir(journal)
+    host = socket.gethostname()
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        fd = os.open(d / f"{os.getpid()}@{host}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise InputError(f"storage {journal} is not writable: {exc.strerror or exc}",
+                         key="--storage") from None
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    _REGISTERED[journal] = fd
+
+
+def _other_workers(journal: str) -> tuple[bool, set[str]]:
+    """(whether another live worker is registered, tags host:pid of dead registered ones)."""
+    import fcntl
+
+    alive, dead = False, set()
+    me = f"{os.getpid()}@{socket.gethostname()}.lock"
+    for f in sorted(_workers_dir(journal).glob("*.lock")):
+        if f.name == me:
+            continue
+        try:
+            fd = os.open(f, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            alive = True
+        else:
+            pid, _, host = f.stem.partition("@")
+            dead.add(f"{host}:{pid}")
+            with contextlib.suppress(OSError):
+                f.unlink()
+        finally:
+            os.close(fd)
+    return alive, dead
+
+
+def recover_dead_local_trials(study: Any, journal: str) -> int:
+    """Fail and re-queue the RUNNING trials of dead workers on a journal study.
+
+    The journal storage has no heartbeats. Instead every worker registers (:func:`register_worker`)
+    and tags each trial with ``worker = host:pid``. A RUNNING trial is stale when no other worker
+    is alive, or when its worker's registration lock is free or its process is gone. Stale trials
+    are marked FAIL (reason ``worker died``) and queued again with the same parameters by
+    Optuna's retry callback. (On a database, heartbeats do this.) Returns how many it re-queued.
     """
     from optuna.trial import TrialState
 
     host = socket.gethostname()
+    others_alive, dead = _other_workers(journal)
     retry = _retry_callback()
     n = 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        tag = t.user_attrs.get("worker", "")
-        h, _, pid = str(tag).rpartition(":")
-        if h != host or not pid.isdigit() or _pid_alive(int(pid)):
+        tag = str(t.user_attrs.get("worker", ""))
+        h, _, pid = tag.rpartition(":")
+        stale = (not others_alive) or tag in dead or (
+            h == host and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)))
+        if not stale:
             continue
         try:
+            study._storage.set_trial_user_attr(t._trial_id, "reason", "worker died")
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        except Exception:
+        except Exception:  # another worker got there first
             continue
-        study._storage.set_trial_user_attr(t._trial_id, "reason", "worker died (process gone)")
         retry(study, study._storage.get_trial(t._trial_id))
         log.info("trial %d: its worker %s is gone; marked failed and queued again", t.number,
-                 tag)
+                 tag or "(unknown)")
         n += 1
     return n
