@@ -73,7 +73,7 @@ def pressure_drop(length, width, fins, fin_t, fin_h, flow) -> np.ndarray:
     return (kc + 4.0 * f_app * length / dh + ke) * AIR_RHO * vel**2 / 2.0
 
 
-def air_flow(duct_length, width, fins, fin_t, fin_h, iters: int = 40) -> np.ndarray:
+def air_flow(duct_length, width, fins, fin_t, fin_h, iters: int = 24) -> np.ndarray:
     """Flow (m3/s) where the fan curve meets the pressure drop of ``duct_length`` of fins."""
     lo = np.full(np.broadcast(duct_length, fins, fin_h).shape, 1e-9)
     hi = np.full_like(lo, FAN_MAX_FLOW)
