@@ -104,6 +104,56 @@ def test_shared_link_matches_processor_sharing(sizes, bw, lat):
     assert np.sort(times) == pytest.approx(expect, rel=1e-9)
 
 
+def _ps_reference(arrivals: list[tuple[float, float]], bw: float) -> list[float]:
+    """Processor sharing by brute force: step from event to event, sharing equally."""
+    left = {i: size for i, (_, size) in enumerate(arrivals)}
+    order = sorted(range(len(arrivals)), key=lambda i: arrivals[i][0])
+    active: set[int] = set()
+    done = [0.0] * len(arrivals)
+    t, k = 0.0, 0
+    while k < len(order) or active:
+        t_arr = arrivals[order[k]][0] if k < len(order) else np.inf
+        if active:
+            rate = bw / len(active)
+            i_min = min(active, key=lambda i: left[i])
+            t_fin = t + left[i_min] / rate
+        else:
+            t_fin = np.inf
+        t_next = min(t_arr, t_fin)
+        if active:
+            for i in active:
+                left[i] -= rate * (t_next - t)
+        t = t_next
+        if t_fin <= t_arr:
+            for i in [i for i in active if left[i] <= 1e-9 * arrivals[i][1]]:
+                active.discard(i)
+                done[i] = t
+        else:
+            active.add(order[k])
+            k += 1
+    return done
+
+
+@FAST
+@given(flows=st.lists(st.tuples(st.floats(0.0, 10.0), st.floats(1.0, 1e3)),
+                      min_size=1, max_size=15), bw=st.floats(1.0, 1e3))
+def test_fair_share_matches_brute_force(flows, bw):
+    env = simpy.Environment()
+    fs = FairShare(env, bw)
+    done = [0.0] * len(flows)
+
+    def flow(i, start, size):
+        yield env.timeout(start)
+        yield fs.submit(size)
+        done[i] = env.now
+
+    for i, (start, size) in enumerate(flows):
+        env.process(flow(i, start, size))
+    env.run()
+    assert done == pytest.approx(_ps_reference(flows, bw), rel=1e-6, abs=1e-9)
+    assert fs.served == pytest.approx(sum(size for _, size in flows), rel=1e-9)
+
+
 def test_weighted_shares():
     env = simpy.Environment()
     fs = FairShare(env, 30.0)

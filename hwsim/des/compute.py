@@ -29,16 +29,18 @@ from hwsim.des.stats import Stats
 from hwsim.des.trace import Lanes, TraceRecorder
 
 
-class _Job:
-    """A ``run`` job; it stands in ``Resource.users`` while it holds a unit."""
+class _Job(Event):
+    """A ``run`` job and its completion event; it stands in ``Resource.users`` while it holds
+    a unit."""
 
-    __slots__ = ("done", "dur", "label", "lane", "ops", "t_req", "t_start")
+    __slots__ = ("dur", "label", "lane", "ops", "t_req", "t_start")
 
-    def __init__(self, t_req: float, dur: float, ops: float, done: Event, label: str) -> None:
+    def __init__(self, env: simpy.Environment, t_req: float, dur: float, ops: float,
+                 label: str) -> None:
+        super().__init__(env)
         self.t_req = t_req
         self.dur = dur
         self.ops = ops
-        self.done = done
         self.label = label
         self.t_start = t_req
         self.lane = -1
@@ -92,7 +94,7 @@ class ComputeUnit(simpy.Resource):
         """Queue for a unit and hold it for the time ``ops`` take; fires at the end."""
         env = self._env
         now = env._now
-        job = _Job(now, ops * self.s_per_op, ops, Event(env), label)
+        job = _Job(env, now, ops * self.s_per_op, ops, label)
         if not self._jobs and not self.put_queue and len(self.users) < self._capacity:
             self.users.append(job)
             self._start(job, now)
@@ -102,7 +104,7 @@ class ComputeUnit(simpy.Resource):
                 self._queued.set(now, len(self._jobs))
             if self.recorder is not None:
                 self.recorder.counter(f"{self.name}.queue", now, self.waiting)
-        return job.done
+        return job
 
     # -- dispatch --------------------------------------------------------------------------
     def _start(self, job: _Job, now: float, handover: bool = False) -> None:
@@ -141,14 +143,13 @@ class ComputeUnit(simpy.Resource):
             if self._wait is not None:
                 self._busy.set(now, len(users))
             self._trigger_put(None)
-        done = job.done
-        if done.callbacks:
-            done.succeed(job.dur)
+        if job.callbacks:
+            job.succeed(job.dur)
         else:
             # Nobody waits on it yet: mark it processed now instead of scheduling an event
             # no one would see. A process that yields it later resumes at once, as SimPy does
             # for any processed event.
-            done._ok, done._value, done.callbacks = True, job.dur, None
+            job._ok, job._value, job.callbacks = True, job.dur, None
 
     def _trigger_put(self, get_event: Event | None) -> None:
         # Direct requests first (SimPy's own queue), then waiting run() jobs.
