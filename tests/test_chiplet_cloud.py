@@ -228,3 +228,36 @@ def test_validation_cases_pass():
     results = run(collect(["chiplet-cloud"]))
     bad = [(r.case, r.predicted, r.reference) for r in results if not r.ok]
     assert not bad
+
+
+def test_nre_option_raises_tco(system):
+    base = system.evaluate(system.resolve())
+    nre = system.evaluate(system.resolve(["tco=barroso-v1-nre35m"]))
+    assert nre["tco_usd_per_1k_tokens"] > base["tco_usd_per_1k_tokens"]
+    # $35 per chip over 4608 chips, spread over the same tokens
+    extra = 35.0 * nre["chips"] / (1.5 * 365 * 24 * 3600) / nre["throughput_tokens_per_s"] * 1e3
+    assert nre["tco_usd_per_1k_tokens"] - base["tco_usd_per_1k_tokens"] == pytest.approx(
+        extra, rel=0.02)
+
+
+def test_attention_and_context_cost_time_and_memory(system):
+    v1 = system.evaluate(system.resolve(["mapping=v1"]))
+    attn = system.evaluate(system.resolve(["mapping=v1"], {"mapping.attention": True}))
+    assert attn["latency_ms_per_token"] > v1["latency_ms_per_token"]
+    short = system.evaluate(system.resolve([], {"mapping.context_tokens": 512}))
+    long = system.evaluate(system.resolve([], {"mapping.context_tokens": 2048}))
+    assert long["memory_GB"] > short["memory_GB"]
+    assert long["prefill_ms"] > short["prefill_ms"]
+
+
+def test_full_shapes_fit_every_llm(system):
+    names = [p.stem for p in specs.spec_files("llm")]
+    inputs = system.resolve()
+    out = {}
+    for name in names:
+        llm = _spec("llm", name)
+        res = system.analytical_batch({**inputs, "llm": llm}, {"mapping.batch": [1, 16]})
+        out[name] = res
+        assert res["feasible"].all(), name
+        assert np.all(res["chips"] * res["chip_sram_MB"] / 1e3 >= res["memory_GB"])
+    assert out["llama3-405b"]["chips"][0] > out["llama3-8b"]["chips"][0]
