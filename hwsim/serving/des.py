@@ -210,36 +210,51 @@ class _Replica:
 
     # -- a micro-batch lane -----------------------------------------------------------------------
     def _lane(self, lane: int, cap: int):
+        """Admit, prefill and decode until every request has arrived and been served.
+
+        Held requests are arrays (ids, the lane's decode step at which each finishes); between
+        finishes a decode step only updates scalars (the sum of the held contexts).
+        """
         env, req = self.env, self.req
         prompt, output = req.prompt_tokens, req.output_tokens
         ids = np.empty(0, dtype=np.int64)
-        gen = np.empty(0, dtype=np.int64)  # tokens generated so far per held request
+        finish_at = np.empty(0, dtype=np.int64)  # decode step of this lane that ends each
+        step = 0  # decode steps this lane has run
+        next_finish = 0
+        ctx_sum = 0  # sum over held requests of their context (prompt + tokens generated)
         n_total = len(req)
         while True:
-            admit = not ids.size or self.continuous
             new: list[int] = []
-            if admit:
+            if not ids.size or self.continuous:
                 while len(new) + ids.size < cap and self.queue:
                     new.append(self.queue.popleft())
             if new:
                 new_ids = np.asarray(new, dtype=np.int64)
-                p = float(prompt[new_ids].mean())
-                yield from self._step(lane, "prefill", len(new), p, int(prompt[new_ids].sum()))
-                self.first[new_ids] = env.now
-                done = output[new_ids] <= 1
-                self.finish[new_ids[done]] = env.now
-                keep = new_ids[~done]
-                ids = np.concatenate([ids, keep])
-                gen = np.concatenate([gen, np.ones(keep.size, dtype=np.int64)])
+                p_tokens = int(prompt[new_ids].sum())
+                yield from self._step(lane, "prefill", len(new), p_tokens / len(new), p_tokens)
+                self.first[new_ids] = env.now  # the prefill yields each request's first token
+                more = output[new_ids] - 1
+                self.finish[new_ids[more == 0]] = env.now
+                keep = more > 0
+                if keep.any():
+                    ids = np.concatenate([ids, new_ids[keep]])
+                    finish_at = np.concatenate([finish_at, step + more[keep]])
+                    ctx_sum += int(prompt[new_ids[keep]].sum()) + int(keep.sum())
+                    next_finish = int(finish_at.min())
                 continue
-            if ids.size:
-                kv = float((prompt[ids] + gen).mean() - 1.0)  # tokens already cached
-                yield from self._step(lane, "decode", int(ids.size), kv, int(ids.size))
-                gen += 1
-                done = gen >= output[ids]
-                if done.any():
-                    self.finish[ids[done]] = env.now
-                    ids, gen = ids[~done], gen[~done]
+            n = ids.size
+            if n:
+                # one new token per held request; the cache holds its context minus that token
+                yield from self._step(lane, "decode", n, ctx_sum / n - 1.0, n)
+                step += 1
+                ctx_sum += n
+                if step == next_finish:
+                    done = finish_at == step
+                    gone = ids[done]
+                    self.finish[gone] = env.now
+                    ctx_sum -= int(prompt[gone].sum() + output[gone].sum())
+                    ids, finish_at = ids[~done], finish_at[~done]
+                    next_finish = int(finish_at.min()) if ids.size else 0
                 continue
             if self.arrived >= n_total and not self.queue:
                 return
