@@ -3,7 +3,8 @@ StepModel`: the analytical counterpart of :func:`hwsim.serving.des.serve`.
 
 With every lane (micro-batch) full, one *round* (each lane advances one step) lasts as long as
 the busiest resource or the slowest lane's trip through the pipeline, whichever is longer:
-``max(max_k sum_lanes stage_k, max_k sum_lanes link_k, max_lanes sum_k (stage_k + link_k))``
+``max(max_k sum_lanes stage_k, max_k sum_lanes link_k, max_lanes sum_k (stage_k + link_k +
+latency_k))`` (a link is busy for bytes / bandwidth; its latency is in flight)
 (the DeepSpeed-Inference schedule, Aminabadi et al. SC'22, with links as resources of their
 own). A batch of requests of ``P`` prompt and ``O`` output tokens takes the pipeline fill of its
 prefills (the flow-shop recurrence, GPipe's ``(stages + lanes - 1)`` stage times) and ``O - 1``
@@ -15,6 +16,16 @@ from __future__ import annotations
 
 from hwsim.serving.des import lane_sizes
 from hwsim.serving.step import StepModel, transfer_s
+
+
+def _link_s(model: StepModel, stage: int, tokens: int) -> tuple[float, float]:
+    """(time the link is busy, latency after it) of one transfer: the latency is in flight,
+    it does not hold the link (as :class:`hwsim.des.Link`)."""
+    nbytes = model.transfer_bytes(stage, tokens)
+    if nbytes <= 0:
+        return 0.0, 0.0
+    bw, lat = model.link(stage)
+    return nbytes / bw, lat
 
 
 def round_s(model: StepModel, lanes: list[int], kind: str, tokens: float) -> float:
@@ -32,26 +43,31 @@ def round_s(model: StepModel, lanes: list[int], kind: str, tokens: float) -> flo
             stage_busy[k] += s
             t_lane += s
             if k < n - 1:
-                x = transfer_s(model, k, rows)
-                link_busy[k] += x
-                t_lane += x
+                busy, lat = _link_s(model, k, rows)
+                link_busy[k] += busy
+                t_lane += busy + lat
         trip = max(trip, t_lane)
     return max(max(stage_busy), max(link_busy, default=0.0), trip)
 
 
 def pipeline_fill_s(model: StepModel, lanes: list[int], prompt: float) -> float:
-    """Prefill of every lane through the pipeline, one lane after another: the flow-shop
-    recurrence ``C[i, k] = max(C[i-1, k], C[i, k-1] + link) + stage`` (GPipe's fill,
-    ``(stages + lanes - 1) x stage`` for equal stages)."""
+    """Prefill of every lane through the pipeline, one lane after another: a flow shop whose
+    machines are the stages and the links, ``C[i, j] = max(C[i-1, j], C[i, j-1]) + t[i, j]``
+    (GPipe's fill, ``(stages + lanes - 1) x stage`` for equal stages and free links)."""
     n = model.stages
-    done = [0.0] * n  # when stage k finished the previous lane
+    stage_done = [0.0] * n  # when stage k finished the previous lane
+    link_done = [0.0] * max(n - 1, 0)
     for m in lanes:
         ready = 0.0
         for k in range(n):
-            start = max(done[k], ready)
-            done[k] = start + model.prefill_s(k, m, prompt)
-            ready = done[k] + (transfer_s(model, k, int(m * prompt)) if k < n - 1 else 0.0)
-    return done[-1]
+            stage_done[k] = max(stage_done[k], ready) + model.prefill_s(k, m, prompt)
+            ready = stage_done[k]
+            if k < n - 1:
+                busy, lat = _link_s(model, k, int(m * prompt))
+                if busy + lat > 0:
+                    link_done[k] = max(link_done[k], ready) + busy
+                    ready = link_done[k] + lat
+    return stage_done[-1]
 
 
 def first_token_s(model: StepModel, micro_batch: int, prompt: float) -> float:
