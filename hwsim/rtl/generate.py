@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -38,7 +39,7 @@ from hwsim import systolic as timing
 from hwsim.errors import HwsimError, InputError
 from hwsim.rtl.fusion import LATENCY as FUSION_LATENCY
 from hwsim.rtl.fusion import FusionUnit
-from hwsim.rtl.sparse import SparseDecoder
+from hwsim.rtl.sparse import SparseDecoder, tile_cycles
 from hwsim.rtl.spec import FusionUnitSpec, SparseDecoderSpec, SystolicSpec
 from hwsim.rtl.systolic import SystolicArray
 
@@ -95,8 +96,7 @@ def _sparse_timing(spec: SparseDecoderSpec) -> dict[str, Any]:
         "latency_note": "first dense row leaves the cycle after the tile's last vector",
         "initiation_interval_cycles": 1,
         "ii_note": "one vector of `lanes` records per cycle while filling",
-        "tile_cycles_dense": int(spec.tile_rows * spec.tile_cols // spec.lanes + spec.tile_rows
-                                 + (1 if spec.tile_rows * spec.tile_cols % spec.lanes else 0)),
+        "tile_cycles_dense": tile_cycles(spec, spec.tile_rows * spec.tile_cols),
     }
 
 
@@ -423,4 +423,34 @@ def regenerate_defaults(out_dir: str | os.PathLike[str] | None = None, *,
                         synth: bool | None = None) -> list[Generated]:
     """Regenerate every generator's default configuration (the committed ``rtl/``)."""
     out = Path(out_dir) if out_dir is not None else default_dir()
-    return [generate(name, load_spec(name), out, synth=synth) for name in GENERATORS]
+    specs_ = {name: load_spec(name) for name in GENERATORS}
+    # emission first (one Yosys-in-WebAssembly at a time), then the syntheses in parallel
+    done = {name: generate(name, spec, out, synth=False) for name, spec in specs_.items()}
+    if synth is None:
+        synth = find_yosys() is not None
+    if synth:
+        def job(name: str) -> None:
+            top = GENERATORS[name].top
+            t0 = time.perf_counter()
+            stats = synthesize(done[name].verilog.read_text(), top)
+            done[name].seconds["synthesis"] = time.perf_counter() - t0
+            path = out / f"{top}.synth.json"
+            path.write_text(json.dumps(stats, indent=2) + "\n")
+            done[name].synthesis = path
+
+        with ThreadPoolExecutor(max_workers=len(done)) as pool:
+            list(pool.map(job, done))
+    return list(done.values())
+
+
+def main() -> int:
+    """``python -m hwsim.rtl.generate``: refresh the committed ``rtl/``."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for done in regenerate_defaults():
+        log.info("wrote %s (%s)", done.verilog,
+                 ", ".join(f"{k} {v:.1f} s" for k, v in done.seconds.items()))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

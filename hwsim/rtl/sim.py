@@ -79,7 +79,7 @@ def run_streams(
     sources: Mapping[str, Sequence[int]],
     sinks: Mapping[str, int],
     *,
-    p_valid: float = 1.0,
+    p_valid: float | Mapping[str, float] = 1.0,
     p_ready: float = 1.0,
     seed: int = 0,
     max_cycles: int = 100_000,
@@ -89,9 +89,11 @@ def run_streams(
 
     ``sinks`` maps an output port name to the number of beats expected; the run stops once all
     have arrived (and fails with RuntimeError after ``max_cycles``). ``p_valid`` and ``p_ready``
-    are the probabilities that a source offers its next beat and a sink accepts in a cycle.
+    are the probabilities that a source offers its next beat and a sink accepts in a cycle
+    (``p_valid`` may also map a source name to its own probability).
     """
     rng = random.Random(seed)
+    pv = {k: float(p_valid[k] if isinstance(p_valid, Mapping) else p_valid) for k in sources}
     trace = StreamTrace(
         received={k: [] for k in sinks},
         in_cycles={k: [] for k in sources},
@@ -105,7 +107,7 @@ def run_streams(
         for cycle in range(max_cycles):
             for name, port in ports_in.items():
                 beats = sources[name]
-                offer = idx[name] < len(beats) and (p_valid >= 1.0 or rng.random() < p_valid)
+                offer = idx[name] < len(beats) and (pv[name] >= 1.0 or rng.random() < pv[name])
                 ctx.set(port.valid, int(offer))
                 if offer:
                     ctx.set(port.payload.as_value(), beats[idx[name]])
