@@ -75,8 +75,8 @@ class ComputeUnit(simpy.Resource):
         self.ops_done = 0.0
         self._wait: Any = None
         if stats is not None:
-            self._wait = stats.recorder(f"{name}.wait_s")
-            self._service = stats.recorder(f"{name}.service_s")
+            self._wait = stats.appender(f"{name}.wait_s")
+            self._service = stats.appender(f"{name}.service_s")
             self._busy = stats.level(f"{name}.busy")
             self._queued = stats.level(f"{name}.queue")
         self._lanes = Lanes() if recorder is not None else None

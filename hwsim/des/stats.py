@@ -174,7 +174,7 @@ class Stats:
         """Append one sample to series ``name``."""
         self.series[name].append(value)
 
-    def recorder(self, name: str):
+    def appender(self, name: str):
         """The bound ``append`` of series ``name``, for hot loops."""
         return self.series[name].append
 

@@ -28,7 +28,7 @@ _US = 1e6  # trace timestamps are microseconds
 class TraceRecorder:
     """Collects trace events during a simulation and writes them as trace-event JSON."""
 
-    def __init__(self, *, max_events: int = 1_000_000, process: str = "hwsim") -> None:
+    def __init__(self, *, max_events: int = 250_000, process: str = "hwsim") -> None:
         self.max_events = int(max_events)
         self.default_process = process
         self.events: list[dict[str, Any]] = []
