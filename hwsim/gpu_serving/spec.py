@@ -41,7 +41,9 @@ class GpuSpec:
                                           help="per-device bandwidth between servers "
                                           "(pipeline stages that cross servers)")
     interconnect_latency_us: float = param(0.0, unit="us", ge=0,
-                                           help="fixed cost of one all-reduce or stage transfer")
+                                           help="start-up latency of one link transfer: each of "
+                                           "an all-reduce's 2 (t-1) ring steps, each "
+                                           "stage-to-stage transfer")
     tdp_W: float = param(unit="W", gt=0, help="device thermal design power")
     devices_per_server: int = param(ge=1, help="devices in one server (or TPU host)")
     rental_usd_per_device_hour: float = param(unit="$/h", gt=0,
