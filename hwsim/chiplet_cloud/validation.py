@@ -41,12 +41,12 @@ def _v1_servers() -> search.Servers:
     return search.phase1(_spec("asic", "cc-7nm-v1"), _spec("server", "cc-server-v1"))
 
 
-@functools.lru_cache(maxsize=8)
-def v1_search(model: str) -> search.SearchResult:
+@functools.lru_cache(maxsize=16)
+def v1_search(model: str, context: int = 2048) -> search.SearchResult:
     """The v1 two-phase search for one LLM (cached for the validation run)."""
     return search.phase2(_spec("llm", model), _v1_servers(), _spec("asic", "cc-7nm-v1"),
                          _spec("server", "cc-server-v1"), _spec("tco", "barroso-v1"),
-                         search.MappingSpace())
+                         search.MappingSpace(contexts=(context,)))
 
 
 def baseline_usd_per_1k(row: dict[str, str]) -> float:
@@ -114,6 +114,16 @@ def cases() -> list[Case]:
             conditions="v1 assumptions, TCO-optimal design of the exhaustive search",
             predict=functools.partial(lambda m: v1_search(m).best["die_area_mm2"], model),
         ))
+        for ctx in (256, 8196):  # the other contexts of v1's mapping search (opt_mapping.py)
+            out.append(Case(
+                system=SYSTEM, case=f"{model}-ctx{ctx}-tco-optimal-die", metric="die_area_mm2",
+                reference=200.0, tolerance=0.0, bounds=(100.0, 300.0),
+                source="Chiplet Cloud v1 code, all contexts tried: TCO-optimal dies of "
+                "160-260 mm2 for 17B-540B models (shared/papers/chiplet_cloud.md, CC-9)",
+                conditions=f"v1 assumptions, context {ctx} tokens, exhaustive search",
+                predict=functools.partial(lambda m, c: v1_search(m, c).best["die_area_mm2"],
+                                          model, ctx),
+            ))
         out.append(Case(
             system=SYSTEM, case=f"{model}-latency-optimal-die", metric="die_area_mm2",
             reference=700.0, tolerance=0.0, bounds=(600.0, 800.0),
