@@ -130,9 +130,9 @@ def poisson(**kw) -> ServingSpec:
 
 def test_same_seed_same_numbers():
     model = LinearModel(n_stages=2)
-    a = serve(model, poisson(), batch=16, seed=7)
-    b = serve(model, poisson(), batch=16, seed=7)
-    c = serve(model, poisson(), batch=16, seed=8)
+    a = serve(model, poisson(), batch=16, seed=7, usd_per_hour=5.0)
+    b = serve(model, poisson(), batch=16, seed=7, usd_per_hour=5.0)
+    c = serve(model, poisson(), batch=16, seed=8, usd_per_hour=5.0)
     assert a == b
     assert a != c
 
