@@ -279,3 +279,21 @@ def test_separate_links_overlap_transfers():
     assert sep.throughput_tokens_per_s >= folded.throughput_tokens_per_s * (1 - 1e-9)
     sat = saturated(sep_model, 32, 2, 64, 256)
     assert sep.throughput_tokens_per_s == pytest.approx(sat["throughput_tokens_per_s"], rel=0.02)
+
+
+@settings(max_examples=15, deadline=None)
+@given(pp=st.sampled_from([1, 2, 4]), batch=st.sampled_from([4, 8, 16]),
+       llm=st.sampled_from(["gpt3-175b", "opt-175b", "bloom-176b"]),
+       device=st.sampled_from(["a100-sxm-80gb", "h100-sxm-80gb"]))
+def test_gpu_serving_des_agrees_at_saturation(pp, batch, llm, device):
+    """Closed batch at t=0, decode-dominated traffic: DES and closed forms within 2%."""
+    system = get_system("gpu-serving")
+    inputs = system.resolve([f"llm={llm}", f"device={device}"], {
+        "mapping.tensor_parallel": 8 // pp, "mapping.pipeline_parallel": pp,
+        "mapping.batch": batch, "traffic.requests": 2 * batch, "traffic.prompt_tokens": 32,
+        "traffic.output_tokens": 256})
+    a = system.evaluate(inputs, "analytical")
+    d = system.evaluate(inputs, "des", seed=1)
+    assert d["throughput_tokens_per_s"] == pytest.approx(a["throughput_tokens_per_s"], rel=0.02)
+    assert d["latency_ms_per_token"] == pytest.approx(a["latency_ms_per_token"], rel=0.02)
+    assert d == system.evaluate(inputs, "des", seed=1)
