@@ -226,3 +226,24 @@ def test_owned_cost_follows_the_tco_role(system):
     long = system.evaluate(system.resolve([], {"mapping.pricing": "owned",
                                               "tco.server_life_years": 4.0}))
     assert long["tco_usd_per_1k_tokens"] < short["tco_usd_per_1k_tokens"]
+
+
+def test_rental_prices_and_arithmetic_match_chiplet_cloud_baselines():
+    """The A100 and TPUv4 rental prices are Chiplet Cloud's, and the rental cost function turns
+    the paper's throughputs into the paper's $/1k tokens (chiplet_cloud_baselines.csv)."""
+    import csv
+    from pathlib import Path
+
+    import hwsim.chiplet_cloud
+    from hwsim.gpu_serving.cost import rental_usd_per_hour
+
+    path = Path(hwsim.chiplet_cloud.__file__).parent / "data" / "chiplet_cloud_baselines.csv"
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(line for line in fh if not line.startswith("#")))
+    names = {"A100": "a100-sxm-80gb", "TPUv4": "tpuv4"}
+    for r in rows:
+        g = gpu(names[r["baseline"].split()[0]])
+        assert g.rental_usd_per_device_hour == float(r["price_usd_per_device_hour"])
+        usd_h = rental_usd_per_hour(g, int(r["devices"]))
+        per_1k = usd_h / 3600 / float(r["tokens_per_s"]) * 1e3
+        assert per_1k == pytest.approx(float(r["usd_per_1k_tokens"]), rel=1e-3)
