@@ -25,6 +25,7 @@ from typing import Any
 import simpy
 from simpy.events import Event
 
+from hwsim.des.share import settle
 from hwsim.des.stats import Stats
 from hwsim.des.trace import Lanes, TraceRecorder
 
@@ -143,13 +144,7 @@ class ComputeUnit(simpy.Resource):
             if self._wait is not None:
                 self._busy.set(now, len(users))
             self._trigger_put(None)
-        if job.callbacks:
-            job.succeed(job.dur)
-        else:
-            # Nobody waits on it yet: mark it processed now instead of scheduling an event
-            # no one would see. A process that yields it later resumes at once, as SimPy does
-            # for any processed event.
-            job._ok, job._value, job.callbacks = True, job.dur, None
+        settle(job, job.dur)
 
     def _trigger_put(self, get_event: Event | None) -> None:
         # Direct requests first (SimPy's own queue), then waiting run() jobs.

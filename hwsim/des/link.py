@@ -22,7 +22,7 @@ import numpy as np
 import simpy
 from simpy.events import Event
 
-from hwsim.des.share import FairShare
+from hwsim.des.share import FairShare, settle
 from hwsim.des.stats import Stats
 from hwsim.des.trace import Lanes, TraceRecorder
 
@@ -170,7 +170,7 @@ class Link:
             if self.stats is not None:
                 self.stats.record(f"{self.name}.transfer_s", env.now - t0)
                 self.stats.count(f"{self.name}.bytes_dropped", dropped)
-            done.succeed(delivered)
+            settle(done, delivered)
 
         def sent(_: object) -> None:
             if self.recorder is not None:
@@ -182,5 +182,5 @@ class Link:
             else:
                 arrived(None)
 
-        self.share.submit(nbytes, weight).callbacks.append(sent)
+        self.share.submit_callback(nbytes, sent, weight)
         return done

@@ -11,7 +11,7 @@ from __future__ import annotations
 import simpy
 from simpy.events import Event
 
-from hwsim.des.share import FairShare
+from hwsim.des.share import FairShare, settle
 from hwsim.des.stats import Stats
 from hwsim.des.trace import Lanes, TraceRecorder
 
@@ -90,7 +90,7 @@ class Memory:
         def finished(_: object) -> None:
             if self.stats is not None:
                 self.stats.record(f"{self.name}.{label}_s", env.now - t0)
-            done.succeed(nbytes)
+            settle(done, nbytes)
 
         def moved(_: object) -> None:
             if self.recorder is not None:
@@ -102,7 +102,7 @@ class Memory:
             else:
                 finished(None)
 
-        self.share.submit(nbytes).callbacks.append(moved)
+        self.share.submit_callback(nbytes, moved)
         return done
 
 
