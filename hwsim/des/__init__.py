@@ -19,7 +19,7 @@ from hwsim.des.compute import ComputeUnit
 from hwsim.des.link import Link, markov_factors
 from hwsim.des.memory import Buffer, Memory
 from hwsim.des.pipeline import Pipeline, Stage
-from hwsim.des.share import FairShare
+from hwsim.des.share import FairShare, settle
 from hwsim.des.stats import (
     Stats,
     Summary,
@@ -46,6 +46,7 @@ __all__ = [
     "control_variate_mean",
     "markov_factors",
     "rng",
+    "settle",
     "summarize",
 ]
 
