@@ -1,6 +1,6 @@
 """How close does a 300-trial sampler get to the exact Pareto front?
 
-The quick-start study (``explore/quickstart.toml``: a G/G/c station, 16 server counts x 80
+The queue-pooling study (``explore/queue_pooling.toml``: a G/G/c station, 16 server counts x 80
 service times x 3 service distributions = 3840 designs, two objectives, two constraints) is small
 enough to enumerate with the queue's vectorised ``analytical_batch``. This script runs the study
 with several samplers and seeds for 300 trials each and prints the hypervolume each reached as a
@@ -36,7 +36,7 @@ THRESHOLD = 0.95
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--study", default=str(ROOT / "explore" / "quickstart.toml"))
+    ap.add_argument("--study", default=str(ROOT / "explore" / "queue_pooling.toml"))
     ap.add_argument("--trials", type=int, default=300)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--samplers", nargs="+", default=["tpe", "nsga2", "random"])

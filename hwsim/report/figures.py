@@ -141,18 +141,21 @@ def pareto_2d(o: Outputs, units: dict[str, str]) -> Figure | None:
         ax.plot(ex[x], ex[y], "--", color="black", lw=1, label="exact front")
     ax.set_xlabel(_label(x, units))
     ax.set_ylabel(_label(y, units))
-    _maybe_log(ax, done[x], "x")
-    _maybe_log(ax, done[y], "y")
+    shown = [done] + ([o.exhaustive.table[o.exhaustive.table["feasible"]]]
+                      if o.exhaustive is not None else [])
+    _maybe_log(ax, pd.concat([d[x] for d in shown]), "x", 10.0)
+    _maybe_log(ax, pd.concat([d[y] for d in shown]), "y", 10.0)
     ax.legend(loc="best", fontsize=8)
     return _save(fig, o.out_dir, "pareto_front", "Pareto front",
                  f"{x} against {y}: every trial, the sampler's Pareto set and, when the space "
                  "was enumerated, the exact front.")
 
 
-def _maybe_log(ax: Any, s: pd.Series, axis: str) -> None:
+def _maybe_log(ax: Any, s: pd.Series, axis: str, ratio: float = 10.0) -> None:
+    """Log scale for positive values spanning more than ``ratio``."""
     v = s.to_numpy(dtype=float)
     v = v[np.isfinite(v)]
-    if len(v) and v.min() > 0 and v.max() / v.min() > 1e3:
+    if len(v) and v.min() > 0 and v.max() / v.min() > ratio:
         (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
 
 
@@ -188,7 +191,7 @@ def parallel_coordinates(o: Outputs, units: dict[str, str]) -> Figure | None:
     for c in cols:
         v, cats = _codes(done[c])
         lo, hi = np.nanmin(v), np.nanmax(v)
-        log_axis = bool(cats is None and lo > 0 and hi / lo > 1e3)
+        log_axis = bool(cats is None and lo > 0 and hi / lo > 10)
         if log_axis:
             v, lo, hi = np.log10(v), np.log10(lo), np.log10(hi)
         span = hi - lo if hi > lo else 1.0
@@ -279,6 +282,8 @@ def objective_vs_params(o: Outputs, units: dict[str, str]) -> Figure | None:
             if cats is not None:
                 ax.set_xticks(range(len(cats)))
                 ax.set_xticklabels(cats, rotation=20, ha="right", fontsize=7)
+            else:
+                _maybe_log(ax, done[p], "x")
             ax.set_xlabel(_label(p, units), fontsize=8)
             if j == 0:
                 ax.set_ylabel(_label(m, units), fontsize=8)
