@@ -76,10 +76,12 @@ def test_micro_batch_above_batch_is_an_input_error(system):
     batch=st.integers(1, 512),
     kv=st.integers(0, 8192),
     dtype=st.sampled_from(["fp16", "fp8"]),
+    sharding=st.sampled_from(["heads", "batch"]),
 )
-def test_decode_never_below_roofline(name, model, tp, batch, kv, dtype):
+def test_decode_never_below_roofline(name, model, tp, batch, kv, dtype, sharding):
     m = RooflineStepModel.build(gpu(name), llm(model), GpuMappingSpec(
-        name="t", tensor_parallel=tp, batch=batch, weight_dtype=dtype, kv_dtype=dtype))
+        name="t", tensor_parallel=tp, batch=batch, weight_dtype=dtype, kv_dtype=dtype,
+        attention_sharding=sharding))
     step = m.decode_s(0, batch, kv)
     assert step >= m.decode_roofline_s(batch, kv) * (1 - 1e-9)
 
@@ -210,10 +212,10 @@ def test_with_overrides_keeps_gpu_valid():
 
 @settings(max_examples=40, deadline=None)
 @given(batch=st.integers(1, 256), kv=st.floats(0, 8000), tp=st.sampled_from([1, 2, 8]),
-       pp=st.sampled_from([1, 3]))
-def test_memoised_decode_equals_direct_model(batch, kv, tp, pp):
+       pp=st.sampled_from([1, 3]), sharding=st.sampled_from(["heads", "batch"]))
+def test_memoised_decode_equals_direct_model(batch, kv, tp, pp, sharding):
     m = RooflineStepModel.build(gpu("h100-sxm-80gb"), llm("llama3-70b"), GpuMappingSpec(
-        name="t", tensor_parallel=tp, pipeline_parallel=pp))
+        name="t", tensor_parallel=tp, pipeline_parallel=pp, attention_sharding=sharding))
     for stage in range(pp):
         direct = m.stage_layers[stage] * m.layer_decode_s(batch, kv)
         if stage == pp - 1:
@@ -247,3 +249,27 @@ def test_rental_prices_and_arithmetic_match_chiplet_cloud_baselines():
         usd_h = rental_usd_per_hour(g, int(r["devices"]))
         per_1k = usd_h / 3600 / float(r["tokens_per_s"]) * 1e3
         assert per_1k == pytest.approx(float(r["usd_per_1k_tokens"]), rel=1e-3)
+
+
+def test_batch_sharded_attention_splits_the_kv_cache():
+    """Multi-query PaLM: head sharding replicates its one KV head on every device; batch
+    sharding (Pope et al. 2022) splits the cache by sequences and allows tp > heads."""
+    g, palm = gpu("tpuv4"), llm("palm-540b")
+    heads = RooflineStepModel.build(g, palm, GpuMappingSpec(name="h", tensor_parallel=32,
+                                                            batch=64))
+    batch = RooflineStepModel.build(g, palm, GpuMappingSpec(
+        name="b", tensor_parallel=32, batch=64, attention_sharding="batch"))
+    kv_heads = heads.device_bytes(0, 64, 2048) - heads.device_bytes(0, 0, 2048)
+    kv_batch = batch.device_bytes(0, 64, 2048) - batch.device_bytes(0, 0, 2048)
+    assert kv_heads == pytest.approx(32 * kv_batch)
+    with pytest.raises(InfeasibleDesign, match="attention_sharding"):
+        RooflineStepModel.build(g, palm, GpuMappingSpec(name="x", tensor_parallel=64))
+    wide = RooflineStepModel.build(g, palm, GpuMappingSpec(
+        name="w", tensor_parallel=64, batch=512, attention_sharding="batch"))
+    assert wide.decode_s(0, 512, 2000) >= wide.decode_roofline_s(512, 2000)
+
+
+@pytest.mark.parametrize("case", calibration.held_out_cases(), ids=lambda c: c.case)
+def test_held_out_cases(case):
+    result = run_case(case)
+    assert result.ok, (result.predicted, result.reference, result.error)

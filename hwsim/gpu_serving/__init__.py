@@ -23,9 +23,9 @@ def _des(inputs, *, seed: int = 0, trace=None):
 
 
 def _cases():
-    from hwsim.gpu_serving.calibration import validation_cases
+    from hwsim.gpu_serving.calibration import held_out_cases, validation_cases
 
-    return validation_cases()
+    return [*validation_cases(), *held_out_cases()]
 
 
 _DES = ("des",)

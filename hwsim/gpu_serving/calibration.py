@@ -25,7 +25,7 @@ from hwsim import specs
 from hwsim.gpu_serving.roofline import RooflineStepModel
 from hwsim.gpu_serving.spec import GpuMappingSpec, GpuSpec
 from hwsim.llm.spec import LlmSpec
-from hwsim.validation import Case
+from hwsim.validation import Case, load_cases
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,11 @@ def validation_cases() -> list[Case]:
             predict=lambda c=c: c.predict_ms(load_gpu(c.gpu)),
         ))
     return out
+
+
+def held_out_cases() -> list[Case]:
+    """Checks no calibration used (``validation.toml``)."""
+    return load_cases("gpu-serving", HERE / "validation.toml")
 
 
 def main() -> None:  # pragma: no cover - a maintenance command

@@ -13,6 +13,7 @@ transfers are separate, so the DES can treat the links as resources of their own
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,9 +47,9 @@ class RooflineStepModel:
     @classmethod
     def build(cls, gpu: GpuSpec, llm: LlmSpec, mapping: GpuMappingSpec) -> RooflineStepModel:
         t, p = mapping.tensor_parallel, mapping.pipeline_parallel
-        if t > llm.heads:
+        if t > llm.heads and mapping.attention_sharding == "heads":
             raise InfeasibleDesign(f"tensor_parallel {t} exceeds the {llm.heads} heads of "
-                                   f"{llm.name}")
+                                   f"{llm.name} (attention_sharding = 'batch' lifts this)")
         if p > llm.layers:
             raise InfeasibleDesign(f"pipeline_parallel {p} exceeds the {llm.layers} layers of "
                                    f"{llm.name}")
@@ -93,11 +94,29 @@ class RooflineStepModel:
         tp, dev, shape = self.mapping.tensor_parallel, self.device, self.shape
         rows = seqs * q_len
         t = sum(float(perf.gemm_s(g, rows, tp, dev, shape.bytes_per_value)) for g in shape.gemms)
-        t += float(perf.attention_s(shape, seqs, q_len, kv_len, tp, dev))
+        t += self._attention_s(seqs, q_len, kv_len)
         nbytes = rows * shape.d_model * self._act_bytes
         t += shape.allreduces * float(
             perf.ring_allreduce_s(nbytes, tp, dev.tp_link_Bps, dev.link_latency_s))
         return t + self.gpu.layer_overhead_us * 1e-6
+
+    @property
+    def _batch_sharded(self) -> bool:
+        return self.mapping.attention_sharding == "batch" and self.mapping.tensor_parallel > 1
+
+    def _attention_s(self, seqs: float, q_len: float, kv_len: float) -> float:
+        """Attention of one layer on one device. Head-sharded: ``perf.attention_s`` over the
+        group. Batch-sharded (Pope et al. 2022, sec. 3.3): each device runs every head of
+        ``ceil(seqs / tp)`` whole sequences against their KV cache, after an all-to-all that
+        hands it those sequences' queries and before one that returns the outputs."""
+        tp, dev, shape = self.mapping.tensor_parallel, self.device, self.shape
+        if not self._batch_sharded:
+            return float(perf.attention_s(shape, seqs, q_len, kv_len, tp, dev))
+        own = math.ceil(seqs / tp)
+        t = float(perf.attention_s(shape, own, q_len, kv_len, 1, dev))
+        # two all-to-alls, each device sending (tp - 1) / tp of its rows x q_width / tp share
+        nbytes = seqs * q_len * shape.q_width / tp * self._act_bytes * (tp - 1) / tp
+        return t + 2 * float(perf.transfer_s(nbytes, dev.tp_link_Bps, dev.link_latency_s))
 
     def head_s(self, seqs: float) -> float:
         """The LM head (vocabulary split across the tensor-parallel group), one row per
@@ -122,8 +141,8 @@ class RooflineStepModel:
         again)."""
         parts = self._decode_memo.get(batch)
         if parts is None:
-            attn = float(perf.attention_s(self.shape, batch, 1.0, 0.0,
-                                          self.mapping.tensor_parallel, self.device))
+            # the attention's part proportional to the context (the all-to-alls are not)
+            attn = self._attention_s(batch, 1.0, 1.0) - self._attention_s(batch, 1.0, 0.0)
             fixed = self._layer_s(batch, 1.0, 0.0) - attn
             parts = self._decode_memo[batch] = (fixed, attn, self.head_s(batch))
         return parts
@@ -161,7 +180,7 @@ class RooflineStepModel:
                                                  if llm.learned_positions else 0)
         if stage == self.stages - 1 and (self.stages > 1 or not llm.tied_embeddings):
             params += llm.vocab * llm.d_model
-        kv_split = min(t, self.shape.kv_heads)
+        kv_split = t if self._batch_sharded else min(t, self.shape.kv_heads)
         kv = sequences * context_tokens * self.stage_layers[stage] * \
             self.shape.kv_bytes_per_token / kv_split
         return params / t * self.shape.bytes_per_value + kv
@@ -185,7 +204,7 @@ class RooflineStepModel:
         rates: max(weight + KV bytes / peak HBM bandwidth, FLOPs / peak compute) of one
         tensor-parallel device, summed over the layers of all stages."""
         llm, tp = self.llm, self.mapping.tensor_parallel
-        kv_split = min(tp, self.shape.kv_heads)
+        kv_split = tp if self._batch_sharded else min(tp, self.shape.kv_heads)
         kv = batch * (kv_tokens + 1) * llm.layers * self.shape.kv_bytes_per_token / kv_split
         nbytes = llm_model.matmul_params(llm) / tp * self.shape.bytes_per_value + kv
         flops = batch * llm_model.flops_per_token(llm, int(np.floor(kv_tokens))) / tp

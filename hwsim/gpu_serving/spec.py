@@ -86,6 +86,11 @@ class GpuMappingSpec:
     kv_dtype: str = param("fp16", choices=tuple(DTYPE_BYTES), help="KV-cache data type")
     activation_dtype: str = param("fp16", choices=tuple(DTYPE_BYTES),
                                   help="activations sent over links")
+    attention_sharding: str = param(
+        "heads", choices=("heads", "batch"),
+        help="how the tensor-parallel group splits attention and the KV cache: by heads "
+        "(Megatron; at most one device per head) or by sequences (Pope et al. 2022, for "
+        "multi-query attention: each device holds whole sequences' KV cache)")
     pricing: str = param("rental", choices=("rental", "owned"),
                          help="what tco_usd_per_1k_tokens reports: rented devices or owned "
                          "servers on the Chiplet Cloud TCO model")
