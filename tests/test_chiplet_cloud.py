@@ -261,3 +261,27 @@ def test_full_shapes_fit_every_llm(system):
         assert res["feasible"].all(), name
         assert np.all(res["chips"] * res["chip_sram_MB"] / 1e3 >= res["memory_GB"])
     assert out["llama3-405b"]["chips"][0] > out["llama3-8b"]["chips"][0]
+
+
+def test_des_agrees_with_analytical_at_saturation(system):
+    """Closed batch, negligible prompts, v1 model (no context dependence): the serving DES on the
+    same step times reproduces the analytical decode step within 2%."""
+    from hwsim.serving.spec import ServingSpec
+
+    inputs = dict(system.resolve(["mapping=v1", "llm=llama3-8b"],
+                                 {"mapping.pp": 0, "mapping.tp": 0, "mapping.batch": 16}))
+    inputs["traffic"] = ServingSpec(name="saturated", arrival="closed", prompt_tokens=1,
+                                    output_tokens=128, batching="static", requests=16)
+    a = system.evaluate(inputs)
+    d = system.evaluate(inputs, "des")
+    assert d["tpot_p50_ms"] == pytest.approx(a["latency_ms_per_token"], rel=0.02)
+    assert d["throughput_tokens_per_s"] == pytest.approx(a["throughput_tokens_per_s"], rel=0.02)
+    assert d["tco_usd_per_1k_tokens"] == pytest.approx(a["tco_usd_per_1k_tokens"], rel=0.02)
+
+
+def test_des_prefill_heavy_traffic_costs_more(system):
+    inputs = system.resolve(["llm=llama3-8b"], {"mapping.batch": 16})
+    d = system.evaluate(inputs, "des")  # default traffic: 1920-token prompts, 128 outputs
+    a = system.evaluate(inputs)
+    assert d["ttft_p99_ms"] >= d["ttft_p50_ms"] > 0
+    assert d["tco_usd_per_1k_tokens"] > a["tco_usd_per_1k_tokens"]

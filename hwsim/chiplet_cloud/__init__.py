@@ -10,6 +10,7 @@ the server (``server``), the datacenter economics (``tco``) and the mapping (``c
   :mod:`hwsim.llm.perf`);
 - :mod:`.search`: the paper's two-phase search, exhaustive and vectorised;
 - :mod:`.evaluate`: the system's ``analytical`` and ``analytical_batch`` evaluators;
+- :mod:`.des`: request-level serving (``hwsim.serving``) on the same per-stage step times;
 - :mod:`.validation`: cases against the paper's numbers.
 """
 
@@ -20,6 +21,30 @@ from hwsim.chiplet_cloud.spec import AsicSpec, CcMappingSpec, ServerSpec, TcoSpe
 from hwsim.system import Metric, Role, System, register_system
 
 __all__ = ["SYSTEM", "AsicSpec", "CcMappingSpec", "ServerSpec", "TcoSpec"]
+
+
+def _des(inputs, *, seed: int = 0, trace=None):
+    from hwsim.chiplet_cloud.des import evaluate
+
+    return evaluate(inputs, seed=seed, trace=trace)
+
+
+BOTH = ("analytical", "des")
+SHARED = {"tco_usd_per_1k_tokens", "latency_ms_per_token", "throughput_tokens_per_s", "chips",
+          "servers", "tp", "pp", "micro_batch", "utilization", "die_area_mm2", "chip_tops",
+          "chip_sram_MB", "server_cost_usd", "server_power_W"}
+DES_METRICS = (
+    ("ttft_ms", "mean time to first token"),
+    ("ttft_p50_ms", "median time to first token"),
+    ("ttft_p99_ms", "99th-percentile time to first token"),
+    ("tpot_p50_ms", "median time per output token"),
+    ("tpot_p99_ms", "99th-percentile time per output token"),
+    ("goodput_tokens_per_s", "output tokens per second of requests within the SLO"),
+    ("slo_attainment", "share of requests within the SLO"),
+    ("stage_utilization", "mean busy share of the pipeline stages"),
+    ("requests", "requests measured"),
+    ("tco_at_slo_usd_per_1k_tokens", "TCO per 1000 tokens of requests within the SLO"),
+)
 
 
 def _cases():
@@ -37,9 +62,13 @@ SYSTEM = register_system(System(
         Role("server", "server", "cc-server-v1", "lanes of chiplets, BOM, cooling, links"),
         Role("tco", "tco", "barroso-v1", "datacenter and economic constants"),
         Role("mapping", "cc-mapping", "auto", "tensor/pipeline parallelism, batch, context"),
+        Role("traffic", "serving", "ctx2048", "requests and batching policy (DES only)"),
     ),
-    metrics=tuple(Metric(name, help, fidelities=("analytical",)) for name, help in METRICS),
+    metrics=tuple(Metric(name, help, fidelities=BOTH if name in SHARED else ("analytical",))
+                  for name, help in METRICS)
+    + tuple(Metric(name, help, fidelities=("des",)) for name, help in DES_METRICS),
     analytical=analytical,
+    des=_des,
     analytical_batch=analytical_batch,
     validation=_cases,
 ))

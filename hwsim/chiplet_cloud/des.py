@@ -1,0 +1,67 @@
+"""The DES evaluator of chiplet-cloud: request-level serving (:func:`hwsim.serving.serve`) on the
+step times of the shared performance model (:class:`hwsim.serving.PerfStepModel`).
+
+The design point's mapping is the one the analytical evaluator picks (the TCO-best pipeline
+depth and micro-batch when the mapping spec leaves them at 0); the DES then serves the
+``traffic`` spec's requests on that one deployment: arrivals, continuous or static batching,
+micro-batches flowing through the pipeline stages. Stage-to-stage transfers are folded into the
+stage times, as :func:`hwsim.llm.perf.decode_step` does, so at saturation without queueing the
+DES reproduces the analytical decode step. TCO per token uses the utilisation the DES achieved.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from hwsim import specs
+from hwsim.chiplet_cloud import cost
+from hwsim.chiplet_cloud.evaluate import analytical
+from hwsim.chiplet_cloud.model import links
+from hwsim.llm.model import layer_shape
+from hwsim.llm.perf import Device
+from hwsim.serving import PerfStepModel, serve
+from hwsim.system import Inputs, Metrics
+
+log = logging.getLogger(__name__)
+
+
+def step_model(inputs: Inputs, tp: int, pp: int) -> PerfStepModel:
+    """Per-stage step times of ``tp`` x ``pp`` chips of the design point."""
+    llm, asic, srv, mp = inputs["llm"], inputs["chip"], inputs["server"], inputs["mapping"]
+    shape = layer_shape(llm, simplified=mp.simplified_layers, bytes_per_value=asic.bytes_per_value)
+    ch = cost.chip(asic)
+    _, tp_bw, pp_bw = links(tp, pp, srv.chips, srv)
+    dev = Device(peak_flops=float(ch.tops) * 1e12, tp_link_Bps=float(tp_bw),
+                 pp_link_Bps=float(pp_bw), link_latency_s=srv.link_latency_us * 1e-6,
+                 utilization_model=mp.utilization_model, clock_Hz=asic.clock_GHz * 1e9)
+    return PerfStepModel(shape=shape, device=dev, tp=tp, pp=pp, attention=mp.attention,
+                         fold_transfers=True)
+
+
+def evaluate(inputs: Inputs, *, seed: int = 0, trace: Any = None) -> Metrics:
+    """Serve ``traffic`` on the design point; latency percentiles, throughput and TCO/token."""
+    a = analytical(inputs)
+    traffic, mp, tco = inputs["traffic"], inputs["mapping"], inputs["tco"]
+    if traffic.prompt_tokens + traffic.output_tokens > mp.context_tokens:
+        log.warning("requests of %d + %d tokens exceed the %d-token KV cache the mapping holds",
+                    traffic.prompt_tokens, traffic.output_tokens, mp.context_tokens)
+    tp, pp, micro = int(a["tp"]), int(a["pp"]), int(a["micro_batch"])
+    res = serve(step_model(inputs, tp, pp), traffic, batch=mp.batch, micro_batch=micro,
+                seed=seed, trace=trace, base_dir=specs.models_dir() / "serving")
+    out = res.metrics()
+    rate = res.throughput_tokens_per_s
+    shape = layer_shape(inputs["llm"], simplified=mp.simplified_layers)
+    util = rate * shape.flops_per_token / (a["chips"] * a["chip_tops"] * 1e12)
+    life_h = tco.server_life_years * 365 * 24
+    per_server = float(cost.server_tco(a["server_power_W"], a["server_cost_usd"], tco, util))
+    usd_h = (a["servers"] * per_server + a["chips"] * cost.nre_per_chip(tco)) / life_h
+    good = res.goodput_tokens_per_s
+    out["tco_usd_per_1k_tokens"] = usd_h / 3600.0 / rate * 1e3 if rate > 0 else float("inf")
+    out["tco_at_slo_usd_per_1k_tokens"] = (usd_h / 3600.0 / good * 1e3 if good > 0
+                                           else float("inf"))
+    out["utilization"] = util
+    for k in ("chips", "servers", "tp", "pp", "micro_batch", "die_area_mm2", "chip_tops",
+              "chip_sram_MB", "server_cost_usd", "server_power_W"):
+        out[k] = a[k]
+    return out
