@@ -349,6 +349,28 @@ def test_compute_unit_is_a_resource_shared_with_direct_requests():
     assert log == [("hold", 0.0), ("late", 3.0), ("job", 5.0, 2.0)]
 
 
+def test_compute_unit_direct_holder_takes_one_of_n_units():
+    env = simpy.Environment()
+    cu = ComputeUnit(env, 1.0, n=2)
+    seen = []
+
+    def holder():
+        with cu.request() as req:
+            yield req
+            yield env.timeout(10.0)
+
+    def probe():
+        yield env.timeout(0.5)
+        seen.append(cu.count)
+
+    env.process(holder())
+    env.process(probe())
+    env.run(until=0.1)
+    times = finish_times(env, [cu.run(1.0) for _ in range(3)])
+    assert times == pytest.approx([1.1, 2.1, 3.1])  # one unit left for the jobs
+    assert seen == [2]
+
+
 def test_compute_unit_done_event_can_be_yielded_late():
     env = simpy.Environment()
     cu = ComputeUnit(env, 1.0)

@@ -31,8 +31,7 @@ from hwsim.des.trace import Lanes, TraceRecorder
 
 
 class _Job(Event):
-    """A ``run`` job and its completion event; it stands in ``Resource.users`` while it holds
-    a unit."""
+    """A ``run`` job and its completion event."""
 
     __slots__ = ("dur", "label", "lane", "ops", "t_req", "t_start")
 
@@ -64,6 +63,7 @@ class ComputeUnit(simpy.Resource):
         if peak_ops_per_s <= 0 or not 0 < efficiency <= 1 or n < 1:
             raise ValueError("need peak_ops_per_s > 0, 0 < efficiency <= 1 and n >= 1")
         self._jobs: deque[_Job] = deque()
+        self._held = 0  # units held by run() jobs (direct requests are in self.users)
         super().__init__(env, capacity=n)
         self.name = name
         self.peak_ops_per_s = float(peak_ops_per_s)
@@ -87,6 +87,11 @@ class ComputeUnit(simpy.Resource):
         return ops * self.s_per_op
 
     @property
+    def count(self) -> int:
+        """Units in use, by run() jobs and direct requests."""
+        return len(self.users) + self._held
+
+    @property
     def waiting(self) -> int:
         """Jobs and direct requests waiting for a unit."""
         return len(self._jobs) + len(self.put_queue)
@@ -96,8 +101,8 @@ class ComputeUnit(simpy.Resource):
         env = self._env
         now = env._now
         job = _Job(env, now, ops * self.s_per_op, ops, label)
-        if not self._jobs and not self.put_queue and len(self.users) < self._capacity:
-            self.users.append(job)
+        if not self._jobs and not self.put_queue and len(self.users) + self._held < self._capacity:
+            self._held += 1
             self._start(job, now)
         else:
             self._jobs.append(job)
@@ -114,7 +119,7 @@ class ComputeUnit(simpy.Resource):
             self._wait(now - job.t_req)
             self._service(job.dur)
             if not handover:
-                self._busy.set(now, len(self.users))
+                self._busy.set(now, len(self.users) + self._held)
         if self._lanes is not None:
             job.lane = self._lanes.acquire()
         self._env.timeout(job.dur, job).callbacks.append(self._end)
@@ -129,22 +134,26 @@ class ComputeUnit(simpy.Resource):
                                    thread=f"{self.name}[{job.lane}]", cat="compute",
                                    args={"ops": job.ops, "wait_s": job.t_start - job.t_req})
             self._lanes.release(job.lane)  # type: ignore[union-attr]
-        users = self.users
-        idx = users.index(job)
         if self._jobs and not self.put_queue:
             nxt = self._jobs.popleft()  # hand the unit straight to the next job
-            users[idx] = nxt
             if self._wait is not None:
                 self._queued.set(now, len(self._jobs))
             if self.recorder is not None:
                 self.recorder.counter(f"{self.name}.queue", now, self.waiting)
             self._start(nxt, now, True)
         else:
-            del users[idx]
+            self._held -= 1
             if self._wait is not None:
-                self._busy.set(now, len(users))
+                self._busy.set(now, len(self.users) + self._held)
             self._trigger_put(None)
         settle(job, job.dur)
+
+    def _do_put(self, event: simpy.resources.resource.Request) -> None:
+        # SimPy's grant rule, counting the units held by run() jobs.
+        if len(self.users) + self._held < self._capacity:
+            self.users.append(event)
+            event.usage_since = self._env._now
+            event.succeed()
 
     def _trigger_put(self, get_event: Event | None) -> None:
         # Direct requests first (SimPy's own queue), then waiting run() jobs.
@@ -154,9 +163,9 @@ class ComputeUnit(simpy.Resource):
             return
         now = self._env._now
         started = False
-        while jobs and len(self.users) < self._capacity:
+        while jobs and len(self.users) + self._held < self._capacity:
             job = jobs.popleft()
-            self.users.append(job)
+            self._held += 1
             self._start(job, now)
             started = True
         if started:
