@@ -297,3 +297,26 @@ def test_gpu_serving_des_agrees_at_saturation(pp, batch, llm, device):
     assert d["throughput_tokens_per_s"] == pytest.approx(a["throughput_tokens_per_s"], rel=0.02)
     assert d["latency_ms_per_token"] == pytest.approx(a["latency_ms_per_token"], rel=0.02)
     assert d == system.evaluate(inputs, "des", seed=1)
+
+
+def test_trace_example_runs_both_fidelities():
+    system = get_system("gpu-serving")
+    inputs = system.resolve(["traffic=trace-example", "device=h100-sxm-80gb", "llm=llama3-70b",
+                             "mapping=tp2-fp8-b8"])
+    a = system.evaluate(inputs)
+    d = system.evaluate(inputs, "des")
+    assert d["requests"] == 12 and a["throughput_tokens_per_s"] > 0
+    assert d["ttft_p99_ms"] >= d["ttft_p50_ms"] > 0
+
+
+def test_trace_lengths_drive_the_capacity_check(tmp_path):
+    from hwsim.errors import InfeasibleDesign
+
+    path = tmp_path / "long.csv"
+    path.write_text("arrival_s,prompt_tokens,output_tokens\n0,100,10\n0.1,200000,10\n")
+    system = get_system("gpu-serving")
+    inputs = system.resolve(["llm=llama3-8b"], {
+        "traffic.arrival": "trace", "traffic.trace_file": str(path),
+        "mapping.tensor_parallel": 1, "mapping.batch": 4})
+    with pytest.raises(InfeasibleDesign, match="200010 tokens"):
+        system.evaluate(inputs)

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import math
 
+from hwsim import specs
 from hwsim.chiplet_cloud.spec import TcoSpec
 from hwsim.errors import InputError
 from hwsim.gpu_serving.cost import owned_usd_per_hour, rental_usd_per_hour
 from hwsim.gpu_serving.roofline import RooflineStepModel
 from hwsim.llm import model as llm_model
+from hwsim.serving.des import Lengths, lengths
 from hwsim.serving.saturation import saturated
 from hwsim.system import Inputs, Metrics
 
@@ -45,24 +47,26 @@ def cost_metrics(model: RooflineStepModel, throughput: float,
     }
 
 
+def traffic_lengths(inputs: Inputs) -> Lengths:
+    """Mean lengths and the longest context of the inputs' traffic (trace files under
+    ``models/serving/`` resolve there)."""
+    return lengths(inputs["traffic"], base_dir=specs.models_dir() / "serving")
+
+
 def build(inputs: Inputs) -> RooflineStepModel:
     """The step model of the inputs, checked to fit in HBM at the longest context."""
-    gpu, llm, mapping, traffic = (inputs["device"], inputs["llm"], inputs["mapping"],
-                                  inputs["traffic"])
+    gpu, llm, mapping = inputs["device"], inputs["llm"], inputs["mapping"]
     model = RooflineStepModel.build(gpu, llm, mapping)
-    longest = traffic.prompt_tokens + traffic.output_tokens
-    if traffic.length_distribution == "uniform":
-        longest = 2 * longest - 2
-    model.check_fits(mapping.batch, longest)
+    model.check_fits(mapping.batch, traffic_lengths(inputs).longest_context)
     return model
 
 
 def evaluate(inputs: Inputs) -> Metrics:
     """The analytical metrics of gpu-serving."""
     model = build(inputs)
-    mapping, traffic = inputs["mapping"], inputs["traffic"]
-    sat = saturated(model, mapping.batch, mapping.micro_batch_size, traffic.prompt_tokens,
-                    traffic.output_tokens)
+    mapping, ln = inputs["mapping"], traffic_lengths(inputs)
+    sat = saturated(model, mapping.batch, mapping.micro_batch_size, ln.mean_prompt,
+                    ln.mean_output)
     out = {
         "latency_ms_per_token": sat["tpot_s"] * 1e3,
         "ttft_ms": sat["ttft_s"] * 1e3,

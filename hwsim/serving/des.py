@@ -104,6 +104,28 @@ def make_requests(traffic: ServingSpec, seed: int = 0, base_dir: Path | None = N
 
 
 @dataclass(frozen=True)
+class Lengths:
+    """What the closed forms and capacity checks need of a request stream (tokens)."""
+
+    mean_prompt: float
+    mean_output: float
+    longest_context: int
+
+
+def lengths(traffic: ServingSpec, base_dir: Path | None = None) -> Lengths:
+    """Mean prompt and output lengths and the longest context (prompt + output) of ``traffic``:
+    from the trace file when there is one, else from the spec's means and distribution."""
+    if traffic.arrival == "trace":
+        req = make_requests(traffic, base_dir=base_dir)
+        return Lengths(float(req.prompt_tokens.mean()), float(req.output_tokens.mean()),
+                       int((req.prompt_tokens + req.output_tokens).max()))
+    p, o = traffic.prompt_tokens, traffic.output_tokens
+    if traffic.length_distribution == "uniform":
+        return Lengths(float(p), float(o), (2 * p - 1) + (2 * o - 1))
+    return Lengths(float(p), float(o), p + o)
+
+
+@dataclass(frozen=True)
 class ServeResult:
     """What a serving run measured (times in seconds unless the name says otherwise)."""
 
