@@ -198,7 +198,7 @@ def postgres_url() -> Iterator[str]:
 def test_two_workers_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
     path = write_study(tmp_path)
     name = f"workers-{os.getpid()}-{int(time.time() * 1000) % 10**8}"
-    budget = 80
+    budget = 60
     run_two_workers(path, budget, "--storage", postgres_url, "--study-name", name,
                     "--out", str(tmp_path / "out"))
     study = optuna.load_study(study_name=name, storage=open_storage(postgres_url))

@@ -38,6 +38,8 @@ from hwsim.explore.study import InputCache, StudySpec, load_study, sampler_class
 log = logging.getLogger(__name__)
 
 SPEC_ATTR = "hwsim_study"
+#: how long a worker whose budget is claimed waits for a running trial that makes no progress
+WAIT_FOR_OTHERS_S = 3 * storage_mod.GRACE_PERIOD_S
 FINGERPRINT_ATTR = "hwsim_fingerprint"
 
 
@@ -337,9 +339,10 @@ class SweepResult:
 
 def run_worker(study: StudySpec, opts: SweepOptions, budget: int,
                progress: bool | None = False, worker_index: int = 0) -> int:
-    """One worker: run trials until the study holds ``budget`` counted trials; returns how many
-    trials this worker finished."""
+    """One worker: run trials until the study holds ``budget`` counted trials and none is
+    running; returns how many trials this worker ran."""
     import optuna
+    from optuna.trial import TrialState
 
     # Optuna logs every failed trial with a traceback; ours are recorded with their reason (and
     # evaluator errors logged here), and surplus trials are bookkeeping, so keep it to errors.
@@ -350,12 +353,35 @@ def run_worker(study: StudySpec, opts: SweepOptions, budget: int,
     ostudy = open_study(study, opts, worker_index=worker_index)
     objective = Objective(study, budget)
     bar = Progress(study, budget, finished_counted(ostudy.get_trials(deepcopy=False)), progress)
+    journal = not storage_mod.is_rdb(url)
+    idle_since, last = time.monotonic(), None
     try:
-        if n_counted(ostudy) < budget or _has_waiting(ostudy):
+        while True:
+            # trials of dead workers: failed and queued again (journal: registrations; database:
+            # heartbeats), so that they neither hold a slot of the budget nor are lost
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
-                ostudy.optimize(objective, n_trials=None, catch=(_Surplus, _EvaluatorError),
-                                callbacks=[bar])
+                if journal:
+                    storage_mod.recover_dead_local_trials(ostudy, url)
+                else:
+                    optuna.storages.fail_stale_trials(ostudy)
+                if n_counted(ostudy) < budget or _has_waiting(ostudy):
+                    objective.stop = False
+                    ostudy.optimize(objective, n_trials=None, catch=(_Surplus, _EvaluatorError),
+                                    callbacks=[bar])
+            # the budget is claimed; wait for other workers' running trials to finish (or to be
+            # found dead and queued again, which this worker then runs)
+            running = [t.number for t in ostudy.get_trials(deepcopy=False,
+                                                           states=(TrialState.RUNNING,))]
+            if not running:
+                break
+            if running != last:
+                idle_since, last = time.monotonic(), running
+            elif time.monotonic() - idle_since > WAIT_FOR_OTHERS_S:
+                log.warning("trials %s are still running after %d s; not waiting for them",
+                            running, WAIT_FOR_OTHERS_S)
+                break
+            time.sleep(0.5 if journal else 2.0)
     finally:
         bar.close()
     return bar.ran
@@ -387,8 +413,6 @@ def sweep(study: StudySpec, opts: SweepOptions,
         except InputError as exc:
             raise InputError(str(exc), file=study.path) from None
     ostudy = open_study(study, opts)
-    if not storage_mod.is_rdb(url):
-        storage_mod.recover_dead_local_trials(ostudy, url)
     if on_start is not None:
         on_start(ostudy)
     budget = study.trials
