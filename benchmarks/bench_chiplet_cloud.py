@@ -7,7 +7,8 @@ Measures, on one core (numpy, no threads):
    fewest chips per stage: design points per second (target: >= 100,000);
 2. the same evaluator where each point also searches its TCO-best pipeline depth and
    micro-batch (``mapping.pp = 0``, ``mapping.micro_batch = 0``);
-3. the two-phase search (phase 1 servers, phase 2 mappings) for GPT-3 and PaLM.
+3. the two-phase search (phase 1 servers, phase 2 mappings) for GPT-3 and PaLM;
+4. the DES: simulated requests per second (Llama-3 8B, Poisson chat traffic).
 
     python benchmarks/bench_chiplet_cloud.py [--repeat R]
 """
@@ -91,6 +92,18 @@ def main() -> None:
               f"{dt:.2f} s = {res.mappings_evaluated / dt:,.0f} mappings/s; optimum "
               f"${res.best['tco_usd_per_1k_tokens']:.3g}/1K tokens on "
               f"{res.best['die_area_mm2']:g} mm2 dies")
+
+
+    des_in = system.resolve(["llm=llama3-8b", "traffic=poisson-chat"],
+                            {"mapping.batch": 16, "traffic.requests": 200,
+                             "traffic.warmup_requests": 0, "traffic.arrival_rate_per_s": 50.0})
+    t0 = time.perf_counter()
+    d = system.evaluate(des_in, "des")
+    dt = time.perf_counter() - t0
+    print(f"DES, Llama-3 8B on {d['chips']:g} chips ({d['pp']:g} stages), Poisson 50/s: "
+          f"{d['requests']:g} requests of 512 + 256 tokens in {dt:.2f} s = "
+          f"{d['requests'] / dt:,.1f} requests/s ({d['requests'] * 256 * d['pp'] / dt:,.0f} "
+          "token-stage steps/s)")
 
 
 if __name__ == "__main__":
