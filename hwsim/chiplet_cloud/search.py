@@ -16,6 +16,7 @@ The whole of phase 2 is numpy over a flat table of candidates, in chunks, so the
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -154,8 +155,6 @@ def _pareto(tco: np.ndarray, lat: np.ndarray) -> np.ndarray:
 def phase2(llm: LlmSpec, servers: Servers, asic: AsicSpec, srv: ServerSpec, tco: TcoSpec,
            space: MappingSpace = MappingSpace(), chunk: int = 400_000) -> SearchResult:
     """Every mapping of ``llm`` on every server of ``servers``; the TCO optimum and the front."""
-    import time
-
     t0 = time.perf_counter()
     shape = layer_shape(llm, simplified=space.simplified_layers,
                         bytes_per_value=asic.bytes_per_value)
