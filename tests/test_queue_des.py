@@ -61,7 +61,8 @@ def test_mm1_wait_percentiles_closed_form():
 
 
 @pytest.mark.parametrize("overrides", [
-    {"queue.servers": 4, "queue.arrival_rate_per_s": 2.8},          # M/M/4, Erlang C
+    {"queue.servers": 4, "queue.arrival_rate_per_s": 2.8,
+     "queue.customers": 800_000},                                   # M/M/4, Erlang C
     {"queue.service_distribution": "erlang", "queue.erlang_k": 3,
      "queue.arrival_rate_per_s": 0.7},                              # M/E3/1, P-K
 ], ids=["mm4", "me3-1"])
