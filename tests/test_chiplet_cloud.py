@@ -285,3 +285,22 @@ def test_des_prefill_heavy_traffic_costs_more(system):
     a = system.evaluate(inputs)
     assert d["ttft_p99_ms"] >= d["ttft_p50_ms"] > 0
     assert d["tco_usd_per_1k_tokens"] > a["tco_usd_per_1k_tokens"]
+
+
+def test_thermal_model_physics():
+    from hwsim.chiplet_cloud import thermal
+
+    # a bigger die spreads heat better: a higher power limit, in the same lane
+    q_small, _ = thermal.heatsink(100.0, 8)
+    q_big, cost_big = thermal.heatsink(400.0, 8)
+    assert q_big > q_small > 0
+    assert 1.0 < cost_big < 5.0  # $1 base plus a few cm3 of aluminium
+    # a hotter inlet budget (larger T_j - T_amb) allows proportionally more power
+    q_hot, _ = thermal.heatsink(100.0, 8, dt_C=30.0)
+    assert q_hot == pytest.approx(q_small / 2, rel=1e-9)
+    # the fan delivers less air through a longer duct
+    flows = thermal.air_flow(np.array([0.05, 0.2, 0.45]), 0.04, 20.0, 0.5e-3, 30e-3)
+    assert np.all(np.diff(flows) < 0)
+    # dies wider than the heat sink, or lanes too short for the dies: no cooling
+    assert thermal.heatsink(2000.0, 1)[0] == 0.0
+    assert thermal.heatsink(800.0, 32)[0] == 0.0

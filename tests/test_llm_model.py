@@ -85,3 +85,28 @@ def test_decode_batch_scalar_agree_and_monotone():
     assert np.all(np.diff(vec.throughput_tokens_per_s) > 0)
     pf = prefill(sh, dev, Mapping(tp=8), prompt_tokens=np.array([128, 1024]))
     assert pf.latency_s[1] > pf.latency_s[0]
+
+
+def test_gqa_and_gated_shapes():
+    s = _llm("llama3-70b")
+    sh = layer_shape(s)
+    g = {x.name: x for x in sh.gemms}
+    assert g["qkv"].n == 64 * 128 + 2 * 8 * 128
+    assert g["ffn_in"].n == 2 * 28672 and g["ffn_out"].k == 28672
+    assert sh.allreduces == 2 and sh.kv_heads == 8
+    # GEMM weights per layer + embeddings = the parameter count (less norms)
+    assert sh.weight_bytes / 2 == pytest.approx(params(s) - 2 * 128256 * 8192, rel=1e-3)
+
+
+def test_prefill_slower_than_decode_and_utilization_model():
+    sh = layer_shape(_llm("gpt3-175b"))
+    roof = Device(peak_flops=100e12, tp_link_Bps=25e9, pp_link_Bps=25e9)
+    sys_ = Device(peak_flops=100e12, tp_link_Bps=25e9, pp_link_Bps=25e9,
+                  utilization_model="v1-systolic")
+    mp = Mapping(tp=16, pp=8, batch=8, micro_batch=1)
+    d_roof = decode_step(sh, roof, mp, kv_len=2048)
+    d_sys = decode_step(sh, sys_, mp, kv_len=2048)
+    assert float(d_sys.latency_s) >= float(d_roof.latency_s)
+    assert float(prefill(sh, roof, mp, 2048).latency_s) > float(d_roof.latency_s)
+    with pytest.raises(ValueError):
+        Device(peak_flops=1e12, utilization_model="magic")
