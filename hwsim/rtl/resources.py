@@ -8,10 +8,13 @@ widths). :func:`estimate` answers any configuration:
 
 - a configuration in the table: the measured numbers;
 - otherwise, per (dataflow, operand_width, acc_width) in the table, a least-squares fit of each
-  resource on ``[rows * cols, rows, cols, 1]`` (per PE, per row of edge registers, per column,
-  fixed control), which the measurements follow closely (the residuals are printed by
-  ``python -m hwsim.rtl.resources --check``); an operand width between two measured widths
-  interpolates linearly between their fits. Widths outside the table are an InputError.
+  resource over the measured sizes: LUTs and DSPs on ``[rows * cols, rows, cols, 1]`` (per PE,
+  per row, per column, fixed control), flip-flops on ``[rows * cols, rows (rows - 1) / 2,
+  cols (cols - 1) / 2, rows + cols]`` (per PE, the skew and de-skew register triangles, the
+  edges). ``python -m hwsim.rtl.resources --check`` prints the leave-one-out errors (arrays
+  from 4 x 4 to 12 x 12: LUTs within 2 %, FFs within 10 %, DSPs exact). An operand width
+  between two measured widths interpolates linearly between their fits. Widths outside the
+  table are an InputError.
 
 Regenerate the table with ``python -m hwsim.rtl.resources --measure`` (needs Yosys).
 """
@@ -41,7 +44,8 @@ KEYS = ("dataflow", "rows", "cols", "operand_width", "acc_width")
 COLUMNS = (*KEYS, *RESOURCES, "carry4", "tool")
 
 #: the grid :func:`measure` synthesises by default
-GRID_SIZES = ((2, 2), (4, 4), (4, 8), (8, 4), (8, 8), (16, 16))
+GRID_SIZES = ((2, 2), (2, 8), (8, 2), (4, 4), (4, 8), (8, 4), (6, 6), (8, 8), (12, 12), (8, 16),
+              (16, 8), (16, 16))
 GRID_WIDTHS = ((8, 32), (16, 32))
 GRID_DATAFLOWS = ("ws", "os")
 
@@ -87,7 +91,16 @@ def measure(
     points = list(points)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         rows = list(pool.map(lambda p: _synth_one(*p), points))
-    rows.sort(key=lambda r: tuple(r[k] for k in KEYS))
+    if out.is_file():  # keep measured rows that were not measured again
+        measured = {tuple(r[k] for k in KEYS) for r in rows}
+        rows += [r for r in table(out) if tuple(r[k] for k in KEYS) not in measured]
+    write_table(rows, out)
+    return rows
+
+
+def write_table(rows: Iterable[dict[str, Any]], out: Path = TABLE) -> None:
+    """Write measured rows (sorted by their parameters) as the CSV table."""
+    rows = sorted(rows, key=lambda r: tuple(r[k] for k in KEYS))
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as fh:
         fh.write("# Xilinx 7-series resources of hwsim.rtl.systolic, measured with Yosys "
@@ -95,9 +108,10 @@ def measure(
         fh.write("# regenerate: python -m hwsim.rtl.resources --measure\n")
         w = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
         w.writeheader()
-        w.writerows(rows)
+        for r in rows:
+            w.writerow({**r, **{k: int(r[k]) for k in ("lut", "ff", "dsp48e1", "carry4")},
+                        "bram36": float(r["bram36"])})
     _load.cache_clear()
-    return rows
 
 
 @functools.lru_cache(maxsize=4)
@@ -120,19 +134,36 @@ def table(path: str | os.PathLike[str] = TABLE) -> list[dict[str, Any]]:
     return list(_load(str(path)))
 
 
+def _linear_terms(rows: np.ndarray, cols: np.ndarray) -> list[np.ndarray]:
+    # per PE, per row, per column, fixed
+    return [rows * cols, rows, cols, np.ones_like(rows)]
+
+
+def _register_terms(rows: np.ndarray, cols: np.ndarray) -> list[np.ndarray]:
+    # per PE, the triangles of skew (rows) and de-skew (cols) registers, per edge element
+    return [rows * cols, rows * (rows - 1) / 2, cols * (cols - 1) / 2, rows + cols]
+
+
+#: the terms each resource is fitted on (chosen by leave-one-out error over the table)
+TERMS = {"lut": _linear_terms, "ff": _register_terms, "dsp48e1": _linear_terms,
+         "bram36": _linear_terms}
+
+
+def _features(res: str, rows: Any, cols: Any) -> np.ndarray:
+    r, c = np.broadcast_arrays(np.asarray(rows, dtype=float), np.asarray(cols, dtype=float))
+    return np.stack(TERMS[res](r, c), axis=-1)
+
+
+def _lstsq(res: str, members: Sequence[dict[str, Any]]) -> np.ndarray:
+    x = _features(res, [m["rows"] for m in members], [m["cols"] for m in members])
+    return np.linalg.lstsq(x, np.array([m[res] for m in members], dtype=float), rcond=None)[0]
+
+
 @functools.lru_cache(maxsize=64)
 def _fit(dataflow: str, width: int, acc: int, path: str) -> dict[str, np.ndarray]:
     rows = [r for r in _load(path)
             if (r["dataflow"], r["operand_width"], r["acc_width"]) == (dataflow, width, acc)]
-    x = np.array([[r["rows"] * r["cols"], r["rows"], r["cols"], 1.0] for r in rows])
-    return {res: np.linalg.lstsq(x, np.array([r[res] for r in rows]), rcond=None)[0]
-            for res in RESOURCES}
-
-
-def _features(rows: Any, cols: Any) -> np.ndarray:
-    rows = np.asarray(rows, dtype=float)
-    cols = np.asarray(cols, dtype=float)
-    return np.stack([rows * cols, rows, cols, np.ones(np.broadcast(rows, cols).shape)], axis=-1)
+    return {res: _lstsq(res, rows) for res in RESOURCES}
 
 
 def estimate(
@@ -158,7 +189,6 @@ def estimate(
     if (w_a < widths[0]).any() or (w_a > widths[-1]).any():
         raise InputError(f"operand_width outside the measured range {widths[0]}..{widths[-1]} "
                          f"for {dataflow} arrays with acc_width {acc_width}")
-    feats = _features(rows_a, cols_a)
     out = {res: np.zeros(rows_a.shape) for res in RESOURCES}
     for lo, hi in zip(widths[:-1] or widths, widths[1:] or widths, strict=True):
         sel = (w_a >= lo) & (w_a <= hi)
@@ -167,6 +197,7 @@ def estimate(
         f_lo, f_hi = _fit(dataflow, lo, acc_width, path), _fit(dataflow, hi, acc_width, path)
         frac = np.where(hi > lo, (w_a - lo) / max(hi - lo, 1), 0.0)
         for res in RESOURCES:
+            feats = _features(res, rows_a, cols_a)
             v = (1 - frac) * (feats @ f_lo[res]) + frac * (feats @ f_hi[res])
             out[res] = np.where(sel, np.maximum(v, 0.0), out[res])
     exact = {tuple(r[k] for k in KEYS): r for r in data}
@@ -192,14 +223,11 @@ def check(path: str | os.PathLike[str] = TABLE) -> list[dict[str, Any]]:
         members = [r for r in rows if (r["dataflow"], r["operand_width"], r["acc_width"]) == g]
         for r in members:
             others = [o for o in members if o is not r]
-            if len(others) < 4:
+            if len(others) < 6:
                 continue
-            x = np.array([[o["rows"] * o["cols"], o["rows"], o["cols"], 1.0] for o in others])
-            feat = np.array([r["rows"] * r["cols"], r["rows"], r["cols"], 1.0])
             entry = {k: r[k] for k in KEYS}
             for res in ("lut", "ff", "dsp48e1"):
-                coef = np.linalg.lstsq(x, np.array([o[res] for o in others]), rcond=None)[0]
-                pred = float(feat @ coef)
+                pred = float(_features(res, r["rows"], r["cols"]) @ _lstsq(res, others))
                 entry[f"{res}_err"] = (pred - r[res]) / r[res] if r[res] else pred
             report.append(entry)
     return report
@@ -209,12 +237,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m hwsim.rtl.resources [--measure] [--check]``."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--measure", action="store_true", help="synthesise the grid, write the table")
+    p.add_argument("--missing", action="store_true",
+                   help="with --measure: only grid points not in the table yet")
     p.add_argument("--check", action="store_true", help="leave-one-out errors of the fit")
     p.add_argument("--jobs", type=int, default=2)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.measure:
-        measure(jobs=args.jobs)
+        points = [(df, r, c, w, a) for df in GRID_DATAFLOWS for w, a in GRID_WIDTHS
+                  for r, c in GRID_SIZES]
+        if args.missing and TABLE.is_file():
+            have = {tuple(r[k] for k in KEYS) for r in table()}
+            points = [p for p in points if p not in have]
+        measure(points, jobs=args.jobs)
     if args.check:
         for e in check():
             log.info("%s", " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"

@@ -1,0 +1,69 @@
+"""systolic-fpga: measured resources (table + fit) and the shared timing model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwsim import systolic as timing
+from hwsim.errors import InputError
+from hwsim.rtl import resources
+from hwsim.system import get_system
+
+
+def test_default_point_uses_measured_numbers() -> None:
+    system = get_system("systolic-fpga")
+    inputs = system.resolve([], [])
+    m = system.evaluate(inputs)
+    row = next(r for r in resources.table()
+               if (r["dataflow"], r["rows"], r["cols"], r["operand_width"], r["acc_width"])
+               == ("ws", 8, 8, 8, 32))
+    assert m["dsp"] == row["dsp48e1"] == 64
+    assert m["lut"] == row["lut"] and m["ff"] == row["ff"]
+    w = inputs["workload"]
+    assert m["compute_cycles"] == timing.compute_cycles("ws", 8, 8, w.m, w.n, w.k)
+    assert m["latency_s"] == pytest.approx(m["compute_cycles"] / 200e6)
+    assert m["throughput_gops"] <= m["peak_gops"]
+    assert m["utilization"] == pytest.approx(m["throughput_gops"] / m["peak_gops"])
+
+
+def test_batch_matches_point_by_point() -> None:
+    system = get_system("systolic-fpga")
+    inputs = system.resolve([], [])
+    rows = np.array([2, 6, 8, 10, 16, 12])
+    cols = np.array([2, 10, 8, 4, 16, 3])
+    width = np.array([8, 16, 12, 8, 16, 8])
+    flows = np.array(["ws", "os", "ws", "os", "os", "ws"], dtype=object)
+    batch = system.analytical_batch(inputs, {"array.rows": rows, "array.cols": cols,
+                                             "array.operand_width": width,
+                                             "array.dataflow": flows})
+    for i in range(len(rows)):
+        one = system.evaluate(system.resolve([], [
+            f"array.rows={rows[i]}", f"array.cols={cols[i]}",
+            f"array.operand_width={width[i]}", f"array.dataflow=\"{flows[i]}\""]))
+        for k, v in one.items():
+            assert batch[k][i] == pytest.approx(v), (k, i)
+
+
+def test_fit_tracks_measurements() -> None:
+    """Leave-one-out over the table: DSPs exact; LUTs and FFs close for arrays >= 4 x 4."""
+    report = resources.check()
+    assert report
+    for e in report:
+        assert abs(e["dsp48e1_err"]) < 1e-6
+        if min(e["rows"], e["cols"]) >= 4 and max(e["rows"], e["cols"]) < 16:
+            assert abs(e["lut_err"]) < 0.05, e
+            assert abs(e["ff_err"]) < 0.15, e
+
+
+def test_resources_grow_with_the_array() -> None:
+    est = resources.estimate("os", np.array([4, 8, 12, 16]), np.array([4, 8, 12, 16]), 8, 32)
+    for res in ("lut", "ff", "dsp48e1"):
+        assert (np.diff(est[res]) > 0).all(), res
+
+
+def test_outside_the_table_is_an_input_error() -> None:
+    with pytest.raises(InputError, match="operand_width outside"):
+        resources.estimate("ws", 8, 8, 4, 32)
+    with pytest.raises(InputError, match="acc_width"):
+        resources.estimate("ws", 8, 8, 8, 48)
