@@ -211,3 +211,44 @@ def test_two_workers_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
     assert main(["report", "--storage", postgres_url, "--study", name, "--out",
                  str(tmp_path / "rep"), "--no-figures"]) == 0
     assert (tmp_path / "rep" / "trials.parquet").is_file()
+
+
+@pytest.mark.postgres
+def test_dead_postgresql_worker_trial_is_retried(tmp_path: Path, postgres_url: str) -> None:
+    path = write_study(tmp_path)
+    name = f"dead-{os.getpid()}-{int(time.time() * 1000) % 10**8}"
+    env = dict(os.environ, HWSIM_HEARTBEAT_S="1", HWSIM_GRACE_S="2")
+    args = ["--storage", postgres_url, "--study-name", name, "--out", str(tmp_path / "o")]
+    proc = subprocess.Popen(sweep_cmd(path, *args, "--trials", "100000"), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def study() -> optuna.Study:
+        return optuna.load_study(study_name=name, storage=open_storage(postgres_url))
+
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            try:
+                if len(finished(study())) >= 10:
+                    break
+            except KeyError:
+                continue
+        else:
+            pytest.fail("the first worker did not get going")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    before = {t.number: t for t in finished(study())}
+    running = [t.number for t in study().get_trials(states=(TrialState.RUNNING,))]
+    budget = len(before) + 8
+    subprocess.run(sweep_cmd(path, *args, "--trials", str(budget)), env=env, check=True,
+                   timeout=120)
+    s = study()
+    after = {t.number: t for t in s.get_trials()}
+    for n, t in before.items():
+        assert after[n].state == t.state and after[n].values == t.values
+    check_exact(s, budget)
+    for n in running:  # the heartbeat went stale: failed, and queued again once
+        assert after[n].state == TrialState.FAIL
+        assert len([t for t in after.values() if t.system_attrs.get("failed_trial") == n]) == 1

@@ -27,8 +27,9 @@ from hwsim.errors import InputError
 log = logging.getLogger(__name__)
 
 #: seconds between a running trial's heartbeats on a database, and the grace before it is stale
-HEARTBEAT_INTERVAL_S = 10
-GRACE_PERIOD_S = 40
+#: (``HWSIM_HEARTBEAT_S`` and ``HWSIM_GRACE_S`` override them, e.g. for trials of many minutes)
+HEARTBEAT_INTERVAL_S = int(os.environ.get("HWSIM_HEARTBEAT_S", "10"))
+GRACE_PERIOD_S = int(os.environ.get("HWSIM_GRACE_S", str(4 * HEARTBEAT_INTERVAL_S)))
 #: how many times a trial of a dead worker is retried
 MAX_RETRY = 3
 
