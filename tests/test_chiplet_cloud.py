@@ -304,3 +304,18 @@ def test_thermal_model_physics():
     # dies wider than the heat sink, or lanes too short for the dies: no cooling
     assert thermal.heatsink(2000.0, 1)[0] == 0.0
     assert thermal.heatsink(800.0, 32)[0] == 0.0
+
+
+def test_end_to_end_metrics_match_des_with_prefill(system):
+    """A closed batch with 1920-token prompts and 128 outputs: the analytical end-to-end
+    (prefill + decode) throughput and TCO agree with the DES, and prefill dominates."""
+    inputs = system.resolve(["llm=llama3-8b"], {
+        "mapping.batch": 16, "mapping.prompt_tokens": 1920, "mapping.output_tokens": 128,
+        "traffic.batching": "static", "traffic.requests": 16})
+    a = system.evaluate(inputs)
+    d = system.evaluate(inputs, "des")
+    assert d["throughput_tokens_per_s"] == pytest.approx(a["throughput_e2e_tokens_per_s"],
+                                                         rel=0.02)
+    assert d["tco_usd_per_1k_tokens"] == pytest.approx(a["tco_e2e_usd_per_1k_tokens"], rel=0.02)
+    assert a["tco_e2e_usd_per_1k_tokens"] > a["tco_usd_per_1k_tokens"]
+    assert a["prefill_ms"] > 128 * a["latency_ms_per_token"]

@@ -6,7 +6,8 @@ depth and micro-batch when the mapping spec leaves them at 0); the DES then serv
 ``traffic`` spec's requests on that one deployment: arrivals, continuous or static batching,
 micro-batches flowing through the pipeline stages. Stage-to-stage transfers are folded into the
 stage times, as :func:`hwsim.llm.perf.decode_step` does, so at saturation without queueing the
-DES reproduces the analytical decode step. TCO per token uses the utilisation the DES achieved.
+DES reproduces the analytical decode step. TCO per token uses the utilisation the DES achieved
+(prompt and generated tokens).
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ def evaluate(inputs: Inputs, *, seed: int = 0, trace: Any = None) -> Metrics:
     out = res.metrics()
     rate = res.throughput_tokens_per_s
     shape = layer_shape(inputs["llm"], simplified=mp.simplified_layers)
-    util = rate * shape.flops_per_token / (a["chips"] * a["chip_tops"] * 1e12)
+    # the chips also worked on the prompts: prompt + output tokens per generated token
+    per_generated = 1.0 + traffic.prompt_tokens / traffic.output_tokens
+    util = rate * per_generated * shape.flops_per_token / (a["chips"] * a["chip_tops"] * 1e12)
     life_h = tco.server_life_years * 365 * 24
     per_server = float(cost.server_tco(a["server_power_W"], a["server_cost_usd"], tco, util))
     usd_h = (a["servers"] * per_server + a["chips"] * cost.nre_per_chip(tco)) / life_h

@@ -34,6 +34,7 @@ VECTOR_KEYS = {
     "mapping.pp": "pp",
     "mapping.context_tokens": "ctx",
     "mapping.prompt_tokens": "prompt",
+    "mapping.output_tokens": "output",
 }
 
 METRICS = (
@@ -41,6 +42,9 @@ METRICS = (
     ("latency_ms_per_token", "time between two tokens of a sequence (one decode step)"),
     ("throughput_tokens_per_s", "tokens generated per second by the whole deployment"),
     ("prefill_ms", "prefill of the batch's prompts (time to first token, no queueing)"),
+    ("throughput_e2e_tokens_per_s", "generated tokens per second counting prefill: a static "
+     "batch's prompts, then output_tokens decode steps"),
+    ("tco_e2e_usd_per_1k_tokens", "TCO per 1000 generated tokens counting prefill time"),
     ("chips", "chips occupied"),
     ("servers", "servers occupied"),
     ("tp", "chips per pipeline stage (tensor parallelism)"),
@@ -172,11 +176,12 @@ def _block(inputs: Inputs, a: Mapping[str, np.ndarray], n: int) -> dict[str, np.
     tp_in = get("tp", mp.tp)
     pp_in = get("pp", mp.pp)
     ctx = get("ctx", mp.context_tokens)
+    output = get("output", mp.output_tokens)
     prompt = get("prompt", mp.prompt_tokens)
-    prompt = np.where(prompt <= 0, ctx, prompt)
-    if np.any(batch < 1) or np.any(micro < 0) or np.any(ctx < 1):
-        raise InputError("mapping: batch >= 1, micro_batch >= 0 and context_tokens >= 1 are "
-                         "required")
+    prompt = np.where(prompt <= 0, np.maximum(ctx - output, 1.0), prompt)
+    if np.any(batch < 1) or np.any(micro < 0) or np.any(ctx < 1) or np.any(output < 1):
+        raise InputError("mapping: batch >= 1, micro_batch >= 0, context_tokens >= 1 and "
+                         "output_tokens >= 1 are required")
     if np.any((area <= 0) | (area > 900)) or np.any((ratio <= 0) | (ratio >= 1)) \
             or np.any(cpl < 1):
         raise InputError("chip.die_area_mm2 in (0, 900], chip.mac_area_ratio in (0, 1) and "
@@ -233,6 +238,19 @@ def _block(inputs: Inputs, a: Mapping[str, np.ndarray], n: int) -> dict[str, np.
                         prompt=prompt, attention=mp.attention,
                         utilization_model=mp.utilization_model)
     out["prefill_ms"] = np.where(ok, pf, np.nan)
+    # end to end: a static batch prefills its prompts, then decodes output_tokens steps
+    cycle_s = (out["prefill_ms"] + output * out["latency_ms_per_token"]) / 1e3
+    e2e = batch * output / cycle_s
+    peak = out["chips"] * ch.tops * 1e12
+    util_e2e = batch * (prompt + output) * shape.flops_per_token / cycle_s / peak
+    terms = cost.tco_terms(s.power_W, s.cost_usd, tco)
+    fixed = terms["server_amortization"] + terms["server_interest"]
+    rest = sum(v for k, v in terms.items() if k not in cost.FIXED_TERMS)
+    per_server = fixed + rest * (util_e2e if tco.utilization_scales_opex else 1.0)
+    total = out["servers"] * per_server + out["chips"] * cost.nre_per_chip(tco)
+    life_s = tco.server_life_years * cost.SECONDS_PER_YEAR
+    out["throughput_e2e_tokens_per_s"] = e2e
+    out["tco_e2e_usd_per_1k_tokens"] = 1000.0 * total / life_s / e2e
     out.update({
         "die_area_mm2": area.astype(float),
         "chip_tops": ch.tops, "chip_sram_MB": ch.sram_MB, "chip_power_W": ch.power_W,
