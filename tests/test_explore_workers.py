@@ -165,12 +165,14 @@ def _start_postgres() -> tuple[str | None, str, list[str]]:
     r = subprocess.run([*runas, str(initdb), "-D", str(data / "db"), "-U", "postgres",
                         "--auth=trust"], capture_output=True, text=True)
     if r.returncode:
+        shutil.rmtree(data, ignore_errors=True)
         return None, f"initdb failed: {r.stderr.strip()[-300:]}", []
     r = subprocess.run([*runas, str(pg_ctl), "-D", str(data / "db"), "-l",
                         str(data / "log"), "-w", "-t", "60", "-o",
                         f"-h 127.0.0.1 -p {port} -k {data} -c fsync=off", "start"],
                        capture_output=True, text=True)
     if r.returncode:
+        shutil.rmtree(data, ignore_errors=True)
         return None, f"pg_ctl start failed: {r.stderr.strip()[-300:]}", []
     stop = [*runas, str(pg_ctl), "-D", str(data / "db"), "-m", "immediate", "stop"]
     return f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres", "", stop
@@ -192,6 +194,7 @@ def postgres_url() -> Iterator[str]:
     finally:
         if stop:
             subprocess.run(stop, capture_output=True)
+            shutil.rmtree(Path(stop[stop.index("-D") + 1]).parent, ignore_errors=True)
 
 
 @pytest.mark.postgres
