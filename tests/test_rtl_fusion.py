@@ -26,7 +26,7 @@ def cases(draw):
         out_width=draw(st.integers(2, in_width + 2)), signed=signed,
         mode=draw(st.sampled_from(["add", "concat"])), shift=draw(st.integers(0, in_width)),
         rounding=draw(st.sampled_from(["half_up", "floor"])),
-        fifo_depth=draw(st.integers(2, 6)),
+        fifo_depth=draw(st.integers(3, 6)),
     )
     n = draw(st.integers(1, 12))
     rng = np.random.default_rng(draw(st.integers(0, 2**31)))

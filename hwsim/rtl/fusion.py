@@ -17,7 +17,8 @@ Timing (:func:`stream_cycles`): a beat written into both FIFOs in cycle ``t`` le
 cycle ``t + LATENCY`` (``LATENCY = 3``: two through the buffered FIFO, its storage and its
 output register, and one in the output register). With both inputs present and ``o`` ready
 every cycle the unit takes one pair per cycle, so ``n`` pairs take ``n + LATENCY`` cycles from
-the first input to the last output.
+the first input to the last output (FIFOs of 3 beats or more: a 2-beat ``SyncFIFOBuffered``
+accepts only every other cycle, so the spec asks for at least 3).
 """
 
 from __future__ import annotations

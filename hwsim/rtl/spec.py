@@ -73,7 +73,8 @@ class FusionUnitSpec:
     shift: int = param(4, ge=0, le=31, help="requantisation: divide by 2**shift")
     rounding: str = param("half_up", choices=("half_up", "floor"),
                           help="half_up: add 2**(shift-1) before the shift; floor: truncate")
-    fifo_depth: int = param(8, ge=2, le=1024, help="depth of each input FIFO (beats)")
+    fifo_depth: int = param(8, ge=3, le=1024,
+                            help="depth of each input FIFO in beats (3 or more: full rate)")
 
     @property
     def out_lanes(self) -> int:
