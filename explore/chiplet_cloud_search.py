@@ -7,6 +7,7 @@ TCO-optimal and latency-optimal designs and, with ``--csv``, writes the TCO-late
     python explore/chiplet_cloud_search.py gpt3-175b palm-540b             # the paper's v1
     python explore/chiplet_cloud_search.py llama3-70b --full --context 8192 --csv front.csv
     python explore/chiplet_cloud_search.py gpt3-175b --chip cc-7nm-ccmem-60sparse
+    python explore/chiplet_cloud_search.py gpt3-175b --objective e2e --prompt 1920 --output 128
 
 ``--full`` uses the LLM's real layer shapes and times attention scores and KV-cache reads;
 without it the search makes the paper's v1 assumptions (12 d^2 layers, KV as capacity only).
@@ -37,6 +38,11 @@ def main() -> None:
                     help="KV-cache lengths to try (v1 code: 256 2048 8196)")
     ap.add_argument("--full", action="store_true",
                     help="real layer shapes, attention and KV reads timed")
+    ap.add_argument("--objective", choices=("decode", "e2e"), default="decode",
+                    help="decode: v1's TCO per decoded token; e2e: counting a static batch's "
+                    "prefill of --prompt tokens before --output decode steps")
+    ap.add_argument("--prompt", type=int, default=1920)
+    ap.add_argument("--output", type=int, default=128)
     ap.add_argument("--csv", help="write the Pareto front(s) here")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -45,14 +51,15 @@ def main() -> None:
     servers = search.phase1(asic, srv)
     print(f"phase 1: {len(servers)} valid servers of {servers.evaluated}")
     space = search.MappingSpace(contexts=tuple(args.context), attention=args.full,
-                                simplified_layers=not args.full)
+                                simplified_layers=not args.full, objective=args.objective,
+                                prompt_tokens=args.prompt, output_tokens=args.output)
     fronts = []
     for name in args.llms:
         llm = _load("llm", name)
         res = search.phase2(llm, servers, asic, srv, tco, space)
         print(f"\n{llm.name}: {res.mappings_evaluated:,} mappings in {res.seconds:.2f} s")
         for label, d in (("TCO-optimal", res.best), ("latency-optimal", res.best_latency)):
-            print(f"  {label}: ${d['tco_usd_per_1k_tokens']:.4g}/1K tokens, "
+            print(f"  {label}: ${d['objective']:.4g}/1K tokens ({args.objective}), "
                   f"{d['latency_ms_per_token']:.3g} ms/token, {d['throughput_tokens_per_s']:,.0f} "
                   f"tokens/s; {d['die_area_mm2']:g} mm2 die ({d['chip_tops']:.3g} TOPS, "
                   f"{d['chip_sram_MB']:.0f} MB), {d['chips_per_server']:g} chips/server, "

@@ -319,3 +319,23 @@ def test_end_to_end_metrics_match_des_with_prefill(system):
     assert d["tco_usd_per_1k_tokens"] == pytest.approx(a["tco_e2e_usd_per_1k_tokens"], rel=0.02)
     assert a["tco_e2e_usd_per_1k_tokens"] > a["tco_usd_per_1k_tokens"]
     assert a["prefill_ms"] > 128 * a["latency_ms_per_token"]
+
+
+def test_search_end_to_end_objective(system):
+    dec = v1_search("gpt3-175b").best
+    servers = search.phase1(_spec("asic", "cc-7nm-v1"), _spec("server", "cc-server-v1"))
+    res = search.phase2(_spec("llm", "gpt3-175b"), servers, _spec("asic", "cc-7nm-v1"),
+                        _spec("server", "cc-server-v1"), _spec("tco", "barroso-v1"),
+                        search.MappingSpace(objective="e2e", prompt_tokens=1920,
+                                            output_tokens=128))
+    e2e = res.best
+    assert e2e["objective"] > dec["objective"]  # prefill costs chip time
+    over = {"chip.die_area_mm2": e2e["die_area_mm2"], "chip.mac_area_ratio": e2e["mac_area_ratio"],
+            "server.chips_per_lane": int(e2e["chips_per_lane"]), "mapping.tp": int(e2e["tp"]),
+            "mapping.pp": int(e2e["pp"]), "mapping.batch": int(e2e["batch"]),
+            "mapping.micro_batch": int(e2e["micro_batch"]), "mapping.prompt_tokens": 1920,
+            "mapping.output_tokens": 128}
+    m = system.evaluate(system.resolve(["mapping=v1"], over))
+    assert m["tco_e2e_usd_per_1k_tokens"] == pytest.approx(e2e["objective"], rel=1e-9)
+    with pytest.raises(ValueError):
+        search.MappingSpace(objective="cheapest")

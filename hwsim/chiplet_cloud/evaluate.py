@@ -18,8 +18,8 @@ import numpy as np
 
 from hwsim import specs
 from hwsim.chiplet_cloud import cost
+from hwsim.chiplet_cloud.model import end_to_end, memory_MB, prefill_ms, workload
 from hwsim.chiplet_cloud.model import evaluate as evaluate_mappings
-from hwsim.chiplet_cloud.model import memory_MB, prefill_ms, workload
 from hwsim.errors import InfeasibleDesign, InputError
 from hwsim.llm.model import layer_shape
 from hwsim.system import Inputs, Metrics
@@ -239,18 +239,11 @@ def _block(inputs: Inputs, a: Mapping[str, np.ndarray], n: int) -> dict[str, np.
                         utilization_model=mp.utilization_model)
     out["prefill_ms"] = np.where(ok, pf, np.nan)
     # end to end: a static batch prefills its prompts, then decodes output_tokens steps
-    cycle_s = (out["prefill_ms"] + output * out["latency_ms_per_token"]) / 1e3
-    e2e = batch * output / cycle_s
-    peak = out["chips"] * ch.tops * 1e12
-    util_e2e = batch * (prompt + output) * shape.flops_per_token / cycle_s / peak
-    terms = cost.tco_terms(s.power_W, s.cost_usd, tco)
-    fixed = terms["server_amortization"] + terms["server_interest"]
-    rest = sum(v for k, v in terms.items() if k not in cost.FIXED_TERMS)
-    per_server = fixed + rest * (util_e2e if tco.utilization_scales_opex else 1.0)
-    total = out["servers"] * per_server + out["chips"] * cost.nre_per_chip(tco)
-    life_s = tco.server_life_years * cost.SECONDS_PER_YEAR
-    out["throughput_e2e_tokens_per_s"] = e2e
-    out["tco_e2e_usd_per_1k_tokens"] = 1000.0 * total / life_s / e2e
+    out["throughput_e2e_tokens_per_s"], out["tco_e2e_usd_per_1k_tokens"] = end_to_end(
+        tco, prefill_ms_=out["prefill_ms"], latency_ms=out["latency_ms_per_token"], batch=batch,
+        prompt=prompt, output=output, flops_per_token=shape.flops_per_token,
+        chips=out["chips"], servers=out["servers"], chip_tops=ch.tops,
+        server_power_W=s.power_W, server_cost_usd=s.cost_usd)
     out.update({
         "die_area_mm2": area.astype(float),
         "chip_tops": ch.tops, "chip_sram_MB": ch.sram_MB, "chip_power_W": ch.power_W,

@@ -135,3 +135,25 @@ def prefill_ms(wl: Workload, asic: AsicSpec, srv: ServerSpec, *, chip_tops, chip
                  clock_Hz=asic.clock_GHz * 1e9)
     mp = Mapping(tp=tp, pp=pp, batch=batch, micro_batch=micro_batch)
     return prefill(wl.shape, dev, mp, prompt_tokens=prompt, attention=attention).latency_s * 1e3
+
+
+def end_to_end(tco: TcoSpec, *, prefill_ms_, latency_ms, batch, prompt, output, flops_per_token,
+               chips, servers, chip_tops, server_power_W, server_cost_usd
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(generated tokens/s, TCO USD per 1K generated tokens) counting prefill.
+
+    A static batch prefills ``prompt`` tokens per sequence, then decodes ``output`` steps; the
+    utilisation that scales the power-proportional TCO counts prompt and generated tokens.
+    """
+    cycle_s = (np.asarray(prefill_ms_) + np.asarray(output) * np.asarray(latency_ms)) / 1e3
+    tput = np.asarray(batch) * np.asarray(output) / cycle_s
+    peak = np.asarray(chips) * np.asarray(chip_tops) * 1e12
+    util = (np.asarray(batch) * (np.asarray(prompt) + np.asarray(output)) * flops_per_token
+            / cycle_s / peak)
+    terms = tco_terms(server_power_W, server_cost_usd, tco)
+    fixed = terms["server_amortization"] + terms["server_interest"]
+    rest = sum(v for k, v in terms.items() if k not in ("server_amortization", "server_interest"))
+    per_server = fixed + rest * (util if tco.utilization_scales_opex else 1.0)
+    total = np.asarray(servers) * per_server + np.asarray(chips) * nre_per_chip(tco)
+    life_s = tco.server_life_years * SECONDS_PER_YEAR
+    return tput, 1000.0 * total / life_s / tput

@@ -23,7 +23,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hwsim.chiplet_cloud import cost
-from hwsim.chiplet_cloud.model import Workload, evaluate, memory_MB, workload
+from hwsim.chiplet_cloud.model import (
+    Workload,
+    end_to_end,
+    evaluate,
+    memory_MB,
+    prefill_ms,
+    workload,
+)
 from hwsim.chiplet_cloud.spec import AsicSpec, ServerSpec, TcoSpec
 from hwsim.errors import InfeasibleDesign
 from hwsim.llm.model import layer_shape
@@ -59,6 +66,15 @@ class MappingSpace:
     attention: bool = False
     simplified_layers: bool = True
     utilization_model: str = "v1-systolic"
+    #: "decode": v1's TCO per token of decode steps; "e2e": a static batch's prefill of
+    #: ``prompt_tokens`` plus ``output_tokens`` decode steps (TCO per generated token)
+    objective: str = "decode"
+    prompt_tokens: int = 1920
+    output_tokens: int = 128
+
+    def __post_init__(self) -> None:
+        if self.objective not in ("decode", "e2e"):
+            raise ValueError(f"objective {self.objective!r}: expected 'decode' or 'e2e'")
 
 
 @dataclass(frozen=True)
@@ -127,7 +143,8 @@ def stage_options(stage_mem_MB, server_sram_MB, chips_per_server) -> tuple[np.nd
 
 @dataclass(frozen=True)
 class SearchResult:
-    """The optimum of phase 2 and the TCO-latency Pareto front."""
+    """The optimum of phase 2 and the TCO-latency Pareto front (``objective`` is the TCO per
+    1K tokens the search minimised: decode-only or end-to-end)."""
 
     best: dict[str, float]
     best_latency: dict[str, float]
@@ -140,7 +157,7 @@ class SearchResult:
 
 
 _KEEP = ("tco_usd_per_1k_tokens", "latency_ms_per_token", "throughput_tokens_per_s",
-         "utilization", "servers", "chips", "tp", "pp", "tco_usd")
+         "utilization", "servers", "chips", "tp", "pp", "tco_usd", "objective")
 
 
 def _pareto(tco: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -187,9 +204,25 @@ def phase2(llm: LlmSpec, servers: Servers, asic: AsicSpec, srv: ServerSpec, tco:
                         server_power_W=servers.power_W[r], server_cost_usd=servers.cost_usd[r],
                         tp=t, pp=float(p), batch=float(b), micro_batch=m, context=float(ctx),
                         attention=space.attention, utilization_model=space.utilization_model)
+                    out["objective"] = out["tco_usd_per_1k_tokens"]
+                    if space.objective == "e2e":
+                        pf = prefill_ms(wl, asic, srv, chip_tops=servers.chip_tops[r],
+                                        chips_per_server=servers.chips[r], tp=t, pp=float(p),
+                                        batch=float(b), micro_batch=m,
+                                        prompt=float(space.prompt_tokens),
+                                        attention=space.attention,
+                                        utilization_model=space.utilization_model)
+                        _, out["objective"] = end_to_end(
+                            tco, prefill_ms_=pf, latency_ms=out["latency_ms_per_token"],
+                            batch=float(b), prompt=float(space.prompt_tokens),
+                            output=float(space.output_tokens),
+                            flops_per_token=shape.flops_per_token, chips=out["chips"],
+                            servers=out["servers"], chip_tops=servers.chip_tops[r],
+                            server_power_W=servers.power_W[r],
+                            server_cost_usd=servers.cost_usd[r])
                     n_eval += out["tco_usd_per_1k_tokens"].size
-                    ok = np.broadcast_to(out["feasible"], out["tco_usd_per_1k_tokens"].shape)
-                    tco_v = np.where(ok, out["tco_usd_per_1k_tokens"], np.inf)
+                    ok = np.broadcast_to(out["feasible"], out["objective"].shape)
+                    tco_v = np.where(ok, out["objective"], np.inf)
                     lat_v = np.broadcast_to(out["latency_ms_per_token"], tco_v.shape)
                     keep = _pareto(tco_v.ravel(), lat_v.ravel())
                     keep = keep[np.isfinite(tco_v.ravel()[keep])]
@@ -203,11 +236,11 @@ def phase2(llm: LlmSpec, servers: Servers, asic: AsicSpec, srv: ServerSpec, tco:
     if not cols["tco_usd_per_1k_tokens"] or not sum(len(c) for c in cols["server"]):
         raise InfeasibleDesign(f"{llm.name} fits on no server of the space")
     allc = {k: np.concatenate(v) for k, v in cols.items()}
-    front = _pareto(allc["tco_usd_per_1k_tokens"], allc["latency_ms_per_token"])
+    front = _pareto(allc["objective"], allc["latency_ms_per_token"])
     pareto = {k: v[front] for k, v in allc.items()}
     for k, v in _server_columns(servers, pareto["server"].astype(int)).items():
         pareto[k] = v
-    i_tco = int(np.argmin(pareto["tco_usd_per_1k_tokens"]))
+    i_tco = int(np.argmin(pareto["objective"]))
     i_lat = int(np.argmin(pareto["latency_ms_per_token"]))
     dt = time.perf_counter() - t0
     log.debug("phase 2 %s: %d mappings in %.2f s", llm.name, n_eval, dt)
