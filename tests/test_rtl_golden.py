@@ -29,10 +29,13 @@ def test_description_up_to_date(fresh: Path, name: str) -> None:
     top = g.GENERATORS[name].top
     committed = json.loads((RTL / f"{top}.json").read_text())
     new = json.loads((fresh / f"{top}.json").read_text())
-    committed.pop("toolchain")
-    tools = new.pop("toolchain")
+    committed_tools = committed.pop("toolchain")
+    new.pop("toolchain")
+    committed_print = committed.pop("fingerprint")
+    new_print = new.pop("fingerprint")
     assert new == committed, HINT
-    assert tools == g.toolchain()
+    if committed_tools["amaranth"] == g.toolchain()["amaranth"]:
+        assert new_print == committed_print, HINT  # the netlist, independent of Yosys
 
 
 @pytest.mark.parametrize("name", list(g.GENERATORS))

