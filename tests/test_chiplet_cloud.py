@@ -157,6 +157,9 @@ def test_batch_non_vector_keys_grouped(system):
     inputs = system.resolve()
     out = system.analytical_batch(inputs, {"tco.electricity_usd_per_kWh": [0.05, 0.1, 0.2]})
     assert np.all(np.diff(out["tco_usd_per_1k_tokens"]) > 0)
+    # a bare role chooses a spec file, as a study's spec parameter does
+    out = system.analytical_batch(inputs, {"chip": ["cc-7nm-v1", "cc-7nm-ccmem-60sparse"]})
+    assert out["memory_GB"][1] < out["memory_GB"][0]
 
 
 def test_never_faster_than_compute_roofline(system):

@@ -102,16 +102,28 @@ def _divisors(n: int) -> np.ndarray:
     return np.array([i for i in range(1, n + 1) if n % i == 0], dtype=float)
 
 
+ROLE_KINDS = {"llm": "llm", "chip": "asic", "server": "server", "tco": "tco",
+              "mapping": "cc-mapping", "traffic": "serving"}
+
+
 def _fixed(inputs: Inputs, groups: Mapping[str, Any]) -> Inputs:
-    """Inputs with the non-vectorised keys of one group applied (re-validated)."""
+    """Inputs with the non-vectorised keys of one group applied (re-validated).
+
+    A bare role (``chip``) chooses a spec file by name or path; ``role.key`` overrides a key.
+    """
     per_role: dict[str, dict[str, Any]] = {}
+    out = dict(inputs)
     for key, v in groups.items():
         role, _, rest = key.partition(".")
-        per_role.setdefault(role, {})[rest] = v.item() if hasattr(v, "item") else v
-    out = dict(inputs)
+        if role not in ROLE_KINDS:
+            raise InputError(f"no input '{role}' in system chiplet-cloud", key=key)
+        v = v.item() if hasattr(v, "item") else v
+        if not rest:
+            kind = ROLE_KINDS[role]
+            out[role] = specs.load_spec(specs.find_spec_file(kind, str(v)), kind)
+        else:
+            per_role.setdefault(role, {})[rest] = v
     for role, ov in per_role.items():
-        if role not in out:
-            raise InputError(f"no input '{role}' in system chiplet-cloud", key=role)
         out[role] = specs.with_overrides(out[role], ov)
     return out
 
