@@ -342,3 +342,10 @@ def test_search_end_to_end_objective(system):
     assert m["tco_e2e_usd_per_1k_tokens"] == pytest.approx(e2e["objective"], rel=1e-9)
     with pytest.raises(ValueError):
         search.MappingSpace(objective="cheapest")
+
+
+def test_yield_with_v4_clustering():
+    # Chiplet Cloud's later code uses alpha = 10 (shared/papers/chiplet_cloud.md sec. 4.1)
+    a = np.array([100, 150, 200, 300, 400, 600, 800.0])
+    ref = [0.9053, 0.8617, 0.8203, 0.7441, 0.6756, 0.5584, 0.4632]
+    assert cost.negative_binomial_yield(a, 0.1, 10.0) == pytest.approx(ref, abs=6e-5)
