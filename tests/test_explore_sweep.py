@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,12 @@ def _toy_batch(inputs, points):
     return {k: np.where(bad, np.nan, v) for k, v in out.items()}
 
 
-if TOY not in _SYSTEMS:
+@pytest.fixture(scope="module", autouse=True)
+def toy_system() -> Iterator[None]:
+    """A test-only system, registered while this module's tests run and removed after."""
+    from hwsim.system import get_system
+
+    get_system("queue")  # load the built-in systems first
     register_system(System(
         name=TOY, summary="the queue with a fake DES (+10 % wait) and a bug at 3 servers",
         roles=(Role("queue", "queue", "mm1"),),
@@ -45,6 +51,10 @@ if TOY not in _SYSTEMS:
                                           "mean_queue_length", "throughput_per_s")),
         analytical=_toy_analytical, des=_toy_des, analytical_batch=_toy_batch,
     ))
+    try:
+        yield
+    finally:
+        _SYSTEMS.pop(TOY, None)
 
 STUDY = """
 name = "toy"
