@@ -48,9 +48,12 @@ DES_METRICS = (
 
 
 def _cases():
-    from hwsim.chiplet_cloud.validation import cases
+    from pathlib import Path
 
-    return cases()
+    from hwsim.chiplet_cloud.validation import cases
+    from hwsim.validation import load_cases
+
+    return cases() + load_cases("chiplet-cloud", Path(__file__).with_name("validation.toml"))
 
 
 SYSTEM = register_system(System(
