@@ -67,3 +67,16 @@ def test_outside_the_table_is_an_input_error() -> None:
         resources.estimate("ws", 8, 8, 4, 32)
     with pytest.raises(InputError, match="acc_width"):
         resources.estimate("ws", 8, 8, 8, 48)
+
+
+def test_study_runs(tmp_path) -> None:
+    """explore/systolic_fpga.toml runs end to end (few trials, no figures)."""
+    from pathlib import Path
+
+    from hwsim.cli import main
+
+    study = Path(__file__).resolve().parent.parent / "explore" / "systolic_fpga.toml"
+    code = main(["sweep", str(study), "--out", str(tmp_path), "--trials", "6", "--no-figures",
+                 "--no-progress"])
+    assert code == 0
+    assert (tmp_path / "trials.csv").is_file()

@@ -15,6 +15,7 @@ cycle-level check is the RTL simulation itself.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,9 @@ from hwsim.systolic import GemmSpec
 __all__ = ["SYSTEM", "GemmSpec", "SystolicSpec", "evaluate", "evaluate_batch"]
 
 
-def _metrics(dataflow: str, rows, cols, width, acc, clock_mhz, m, n, k, count) -> dict:
+def _metrics(dataflow: str, rows: Any, cols: Any, width: Any, acc: int, clock_mhz: Any,
+             m: Any, n: Any, k: Any, count: Any) -> dict[str, Any]:
+    """All metrics; every argument but ``dataflow`` and ``acc`` may be a numpy array."""
     res = resources.estimate(dataflow, rows, cols, width, acc)
     cycles = timing.compute_cycles(dataflow, rows, cols, m, n, k) * count
     seconds = np.asarray(cycles, dtype=float) / (np.asarray(clock_mhz, dtype=float) * 1e6)
@@ -64,7 +67,7 @@ def evaluate_batch(inputs: Inputs, arrays: Mapping[str, np.ndarray]) -> dict[str
     a: SystolicSpec = inputs["array"]
     w: GemmSpec = inputs["workload"]
 
-    def get(role: str, key: str, default):
+    def get(role: str, key: str, default: Any) -> np.ndarray:
         return np.asarray(arrays.get(f"{role}.{key}", default))
 
     dataflows = arrays.get("array.dataflow")
