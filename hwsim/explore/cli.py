@@ -85,7 +85,7 @@ def run_sweep(args: argparse.Namespace) -> int:
               f"storage {runner.storage_mod.mask_url(runner.storage_url_for(study, opts))})")
         return 0
     res = runner.sweep(study, opts)
-    print(f"study {res.study_name}: {res.counted} of {study.trials} trials finished "
+    print(f"study {res.study_name}: {res.counted} of {res.budget} trials finished "
           f"({res.ran} by this command) in {res.seconds:.1f} s; storage "
           f"{runner.storage_mod.mask_url(res.storage)}")
     if args.no_report:

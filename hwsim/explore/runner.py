@@ -335,6 +335,7 @@ class SweepResult:
     counted: int
     ran: int
     seconds: float
+    budget: int = 0
 
 
 def run_worker(study: StudySpec, opts: SweepOptions, budget: int,
@@ -416,6 +417,9 @@ def sweep(study: StudySpec, opts: SweepOptions,
     if on_start is not None:
         on_start(ostudy)
     budget = study.trials
+    if study.sampler == "grid" and study.space_size() < budget:
+        budget = int(study.space_size())
+        log.info("grid sampler: the budget is the %d points of the grid", budget)
     children: list[Any] = []
     if opts.n_jobs > 1:
         ctx = mp.get_context("spawn")
@@ -436,7 +440,7 @@ def sweep(study: StudySpec, opts: SweepOptions,
     ostudy = open_study(study, opts)
     return SweepResult(study_name=ostudy.study_name, storage=url, out_dir=out,
                        counted=finished_counted(ostudy.get_trials(deepcopy=False)), ran=ran,
-                       seconds=time.perf_counter() - t0)
+                       seconds=time.perf_counter() - t0, budget=budget)
 
 
 @contextlib.contextmanager

@@ -514,12 +514,15 @@ def _path(ref: str, base_dir: Path | None) -> Path:
 
 def _find(ref: str, kind: str, file: str, key: str, base_dir: Path | None) -> str:
     """A spec name under models/ or a file path (relative to cwd, the study or the repo)."""
-    if ref.endswith(".toml") or "/" in ref:
+    is_path = ref.endswith(".toml") or "/" in ref
+    if is_path:
         ref = str(_path(ref, base_dir))
     try:
-        return str(specs.find_spec_file(kind, ref))
+        found = str(specs.find_spec_file(kind, ref))
     except InputError as exc:
         raise InputError(str(exc), file=file, key=key, value=ref, has_value=True) from None
+    # a name stays a name (found under models/ wherever hwsim runs: a report on another machine)
+    return found if is_path else ref
 
 
 def _fixed(raw: Mapping[str, Any], file: str, system: System) -> dict[str, Any]:
