@@ -307,12 +307,12 @@ def hypervolume(o: Outputs, units: dict[str, str]) -> Figure | None:
     ax.axhline(1.0, color="black", ls="--", lw=1, label="exact front (exhaustive)")
     ax.axhline(0.95, color="0.5", ls=":", lw=1, label="95 %")
     ax.set_ylim(0, 1.05)
-    ax.set_xlabel("trials")
+    ax.set_xlabel("completed trials, in trial order")
     ax.set_ylabel("hypervolume / exact front's")
     ax.legend(loc="lower right", fontsize=8)
     return _save(fig, o.out_dir, "hypervolume", "Hypervolume against the exact front",
-                 f"After {int(cur['trials'].iloc[-1])} trials the sampler's feasible points "
-                 f"reach {c['hypervolume_ratio']:.1%} of the hypervolume of the exact front "
+                 f"After {int(cur['trials'].iloc[-1])} completed trials the sampler's feasible "
+                 f"points reach {c['hypervolume_ratio']:.1%} of the hypervolume of the exact front "
                  f"({c['points']} designs enumerated).")
 
 
