@@ -28,10 +28,14 @@ drain (no overlap between folds; partial folds cost as much as full ones):
     compute_cycles = ceil(S_R / R) * ceil(S_C / C) * (2 R + C + T - 2)
 
 This counts compute only (SCALE-Sim's "compute cycles" with no memory stalls, i.e. its CALC
-bandwidth mode with enough SRAM). For ``ws`` it equals the cycle count of SCALE-Sim v2's
-``systolic_compute_ws.py``; v2's ``systolic_compute_os.py`` hides the output drain and counts
-``T + R + C - 2`` per fold, ``R`` fewer than this model (see docs/rtl.md). The RTL generator
-``hwsim.rtl.systolic`` implements exactly this schedule and its tests check the cycle count.
+bandwidth mode with enough SRAM). For ``ws`` and ``is`` it equals the cycle count of SCALE-Sim's
+code (v2 and 3.0.0, ``systolic_compute_ws.py``/``_is.py``; checked against SCALE-Sim 3.0.0's
+own numbers in ``hwsim/rtl/data/scalesim_3_compute_cycles.csv``). SCALE-Sim's
+``systolic_compute_os.py`` overlaps the output drain with the fill and counts ``T + R + C - 2``
+per fold, ``R`` fewer than this model, whose ``os`` array drains its accumulators after each
+fold as the paper's equation does; :func:`scalesim_cycles` reproduces SCALE-Sim's count.
+The RTL generator ``hwsim.rtl.systolic`` implements exactly this schedule and its tests check
+the cycle count.
 Partial sums of ``ws``/``is`` row folds (the reduction split over several folds) are added
 outside the array, as in SCALE-Sim.
 
@@ -57,6 +61,7 @@ __all__ = [
     "fold_cycles",
     "folds",
     "mapping",
+    "scalesim_cycles",
     "utilization",
 ]
 
@@ -86,6 +91,20 @@ def compute_cycles(dataflow: str, rows: Any, cols: Any, m: Any, n: Any, k: Any) 
     """Compute cycles of the GEMM on a ``rows x cols`` array (folds back to back)."""
     s_r, s_c, t = mapping(dataflow, m, n, k)
     out = folds(rows, cols, s_r, s_c) * fold_cycles(rows, cols, t)
+    return int(out) if np.ndim(out) == 0 else out
+
+
+def scalesim_cycles(dataflow: str, rows: Any, cols: Any, m: Any, n: Any, k: Any) -> Any:
+    """Compute cycles exactly as SCALE-Sim 3.0.0's code counts them (for cross-checks).
+
+    Equal to :func:`compute_cycles` for ``ws`` and ``is``; for ``os`` SCALE-Sim's
+    ``systolic_compute_os.py`` overlaps the output drain and counts ``T + R + C - 2`` per fold.
+    ``hwsim/rtl/data/scalesim_3_compute_cycles.csv`` holds SCALE-Sim's own numbers.
+    """
+    if dataflow != "os":
+        return compute_cycles(dataflow, rows, cols, m, n, k)
+    s_r, s_c, t = mapping(dataflow, m, n, k)
+    out = folds(rows, cols, s_r, s_c) * (t + rows + cols - 2)
     return int(out) if np.ndim(out) == 0 else out
 
 

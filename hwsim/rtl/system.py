@@ -14,7 +14,9 @@ cycle-level check is the RTL simulation itself.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -98,6 +100,40 @@ def _with_dataflow(spec: SystolicSpec, dataflow: str) -> SystolicSpec:
     return specs.with_overrides(spec, {"dataflow": dataflow})
 
 
+_SCALESIM_TABLE = Path(__file__).with_name("data") / "scalesim_3_compute_cycles.csv"
+_SCALESIM_CASES = (  # (rows, cols, m, n, k), weight-stationary
+    (32, 32, 256, 256, 256),
+    (16, 16, 8, 3072, 768),
+    (8, 16, 64, 48, 40),
+)
+
+
+def _cases() -> list[Any]:
+    """Compute cycles against SCALE-Sim 3.0.0's own compute model (no stalls)."""
+    from hwsim.validation import Case
+
+    lines = [ln for ln in _SCALESIM_TABLE.read_text().splitlines() if not ln.startswith("#")]
+    ref = {(r["dataflow"], *(int(r[k]) for k in ("rows", "cols", "m", "n", "k"))):
+           int(r["compute_cycles"]) for r in csv.DictReader(lines)}
+
+    def predict(rows: int, cols: int, m: int, n: int, k: int) -> float:
+        inputs = SYSTEM.resolve([], {"array.rows": rows, "array.cols": cols,
+                                     "array.dataflow": "ws", "workload.m": m,
+                                     "workload.n": n, "workload.k": k})
+        return SYSTEM.evaluate(inputs)["compute_cycles"]
+
+    return [
+        Case(system="systolic-fpga", case=f"ws {r}x{c}, GEMM {m}x{n}x{k}",
+             metric="compute_cycles", reference=float(ref[("ws", r, c, m, n, k)]),
+             tolerance=1e-9,
+             source="SCALE-Sim 3.0.0 (pip), systolic_compute_ws.py demand matrices "
+                    "(hwsim/rtl/data/scalesim_reference.py)",
+             conditions=f"{r}x{c} array, M={m} N={n} K={k}, no memory stalls",
+             predict=lambda r=r, c=c, m=m, n=n, k=k: predict(r, c, m, n, k))
+        for r, c, m, n, k in _SCALESIM_CASES
+    ]
+
+
 SYSTEM = register_system(System(
     name="systolic-fpga",
     summary="systolic GEMM array on a Xilinx 7-series FPGA: measured resources, SCALE-Sim timing",
@@ -123,4 +159,5 @@ SYSTEM = register_system(System(
     ),
     analytical=evaluate,
     analytical_batch=evaluate_batch,
+    validation=_cases,
 ))
