@@ -59,6 +59,7 @@ __all__ = [
     "GemmSpec",
     "compute_cycles",
     "fold_cycles",
+    "fold_traffic_bytes",
     "folds",
     "mapping",
     "scalesim_cycles",
@@ -106,6 +107,24 @@ def scalesim_cycles(dataflow: str, rows: Any, cols: Any, m: Any, n: Any, k: Any)
     s_r, s_c, t = mapping(dataflow, m, n, k)
     out = folds(rows, cols, s_r, s_c) * (t + rows + cols - 2)
     return int(out) if np.ndim(out) == 0 else out
+
+
+def fold_traffic_bytes(dataflow: str, rows: Any, cols: Any, t: Any, operand_width: Any,
+                       acc_width: Any) -> tuple[Any, Any]:
+    """Bytes one fold reads and writes: ``(operands in, results out)``.
+
+    ``os``: an ``R x T`` A tile and a ``T x C`` B tile in, ``R x C`` results out; ``ws``/``is``:
+    the ``R x C`` stationary tile and a ``T x R`` streamed tile in, ``T x C`` results (partial
+    sums) out. Tiles are whole (partial folds are zero-padded, as the array streams them);
+    operands are ``operand_width`` bits, results ``acc_width`` bits.
+    """
+    w = np.asarray(operand_width) / 8.0
+    a = np.asarray(acc_width) / 8.0
+    if dataflow == "os":
+        return (rows * t + t * cols) * w, rows * cols * a
+    if dataflow in ("ws", "is"):
+        return (rows * cols + t * rows) * w, t * cols * a
+    raise InputError(f"unknown dataflow {dataflow!r}; expected one of {', '.join(DATAFLOWS)}")
 
 
 def utilization(dataflow: str, rows: Any, cols: Any, m: Any, n: Any, k: Any) -> Any:

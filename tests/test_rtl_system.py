@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hwsim import systolic as timing
-from hwsim.errors import InputError
+from hwsim.errors import InfeasibleDesign, InputError
 from hwsim.rtl import resources
 from hwsim.system import get_system
 
@@ -22,7 +22,8 @@ def test_default_point_uses_measured_numbers() -> None:
     assert m["lut"] == row["lut"] and m["ff"] == row["ff"]
     w = inputs["workload"]
     assert m["compute_cycles"] == timing.compute_cycles("ws", 8, 8, w.m, w.n, w.k)
-    assert m["latency_s"] == pytest.approx(m["compute_cycles"] / 200e6)
+    assert m["compute_s"] == pytest.approx(m["compute_cycles"] / 200e6)
+    assert m["latency_s"] >= m["compute_s"]
     assert m["throughput_gops"] <= m["peak_gops"]
     assert m["utilization"] == pytest.approx(m["throughput_gops"] / m["peak_gops"])
 
@@ -80,3 +81,41 @@ def test_study_runs(tmp_path) -> None:
                  "--no-progress"])
     assert code == 0
     assert (tmp_path / "trials.csv").is_file()
+
+
+@pytest.mark.parametrize("bandwidth", [1000.0, 0.05])
+def test_des_agrees_with_closed_form(bandwidth: float) -> None:
+    """Compute-bound (1000 GB/s) and DRAM-bound (0.05 GB/s): the fold pipeline on the DES
+    kernel gives the closed form's latency (fair sharing of the DRAM between a load and a
+    store only shifts the first and last folds)."""
+    system = get_system("systolic-fpga")
+    inputs = system.resolve([], [f"board.dram_bandwidth_GBps={bandwidth}"])
+    ana = system.evaluate(inputs, "analytical")
+    des = system.evaluate(inputs, "des")
+    assert ana["memory_bound"] == (bandwidth < 1)
+    assert des["latency_s"] == pytest.approx(ana["latency_s"], rel=1e-4)
+    if bandwidth > 1:
+        assert des["compute_busy_ratio"] == pytest.approx(1.0, abs=1e-3)
+        assert ana["latency_s"] == pytest.approx(ana["compute_s"], rel=1e-3)
+    else:
+        assert des["compute_busy_ratio"] < 0.1
+
+
+def test_device_limits() -> None:
+    system = get_system("systolic-fpga")
+    big = system.resolve(["board=pynq-z1"], ["array.rows=16", "array.cols=16"])
+    with pytest.raises(InfeasibleDesign, match="220"):
+        system.evaluate(big)
+    batch = system.analytical_batch(big, {"array.rows": np.array([8, 16]),
+                                          "array.cols": np.array([8, 16])})
+    assert np.isfinite(batch["dsp"][0]) and np.isnan(batch["dsp"][1])
+
+
+def test_spec_files_load() -> None:
+    from hwsim import specs
+
+    for kind in ("systolic", "sparse-decoder", "fusion-unit", "fpga-board", "gemm"):
+        files = specs.spec_files(kind)
+        assert files, kind
+        for path in files:
+            specs.load_spec(path, kind=kind)

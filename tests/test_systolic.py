@@ -84,3 +84,10 @@ def test_against_scalesim_3() -> None:
             assert model - ref == systolic.folds(args[0], args[1], s_r, s_c) * args[0]
         else:
             assert model == ref, r
+
+
+def test_fold_traffic_by_hand() -> None:
+    # os: 4 x 10 A tile + 10 x 3 B tile in (int8), 4 x 3 int32 results out
+    assert systolic.fold_traffic_bytes("os", 4, 3, 10, 8, 32) == (70.0, 48.0)
+    # ws: 4 x 3 weights + 10 x 4 A rows in (int16), 10 x 3 int32 partial sums out
+    assert systolic.fold_traffic_bytes("ws", 4, 3, 10, 16, 32) == (104.0, 120.0)

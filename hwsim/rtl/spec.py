@@ -80,3 +80,19 @@ class FusionUnitSpec:
     def out_lanes(self) -> int:
         """Elements per output beat."""
         return self.lanes if self.mode == "add" else 2 * self.lanes
+
+
+@spec_kind("fpga-board")
+@dataclass(frozen=True, kw_only=True)
+class FpgaBoardSpec:
+    """An FPGA board: the device's resources and the off-chip memory feeding an accelerator."""
+
+    name: str = param(help="identifier")
+    device: str = param(help="FPGA part")
+    dsp: int = param(ge=0, help="DSP48E1 slices of the device")
+    lut: int = param(ge=0, help="LUTs of the device")
+    ff: int = param(ge=0, help="flip-flops of the device")
+    bram36: float = param(ge=0, help="36 Kb block RAMs of the device")
+    dram_bandwidth_GBps: float = param(gt=0, unit="GB/s",
+                                       help="peak bandwidth of the DRAM the array reads and "
+                                            "writes (shared by reads and writes)")
