@@ -52,10 +52,9 @@ class SystolicArray(wiring.Component):
         shape = signed if spec.signed else unsigned
         self.operand_shape = shape(spec.operand_width)
         self.acc_shape = shape(spec.acc_width)
-        a_width = spec.rows
         super().__init__({
             "a": In(stream.Signature(data.StructLayout({
-                "data": data.ArrayLayout(self.operand_shape, a_width), "last": 1}))),
+                "data": data.ArrayLayout(self.operand_shape, spec.rows), "last": 1}))),
             "b": In(stream.Signature(data.ArrayLayout(self.operand_shape, spec.cols))),
             "o": Out(stream.Signature(data.StructLayout({
                 "data": data.ArrayLayout(self.acc_shape, spec.cols), "last": 1}))),
@@ -75,7 +74,7 @@ class SystolicArray(wiring.Component):
         return m
 
     def _skew(self, m: Module, values: Sequence[Any], name: str, en: Any = None) -> list[Signal]:
-        """Delay element ``i`` by ``i`` cycles; returns the delayed values (0 comb for i=0)."""
+        """Delay element ``i`` by ``i`` registers (enabled by ``en``); element 0 passes as is."""
         out = []
         for i, v in enumerate(values):
             cur = v
