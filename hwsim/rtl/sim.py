@@ -4,12 +4,14 @@ Every generator talks ``amaranth.lib.stream`` (valid/ready) on its ports. :func:
 drives the input streams with packed payloads (optionally with random gaps in ``valid``),
 consumes the output streams (optionally with random gaps in ``ready``: back-pressure) and
 records every transfer with the cycle it happened in, so a caller can check the data
-bit-exactly and the cycle count against the timing model.
+bit-exactly and the cycle count against the timing model. With ``HWSIM_VCD_DIR`` set in the
+environment every run also writes a waveform there (e.g. to look at a failing test).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from amaranth.sim import Simulator
 log = logging.getLogger(__name__)
 
 CLOCK_PERIOD_S = 1e-8  # 100 MHz, only for waveform time stamps
+_vcd_count = 0
 
 
 def pack(values: Sequence[int], width: int) -> int:
@@ -135,6 +138,12 @@ def run_streams(
     sim = Simulator(dut)
     sim.add_clock(CLOCK_PERIOD_S)
     sim.add_testbench(testbench)
+    if vcd is None and os.environ.get("HWSIM_VCD_DIR"):  # waveforms of every run, on demand
+        global _vcd_count
+        _vcd_count += 1
+        folder = Path(os.environ["HWSIM_VCD_DIR"])
+        folder.mkdir(parents=True, exist_ok=True)
+        vcd = folder / f"{type(dut).__name__}_{os.getpid()}_{_vcd_count:04d}.vcd"
     if vcd is not None:
         with sim.write_vcd(str(vcd)):
             sim.run()
