@@ -92,8 +92,9 @@ def run_streams(
 
     ``sinks`` maps an output port name to the number of beats expected; the run stops once all
     have arrived (and fails with RuntimeError after ``max_cycles``). ``p_valid`` and ``p_ready``
-    are the probabilities that a source offers its next beat and a sink accepts in a cycle
-    (``p_valid`` may also map a source name to its own probability).
+    are the probabilities that a source starts offering its next beat and a sink accepts in a
+    cycle (``p_valid`` may also map a source name to its own probability); an offered beat stays
+    offered until it transfers, as the stream rules require.
     """
     rng = random.Random(seed)
     pv = {k: float(p_valid[k] if isinstance(p_valid, Mapping) else p_valid) for k in sources}
@@ -107,10 +108,14 @@ def run_streams(
 
     async def testbench(ctx) -> None:
         idx = dict.fromkeys(sources, 0)
+        offered = dict.fromkeys(sources, False)
         for cycle in range(max_cycles):
             for name, port in ports_in.items():
                 beats = sources[name]
-                offer = idx[name] < len(beats) and (pv[name] >= 1.0 or rng.random() < pv[name])
+                # stream rule: once offered, a beat stays offered (unchanged) until it transfers
+                offer = idx[name] < len(beats) and (
+                    offered[name] or pv[name] >= 1.0 or rng.random() < pv[name])
+                offered[name] = offer
                 ctx.set(port.valid, int(offer))
                 if offer:
                     ctx.set(port.payload.as_value(), beats[idx[name]])
@@ -124,6 +129,7 @@ def run_streams(
             await ctx.tick()
             for name in fired_in:
                 idx[name] += 1
+                offered[name] = False
                 trace.in_cycles[name].append(cycle)
             trace.cycles_run = cycle + 1
             if all(len(trace.received[n]) >= cnt for n, cnt in sinks.items()) and all(
