@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hwsim.rtl.fusion import fuse_reference, requant_reference, simulate_fusion, stream_cycles
 from hwsim.rtl.spec import FusionUnitSpec
 
-FAST = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _range(width: int, signed: bool) -> tuple[int, int]:

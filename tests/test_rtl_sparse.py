@@ -16,7 +16,7 @@ from hwsim.rtl.sparse import (
 )
 from hwsim.rtl.spec import SparseDecoderSpec
 
-FAST = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _random_tile(rng, spec: SparseDecoderSpec, density: float) -> np.ndarray:

@@ -11,7 +11,7 @@ from hwsim import systolic as timing
 from hwsim.rtl.spec import SystolicSpec
 from hwsim.rtl.systolic import SystolicArray, gemm_reference, simulate_gemm
 
-FAST = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _range(width: int, signed: bool) -> tuple[int, int]:
