@@ -62,6 +62,18 @@ class GpuSpec:
     layer_overhead_us: float = param(0.0, unit="us", ge=0,
                                      help="fixed time per layer and step (kernel launches, "
                                      "norms, activations)")
+    # Micro-architecture, read by the SpMM kernel model (hwsim.spmm); 0 = not given.
+    sms: int = param(0, ge=0, help="streaming multiprocessors (0 = not given)")
+    boost_clock_MHz: float = param(0.0, unit="MHz", ge=0, help="SM boost clock (0 = not given)")
+    smem_per_sm_KiB: float = param(0.0, unit="KiB", ge=0,
+                                   help="largest shared-memory carve-out per SM (0 = not given)")
+    smem_bytes_per_clk_per_sm: float = param(128.0, unit="B/clk", gt=0,
+                                             help="shared-memory bandwidth per SM: 32 banks x "
+                                             "4 B per clock (CUDA C Programming Guide, compute "
+                                             "capability 5.x and later)")
+    l2_MiB: float = param(0.0, unit="MiB", ge=0, help="L2 cache (0 = not given)")
+    peak_fp32_TFLOPS: float = param(0.0, unit="TFLOPS", ge=0,
+                                    help="FP32 CUDA-core (non-tensor) peak (0 = not given)")
     source: str = param("", help="where the figures come from")
 
     @property
