@@ -12,6 +12,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "hwsim.chiplet_cloud",
     "hwsim.gpu_serving",
     "hwsim.rtl.system",
+    "hwsim.spmm",
 )
 
 _loaded = False

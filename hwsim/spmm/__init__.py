@@ -1,0 +1,56 @@
+"""GPU tensor-core SpMM after Flash-LLM (Load-as-Sparse, Compute-as-Dense, Tiled-CSL), against
+cuBLAS, cuSPARSE, Sputnik and SparTA.
+
+System ``spmm``: inputs ``workload`` (kind ``spmm``), ``kernel`` (``spmm-kernel``) and ``device``
+(``gpu``). Analytical model in :mod:`hwsim.spmm.analytical`, DES in :mod:`hwsim.spmm.des`,
+format in :mod:`hwsim.spmm.format`, validation in :mod:`hwsim.spmm.calibration`.
+"""
+
+from __future__ import annotations
+
+from hwsim.gpu_serving.spec import GpuSpec
+from hwsim.spmm import analytical as _model
+from hwsim.spmm.spec import SpmmKernelSpec, SpmmSpec
+from hwsim.system import Metric, Role, System, register_system
+
+__all__ = ["SYSTEM", "GpuSpec", "SpmmKernelSpec", "SpmmSpec"]
+
+
+def _des(inputs, *, seed: int = 0, trace=None):
+    from hwsim.spmm.des import evaluate
+
+    return evaluate(inputs, seed=seed, trace=trace)
+
+
+def _cases():
+    from hwsim.spmm.calibration import validation_cases
+
+    return validation_cases()
+
+
+SYSTEM = register_system(System(
+    name="spmm",
+    summary="skinny SpMM on GPU tensor cores (Flash-LLM) vs cuBLAS, cuSPARSE, Sputnik, SparTA",
+    roles=(
+        Role("workload", "spmm", "opt30b-qkv-n16-s80", "shape, sparsity, data type"),
+        Role("kernel", "spmm-kernel", "flash-llm", "kernel, tiling, efficiencies"),
+        Role("device", "gpu", "a100-sxm-80gb", "the GPU"),
+    ),
+    metrics=(
+        Metric("latency_us", "kernel time (split-K reduction and launches included)"),
+        Metric("tflops", "dense-equivalent 2MNK / latency, in TFLOPS"),
+        Metric("speedup_vs_cublas", "cuBLAS (models/spmm-kernel/cublas) latency / this one"),
+        Metric("hbm_bytes", "HBM traffic: A in the kernel's format, B, C, split-K workspace"),
+        Metric("arithmetic_intensity_flop_per_byte", "2MNK / hbm_bytes"),
+        Metric("bound", "what limits the steady state: 0 HBM, 1 shared memory, 2 compute"),
+        Metric("memory_bound", "1 when HBM bandwidth limits the steady state, else 0"),
+        Metric("memory_bytes", "storage of A in the kernel's format"),
+        Metric("compression_vs_dense", "dense FP16 bytes of A / memory_bytes"),
+        Metric("ctas", "thread blocks launched (Flash-LLM; NaN otherwise)"),
+        Metric("waves", "thread blocks / resident slots (Flash-LLM; NaN otherwise)"),
+    ),
+    analytical=_model.evaluate,
+    des=_des,
+    analytical_batch=_model.evaluate_batch,
+    validation=_cases,
+))

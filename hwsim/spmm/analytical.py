@@ -1,0 +1,344 @@
+"""Closed-form timing of one skinny SpMM ``C[M,N] = A[M,K] @ B[K,N]`` on a GPU, per kernel.
+
+**Flash-LLM** (Load-as-Sparse, Compute-as-Dense; facts from
+``shared/papers/flash_llm_spmm_msrep.md`` sec. 1.2-1.4). A thread block (CTA) owns ``tile_m``
+rows of A and ``tile_n`` columns of B and walks its K slice in steps of ``tile_k`` = 64. Per
+step it
+
+1. loads its Tiled-CSL records from HBM (``4 B`` per padded nonzero plus the tile offsets);
+2. rebuilds the dense A tile in shared memory (zero-fill, then one 16-bit store per nonzero),
+   reads it back with ``ldmatrix`` together with the B tile; and
+3. runs dense ``mma`` on the tensor cores.
+
+With double-buffered shared memory, the load of step ``i + 1`` overlaps the on-chip work of step
+``i`` (2 then 3), so a CTA advances at ``max(t_load, t_extract + t_mma)`` per step, after a fill
+of ``min(...)``: the two-stage pipeline the DES runs (:mod:`hwsim.spmm.des`).
+
+- HBM is shared by the ``c`` CTAs in flight (each loads at ``eta_hbm * BW / c``); shared memory
+  and the tensor cores of an SM are shared by its resident CTAs (at most what fits in shared
+  memory and the thread limit: 2 on an A100 for Flash-LLM's 68-72 KiB CTAs).
+- Shared-memory time counts bytes at ``smem_bytes_per_clk_per_sm`` (32 banks x 4 B) times
+  ``smem_efficiency``, and one store per nonzero at 32 lanes per clock (bank-conflict-free after
+  Flash-LLM's ahead-of-time reordering).
+- Wave quantisation: ``grid = ceil(M / tile_m) * split_k * ceil(N / tile_n)`` CTAs run in full
+  waves of ``sms * ctas_per_sm`` and one partial wave with fewer CTAs (more bandwidth each).
+- Split-K: each CTA writes its partial C (``split_k * M * N * 2 B``); a second kernel reads the
+  workspace and writes C; each launch costs ``launch_overhead_us``.
+- TFLOPS count dense-equivalent FLOPs ``2 M N K``, as Flash-LLM reports.
+
+**cuBLAS** (dense tensor cores): a roofline, ``max(bytes / (eta_hbm BW), 2 M N K / (eta_tc
+peak))`` plus a launch overhead, bytes ``2 (M K + K N + M N)``. At N <= 32 it is bandwidth bound.
+
+**Sputnik, cuSPARSE** (CUDA-core CSR SpMM): ``max(CSR bytes / (eta_hbm BW), 2 nnz N /
+(eta_cc * FP32 peak))`` plus a launch overhead; CSR bytes ``6 nnz + 4 (M + 1)`` plus B and C.
+
+**SparTA** (as Flash-LLM benchmarks it): a 2:4 part on sparse tensor cores (cuSPARSELt; half of
+A's values plus 2-bit indices, at twice the dense tensor rate) and the residual nonzeros with the
+CSR model above, one after the other.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from hwsim import specs
+from hwsim.errors import InfeasibleDesign, InputError
+from hwsim.spmm import format as fmt
+from hwsim.spmm.spec import DTYPE_BYTES, FLASH_LLM_SPLIT_K, SpmmKernelSpec, SpmmSpec
+from hwsim.system import Inputs, Metrics
+
+log = logging.getLogger(__name__)
+
+#: numeric codes of the ``bound`` metric
+BOUND_CODES: dict[str, int] = {"hbm": 0, "smem": 1, "compute": 2}
+SMEM_STORES_PER_CLK = 32  # one 16-bit store per lane per clock, bank-conflict-free
+_SPLIT_K_TABLE = np.array(sorted(FLASH_LLM_SPLIT_K.items()), dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Device:
+    """The GPU figures the kernel model reads (arrays broadcast over design points)."""
+
+    sms: Any
+    clock_Hz: Any
+    smem_per_sm_B: Any
+    smem_Bpc: Any
+    hbm_Bps: Any
+    tensor_flops: Any
+    fp32_flops: Any
+
+
+def device_of(gpu: Any) -> Device:
+    """The kernel model's view of a ``gpu`` spec; an InputError if a figure is missing."""
+    missing = [k for k in ("sms", "boost_clock_MHz", "smem_per_sm_KiB", "peak_fp32_TFLOPS")
+               if not getattr(gpu, k)]
+    if missing:
+        raise InputError(f"gpu '{gpu.name}' lacks {', '.join(missing)}, which the SpMM model "
+                         "needs", key=f"device.{missing[0]}")
+    return Device(sms=gpu.sms, clock_Hz=gpu.boost_clock_MHz * 1e6,
+                  smem_per_sm_B=gpu.smem_per_sm_KiB * 1024.0,
+                  smem_Bpc=gpu.smem_bytes_per_clk_per_sm, hbm_Bps=gpu.hbm_bandwidth_GBps * 1e9,
+                  tensor_flops=gpu.peak_16bit_TFLOPS * 1e12,
+                  fp32_flops=gpu.peak_fp32_TFLOPS * 1e12)
+
+
+def default_split_k(m: Any) -> np.ndarray:
+    """Flash-LLM's SplitK table by M (1 for an M it does not list)."""
+    m = np.asarray(m, dtype=np.int64)
+    keys, vals = _SPLIT_K_TABLE[:, 0], _SPLIT_K_TABLE[:, 1]
+    idx = np.clip(np.searchsorted(keys, m), 0, keys.size - 1)
+    return np.where(keys[idx] == m, vals[idx], 1)
+
+
+def flash_llm_tiles(n: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Flash-LLM's (TILE_M, TILE_N) for N (TilingConfig.h: 256/16, 256/32, 128/64, 128/128)."""
+    n = np.asarray(n)
+    tm = np.where(n <= 32, 256, 128)
+    tn = np.select([n <= 16, n <= 32, n <= 64], [16, 32, 64], 128)
+    return tm, tn
+
+
+def _ceil(x: Any) -> np.ndarray:
+    return np.ceil(np.asarray(x, dtype=float) - 1e-9)
+
+
+def flash_llm(m: Any, k: Any, n: Any, nnz_tile: Any, split_k: Any, ker: Mapping[str, Any],
+              dev: Device) -> dict[str, np.ndarray]:
+    """Flash-LLM's time and traffic; ``nnz_tile`` is the mean padded nonzeros per format tile."""
+    m, k, n = (np.asarray(x, dtype=float) for x in (m, k, n))
+    sk = np.asarray(split_k, dtype=float)
+    tm0, tn0 = flash_llm_tiles(n)
+    tm = np.where(np.asarray(ker["tile_m"]) > 0, ker["tile_m"], tm0).astype(float)
+    tn = np.where(np.asarray(ker["tile_n"]) > 0, ker["tile_n"], tn0).astype(float)
+    tk = np.asarray(ker["tile_k"], dtype=float)
+    # shared memory per CTA: staged A and B tiles, or the FP32 C tile of the epilogue
+    smem_cta = np.maximum(ker["stages"] * (tm + tn) * tk * 2.0, (tm + 4.0) * tn * 4.0)
+    per_sm_cap = np.minimum(np.floor(dev.smem_per_sm_B / smem_cta),
+                            np.floor(ker["max_threads_per_sm"] / ker["threads_per_cta"]))
+    feasible = per_sm_cap >= 1
+    cap = np.maximum(per_sm_cap, 1.0)
+    grid = _ceil(m / tm) * sk * np.maximum(_ceil(n / tn), 1.0)
+    steps = _ceil(k / (sk * tk))
+    fmt_tiles = tm * tk / fmt.TILE_ELEMS  # format tiles a CTA reads per step
+    nnz_step = nnz_tile * fmt_tiles
+    a_step = fmt.RECORD_BYTES * nnz_step + fmt.OFFSET_BYTES * fmt_tiles
+    n_mma = np.minimum(tn, 8.0 * _ceil(n / 8.0))  # N = 8 issues m16n8 MMAs only
+    smem_bytes = 2.0 * tm * tk * 2.0 + 2.0 * tn * tk * 2.0  # A: fill + ldmatrix; B: copy + read
+    eta_s = ker["smem_efficiency"]
+    t_extract = (smem_bytes / (dev.smem_Bpc * eta_s)
+                 + nnz_step / (SMEM_STORES_PER_CLK * eta_s)) / dev.clock_Hz
+    t_mma = 2.0 * tm * n_mma * tk / (dev.tensor_flops / dev.sms * ker["tensor_efficiency"])
+    bw = dev.hbm_Bps * ker["hbm_efficiency"]
+    slots = dev.sms * cap
+    full = np.floor(grid / slots)
+    rem = grid - full * slots
+
+    def wave(c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        resident = np.minimum(_ceil(c / dev.sms), cap)
+        t_load = a_step * c / bw
+        t_chip = resident * (t_extract + t_mma)
+        return steps * np.maximum(t_load, t_chip) + np.minimum(t_load, t_chip), t_load, t_chip
+
+    t_full, load_full, chip_full = wave(slots)
+    t_rem, load_rem, chip_rem = wave(np.maximum(rem, 1.0))
+    main = full * t_full + np.where(rem > 0, t_rem, 0.0)
+    c_out = sk * m * n * 2.0  # partial C per slice (or C itself)
+    reduce_bytes = np.where(sk > 1, c_out + m * n * 2.0, 0.0)
+    launches = np.where(sk > 1, 2.0, 1.0)
+    latency = (main + c_out / bw + reduce_bytes / bw
+               + launches * ker["launch_overhead_us"] * 1e-6)
+    a_bytes = (fmt.RECORD_BYTES * nnz_tile * _ceil(m / fmt.TILE_ROWS) * _ceil(k / fmt.TILE_COLS)
+               + fmt.OFFSET_BYTES * (_ceil(m / fmt.TILE_ROWS) * _ceil(k / fmt.TILE_COLS) + 2))
+    hbm = a_bytes + k * n * 2.0 + c_out + reduce_bytes
+    load = np.where(full > 0, load_full, load_rem)
+    chip = np.where(full > 0, chip_full, chip_rem)
+    bound = np.where(load >= chip, BOUND_CODES["hbm"],
+                     np.where(t_extract >= t_mma, BOUND_CODES["smem"], BOUND_CODES["compute"]))
+    return {"latency_s": latency, "hbm_bytes": hbm, "memory_bytes": a_bytes,
+            "bound": bound.astype(float), "ctas": grid, "waves": grid / slots,
+            "ctas_per_sm": cap, "feasible": feasible,
+            # per-CTA step quantities, for the DES (hwsim.spmm.des)
+            "steps": steps, "fmt_tiles_per_step": fmt_tiles, "nnz_step": nnz_step,
+            "extract_fixed_s": smem_bytes / (dev.smem_Bpc * eta_s) / dev.clock_Hz,
+            "extract_per_nnz_s": 1.0 / (SMEM_STORES_PER_CLK * eta_s) / dev.clock_Hz,
+            "mma_flops": 2.0 * tm * n_mma * tk, "hbm_Bps": bw, "c_out_B": c_out,
+            "reduce_B": reduce_bytes, "launches": launches}
+
+
+def cublas(m: Any, k: Any, n: Any, ker: Mapping[str, Any], dev: Device,
+           elem_bytes: float = 2.0) -> dict[str, np.ndarray]:
+    """Dense tensor-core GEMM as a roofline (bandwidth vs tensor throughput) plus a launch."""
+    m, k, n = (np.asarray(x, dtype=float) for x in (m, k, n))
+    a_bytes = elem_bytes * m * k
+    hbm = a_bytes + elem_bytes * (k * n + m * n)
+    t_mem = hbm / (dev.hbm_Bps * ker["hbm_efficiency"])
+    t_cmp = 2.0 * m * n * k / (dev.tensor_flops * ker["tensor_efficiency"])
+    latency = np.maximum(t_mem, t_cmp) + ker["launch_overhead_us"] * 1e-6
+    bound = np.where(t_mem >= t_cmp, BOUND_CODES["hbm"], BOUND_CODES["compute"])
+    return {"latency_s": latency, "hbm_bytes": hbm, "memory_bytes": a_bytes,
+            "bound": bound.astype(float)}
+
+
+def csr_spmm(m: Any, k: Any, n: Any, nnz: Any, ker: Mapping[str, Any], dev: Device,
+             elem_bytes: float = 2.0) -> dict[str, np.ndarray]:
+    """CUDA-core CSR SpMM (Sputnik, cuSPARSE): CSR bytes vs FP32 throughput, plus a launch."""
+    m, k, n, nnz = (np.asarray(x, dtype=float) for x in (m, k, n, nnz))
+    a_bytes = fmt.csr_bytes(m, nnz, int(elem_bytes))
+    hbm = a_bytes + elem_bytes * (k * n + m * n)
+    t_mem = hbm / (dev.hbm_Bps * ker["hbm_efficiency"])
+    t_cmp = 2.0 * nnz * n / (dev.fp32_flops * ker["cuda_core_efficiency"])
+    latency = np.maximum(t_mem, t_cmp) + ker["launch_overhead_us"] * 1e-6
+    bound = np.where(t_mem >= t_cmp, BOUND_CODES["hbm"], BOUND_CODES["compute"])
+    return {"latency_s": latency, "hbm_bytes": hbm, "memory_bytes": a_bytes,
+            "bound": bound.astype(float)}
+
+
+def sparta(m: Any, k: Any, n: Any, density: Any, ker: Mapping[str, Any], dev: Device,
+           elem_bytes: float = 2.0) -> dict[str, np.ndarray]:
+    """2:4 part on sparse tensor cores plus the residual on CUDA cores, run back to back."""
+    m, k, n, d = (np.asarray(x, dtype=float) for x in (m, k, n, density))
+    q = 1.0 - d
+    # expected nonzeros of a group of 4 that fit the 2:4 pattern: E[min(X, 2)], X ~ Bin(4, d)
+    p1 = 4.0 * d * q**3
+    kept_per_group = p1 + 2.0 * (1.0 - q**4 - p1)
+    residual = np.maximum(d * m * k - kept_per_group * m * k / 4.0, 0.0)
+    half_bytes = elem_bytes * m * k / 2.0 + m * k / 2.0 * 2.0 / 8.0  # values + 2-bit indices
+    hbm24 = half_bytes + elem_bytes * (k * n + m * n)
+    t_mem = hbm24 / (dev.hbm_Bps * ker["hbm_efficiency"])
+    t_cmp = m * n * k / (dev.tensor_flops * ker["tensor_efficiency"])  # half the MACs, 2x rate
+    t24 = np.maximum(t_mem, t_cmp) + ker["launch_overhead_us"] * 1e-6
+    res = csr_spmm(m, k, n, residual, ker, dev, elem_bytes)
+    bound = np.where(t_mem >= t_cmp, BOUND_CODES["hbm"], BOUND_CODES["compute"])
+    return {"latency_s": t24 + res["latency_s"], "hbm_bytes": hbm24 + res["hbm_bytes"],
+            "memory_bytes": half_bytes + res["memory_bytes"], "bound": bound.astype(float)}
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def kernel_fields(ker: SpmmKernelSpec) -> dict[str, Any]:
+    return {f: getattr(ker, f) for f in specs.to_dict(ker) if f not in ("name", "source")}
+
+
+@cache
+def cublas_baseline() -> SpmmKernelSpec:
+    """The cuBLAS kernel spec ``speedup_vs_cublas`` compares against (models/spmm-kernel)."""
+    return specs.load_spec(specs.find_spec_file("spmm-kernel", "cublas"), kind="spmm-kernel")
+
+
+def _nnz_tile(w: Mapping[str, Any]) -> np.ndarray:
+    """Padded nonzeros of a format tile holding its expected share ``(1 - s) * 8192``."""
+    d = 1.0 - np.asarray(w["sparsity"], dtype=float)
+    return fmt.padded(_ceil(d * fmt.TILE_ELEMS)).astype(float)
+
+
+def evaluate_arrays(w: Mapping[str, Any], ker: Mapping[str, Any], dev: Device,
+                    nnz_tile: Any = None) -> dict[str, np.ndarray]:
+    """Every metric for (broadcast) workload and kernel values; infeasible points give NaN."""
+    m, k, n, s = (np.asarray(w[x], dtype=float) for x in ("m", "k", "n", "sparsity"))
+    eb = float(DTYPE_BYTES[w.get("dtype", "fp16")])
+    d = 1.0 - s
+    kind = ker["kernel"]
+    feasible = np.ones(np.broadcast(m, k, n, s).shape, dtype=bool)
+    if kind == "flash-llm":
+        if nnz_tile is None:
+            nnz_tile = _nnz_tile(w)
+        sk = np.where(np.asarray(ker["split_k"]) > 0, ker["split_k"], default_split_k(m))
+        r = flash_llm(m, k, n, nnz_tile, sk, ker, dev)
+        feasible = feasible & r.pop("feasible") & (d <= ker["max_tile_density"])
+    elif kind == "cublas":
+        r = cublas(m, k, n, ker, dev, eb)
+    elif kind in ("sputnik", "cusparse"):
+        r = csr_spmm(m, k, n, d * m * k, ker, dev, eb)
+    else:
+        r = sparta(m, k, n, d, ker, dev, eb)
+    base = cublas(m, k, n, kernel_fields(cublas_baseline()), dev, eb)["latency_s"]
+    flops = 2.0 * m * n * k
+    lat = r["latency_s"]
+    out = {
+        "latency_us": lat * 1e6,
+        "tflops": flops / lat / 1e12,
+        "speedup_vs_cublas": base / lat,
+        "hbm_bytes": r["hbm_bytes"],
+        "arithmetic_intensity_flop_per_byte": flops / r["hbm_bytes"],
+        "bound": r["bound"],
+        "memory_bound": (r["bound"] == BOUND_CODES["hbm"]).astype(float),
+        "memory_bytes": r["memory_bytes"],
+        "compression_vs_dense": eb * m * k / r["memory_bytes"],
+        "ctas": r.get("ctas", np.full_like(lat, np.nan)),
+        "waves": r.get("waves", np.full_like(lat, np.nan)),
+    }
+    shape = np.broadcast_shapes(feasible.shape, *(np.shape(v) for v in out.values()))
+    feasible = np.broadcast_to(feasible, shape)
+    return {key: np.where(feasible, np.broadcast_to(v, shape), np.nan)
+            for key, v in out.items()}
+
+
+def _workload_dict(w: SpmmSpec) -> dict[str, Any]:
+    return {"m": w.m, "k": w.k, "n": w.n, "sparsity": w.sparsity, "dtype": w.dtype}
+
+
+def evaluate(inputs: Inputs) -> Metrics:
+    """Metrics of one design point (``workload``: spmm, ``kernel``: spmm-kernel, ``device``)."""
+    w: SpmmSpec = inputs["workload"]
+    ker: SpmmKernelSpec = inputs["kernel"]
+    dev = device_of(inputs["device"])
+    nnz_tile = None
+    if ker.kernel == "flash-llm":
+        if w.seed >= 0:
+            counts = fmt.random_tile_nnz(w.m, w.k, w.density, w.seed)
+            densest = counts.max() / fmt.TILE_ELEMS
+            nnz_tile = float(fmt.padded(counts).mean())
+        else:
+            densest = np.ceil(w.density * fmt.TILE_ELEMS) / fmt.TILE_ELEMS
+        if densest > ker.max_tile_density:
+            raise InfeasibleDesign(
+                f"a {fmt.TILE_ROWS}x{fmt.TILE_COLS} tile holds {densest:.1%} nonzeros, above "
+                f"the {ker.max_tile_density:.0%} this kernel buffers per tile (Flash-LLM's "
+                "register budget; denser tiles are silently truncated)")
+    out = evaluate_arrays(_workload_dict(w), kernel_fields(ker), dev, nnz_tile)
+    metrics = {key: float(v) for key, v in out.items()}
+    if np.isnan(metrics["latency_us"]):
+        raise InfeasibleDesign(f"kernel '{ker.name}' cannot run this shape on '{dev}': a thread "
+                               "block does not fit in one SM's shared memory")
+    return metrics
+
+
+_WORKLOAD_KEYS = ("m", "k", "n", "sparsity")
+_DEVICE_KEYS = ("sms", "boost_clock_MHz", "smem_per_sm_KiB", "smem_bytes_per_clk_per_sm",
+                "hbm_bandwidth_GBps", "peak_16bit_TFLOPS", "peak_fp32_TFLOPS")
+
+
+def evaluate_batch(inputs: Inputs, points: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """:func:`evaluate` over many points: ``points`` maps ``workload.m``, ``kernel.split_k``,
+    ``device.hbm_bandwidth_GBps``... to arrays; infeasible points get NaN. Uses expected
+    nonzero counts (the workload's ``seed`` is ignored)."""
+    w = _workload_dict(inputs["workload"])
+    ker = kernel_fields(inputs["kernel"])
+    gpu_over: dict[str, np.ndarray] = {}
+    for key, arr in points.items():
+        role, _, field = key.partition(".")
+        a = np.asarray(arr)
+        if role == "workload" and field in _WORKLOAD_KEYS:
+            w[field] = a
+        elif role == "kernel" and field in ker and field != "kernel":
+            ker[field] = a
+        elif role == "device" and field in _DEVICE_KEYS:
+            gpu_over[field] = a
+        else:
+            raise ValueError(f"analytical_batch cannot vary {key}")
+    gpu = inputs["device"]
+    device_of(gpu)  # the figures the model needs are present
+    g = {f: gpu_over.get(f, getattr(gpu, f)) for f in _DEVICE_KEYS}
+    dev = Device(sms=np.asarray(g["sms"], dtype=float), clock_Hz=g["boost_clock_MHz"] * 1e6,
+                 smem_per_sm_B=g["smem_per_sm_KiB"] * 1024.0,
+                 smem_Bpc=g["smem_bytes_per_clk_per_sm"], hbm_Bps=g["hbm_bandwidth_GBps"] * 1e9,
+                 tensor_flops=g["peak_16bit_TFLOPS"] * 1e12,
+                 fp32_flops=g["peak_fp32_TFLOPS"] * 1e12)
+    return evaluate_arrays(w, ker, dev)

@@ -1,0 +1,135 @@
+"""Discrete-event simulation of a Flash-LLM SpMM launch on the shared kernel (:mod:`hwsim.des`).
+
+One event per tile-stage, never per cycle:
+
+- HBM is a :class:`~hwsim.des.Memory` at ``hbm_efficiency`` x peak bandwidth, shared fairly by
+  every thread block (CTA) loading at the same time;
+- each SM has a :class:`~hwsim.des.FairShare` for its shared memory (work in seconds-alone, so
+  ``r`` CTAs extracting at once each take ``r`` times as long) and a
+  :class:`~hwsim.des.ComputeUnit` for its tensor cores;
+- each CTA runs a two-stage :class:`~hwsim.des.Pipeline` over its K steps with one buffer
+  between the stages (double buffering): ``load`` (its Tiled-CSL records from HBM) and
+  ``compute`` (sparse-to-dense extraction in shared memory, then the MMAs);
+- CTAs are dispatched to SM slots as slots free up (``ctas_per_sm`` per SM); after its last step
+  a CTA writes its partial C; with split-K a reduction kernel follows.
+
+Per-step quantities come from :func:`hwsim.spmm.analytical.flash_llm`, so with no contention
+(one CTA, or bandwidth not binding) the DES reproduces the analytical time. Where CTAs contend
+for HBM the DES resolves what the analytical wave model averages: dynamic dispatch instead of
+lock-step waves, epilogue writes overlapping other CTAs' loads, and, with a workload ``seed``
+>= 0, per-tile nonzero counts drawn from a uniform random mask (load imbalance).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import simpy
+
+from hwsim.des import ComputeUnit, FairShare, Memory, Pipeline, Stage, TraceRecorder
+from hwsim.errors import InfeasibleDesign, InputError
+from hwsim.spmm import analytical
+from hwsim.spmm import format as fmt
+from hwsim.system import Inputs, Metrics
+
+log = logging.getLogger(__name__)
+
+MAX_ITEMS = 2_000_000  # CTA-steps one run may simulate
+
+
+def evaluate(inputs: Inputs, *, seed: int = 0, trace: TraceRecorder | None = None) -> Metrics:
+    """Simulate one Flash-LLM launch. The workload's ``seed`` (if >= 0) draws the per-tile
+    nonzero counts; otherwise every tile holds its expected count and the run is deterministic
+    (``seed`` is then unused)."""
+    w = inputs["workload"]
+    ker = inputs["kernel"]
+    if ker.kernel != "flash-llm":
+        raise InputError(f"the spmm DES models the flash-llm kernel only, not '{ker.kernel}'; "
+                         "use --fidelity analytical", key="kernel.kernel", value=ker.kernel,
+                         has_value=True)
+    base = analytical.evaluate(inputs)  # feasibility checks and the cuBLAS comparison
+    dev = analytical.device_of(inputs["device"])
+    kf = analytical.kernel_fields(ker)
+    sk = ker.split_k or int(analytical.default_split_k(w.m))
+    kf["split_k"] = sk
+    expected = analytical._nnz_tile({"sparsity": w.sparsity})
+    p = {key: float(np.asarray(v)) for key, v in analytical.flash_llm(
+        w.m, w.k, w.n, expected, sk, kf, dev).items()}
+    if not p["feasible"]:
+        raise InfeasibleDesign("a thread block does not fit in one SM")
+    grid, steps, cap = int(p["ctas"]), int(p["steps"]), int(p["ctas_per_sm"])
+    if grid * steps > MAX_ITEMS:
+        raise InputError(f"{grid} thread blocks x {steps} steps is more than the DES's "
+                         f"{MAX_ITEMS} tile-steps; use --fidelity analytical",
+                         key="workload.m", value=w.m, has_value=True)
+    # K tiles split over the split_k slices: some slices take one step fewer
+    k_tiles = int(np.ceil(w.k / ker.tile_k))
+    steps_of = [k_tiles // sk + (j < k_tiles % sk) for j in range(sk)]
+    tiles = round(p["fmt_tiles_per_step"])
+    if w.seed >= 0:
+        counts = np.random.default_rng(w.seed).binomial(
+            fmt.TILE_ELEMS, w.density, size=(grid, steps, max(tiles, 1)))
+        nnz = fmt.padded(counts).sum(axis=2).astype(float) * (p["fmt_tiles_per_step"]
+                                                                / max(tiles, 1))
+    else:
+        nnz = np.full((grid, steps), p["nnz_step"])
+    load_B = fmt.RECORD_BYTES * nnz + fmt.OFFSET_BYTES * p["fmt_tiles_per_step"]
+    extract_s = p["extract_fixed_s"] + p["extract_per_nnz_s"] * nnz
+
+    env = simpy.Environment()
+    sms = int(dev.sms)
+    hbm = Memory(env, inputs["device"].hbm_capacity_GB * 1e9, p["hbm_Bps"], name="hbm",
+                 recorder=trace)
+    smem = [FairShare(env, 1.0) for _ in range(sms)]
+    tc = [ComputeUnit(env, dev.tensor_flops / sms, ker.tensor_efficiency, 1, name=f"tc{i}")
+          for i in range(sms)]
+    c_per_cta = p["c_out_B"] / grid
+    pending = list(range(grid - 1, -1, -1))  # CTAs not yet dispatched (pop from the end)
+    finished: list[float] = []
+
+    def compute(sm: int, cta: int, step: int):
+        yield smem[sm].submit(float(extract_s[cta, step]))
+        yield tc[sm].run(p["mma_flops"])
+
+    def cta_proc(sm: int, cta: int):
+        loads = load_B[cta].tolist()
+        pipe = Pipeline(env, [
+            Stage("load", lambda s: hbm.read(loads[s])),
+            Stage("compute", lambda s: env.process(compute(sm, cta, s))),
+        ], buffer_items=1, name=f"sm{sm}.cta{cta}", recorder=trace)
+        yield pipe.run(range(steps_of[cta % sk]))
+        yield hbm.write(c_per_cta)
+        finished.append(env.now)
+
+    def slot(sm: int):
+        while pending:
+            yield env.process(cta_proc(sm, pending.pop()))
+
+    launch = ker.launch_overhead_us * 1e-6
+    # fill SMs breadth-first (one CTA per SM, then a second ...), as the hardware dispatcher does
+    for _ in range(cap):
+        for sm in range(sms):
+            if pending:
+                env.process(slot(sm))
+    env.run()
+    main_end = max(finished) if finished else 0.0
+    latency = main_end + launch
+    if p["reduce_B"] > 0:
+        latency += launch + p["reduce_B"] / p["hbm_Bps"]
+    hbm_bytes = hbm.bytes_read + hbm.bytes_written + p["reduce_B"] + w.k * w.n * 2.0
+    flops = w.dense_flops
+    log.debug("spmm DES: %d CTAs x %d steps, %.3f us", grid, steps, latency * 1e6)
+    cublas_us = base["latency_us"] * base["speedup_vs_cublas"]
+    return {
+        "latency_us": latency * 1e6,
+        "tflops": flops / latency / 1e12,
+        "speedup_vs_cublas": cublas_us / (latency * 1e6),
+        "hbm_bytes": hbm_bytes,
+        "arithmetic_intensity_flop_per_byte": flops / hbm_bytes,
+        "memory_bytes": base["memory_bytes"],
+        "compression_vs_dense": base["compression_vs_dense"],
+        "hbm_utilization": hbm_bytes / (latency * inputs["device"].hbm_bandwidth_GBps * 1e9),
+        "ctas": float(grid),
+        "waves": base["waves"],
+    }
