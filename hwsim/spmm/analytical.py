@@ -305,8 +305,8 @@ def evaluate(inputs: Inputs) -> Metrics:
     out = evaluate_arrays(_workload_dict(w), kernel_fields(ker), dev, nnz_tile)
     metrics = {key: float(v) for key, v in out.items()}
     if np.isnan(metrics["latency_us"]):
-        raise InfeasibleDesign(f"kernel '{ker.name}' cannot run this shape on '{dev}': a thread "
-                               "block does not fit in one SM's shared memory")
+        raise InfeasibleDesign(f"kernel '{ker.name}' cannot run on '{inputs['device'].name}': "
+                               "a thread block does not fit in one SM's shared memory")
     return metrics
 
 
