@@ -127,3 +127,16 @@ def test_console_script_runs():
                            "queue.mean_service_s=0"], capture_output=True, text=True, check=False)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+
+
+def test_known_deviation_is_reported_but_does_not_fail(monkeypatch, capsys):
+    from hwsim import validation
+
+    off = validation.Case(system="queue", case="documented-miss", metric="m", reference=1.0,
+                          tolerance=0.01, source="test", conditions="", predict=lambda: 1.5,
+                          known_deviation="model too simple; see docs")
+    monkeypatch.setattr(validation, "collect", lambda names=None: [off])
+    code, out, _ = run(capsys, "validate", "--json")
+    assert code == 0
+    (row,) = json.loads(out)
+    assert row["ok"] is False and row["known_deviation"] == "model too simple; see docs"

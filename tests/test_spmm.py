@@ -168,10 +168,9 @@ def test_known_deviations_are_documented_and_real():
     assert names >= calibration.KNOWN_DEVIATIONS
     for case in calibration.KNOWN_DEVIATIONS:
         assert f"| {case} |" in doc, case
-    from hwsim.validation import run
-
-    for r in run([c for c in calibration.all_cases() if c.case in calibration.KNOWN_DEVIATIONS]):
-        assert not r.ok, f"{r.case} passes now: move it back into the pass/fail set"
+    # that each still misses its tolerance is checked for every system in test_validation.py
+    flagged = {c.case for c in calibration.validation_cases() if c.known_deviation}
+    assert flagged == calibration.KNOWN_DEVIATIONS
 
 
 # --- CLI -----------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ error on that subset (``scipy.optimize.least_squares``); the N = 8 and N = 32 ro
 ``models/spmm-kernel/`` carry the fitted values (rounded), and a test checks they match.
 
 Cases that miss their tolerance are listed in :data:`KNOWN_DEVIATIONS` and documented, with their
-numbers, in ``docs/spmm.md``; they are kept out of the pass/fail set of ``hwsim validate``.
+numbers, in ``docs/spmm.md``; ``hwsim validate`` runs and reports them as known deviations, which
+do not fail it.
 """
 
 from __future__ import annotations
@@ -197,9 +198,17 @@ def all_cases() -> list[Case]:
     return out
 
 
+DEVIATION_REASON = (
+    "the tile-level model's on-chip overlap is too simple: it is 10-20% optimistic at 80% "
+    "sparsity for N=8/16 and 9-15% pessimistic at 90% for N=32, against tolerances of the "
+    "figure's digitisation error (0.4-1.9%); docs/spmm.md, 'Known deviations'"
+)
+
+
 def validation_cases() -> list[Case]:
-    """The cases in ``hwsim validate``'s pass/fail set (all but the known deviations)."""
-    return [c for c in all_cases() if c.case not in KNOWN_DEVIATIONS]
+    """Every case; those in :data:`KNOWN_DEVIATIONS` carry the documented reason."""
+    return [dataclasses.replace(c, known_deviation=DEVIATION_REASON)
+            if c.case in KNOWN_DEVIATIONS else c for c in all_cases()]
 
 
 def main() -> None:  # pragma: no cover - a report for people
