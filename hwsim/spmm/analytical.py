@@ -2,24 +2,45 @@
 
 **Flash-LLM** (Load-as-Sparse, Compute-as-Dense; facts from
 ``shared/papers/flash_llm_spmm_msrep.md`` sec. 1.2-1.4). A thread block (CTA) owns ``tile_m``
-rows of A and ``tile_n`` columns of B and walks its K slice in steps of ``tile_k`` = 64. Per
-step it
+rows of A and ``tile_n`` columns of B and walks its K slice in steps of ``tile_k`` = 64. Each
+step follows the instruction order of ``SpMM_Kernel.cuh`` (notes sec. 1.4):
 
-1. loads its Tiled-CSL records from HBM (``4 B`` per padded nonzero plus the tile offsets);
-2. rebuilds the dense A tile in shared memory (zero-fill, then one 16-bit store per nonzero),
-   reads it back with ``ldmatrix`` together with the B tile; and
-3. runs dense ``mma`` on the tensor cores.
+1. *issue phase*: ``LDG.128`` of the **next** tile's Tiled-CSL records into registers (HBM,
+   ``4 B`` per padded nonzero plus the tile offsets) and the B ``cp.async``, while the tensor
+   cores run this tile's MMAs on operands read with ``ldmatrix`` (shared memory);
+2. *extraction phase*: after ``cp.async.wait_group`` and ``__syncthreads`` the zero-fill of the
+   next dense A buffer is complete and each thread scatters its register-held nonzeros into it
+   (one 16-bit store each). The scatter reads the registers the load fills, so it cannot start
+   before the load lands: the load overlaps the MMAs, **not** the extraction.
 
-With double-buffered shared memory, the load of step ``i + 1`` overlaps the on-chip work of step
-``i`` (2 then 3), so a CTA advances at ``max(t_load, t_extract + t_mma)`` per step, after a fill
-of ``min(...)``: the two-stage pipeline the DES runs (:mod:`hwsim.spmm.des`).
+So one CTA advances at ``max(t_load, t_mma, t_operands) + t_fill + t_scatter`` per step. (The
+earlier ``max(t_load, t_extract + t_mma)`` let the load hide the extraction too, which the code
+order does not allow; it made the model 10-20% optimistic where load and on-chip times are
+close, at 80% sparsity.) The zero-fill is counted in the extraction phase because the scatter
+waits on it (``wait_group 1``) and it shares the shared-memory port with the MMAs' operand
+reads; a variant hiding the fill under the MMAs fits the N = 16 calibration rows worse (MAPE
+5.8% vs 4.3%).
+
+**Co-resident CTAs** (2 per A100 SM for Flash-LLM's 68-72 KiB CTAs) run independently: one's
+issue phase (load, MMAs) proceeds while the other extracts, so their steps interleave. The SM's
+shared-memory port and tensor cores still serve all ``r`` of them, so a step takes
+``max(chain, r (t_fill + t_operands + t_scatter), r t_mma)``: the per-CTA chain above, or the
+SM's shared memory (tensor cores) busy with every resident CTA's work, whichever is longer. (The
+earlier model charged ``r (t_extract + t_mma)`` in series, ignoring this overlap, which the DES
+showed; :mod:`hwsim.spmm.des` runs the same two phases per CTA.)
 
 - HBM is shared by the ``c`` CTAs in flight (each loads at ``eta_hbm * BW / c``); shared memory
   and the tensor cores of an SM are shared by its resident CTAs (at most what fits in shared
   memory and the thread limit: 2 on an A100 for Flash-LLM's 68-72 KiB CTAs).
 - Shared-memory time counts bytes at ``smem_bytes_per_clk_per_sm`` (32 banks x 4 B) times
-  ``smem_efficiency``, and one store per nonzero at 32 lanes per clock (bank-conflict-free after
-  Flash-LLM's ahead-of-time reordering).
+  ``smem_efficiency`` (zero-fill ``tile_m x 64 x 2 B``; operands: ``ldmatrix`` of the dense A
+  tile plus copy and read of the B tile), and one store per nonzero at 32 lanes per clock
+  (bank-conflict-free after Flash-LLM's ahead-of-time reordering).
+- Pipeline fill and drain: the first tile is loaded and extracted before the loop and the last
+  step issues MMAs only, so a CTA takes ``t_load + t_extract + (steps - 1) T + max(t_mma,
+  t_operands)`` for a step time ``T``.
+- HBM sharing is lock-step: the ``c`` CTAs of a wave start together and do identical work, so
+  they load together (each at ``eta_hbm BW / c``) and then extract together.
 - Wave quantisation: ``grid = ceil(M / tile_m) * split_k * ceil(N / tile_n)`` CTAs run in full
   waves of ``sms * ctas_per_sm`` and one partial wave with fewer CTAs (more bandwidth each).
 - Split-K: each CTA writes its partial C (``split_k * M * N * 2 B``); a second kernel reads the
@@ -129,10 +150,13 @@ def flash_llm(m: Any, k: Any, n: Any, nnz_tile: Any, split_k: Any, ker: Mapping[
     nnz_step = nnz_tile * fmt_tiles
     a_step = fmt.RECORD_BYTES * nnz_step + fmt.OFFSET_BYTES * fmt_tiles
     n_mma = np.minimum(tn, 8.0 * _ceil(n / 8.0))  # N = 8 issues m16n8 MMAs only
-    smem_bytes = 2.0 * tm * tk * 2.0 + 2.0 * tn * tk * 2.0  # A: fill + ldmatrix; B: copy + read
     eta_s = ker["smem_efficiency"]
-    t_extract = (smem_bytes / (dev.smem_Bpc * eta_s)
-                 + nnz_step / (SMEM_STORES_PER_CLK * eta_s)) / dev.clock_Hz
+    smem_Bps = dev.smem_Bpc * eta_s * dev.clock_Hz
+    fill_B = tm * tk * 2.0  # zero-fill of the next dense A buffer
+    operand_B = tm * tk * 2.0 + 2.0 * tn * tk * 2.0  # ldmatrix of A; B copied in and read
+    scatter_per_nnz = 1.0 / (SMEM_STORES_PER_CLK * eta_s * dev.clock_Hz)
+    t_extract = fill_B / smem_Bps + nnz_step * scatter_per_nnz
+    t_operand = operand_B / smem_Bps
     t_mma = 2.0 * tm * n_mma * tk / (dev.tensor_flops / dev.sms * ker["tensor_efficiency"])
     bw = dev.hbm_Bps * ker["hbm_efficiency"]
     slots = dev.sms * cap
@@ -140,10 +164,14 @@ def flash_llm(m: Any, k: Any, n: Any, nnz_tile: Any, split_k: Any, ker: Mapping[
     rem = grid - full * slots
 
     def wave(c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A wave of ``c`` CTAs: its time, the per-CTA load time and the SM-shared bound."""
         resident = np.minimum(_ceil(c / dev.sms), cap)
         t_load = a_step * c / bw
-        t_chip = resident * (t_extract + t_mma)
-        return steps * np.maximum(t_load, t_chip) + np.minimum(t_load, t_chip), t_load, t_chip
+        issue = np.maximum(np.maximum(t_load, t_mma), t_operand)
+        t_chip = np.maximum(resident * (t_extract + t_operand), resident * t_mma)
+        period = np.maximum(issue + t_extract, t_chip)
+        t = t_load + t_extract + (steps - 1.0) * period + np.maximum(t_mma, t_operand)
+        return t, t_load, t_chip
 
     t_full, load_full, chip_full = wave(slots)
     t_rem, load_rem, chip_rem = wave(np.maximum(rem, 1.0))
@@ -158,15 +186,20 @@ def flash_llm(m: Any, k: Any, n: Any, nnz_tile: Any, split_k: Any, ker: Mapping[
     hbm = a_bytes + k * n * 2.0 + c_out + reduce_bytes
     load = np.where(full > 0, load_full, load_rem)
     chip = np.where(full > 0, chip_full, chip_rem)
-    bound = np.where(load >= chip, BOUND_CODES["hbm"],
-                     np.where(t_extract >= t_mma, BOUND_CODES["smem"], BOUND_CODES["compute"]))
+    issue = np.maximum(np.maximum(load, t_mma), t_operand)
+    on_chip = np.where(t_extract + t_operand >= t_mma, BOUND_CODES["smem"],
+                       BOUND_CODES["compute"])
+    bound = np.where(chip > issue + t_extract, on_chip,
+                     np.where(load >= np.maximum(t_mma, t_operand), BOUND_CODES["hbm"],
+                              np.where(t_operand >= t_mma, BOUND_CODES["smem"],
+                                       BOUND_CODES["compute"])))
     return {"latency_s": latency, "hbm_bytes": hbm, "memory_bytes": a_bytes,
             "bound": bound.astype(float), "ctas": grid, "waves": grid / slots,
             "ctas_per_sm": cap, "feasible": feasible,
             # per-CTA step quantities, for the DES (hwsim.spmm.des)
             "steps": steps, "fmt_tiles_per_step": fmt_tiles, "nnz_step": nnz_step,
-            "extract_fixed_s": smem_bytes / (dev.smem_Bpc * eta_s) / dev.clock_Hz,
-            "extract_per_nnz_s": 1.0 / (SMEM_STORES_PER_CLK * eta_s) / dev.clock_Hz,
+            "fill_s": fill_B / smem_Bps, "operand_s": t_operand,
+            "scatter_per_nnz_s": scatter_per_nnz,
             "mma_flops": 2.0 * tm * n_mma * tk, "hbm_Bps": bw, "c_out_B": c_out,
             "reduce_B": reduce_bytes, "launches": launches}
 

@@ -7,9 +7,13 @@ One event per tile-stage, never per cycle:
 - each SM has a :class:`~hwsim.des.FairShare` for its shared memory (work in seconds-alone, so
   ``r`` CTAs extracting at once each take ``r`` times as long) and a
   :class:`~hwsim.des.ComputeUnit` for its tensor cores;
-- each CTA runs a two-stage :class:`~hwsim.des.Pipeline` over its K steps with one buffer
-  between the stages (double buffering): ``load`` (its Tiled-CSL records from HBM) and
-  ``compute`` (sparse-to-dense extraction in shared memory, then the MMAs);
+- each CTA runs its K steps in the instruction order of Flash-LLM's ``SpMM_Kernel.cuh`` (the
+  analytical model's, :mod:`hwsim.spmm.analytical`): an *issue phase* in which the load of the
+  next tile's Tiled-CSL records from HBM, this tile's MMAs (tensor cores) and their operand
+  reads (shared memory) run concurrently, then an *extraction phase* (zero-fill and scatter of
+  the next tile in shared memory), which needs the loaded registers; the first tile is loaded
+  and extracted before the loop, the last step only issues MMAs. Co-resident CTAs interleave
+  their phases on the SM's shared memory and tensor cores;
 - CTAs are dispatched to SM slots as slots free up (``ctas_per_sm`` per SM); after its last step
   a CTA writes its partial C; with split-K a reduction kernel follows.
 
@@ -27,7 +31,7 @@ import logging
 import numpy as np
 import simpy
 
-from hwsim.des import ComputeUnit, FairShare, Memory, Pipeline, Stage, TraceRecorder
+from hwsim.des import ComputeUnit, FairShare, Memory, TraceRecorder
 from hwsim.errors import InfeasibleDesign, InputError
 from hwsim.spmm import analytical
 from hwsim.spmm import format as fmt
@@ -75,30 +79,31 @@ def evaluate(inputs: Inputs, *, seed: int = 0, trace: TraceRecorder | None = Non
     else:
         nnz = np.full((grid, steps), p["nnz_step"])
     load_B = fmt.RECORD_BYTES * nnz + fmt.OFFSET_BYTES * p["fmt_tiles_per_step"]
-    extract_s = p["extract_fixed_s"] + p["extract_per_nnz_s"] * nnz
+    extract_s = p["fill_s"] + p["scatter_per_nnz_s"] * nnz
 
     env = simpy.Environment()
     sms = int(dev.sms)
     hbm = Memory(env, inputs["device"].hbm_capacity_GB * 1e9, p["hbm_Bps"], name="hbm",
                  recorder=trace)
     smem = [FairShare(env, 1.0) for _ in range(sms)]
-    tc = [ComputeUnit(env, dev.tensor_flops / sms, ker.tensor_efficiency, 1, name=f"tc{i}")
+    tc = [ComputeUnit(env, dev.tensor_flops / sms, ker.tensor_efficiency, 1, name=f"tc{i}",
+                      recorder=trace)
           for i in range(sms)]
     c_per_cta = p["c_out_B"] / grid
     pending = list(range(grid - 1, -1, -1))  # CTAs not yet dispatched (pop from the end)
     finished: list[float] = []
 
-    def compute(sm: int, cta: int, step: int):
-        yield smem[sm].submit(float(extract_s[cta, step]))
-        yield tc[sm].run(p["mma_flops"])
-
     def cta_proc(sm: int, cta: int):
-        loads = load_B[cta].tolist()
-        pipe = Pipeline(env, [
-            Stage("load", lambda s: hbm.read(loads[s])),
-            Stage("compute", lambda s: env.process(compute(sm, cta, s))),
-        ], buffer_items=1, name=f"sm{sm}.cta{cta}", recorder=trace)
-        yield pipe.run(range(steps_of[cta % sk]))
+        n_steps = steps_of[cta % sk]
+        yield hbm.read(float(load_B[cta, 0]))
+        yield smem[sm].submit(float(extract_s[cta, 0]))
+        for step in range(n_steps):
+            issue = [tc[sm].run(p["mma_flops"]), smem[sm].submit(p["operand_s"])]
+            if step + 1 < n_steps:
+                issue.append(hbm.read(float(load_B[cta, step + 1])))
+            yield simpy.AllOf(env, issue)
+            if step + 1 < n_steps:
+                yield smem[sm].submit(float(extract_s[cta, step + 1]))
         yield hbm.write(c_per_cta)
         finished.append(env.now)
 
