@@ -3,12 +3,14 @@ performance model, priced rented or owned; request-level DES on :mod:`hwsim.serv
 
 System ``gpu-serving``: inputs ``device`` (kind ``gpu``), ``llm`` (``llm``), ``mapping``
 (``gpu-mapping``), ``traffic`` (``serving``) and ``tco`` (``tco``, Chiplet Cloud's TCO constants,
-used when servers are owned).
+used when servers are owned). ``analytical_batch`` evaluates many design points at once
+(:mod:`hwsim.gpu_serving.batch`); ``analytical`` is it on one point.
 """
 
 from __future__ import annotations
 
 from hwsim.gpu_serving.analytical import evaluate as analytical
+from hwsim.gpu_serving.batch import analytical_batch
 from hwsim.gpu_serving.spec import GpuMappingSpec, GpuSpec
 from hwsim.serving.spec import ServingSpec
 from hwsim.system import Metric, Role, System, register_system
@@ -67,6 +69,7 @@ SYSTEM = register_system(System(
         Metric("requests", "requests measured", fidelities=_DES),
     ),
     analytical=analytical,
+    analytical_batch=analytical_batch,
     des=_des,
     validation=_cases,
 ))

@@ -1,5 +1,11 @@
-"""Closed-form evaluator of GPU/TPU serving: one replica, saturated, no queueing
-(:mod:`hwsim.serving.saturation` on the roofline step model), and its costs.
+"""Closed-form evaluator of GPU/TPU serving: one replica, saturated, no queueing, and its
+costs.
+
+:func:`evaluate` is the batch evaluator (:mod:`hwsim.gpu_serving.batch`) on one point, which
+raises :class:`InfeasibleDesign` with the reason where the batch gives NaN. :func:`stepwise` is
+the same closed forms through the generic per-stage :mod:`hwsim.serving.saturation` on
+:class:`RooflineStepModel` (what the DES runs), kept as the reference the tests hold the batch
+evaluator to.
 """
 
 from __future__ import annotations
@@ -8,10 +14,9 @@ import math
 
 from hwsim import specs
 from hwsim.chiplet_cloud.spec import TcoSpec
-from hwsim.errors import InputError
-from hwsim.gpu_serving.cost import owned_usd_per_hour, rental_usd_per_hour
+from hwsim.errors import InfeasibleDesign
+from hwsim.gpu_serving.cost import costs
 from hwsim.gpu_serving.roofline import RooflineStepModel
-from hwsim.llm import model as llm_model
 from hwsim.serving.des import Lengths, lengths
 from hwsim.serving.saturation import saturated
 from hwsim.system import Inputs, Metrics
@@ -20,31 +25,9 @@ from hwsim.system import Inputs, Metrics
 def cost_metrics(model: RooflineStepModel, throughput: float,
                  tco: TcoSpec | None = None) -> dict[str, float]:
     """Devices, servers, utilisation and cost per 1k tokens at ``throughput`` tokens/s."""
-    gpu, mapping, llm = model.gpu, model.mapping, model.llm
-    devices = mapping.devices
-    util = throughput * llm_model.flops_per_token(llm) / (devices * model.peak_flops)
-    rent = rental_usd_per_hour(gpu, devices)
-    own = owned_usd_per_hour(gpu, devices, min(util, 1.0), tco)
-
-    def per_1k(usd_h: float) -> float:
-        return usd_h / 3600.0 / throughput * 1e3 if throughput > 0 else math.inf
-
-    if mapping.pricing == "owned" and not gpu.owned_price_known:
-        raise InputError(f"pricing = 'owned' needs the server price and power of {gpu.name} "
-                         "(server_price_usd and server_power_W > 0); none is published",
-                         key="mapping.pricing", value="owned", has_value=True)
-    chosen = rent if mapping.pricing == "rental" else own
-    return {
-        "tco_usd_per_1k_tokens": per_1k(chosen),
-        "rental_usd_per_1k_tokens": per_1k(rent),
-        "owned_usd_per_1k_tokens": per_1k(own),
-        "usd_per_hour": chosen,
-        "chips": float(devices),
-        "servers": float(math.ceil(devices / gpu.devices_per_server)),
-        "server_cost_usd": gpu.server_price_usd if gpu.server_price_usd > 0 else math.nan,
-        "server_power_W": gpu.server_power_W if gpu.server_power_W > 0 else math.nan,
-        "utilization": util,
-    }
+    out = costs(model.gpu, model.llm, model.mapping.pricing, model.mapping.devices,
+                model.peak_flops, throughput, tco)
+    return {k: float(v) for k, v in out.items()}
 
 
 def traffic_lengths(inputs: Inputs) -> Lengths:
@@ -62,7 +45,19 @@ def build(inputs: Inputs) -> RooflineStepModel:
 
 
 def evaluate(inputs: Inputs) -> Metrics:
-    """The analytical metrics of gpu-serving."""
+    """The analytical metrics of gpu-serving (the batch evaluator on one point)."""
+    from hwsim.gpu_serving.batch import analytical_batch
+
+    out = {k: float(v[0]) for k, v in analytical_batch(inputs, {}).items()}
+    if math.isnan(out["latency_ms_per_token"]):
+        build(inputs)  # raises InfeasibleDesign with the reason
+        raise InfeasibleDesign(f"{inputs['llm'].name} cannot be served by this mapping")
+    return out
+
+
+def stepwise(inputs: Inputs) -> Metrics:
+    """The same metrics through :func:`hwsim.serving.saturation.saturated` on the per-stage
+    step model (the reference of the batch evaluator)."""
     model = build(inputs)
     mapping, ln = inputs["mapping"], traffic_lengths(inputs)
     sat = saturated(model, mapping.batch, mapping.micro_batch_size, ln.mean_prompt,

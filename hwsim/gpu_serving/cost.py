@@ -9,17 +9,22 @@ part of a server pays its share (the other devices serve other replicas).
 from __future__ import annotations
 
 import math
+from typing import Any
+
+import numpy as np
 
 from hwsim.chiplet_cloud.cost import server_tco
 from hwsim.chiplet_cloud.spec import TcoSpec
+from hwsim.errors import InputError
 from hwsim.gpu_serving.spec import GpuSpec
+from hwsim.llm import model as llm_model
+from hwsim.llm.spec import LlmSpec
 
 HOURS_PER_YEAR = 365 * 24
 
 
-
-def rental_usd_per_hour(gpu: GpuSpec, devices: int) -> float:
-    """Renting ``devices`` devices, per hour."""
+def rental_usd_per_hour(gpu: GpuSpec, devices: Any) -> Any:
+    """Renting ``devices`` devices, per hour (arrays broadcast)."""
     return devices * gpu.rental_usd_per_device_hour
 
 
@@ -28,14 +33,50 @@ def default_tco() -> TcoSpec:
     return TcoSpec(name="chiplet-cloud-v1")
 
 
-def owned_usd_per_hour(gpu: GpuSpec, devices: int, utilization: float,
-                       tco: TcoSpec | None = None) -> float:
+def owned_usd_per_hour(gpu: GpuSpec, devices: Any, utilization: Any,
+                       tco: TcoSpec | None = None) -> Any:
     """Owning the servers that hold ``devices`` devices, per hour of their life; NaN when the
     spec carries no server price and power. ``utilization`` scales the power-proportional
     terms as Chiplet Cloud does (when the TCO spec says so)."""
     if not gpu.owned_price_known:
         return math.nan
     t = tco or default_tco()
-    total = float(server_tco(gpu.server_power_W, gpu.server_price_usd, t, utilization))
+    total = server_tco(gpu.server_power_W, gpu.server_price_usd, t, utilization)
     share = devices / gpu.devices_per_server
-    return share * total / (t.server_life_years * HOURS_PER_YEAR)
+    out = share * total / (t.server_life_years * HOURS_PER_YEAR)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def costs(gpu: GpuSpec, llm: LlmSpec, pricing: str, devices: Any, peak_flops: Any,
+          throughput: Any, tco: TcoSpec | None = None, *, rental_rate: Any = None
+          ) -> dict[str, Any]:
+    """Devices, servers, utilisation (2 FLOPs per weight per token over ``peak_flops`` per
+    device) and cost per 1k tokens at ``throughput`` tokens/s; arrays broadcast.
+    ``rental_rate`` overrides the spec's $/device-hour (an array in a batch)."""
+    if pricing == "owned" and not gpu.owned_price_known:
+        raise InputError(f"pricing = 'owned' needs the server price and power of {gpu.name} "
+                         "(server_price_usd and server_power_W > 0); none is published",
+                         key="mapping.pricing", value="owned", has_value=True)
+    thr = np.asarray(throughput, dtype=float)
+    util = thr * llm_model.flops_per_token(llm) / (devices * np.asarray(peak_flops))
+    rate = gpu.rental_usd_per_device_hour if rental_rate is None else rental_rate
+    rent = devices * np.asarray(rate, dtype=float)
+    own = (np.asarray(owned_usd_per_hour(gpu, devices, np.minimum(util, 1.0), tco))
+           if gpu.owned_price_known else np.full(np.shape(util), math.nan))
+    chosen = rent if pricing == "rental" else own
+
+    def per_1k(usd_h: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(thr > 0, usd_h / 3600.0 / thr * 1e3, math.inf)
+
+    return {
+        "tco_usd_per_1k_tokens": per_1k(chosen),
+        "rental_usd_per_1k_tokens": per_1k(rent),
+        "owned_usd_per_1k_tokens": per_1k(own),
+        "usd_per_hour": chosen,
+        "chips": np.asarray(devices, dtype=float),
+        "servers": np.ceil(np.asarray(devices, dtype=float) / gpu.devices_per_server),
+        "server_cost_usd": gpu.server_price_usd if gpu.server_price_usd > 0 else math.nan,
+        "server_power_W": gpu.server_power_W if gpu.server_power_W > 0 else math.nan,
+        "utilization": util,
+    }

@@ -8,13 +8,18 @@ their Megatron split (Shoeybi et al. 2019), attention over the KV cache, ring al
 the tensor-parallel group; plus, on the last stage, the vocabulary-parallel LM head. Pipeline
 stages hold contiguous layer groups (uneven when the layers do not divide); stage-to-stage
 transfers are separate, so the DES can treat the links as resources of their own.
+
+:class:`Kernels` holds the per-layer kernel times and the HBM footprint with every numeric input
+allowed to be a numpy array (one value per design point): the batch evaluator
+(:mod:`hwsim.gpu_serving.batch`) and the per-stage :class:`RooflineStepModel` (the DES) both use
+it, so there is one implementation of the step model.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +28,123 @@ from hwsim.gpu_serving.spec import DTYPE_BYTES, GpuMappingSpec, GpuSpec
 from hwsim.llm import model as llm_model
 from hwsim.llm import perf
 from hwsim.llm.spec import LlmSpec
+
+ArrayLike = Any  # float | int | np.ndarray
+
+
+def crosses_servers(stage: ArrayLike, tp: ArrayLike, devices_per_server: ArrayLike) -> np.ndarray:
+    """Whether the link from ``stage`` to the next leaves the server: a tensor-parallel group
+    wider than a server, or the last stage group that fits in one."""
+    tp = np.asarray(tp)
+    per = np.asarray(devices_per_server)
+    groups = np.maximum(per // np.maximum(tp, 1), 1)
+    return (tp > per) | ((np.asarray(stage) + 1) % groups == 0)
+
+
+def stage_link_Bps(gpu: Any, crosses: ArrayLike, tp: ArrayLike) -> np.ndarray:
+    """Bandwidth of a stage-to-stage link: each of the ``tp`` devices of the stage sends its
+    share of the activation, over the network when the link leaves the server."""
+    bw = np.where(crosses, gpu.network_bandwidth_GBps, gpu.interconnect_bandwidth_GBps)
+    return bw * 1e9 * np.asarray(gpu.interconnect_efficiency) * np.asarray(tp)
+
+
+@dataclass(frozen=True)
+class Kernels:
+    """Kernel times of one decoder layer on one device of the tensor-parallel group, and the
+    HBM a stage needs; ``tp``, the device's rates and ``overhead_s`` may be arrays."""
+
+    llm: LlmSpec
+    shape: llm_model.LayerShape
+    device: perf.Device
+    tp: np.ndarray
+    #: attention sharded by sequences (and tp > 1), per point
+    batch_sharded: np.ndarray
+    act_bytes: int
+    overhead_s: np.ndarray
+
+    @classmethod
+    def build(cls, gpu: Any, llm: LlmSpec, mapping: Any) -> Kernels:
+        """From a ``gpu`` spec and a mapping (spec objects, or look-alikes whose numeric fields
+        are arrays: ``tensor_parallel``, the device's rates and efficiencies)."""
+        t = np.asarray(mapping.tensor_parallel, dtype=float)
+        wb, kvb = DTYPE_BYTES[mapping.weight_dtype], DTYPE_BYTES[mapping.kv_dtype]
+        shape = llm_model.layer_shape(llm, bytes_per_value=wb)
+        shape = dataclasses.replace(shape, kv_bytes_per_token=shape.kv_bytes_per_token / wb * kvb)
+        p16 = np.asarray(gpu.peak_16bit_TFLOPS, dtype=float)
+        p8 = np.asarray(gpu.peak_8bit_TFLOPS, dtype=float)
+        eff_peak = np.where(p8 > 0, p8, p16) if wb == 1 else p16
+        tp_link = np.where(t > gpu.devices_per_server, gpu.network_bandwidth_GBps,
+                           gpu.interconnect_bandwidth_GBps)
+        ieff = np.asarray(gpu.interconnect_efficiency, dtype=float)
+        device = perf.Device(
+            peak_flops=eff_peak * 1e12,
+            mem_bw_Bps=np.asarray(gpu.hbm_bandwidth_GBps, dtype=float) * 1e9,
+            compute_efficiency=np.asarray(gpu.compute_efficiency, dtype=float),
+            memory_efficiency=np.asarray(gpu.bandwidth_efficiency, dtype=float),
+            tp_link_Bps=tp_link * 1e9 * ieff,
+            pp_link_Bps=np.asarray(gpu.network_bandwidth_GBps, dtype=float) * 1e9 * ieff,
+            link_latency_s=np.asarray(gpu.interconnect_latency_us, dtype=float) * 1e-6,
+        )
+        return cls(llm=llm, shape=shape, device=device, tp=t,
+                   batch_sharded=(mapping.attention_sharding == "batch") & (t > 1),
+                   act_bytes=DTYPE_BYTES[mapping.activation_dtype],
+                   overhead_s=np.asarray(gpu.layer_overhead_us, dtype=float) * 1e-6)
+
+    def layer_s(self, seqs: ArrayLike, q_len: ArrayLike, kv_len: ArrayLike) -> np.ndarray:
+        """One decoder layer: weight GEMMs, attention, all-reduces and the fixed overhead."""
+        tp, dev, shape = self.tp, self.device, self.shape
+        rows = np.asarray(seqs, dtype=float) * q_len
+        t = sum(perf.gemm_s(g, rows, tp, dev, shape.bytes_per_value) for g in shape.gemms)
+        t = t + self.attention_s(seqs, q_len, kv_len)
+        nbytes = rows * shape.d_model * self.act_bytes
+        t = t + shape.allreduces * perf.ring_allreduce_s(nbytes, tp, dev.tp_link_Bps,
+                                                        dev.link_latency_s)
+        return t + self.overhead_s
+
+    def attention_s(self, seqs: ArrayLike, q_len: ArrayLike, kv_len: ArrayLike) -> np.ndarray:
+        """Attention of one layer on one device. Head-sharded: ``perf.attention_s`` over the
+        group. Batch-sharded (Pope et al. 2022, sec. 3.3): each device runs every head of
+        ``ceil(seqs / tp)`` whole sequences against their KV cache, after an all-to-all that
+        hands it those sequences' queries and before one that returns the outputs."""
+        tp, dev, shape = self.tp, self.device, self.shape
+        heads = perf.attention_s(shape, seqs, q_len, kv_len, tp, dev)
+        if not np.any(self.batch_sharded):
+            return heads
+        seqs = np.asarray(seqs, dtype=float)
+        own = np.ceil(seqs / tp)
+        t = perf.attention_s(shape, own, q_len, kv_len, 1, dev)
+        # two all-to-alls, each device sending (tp - 1) / tp of its rows x q_width / tp share
+        nbytes = seqs * q_len * shape.q_width / tp * self.act_bytes * (tp - 1) / tp
+        sharded = t + 2 * perf.transfer_s(nbytes, dev.tp_link_Bps, dev.link_latency_s)
+        return np.where(self.batch_sharded, sharded, heads)
+
+    def head_s(self, seqs: ArrayLike) -> np.ndarray:
+        """The LM head (vocabulary split across the tensor-parallel group), one row per
+        sequence."""
+        head = llm_model.Gemm("lm_head", self.llm.d_model, self.llm.vocab, "col")
+        return perf.gemm_s(head, seqs, self.tp, self.device, self.shape.bytes_per_value)
+
+    def kv_split(self) -> np.ndarray:
+        """Devices the KV cache of a sequence is spread over."""
+        return np.where(self.batch_sharded, self.tp,
+                        np.minimum(self.tp, float(self.shape.kv_heads)))
+
+    def device_bytes(self, layers: ArrayLike, first: ArrayLike, last: ArrayLike,
+                     stages: ArrayLike, sequences: ArrayLike, context: ArrayLike) -> np.ndarray:
+        """HBM bytes one device of a stage of ``layers`` layers holds: its weights (the
+        embeddings on the ``first`` stage, the LM head on the ``last``) and the KV cache of
+        ``sequences`` sequences of ``context`` tokens."""
+        llm = self.llm
+        layers = np.asarray(layers, dtype=float)
+        params = layers * llm_model.params_per_layer(llm)
+        emb = llm.vocab * llm.d_model + (llm.max_context * llm.d_model
+                                         if llm.learned_positions else 0)
+        params = params + np.where(first, emb, 0.0)
+        untied = (np.asarray(stages) > 1) | (not llm.tied_embeddings)
+        params = params + np.where(np.asarray(last) & untied, llm.vocab * llm.d_model, 0.0)
+        kv = np.asarray(sequences, dtype=float) * context * layers * \
+            self.shape.kv_bytes_per_token / self.kv_split()
+        return params / self.tp * self.shape.bytes_per_value + kv
 
 
 @dataclass(frozen=True)
@@ -36,8 +158,7 @@ class RooflineStepModel:
     gpu: GpuSpec
     llm: LlmSpec
     mapping: GpuMappingSpec
-    shape: llm_model.LayerShape
-    device: perf.Device
+    kernels: Kernels
     stage_layers: tuple[int, ...]
     #: per decode batch size: (layer time without attention, attention time per cached token,
     #: LM head time)
@@ -53,28 +174,20 @@ class RooflineStepModel:
         if p > llm.layers:
             raise InfeasibleDesign(f"pipeline_parallel {p} exceeds the {llm.layers} layers of "
                                    f"{llm.name}")
-        wb, kvb = DTYPE_BYTES[mapping.weight_dtype], DTYPE_BYTES[mapping.kv_dtype]
-        shape = llm_model.layer_shape(llm, bytes_per_value=wb)
-        shape = dataclasses.replace(shape, kv_bytes_per_token=shape.kv_bytes_per_token / wb * kvb)
         base, extra = divmod(llm.layers, p)
         layers = tuple(base + (1 if s < extra else 0) for s in range(p))
-        eff_peak = gpu.peak_8bit_TFLOPS if wb == 1 and gpu.peak_8bit_TFLOPS > 0 else \
-            gpu.peak_16bit_TFLOPS
-        tp_link = (gpu.network_bandwidth_GBps if t > gpu.devices_per_server
-                   else gpu.interconnect_bandwidth_GBps)
-        device = perf.Device(
-            peak_flops=eff_peak * 1e12,
-            mem_bw_Bps=gpu.hbm_bandwidth_GBps * 1e9,
-            compute_efficiency=gpu.compute_efficiency,
-            memory_efficiency=gpu.bandwidth_efficiency,
-            tp_link_Bps=tp_link * 1e9 * gpu.interconnect_efficiency,
-            pp_link_Bps=gpu.network_bandwidth_GBps * 1e9 * gpu.interconnect_efficiency,
-            link_latency_s=gpu.interconnect_latency_us * 1e-6,
-        )
-        return cls(gpu=gpu, llm=llm, mapping=mapping, shape=shape, device=device,
+        return cls(gpu=gpu, llm=llm, mapping=mapping, kernels=Kernels.build(gpu, llm, mapping),
                    stage_layers=layers)
 
     # ---------------------------------------------------------------------------------------
+
+    @property
+    def shape(self) -> llm_model.LayerShape:
+        return self.kernels.shape
+
+    @property
+    def device(self) -> perf.Device:
+        return self.kernels.device
 
     @property
     def stages(self) -> int:
@@ -87,43 +200,23 @@ class RooflineStepModel:
 
     @property
     def _act_bytes(self) -> int:
-        return DTYPE_BYTES[self.mapping.activation_dtype]
+        return self.kernels.act_bytes
 
     def _layer_s(self, seqs: float, q_len: float, kv_len: float) -> float:
         """One decoder layer on one device of the tensor-parallel group."""
-        tp, dev, shape = self.mapping.tensor_parallel, self.device, self.shape
-        rows = seqs * q_len
-        t = sum(float(perf.gemm_s(g, rows, tp, dev, shape.bytes_per_value)) for g in shape.gemms)
-        t += self._attention_s(seqs, q_len, kv_len)
-        nbytes = rows * shape.d_model * self._act_bytes
-        t += shape.allreduces * float(
-            perf.ring_allreduce_s(nbytes, tp, dev.tp_link_Bps, dev.link_latency_s))
-        return t + self.gpu.layer_overhead_us * 1e-6
+        return float(self.kernels.layer_s(seqs, q_len, kv_len))
 
     @property
     def _batch_sharded(self) -> bool:
-        return self.mapping.attention_sharding == "batch" and self.mapping.tensor_parallel > 1
+        return bool(self.kernels.batch_sharded)
 
     def _attention_s(self, seqs: float, q_len: float, kv_len: float) -> float:
-        """Attention of one layer on one device. Head-sharded: ``perf.attention_s`` over the
-        group. Batch-sharded (Pope et al. 2022, sec. 3.3): each device runs every head of
-        ``ceil(seqs / tp)`` whole sequences against their KV cache, after an all-to-all that
-        hands it those sequences' queries and before one that returns the outputs."""
-        tp, dev, shape = self.mapping.tensor_parallel, self.device, self.shape
-        if not self._batch_sharded:
-            return float(perf.attention_s(shape, seqs, q_len, kv_len, tp, dev))
-        own = math.ceil(seqs / tp)
-        t = float(perf.attention_s(shape, own, q_len, kv_len, 1, dev))
-        # two all-to-alls, each device sending (tp - 1) / tp of its rows x q_width / tp share
-        nbytes = seqs * q_len * shape.q_width / tp * self._act_bytes * (tp - 1) / tp
-        return t + 2 * float(perf.transfer_s(nbytes, dev.tp_link_Bps, dev.link_latency_s))
+        """Attention of one layer on one device (:meth:`Kernels.attention_s`)."""
+        return float(self.kernels.attention_s(seqs, q_len, kv_len))
 
     def head_s(self, seqs: float) -> float:
-        """The LM head (vocabulary split across the tensor-parallel group), one row per
-        sequence."""
-        head = llm_model.Gemm("lm_head", self.llm.d_model, self.llm.vocab, "col")
-        return float(perf.gemm_s(head, seqs, self.mapping.tensor_parallel, self.device,
-                                 self.shape.bytes_per_value))
+        """The LM head, one row per sequence (:meth:`Kernels.head_s`)."""
+        return float(self.kernels.head_s(seqs))
 
     def layer_decode_s(self, batch: int, kv_tokens: float) -> float:
         """One decoder layer, one decode step of ``batch`` sequences."""
@@ -154,16 +247,13 @@ class RooflineStepModel:
 
     def stage_crosses_servers(self, stage: int) -> bool:
         """Whether the link from ``stage`` to the next leaves the server."""
-        t, per = self.mapping.tensor_parallel, self.gpu.devices_per_server
-        return t > per or (stage + 1) % max(per // t, 1) == 0
+        return bool(crosses_servers(stage, self.mapping.tensor_parallel,
+                                    self.gpu.devices_per_server))
 
     def link(self, stage: int) -> tuple[float, float]:
         g = self.gpu
-        bw = g.network_bandwidth_GBps if self.stage_crosses_servers(stage) else \
-            g.interconnect_bandwidth_GBps
-        # each of the tp devices of the stage sends its share of the activation
-        return (bw * 1e9 * g.interconnect_efficiency * self.mapping.tensor_parallel,
-                g.interconnect_latency_us * 1e-6)
+        bw = stage_link_Bps(g, self.stage_crosses_servers(stage), self.mapping.tensor_parallel)
+        return float(bw), g.interconnect_latency_us * 1e-6
 
     def transfer_bytes(self, stage: int, tokens: int) -> float:
         return float(tokens * self.llm.d_model * self._act_bytes)
@@ -173,17 +263,9 @@ class RooflineStepModel:
 
     def device_bytes(self, stage: int, sequences: int, context_tokens: int) -> float:
         """HBM bytes one device of ``stage`` holds: its weights and the KV cache."""
-        llm, t = self.llm, self.mapping.tensor_parallel
-        params = self.stage_layers[stage] * llm_model.params_per_layer(llm)
-        if stage == 0:
-            params += llm.vocab * llm.d_model + (llm.max_context * llm.d_model
-                                                 if llm.learned_positions else 0)
-        if stage == self.stages - 1 and (self.stages > 1 or not llm.tied_embeddings):
-            params += llm.vocab * llm.d_model
-        kv_split = t if self._batch_sharded else min(t, self.shape.kv_heads)
-        kv = sequences * context_tokens * self.stage_layers[stage] * \
-            self.shape.kv_bytes_per_token / kv_split
-        return params / t * self.shape.bytes_per_value + kv
+        return float(self.kernels.device_bytes(
+            self.stage_layers[stage], stage == 0, stage == self.stages - 1, self.stages,
+            sequences, context_tokens))
 
     def check_fits(self, sequences: int, context_tokens: int) -> None:
         """Raise InfeasibleDesign when a stage's weights and KV cache exceed usable HBM."""

@@ -1,0 +1,121 @@
+"""Speed of the ``gpu-serving`` analytical evaluators: design points per second.
+
+Measures, on one core (numpy, no threads), Llama-3 70B on H100 with the ``ctx2048`` traffic:
+
+1. ``analytical_batch`` over a grid of tensor parallelism x pipeline depth x batch x prompt
+   and output lengths x HBM bandwidth efficiency (one call);
+2. ``analytical`` (the batch evaluator on one point), point by point on prebuilt inputs, and
+   with the per-point spec overrides a sweep pays;
+3. ``stepwise`` (the per-stage closed forms of :mod:`hwsim.serving.saturation`, the reference);
+4. the exhaustive search of ``explore/gpu_serving_llama3.toml`` (4,096 designs).
+
+    python benchmarks/bench_gpu_serving.py [--repeat R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np
+
+from hwsim import specs
+from hwsim.errors import InfeasibleDesign, InputError
+from hwsim.gpu_serving.analytical import stepwise
+from hwsim.system import Inputs, get_system
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def grid() -> dict[str, np.ndarray]:
+    """tp x pp x batch x prompt x output x bandwidth efficiency, flattened."""
+    axes = {
+        "mapping.tensor_parallel": [1, 2, 4, 8],
+        "mapping.pipeline_parallel": [1, 2, 3, 4],
+        "mapping.batch": list(range(1, 257)),
+        "traffic.prompt_tokens": [512, 2048],
+        "traffic.output_tokens": [64, 256],
+        "device.bandwidth_efficiency": [0.5, 0.585, 0.7],
+    }
+    mesh = np.meshgrid(*[np.asarray(v) for v in axes.values()], indexing="ij")
+    return {k: m.ravel() for k, m in zip(axes, mesh, strict=True)}
+
+
+def with_point(inputs: Inputs, point: dict[str, object]) -> dict[str, object]:
+    """``inputs`` with one design point's ``role.key`` values applied (validated specs)."""
+    per_role: dict[str, dict[str, object]] = {}
+    for key, value in point.items():
+        role, _, rest = key.partition(".")
+        per_role.setdefault(role, {})[rest] = value
+    return {**inputs, **{r: specs.with_overrides(inputs[r], ov) for r, ov in per_role.items()}}
+
+
+def best_of(fn: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    system = get_system("gpu-serving")
+    inputs = system.resolve(["device=h100-sxm-80gb", "llm=llama3-70b"])
+
+    pts = grid()
+    n = len(pts["mapping.batch"])
+    system.analytical_batch(inputs, {k: v[:100] for k, v in pts.items()})  # warm up
+    dt = best_of(lambda: system.analytical_batch(inputs, pts), args.repeat)
+    out = system.analytical_batch(inputs, pts)
+    feasible = int(np.isfinite(out["latency_ms_per_token"]).sum())
+    batch_rate = n / dt
+    print(f"analytical_batch: {n:,} design points in {dt:.3f} s = {batch_rate:,.0f} points/s "
+          f"({feasible:,} feasible)")
+
+    rng = np.random.default_rng(0)
+    idx = rng.choice(n, size=200, replace=False)
+    points = [{k: v[i].item() for k, v in pts.items()} for i in idx]
+    prebuilt = [with_point(inputs, p) for p in points]
+
+    def loop(fn: Callable[[object], object], items: list) -> None:
+        for x in items:
+            with contextlib.suppress(InfeasibleDesign, InputError):
+                fn(x)
+
+    dt = best_of(lambda: loop(system.analytical, prebuilt), args.repeat) / len(prebuilt)
+    print(f"analytical, one point at a time (inputs prebuilt): {dt * 1e6:,.0f} us = "
+          f"{1 / dt:,.0f} points/s; batch is {batch_rate * dt:,.0f}x faster")
+
+    def with_overrides(p: dict) -> None:
+        system.analytical(with_point(inputs, p))
+
+    dt = best_of(lambda: loop(with_overrides, points), args.repeat) / len(points)
+    print(f"analytical, one point at a time with spec overrides (as a sweep): {dt * 1e6:,.0f} us "
+          f"= {1 / dt:,.0f} points/s")
+
+    dt = best_of(lambda: loop(stepwise, prebuilt), args.repeat) / len(prebuilt)
+    print(f"stepwise reference (hwsim.serving.saturation): {dt * 1e6:,.0f} us = "
+          f"{1 / dt:,.0f} points/s")
+
+    from hwsim.explore.exhaustive import run_exhaustive
+    from hwsim.explore.study import load_study
+
+    study = load_study(ROOT / "explore" / "gpu_serving_llama3.toml")
+    res = run_exhaustive(study)
+    print(f"exhaustive search of {study.name}: {len(res.table):,} designs in {res.seconds:.2f} s "
+          f"({res.method}), {int(res.table['pareto'].sum())} on the exact front")
+
+
+if __name__ == "__main__":
+    main()
