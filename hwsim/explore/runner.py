@@ -365,7 +365,7 @@ def run_worker(study: StudySpec, opts: SweepOptions, budget: int,
                 if journal:
                     storage_mod.recover_dead_local_trials(ostudy, url)
                 else:
-                    optuna.storages.fail_stale_trials(ostudy)
+                    storage_mod.fail_dead_db_trials(ostudy)
                 if n_counted(ostudy) < budget or _has_waiting(ostudy):
                     objective.stop = False
                     ostudy.optimize(objective, n_trials=None, catch=(_Surplus, _EvaluatorError),

@@ -264,3 +264,52 @@ def recover_dead_local_trials(study: Any, journal: str) -> int:
                  tag or "(unknown)")
         n += 1
     return n
+
+
+def fail_dead_db_trials(study: Any) -> int:
+    """Fail and queue again the database trials of dead workers; returns how many were found.
+
+    Optuna's ``fail_stale_trials`` only sees trials whose heartbeat went stale. A worker killed
+    between creating a trial and recording its first heartbeat leaves a RUNNING trial with no
+    heartbeat at all, which it never fails; such a trial is dead once it is older than the
+    grace period (by its start time), and is failed and retried the same way.
+    """
+    import copy
+    import datetime
+
+    import optuna
+    from optuna.trial import TrialState
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    storage = study._storage  # Optuna wraps an RDBStorage in a cache layer
+    backend = getattr(storage, "_backend", storage)
+    if not isinstance(backend, optuna.storages.RDBStorage):
+        return 0
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=GRACE_PERIOD_S)
+    with _create_scoped_session(backend.scoped_session) as session:
+        rows = (session.query(models.TrialModel)
+                .filter(models.TrialModel.study_id == study._study_id)
+                .filter(models.TrialModel.state == TrialState.RUNNING)
+                .all())
+        orphans = [t.trial_id for t in rows
+                   if not t.heartbeats and t.datetime_start is not None
+                   and t.datetime_start < cutoff]
+    callback = backend.get_heartbeat_stale_trial_callback()
+    failed = 0
+    for trial_id in orphans:
+        try:
+            if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:  # another worker got there first
+            continue
+        failed += 1
+        log.warning("trial id %d never recorded a heartbeat (its worker died); failed and "
+                    "queued again", trial_id)
+        if callback is not None:
+            callback(study, copy.deepcopy(storage.get_trial(trial_id)))
+    return failed
