@@ -23,6 +23,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
+from _timing import best_of  # benchmarks/_timing.py, beside this script
 
 from hwsim import specs
 from hwsim.chiplet_cloud import search
@@ -39,14 +40,6 @@ def v1_points(pp_values) -> dict[str, np.ndarray]:
             "mapping.batch", "mapping.pp")
     return {k: g.ravel() for k, g in zip(keys, grids, strict=True)}
 
-
-def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +24,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
+from _timing import best_of  # benchmarks/_timing.py, beside this script
 
 from hwsim import specs
 from hwsim.errors import InfeasibleDesign, InputError
@@ -56,14 +56,6 @@ def with_point(inputs: Inputs, point: dict[str, object]) -> dict[str, object]:
         per_role.setdefault(role, {})[rest] = value
     return {**inputs, **{r: specs.with_overrides(inputs[r], ov) for r, ov in per_role.items()}}
 
-
-def best_of(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:

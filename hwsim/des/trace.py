@@ -69,14 +69,8 @@ class TraceRecorder:
         args: Mapping[str, Any] | None = None,
     ) -> None:
         """A span ``[start_s, start_s + dur_s)`` named ``name`` on track (process, thread)."""
-        if self._full():
-            return
-        pid, tid = self._tid(process or self.default_process, thread)
-        ev: dict[str, Any] = {"name": name, "cat": cat, "ph": "X", "ts": start_s * _US,
-                              "dur": max(dur_s, 0.0) * _US, "pid": pid, "tid": tid}
-        if args:
-            ev["args"] = dict(args)
-        self.events.append(ev)
+        self._track_event(name, "X", start_s, thread, process, cat, args,
+                          dur=max(dur_s, 0.0) * _US)
 
     def counter(
         self,
@@ -106,10 +100,15 @@ class TraceRecorder:
         args: Mapping[str, Any] | None = None,
     ) -> None:
         """A point event at ``t_s`` on track (process, thread)."""
+        self._track_event(name, "i", t_s, thread, process, cat, args, s="t")
+
+    def _track_event(self, name: str, ph: str, t_s: float, thread: str, process: str | None,
+                     cat: str, args: Mapping[str, Any] | None, **extra: Any) -> None:
+        """Append one event of phase ``ph`` on track (process, thread), unless the cap is hit."""
         if self._full():
             return
         pid, tid = self._tid(process or self.default_process, thread)
-        ev: dict[str, Any] = {"name": name, "cat": cat, "ph": "i", "s": "t", "ts": t_s * _US,
+        ev: dict[str, Any] = {"name": name, "cat": cat, "ph": ph, "ts": t_s * _US, **extra,
                               "pid": pid, "tid": tid}
         if args:
             ev["args"] = dict(args)

@@ -209,13 +209,8 @@ def _feasible(study: StudySpec, table: pd.DataFrame) -> np.ndarray:
     for m in study.objective_metrics:
         ok &= np.isfinite(table[m].to_numpy(dtype=float)) if m in table else False
     for c in study.constraints:
-        v = table[c.metric].to_numpy(dtype=float) if c.metric in table else np.full(
-            len(table), np.nan)
-        with np.errstate(invalid="ignore"):
-            if c.max is not None:
-                ok &= v <= c.max
-            if c.min is not None:
-                ok &= v >= c.min
+        ok &= c.satisfied(table[c.metric].to_numpy(dtype=float) if c.metric in table
+                          else np.full(len(table), np.nan))
     return ok
 
 

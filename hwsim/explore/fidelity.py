@@ -118,12 +118,7 @@ def _feasible(study: StudySpec, df: pd.DataFrame, fid: str) -> np.ndarray:
         col = f"{c.metric}@{fid}"
         if col not in df:
             continue
-        v = df[col].to_numpy(dtype=float)
-        with np.errstate(invalid="ignore"):
-            if c.max is not None:
-                ok &= v <= c.max
-            if c.min is not None:
-                ok &= v >= c.min
+        ok &= c.satisfied(df[col].to_numpy(dtype=float))
     return ok
 
 

@@ -44,6 +44,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import numpy as np
+
 from hwsim import specs
 from hwsim.errors import InputError
 from hwsim.system import FIDELITIES, Inputs, System, get_system
@@ -185,6 +187,17 @@ class Constraint:
         if self.min is not None:
             out.append(self.min - value if math.isfinite(value) else math.inf)
         return out
+
+    def satisfied(self, values: np.ndarray) -> np.ndarray:
+        """Element-wise: the bounds hold (NaN never satisfies them)."""
+        v = np.asarray(values, dtype=float)
+        ok = np.isfinite(v)
+        with np.errstate(invalid="ignore"):
+            if self.max is not None:
+                ok &= v <= self.max
+            if self.min is not None:
+                ok &= v >= self.min
+        return ok
 
     def label(self) -> str:
         parts = []

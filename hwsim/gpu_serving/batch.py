@@ -35,7 +35,7 @@ from hwsim.errors import InputError
 from hwsim.gpu_serving.cost import costs
 from hwsim.gpu_serving.roofline import Kernels, crosses_servers, stage_link_Bps
 from hwsim.gpu_serving.spec import GpuMappingSpec, GpuSpec
-from hwsim.serving.des import lengths
+from hwsim.serving.des import lengths, longest_context
 from hwsim.serving.spec import ServingSpec
 from hwsim.system import Inputs
 
@@ -169,11 +169,9 @@ def _evaluate(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str
         prompt, output, longest = arr(ln.mean_prompt), arr(ln.mean_output), arr(
             ln.longest_context)
     else:  # as hwsim.serving.des.lengths, per point
-        p_in = arr(vec.get("traffic.prompt_tokens", traffic.prompt_tokens))
-        o_in = arr(vec.get("traffic.output_tokens", traffic.output_tokens))
-        prompt, output = p_in, o_in
-        longest = ((2 * p_in - 1) + (2 * o_in - 1) if traffic.length_distribution == "uniform"
-                   else p_in + o_in)
+        prompt = arr(vec.get("traffic.prompt_tokens", traffic.prompt_tokens))
+        output = arr(vec.get("traffic.output_tokens", traffic.output_tokens))
+        longest = longest_context(prompt, output, traffic.length_distribution)
 
     ok = (m <= b) & (pp <= llm.layers) & ((tp <= llm.heads) | (mp.attention_sharding == "batch"))
     pp = np.where(ok, pp, 1.0)  # keep the arithmetic of rejected points harmless

@@ -120,9 +120,15 @@ def lengths(traffic: ServingSpec, base_dir: Path | None = None) -> Lengths:
         return Lengths(float(req.prompt_tokens.mean()), float(req.output_tokens.mean()),
                        int((req.prompt_tokens + req.output_tokens).max()))
     p, o = traffic.prompt_tokens, traffic.output_tokens
-    if traffic.length_distribution == "uniform":
-        return Lengths(float(p), float(o), (2 * p - 1) + (2 * o - 1))
-    return Lengths(float(p), float(o), p + o)
+    return Lengths(float(p), float(o), longest_context(p, o, traffic.length_distribution))
+
+
+def longest_context(prompt_tokens: Any, output_tokens: Any, distribution: str) -> Any:
+    """The longest prompt + output of synthetic traffic with these means (scalars or arrays):
+    uniform lengths reach 2 x mean - 1, fixed lengths equal their mean."""
+    if distribution == "uniform":
+        return (2 * prompt_tokens - 1) + (2 * output_tokens - 1)
+    return prompt_tokens + output_tokens
 
 
 @dataclass(frozen=True)

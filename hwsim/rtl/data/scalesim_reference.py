@@ -13,6 +13,9 @@ stall occurs (CALC bandwidth mode, SRAM large enough). ``tests/test_systolic.py`
 ``hwsim.systolic`` with every row.
 """
 
+import csv
+import sys
+
 import numpy as np
 from scalesim.compute.systolic_compute_is import systolic_compute_is
 from scalesim.compute.systolic_compute_os import systolic_compute_os
@@ -39,12 +42,16 @@ def compute_cycles(dataflow: str, rows: int, cols: int, m: int, n: int, k: int) 
 
 
 def main() -> None:
-    print("# SCALE-Sim 3.0.0 (pip) compute cycles, no stalls: hwsim/rtl/data/scalesim_reference.py")
-    print("dataflow,rows,cols,m,n,k,compute_cycles")
+    """Write the reference table (CSV with a source line) to standard output."""
+    out = sys.stdout
+    out.write("# SCALE-Sim 3.0.0 (pip) compute cycles, no stalls: "
+              "hwsim/rtl/data/scalesim_reference.py\n")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["dataflow", "rows", "cols", "m", "n", "k", "compute_cycles"])
     for df in ("ws", "os", "is"):
         points = [(r, c, m, n, k) for r, c in ARRAYS for m, n, k in GEMMS] + list(EXTRA)
         for r, c, m, n, k in points:
-            print(f"{df},{r},{c},{m},{n},{k},{compute_cycles(df, r, c, m, n, k)}")
+            writer.writerow([df, r, c, m, n, k, compute_cycles(df, r, c, m, n, k)])
 
 
 if __name__ == "__main__":
