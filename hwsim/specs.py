@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 import math
 import os
 import tomllib
@@ -32,11 +33,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hwsim.errors import InputError
+from hwsim.registry import Registry
 
 T = TypeVar("T")
 
-#: kind name -> dataclass
-KINDS: dict[str, type] = {}
+#: kind name -> dataclass (the registry of spec kinds)
+KINDS: Registry[type] = Registry("spec kind")
 
 _SPEC_VERSION_KEY = "version"
 _RESERVED = ("kind", _SPEC_VERSION_KEY)
@@ -77,38 +79,81 @@ def spec_kind(kind: str, *, version: int = 1, folder: str | None = None):
     """Register a frozen dataclass as the schema of spec files of ``kind``.
 
     ``folder`` is the sub-folder of ``models/`` holding files of this kind (default: ``kind``).
+    Every object of the class is checked when it is built, however it is built (from TOML,
+    directly, or by ``dataclasses.replace``): types and ranges of every field, then the class's
+    own ``__post_init__`` cross-field checks.
     """
 
     def deco(cls: type[T]) -> type[T]:
         if not dataclasses.is_dataclass(cls):
             raise TypeError(f"{cls.__name__} must be a dataclass")
-        if kind in KINDS and KINDS[kind] is not cls:
-            raise ValueError(f"spec kind {kind!r} registered twice")
         cls.spec_kind = kind  # type: ignore[attr-defined]
         cls.spec_version = version  # type: ignore[attr-defined]
         cls.spec_folder = folder or kind  # type: ignore[attr-defined]
-        KINDS[kind] = cls
+        _check_on_build(cls)
+        KINDS.add(kind, cls)
         return cls
 
     return deco
 
 
+def _check_on_build(cls: type) -> None:
+    """Make every construction of ``cls`` run :func:`check_fields` before ``__post_init__``."""
+    if cls.__dict__.get("_hwsim_checked"):
+        return
+    type.__setattr__(cls, "_hwsim_checked", True)
+    post = cls.__dict__.get("__post_init__")
+    if post is not None:  # the dataclass __init__ calls self.__post_init__(): check first
+
+        def __post_init__(self: Any) -> None:
+            check_fields(self)
+            post(self)
+
+        __post_init__.__doc__ = post.__doc__
+        type.__setattr__(cls, "__post_init__", __post_init__)
+        return
+    init = cls.__init__  # type: ignore[misc]
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        check_fields(self)
+
+    __init__.__doc__ = init.__doc__
+    __init__.__signature__ = inspect.signature(init)  # type: ignore[attr-defined]
+    type.__setattr__(cls, "__init__", __init__)
+
+
+def check_fields(obj: Any) -> None:
+    """Check (and normalise: ints to floats, lists to tuples) every field of a spec object.
+
+    The same checks as loading a file; the error names the class, the key and the value.
+    """
+    cls = type(obj)
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        value = getattr(obj, f.name)
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp) and isinstance(value, tp):
+            if not type(value).__dict__.get("_hwsim_checked"):
+                check_fields(value)  # a nested table's class is not checked on build
+            continue
+        out = _convert(tp, value, f.metadata, f.name, cls.__name__, set())
+        if out is not value:
+            object.__setattr__(obj, f.name, out)
+
+
+def check_value(cls: type, key: str, value: Any, *, where: str | None = None) -> Any:
+    """``value`` checked (and normalised) as field ``key`` of spec class ``cls``; the error
+    names ``where`` (default: the key) as the key path."""
+    fld = {f.name: f for f in dataclasses.fields(cls) if f.init}[key]
+    return _convert(_hints(cls)[key], value, fld.metadata, where or key, cls.__name__, set())
+
+
 def kind_schema(kind: str) -> type:
     """The dataclass registered for ``kind``; an InputError names the known kinds otherwise."""
-    _import_builtin_kinds()
-    try:
-        return KINDS[kind]
-    except KeyError:
-        raise InputError(
-            f"unknown spec kind {kind!r}; expected one of: {', '.join(sorted(KINDS))}"
-        ) from None
-
-
-def _import_builtin_kinds() -> None:
-    # Kinds are declared next to the systems that use them; importing the systems registers them.
-    from hwsim import systems
-
-    systems.load_all()
+    return KINDS.get(kind)
 
 
 # --------------------------------------------------------------------------------------------
@@ -349,6 +394,8 @@ def _convert_dataclass(
 def _convert(
     tp: Any, value: Any, meta: Mapping[str, Any], path: str, file: str, set_paths: set[str]
 ) -> Any:
+    if dataclasses.is_dataclass(tp) and isinstance(value, tp):
+        return value  # already a spec object (built, and checked, by its class)
     where = _where(file, path, set_paths)
 
     def bad(expected: str) -> InputError:

@@ -3,49 +3,91 @@
 A system names its inputs (*roles*, each a spec kind with a default spec file) and two
 evaluators over the same resolved inputs:
 
-- ``analytical(inputs) -> Metrics``: closed form, cheap; optionally ``analytical_batch`` evaluates
-  many design points at once with numpy (key path -> array of values);
+- analytical: closed form, cheap. A system with a vectorised model gives a
+  :class:`hwsim.batch.BatchModel`; its ``analytical_batch(inputs, {key.path: array})`` and its
+  scalar ``analytical(inputs)`` (the batch on one point) are then both derived from it by the
+  core (:mod:`hwsim.batch`), so every system groups, re-resolves and marks infeasible points the
+  same way. A system without one gives ``analytical`` itself.
 - ``des(inputs, seed=..., trace=...) -> Metrics``: a SimPy discrete-event simulation.
 
-Metrics are one flat mapping of metric name (unit in the name) to a number.
+Metrics are one flat mapping of metric name (unit in the name) to a number; what each name
+means is defined once, in :mod:`hwsim.metrics`.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
-import numpy as np
-
 from hwsim import specs
+from hwsim.batch import BatchModel, BatchResult, evaluate_batch, evaluate_one
 from hwsim.errors import InputError
+from hwsim.registry import Registry
 
 log = logging.getLogger(__name__)
 
 Metrics = dict[str, float]
-Inputs = Mapping[str, Any]  # role -> frozen spec object
-BatchEvaluator = Callable[[Inputs, Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
+BatchEvaluator = Callable[["Inputs", Mapping[str, Any]], BatchResult]
 
 FIDELITIES = ("analytical", "des")
 
 
+class Inputs(Mapping[str, Any]):
+    """Resolved inputs of a system: role -> frozen spec object (read-only).
+
+    ``explicit`` names the roles whose spec was chosen (a ``--spec`` argument, a study's
+    ``specs``, a batch's bare-role key) rather than taken from the role's default, so that a
+    default that depends on another input (``roofline-{device}``) follows that input.
+    """
+
+    __slots__ = ("_data", "explicit")
+
+    def __init__(self, data: Mapping[str, Any], explicit: Iterable[str] | None = None) -> None:
+        self._data = dict(data)
+        self.explicit = frozenset(self._data if explicit is None else explicit)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"Inputs({self._data!r})"
+
+
 @dataclass(frozen=True)
 class Role:
-    """One input of a system: a spec ``kind`` and the spec used when none is given."""
+    """One input of a system: a spec ``kind`` and the spec used when none is given.
+
+    ``default`` may name other roles in braces (``"roofline-{device}"``): it is filled with
+    their specs' names. When no such file exists, ``fallback`` is used (with a warning).
+    ``matches`` names roles whose spec name this spec's field of the same name must equal (or
+    be empty): a calibration's ``device`` is the device's name, so that its constants are never
+    applied to a device (or kernel) they were not fitted for.
+    """
 
     name: str
     kind: str
     default: str
     help: str = ""
+    fallback: str = ""
+    matches: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Metric:
-    """A metric a system reports; ``fidelities`` says which evaluators report it."""
+    """A metric a system reports; ``fidelities`` says which evaluators report it.
+
+    ``help`` is what the system adds; the meaning of the name is :mod:`hwsim.metrics`'.
+    """
 
     name: str
     help: str = ""
@@ -54,19 +96,38 @@ class Metric:
 
 @dataclass(frozen=True)
 class System:
-    """A simulated system: its inputs, metrics and evaluators."""
+    """A simulated system: its inputs, metrics and evaluators.
+
+    Give ``batch`` (a vectorised model) or ``analytical`` (a scalar one), not both: with
+    ``batch``, ``analytical`` is the batch on one point.
+    """
 
     name: str
     summary: str
     roles: tuple[Role, ...]
     metrics: tuple[Metric, ...]
-    analytical: Callable[[Inputs], Metrics]
+    analytical: Callable[[Inputs], Metrics] | None = None
     des: Callable[..., Metrics] | None = None
-    #: vectorised analytical evaluator: (inputs, {key.path: array}) -> {metric: array}
-    analytical_batch: BatchEvaluator | None = None
+    #: the vectorised analytical model; ``analytical_batch`` and ``analytical`` derive from it
+    batch: BatchModel | None = None
     #: validation cases (hwsim.validation.Case) of this system
     validation: Callable[[], Sequence[Any]] | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.batch is not None and self.analytical is not None:
+            raise ValueError(f"system {self.name!r}: give batch or analytical, not both (the "
+                             "scalar evaluator is the batch on one point)")
+        if self.batch is None and self.analytical is None:
+            raise ValueError(f"system {self.name!r} has no analytical evaluator")
+        if self.batch is not None:
+            object.__setattr__(self, "analytical", functools.partial(evaluate_one, self))
+
+    @property
+    def analytical_batch(self) -> BatchEvaluator | None:
+        """``(inputs, {role.key: array}) -> BatchResult``, or None without a batch model."""
+        if self.batch is None:
+            return None
+        return functools.partial(evaluate_batch, self)
 
     # ----------------------------------------------------------------------------------------
     def role(self, name: str) -> Role:
@@ -116,6 +177,50 @@ class System:
                     file=str(path),
                 )
             chosen[matches[0].name] = path
+        per_role = self._overrides(overrides)
+        out: dict[str, Any] = {}
+        for r in self.roles:
+            path = chosen.get(r.name) or self._default_file(r, out)
+            out[r.name] = specs.load_spec(path, kind=r.kind, overrides=per_role[r.name],
+                                          override_prefix=f"{r.name}.")
+        self._check_matches(out)
+        return Inputs(out, explicit=chosen)
+
+    def with_choices(self, inputs: Inputs, choices: Mapping[str, Any]) -> Inputs:
+        """``inputs`` with some choices changed: a bare ``role`` key picks a spec file (name or
+        path), ``role.key`` overrides a key (re-validated). Roles whose default follows a
+        changed role (and that were not chosen explicitly) are re-derived."""
+        files: dict[str, Any] = {}
+        per_role: dict[str, dict[str, Any]] = {}
+        for key, value in choices.items():
+            role_name, dot, rest = key.partition(".")
+            self.role(role_name)
+            value = value.item() if hasattr(value, "item") else value
+            if dot:
+                per_role.setdefault(role_name, {})[rest] = value
+            else:
+                files[role_name] = value
+        explicit = set(getattr(inputs, "explicit", inputs.keys())) | set(files)
+        out: dict[str, Any] = {}
+        changed: set[str] = set()
+        for r in self.roles:
+            if r.name in files:
+                out[r.name] = specs.load_spec(specs.find_spec_file(r.kind, str(files[r.name])),
+                                              kind=r.kind)
+                changed.add(r.name)
+            elif r.name not in explicit and any(f"{{{c}}}" in r.default for c in changed):
+                out[r.name] = specs.load_spec(self._default_file(r, out), kind=r.kind)
+                changed.add(r.name)
+            else:
+                out[r.name] = inputs[r.name]
+            if r.name in per_role:
+                out[r.name] = specs.with_overrides(out[r.name], per_role[r.name],
+                                                   file=f"--set {r.name}.*")
+                changed.add(r.name)
+        self._check_matches(out)
+        return Inputs(out, explicit=explicit)
+
+    def _overrides(self, overrides: Mapping[str, Any] | Iterable[str]) -> dict[str, dict]:
         if isinstance(overrides, Mapping):
             pairs = list(overrides.items())
         else:
@@ -130,12 +235,34 @@ class System:
                 )
             self.role(role_name)
             per_role[role_name][rest] = value
-        out: dict[str, Any] = {}
+        return per_role
+
+    def _default_file(self, role: Role, resolved: Mapping[str, Any]) -> Path:
+        """The default spec file of ``role``, its name filled from roles resolved before it."""
+        try:
+            name = role.default.format(**{k: v.name for k, v in resolved.items()})
+        except KeyError as exc:  # pragma: no cover - a system definition bug
+            raise ValueError(f"system {self.name!r}: role {role.name!r}'s default names "
+                             f"{exc}, which is not resolved before it") from None
+        try:
+            return specs.find_spec_file(role.kind, name)
+        except InputError:
+            if not role.fallback:
+                raise
+        log.warning("%s: no %s spec named %r; using %r", self.name, role.kind, name,
+                    role.fallback)
+        return specs.find_spec_file(role.kind, role.fallback)
+
+    def _check_matches(self, out: Mapping[str, Any]) -> None:
         for r in self.roles:
-            path = chosen.get(r.name) or specs.find_spec_file(r.kind, r.default)
-            out[r.name] = specs.load_spec(path, kind=r.kind, overrides=per_role[r.name],
-                                          override_prefix=f"{r.name}.")
-        return MappingProxyType(out)
+            for other in r.matches:
+                want, got = out[other].name, getattr(out[r.name], other, "")
+                if got and got != want:
+                    raise InputError(
+                        f"{r.name} '{out[r.name].name}' was fitted for {other} '{got}', not "
+                        f"'{want}'; choose --spec {r.name}=NAME for this {other} (default: "
+                        f"{r.default.format(**{k: v.name for k, v in out.items()})})",
+                        key=f"{r.name}.{other}", value=got, has_value=True)
 
     def evaluate(
         self,
@@ -147,6 +274,7 @@ class System:
     ) -> Metrics:
         """Run one evaluator and return its metrics as plain floats."""
         if fidelity == "analytical":
+            assert self.analytical is not None
             metrics = self.analytical(inputs)
         elif fidelity == "des":
             if self.des is None:
@@ -159,31 +287,20 @@ class System:
         return {k: float(v) for k, v in metrics.items()}
 
 
-_SYSTEMS: dict[str, System] = {}
+#: the registry of systems
+SYSTEMS: Registry[System] = Registry("system")
 
 
 def register_system(system: System) -> System:
-    """Add a system to the registry (called by each system's module on import)."""
-    if system.name in _SYSTEMS and _SYSTEMS[system.name] is not system:
-        raise ValueError(f"system {system.name!r} registered twice")
-    _SYSTEMS[system.name] = system
-    return system
+    """Add a system to the registry (called by each system's package on import)."""
+    return SYSTEMS.add(system.name, system)
 
 
 def get_system(name: str) -> System:
-    from hwsim import systems
-
-    systems.load_all()
-    try:
-        return _SYSTEMS[name]
-    except KeyError:
-        raise InputError(
-            f"unknown system {name!r}; expected one of: {', '.join(sorted(_SYSTEMS))}"
-        ) from None
+    """The system called ``name``; an InputError lists the known ones otherwise."""
+    return SYSTEMS.get(name)
 
 
 def all_systems() -> list[System]:
-    from hwsim import systems
-
-    systems.load_all()
-    return [_SYSTEMS[k] for k in sorted(_SYSTEMS)]
+    """Every registered system, by name."""
+    return SYSTEMS.values()

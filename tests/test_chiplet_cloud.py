@@ -10,6 +10,7 @@ from hwsim import specs
 from hwsim.chiplet_cloud import cost, search
 from hwsim.chiplet_cloud.validation import read_reference, v1_search
 from hwsim.errors import InfeasibleDesign, InputError
+from hwsim.hw import tco as tco_model
 from hwsim.llm.model import layer_shape
 from hwsim.system import get_system
 from hwsim.validation import collect, run
@@ -70,7 +71,7 @@ def test_cost_monotone_in_area(asic):
 def test_tco_case_exact(tco):
     _, rows = read_reference("chiplet_cloud_tco_case.csv")
     r = rows[0]
-    terms = cost.tco_terms(float(r["server_power_W"]), float(r["server_cost_usd"]), tco)
+    terms = tco_model.tco_terms(float(r["server_power_W"]), float(r["server_cost_usd"]), tco)
     for k, v in terms.items():
         assert float(v) == pytest.approx(float(r[k]), rel=1e-3)
     assert sum(terms.values()) == pytest.approx(float(r["total_tco_usd"]), rel=1e-4)
@@ -78,11 +79,11 @@ def test_tco_case_exact(tco):
 
 def test_tco_monotone_and_utilisation(tco):
     p = np.array([500.0, 1000.0, 2000.0])
-    assert np.all(np.diff(cost.server_tco(p, 5000.0, tco)) > 0)
-    assert np.all(np.diff(cost.server_tco(1000.0, np.array([1e3, 5e3, 1e4]), tco)) > 0)
+    assert np.all(np.diff(tco_model.server_tco(p, 5000.0, tco)) > 0)
+    assert np.all(np.diff(tco_model.server_tco(1000.0, np.array([1e3, 5e3, 1e4]), tco)) > 0)
     # at zero utilisation only the server's amortisation and interest remain
-    t0 = cost.server_tco(1000.0, 5000.0, tco, utilization=0.0)
-    assert t0 == pytest.approx(5000.0 + float(cost.interest_paid(5000.0, 0.08, 1.5)))
+    t0 = tco_model.server_tco(1000.0, 5000.0, tco, utilization=0.0)
+    assert t0 == pytest.approx(5000.0 + float(tco_model.interest_paid(5000.0, 0.08, 1.5)))
 
 
 def test_server_model(asic, srv):
@@ -139,12 +140,12 @@ def test_batch_agrees_with_scalar(system):
         "mapping.batch": rng.choice([1, 16, 64, 256], n),
     }
     out = get_system("chiplet-cloud").analytical_batch(inputs, arrays)
-    assert out["feasible"].sum() > 5
+    assert out.feasible.sum() > 5
     for i in range(n):
         over = {k: v[i].item() for k, v in arrays.items()}
         over["mapping.micro_batch"] = 1
         one = system.resolve(["mapping=v1"], {"mapping.pp": 0, "mapping.tp": 0, **over})
-        if not out["feasible"][i]:
+        if not out.feasible[i]:
             with pytest.raises(InfeasibleDesign):
                 system.evaluate(one)
             continue
@@ -180,7 +181,7 @@ def test_infeasible_reported_not_crashed(system):
     with pytest.raises(InfeasibleDesign, match="does not fit"):
         system.evaluate(tight)
     out = system.analytical_batch(system.resolve(), {"chip.die_area_mm2": [160.0, 600.0]})
-    assert out["feasible"].tolist() == [1.0, 0.0]
+    assert out.feasible.tolist() == [True, False]
     assert np.isnan(out["tco_usd_per_1k_tokens"][1])
 
 
@@ -229,7 +230,7 @@ def test_search_optimum_is_on_pareto_front_and_scalar_agrees(system):
 
 def test_validation_cases_pass():
     results = run(collect(["chiplet-cloud"]))
-    bad = [(r.case, r.predicted, r.reference) for r in results if not r.ok]
+    bad = [(r.case.case, r.predicted, r.reference) for r in results if not r.ok]
     assert not bad
 
 
@@ -261,7 +262,7 @@ def test_full_shapes_fit_every_llm(system):
         llm = _spec("llm", name)
         res = system.analytical_batch({**inputs, "llm": llm}, {"mapping.batch": [1, 16]})
         out[name] = res
-        assert res["feasible"].all(), name
+        assert res.feasible.all(), name
         assert np.all(res["chips"] * res["chip_sram_MB"] / 1e3 >= res["memory_GB"])
     assert out["llama3-405b"]["chips"][0] > out["llama3-8b"]["chips"][0]
 

@@ -134,9 +134,17 @@ def test_known_deviation_is_reported_but_does_not_fail(monkeypatch, capsys):
 
     off = validation.Case(system="queue", case="documented-miss", metric="m", reference=1.0,
                           tolerance=0.01, source="test", conditions="", predict=lambda: 1.5,
-                          known_deviation="model too simple; see docs")
+                          known_deviation="model too simple; see docs", ceiling=0.6)
     monkeypatch.setattr(validation, "collect", lambda names=None: [off])
     code, out, _ = run(capsys, "validate", "--json")
     assert code == 0
     (row,) = json.loads(out)
     assert row["ok"] is False and row["known_deviation"] == "model too simple; see docs"
+    assert row["verdict"] == "known deviation" and row["ceiling"] == 0.6
+    # past its ceiling the same case fails validation (exit 1)
+    worse = validation.Case(system="queue", case="documented-miss", metric="m", reference=1.0,
+                            tolerance=0.01, source="test", conditions="", predict=lambda: 100.0,
+                            known_deviation="model too simple; see docs", ceiling=0.6)
+    monkeypatch.setattr(validation, "collect", lambda names=None: [worse])
+    code, out, _ = run(capsys, "validate")
+    assert code == 1 and "past ceiling" in out

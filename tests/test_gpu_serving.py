@@ -11,12 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hwsim import specs
-from hwsim.chiplet_cloud.cost import server_tco
 from hwsim.errors import InfeasibleDesign, InputError
 from hwsim.gpu_serving import calibration
-from hwsim.gpu_serving.cost import HOURS_PER_YEAR, owned_usd_per_hour
+from hwsim.gpu_serving.cost import owned_usd_per_hour
 from hwsim.gpu_serving.roofline import RooflineStepModel
-from hwsim.gpu_serving.spec import GpuMappingSpec, GpuSpec
+from hwsim.gpu_serving.spec import GpuMappingSpec
+from hwsim.hw.gpu import GpuSpec
+from hwsim.hw.tco import HOURS_PER_YEAR, server_tco
 from hwsim.system import get_system
 from hwsim.validation import run_case
 
@@ -27,6 +28,14 @@ REQUIRED = ("tco_usd_per_1k_tokens", "latency_ms_per_token", "throughput_tokens_
 
 def gpu(name: str) -> GpuSpec:
     return specs.load_spec(specs.find_spec_file("gpu", name), "gpu")
+
+
+def cal(name: str):
+    return calibration.load_calibration(name)
+
+
+def model(name: str, llm_spec, mapping) -> RooflineStepModel:
+    return RooflineStepModel.build(gpu(name), cal(name), llm_spec, mapping)
 
 
 def llm(name: str):
@@ -46,7 +55,8 @@ def system():
 def test_gpu_specs_load(name):
     g = gpu(name)
     assert g.hbm_bandwidth_GBps > 0 and g.peak_16bit_TFLOPS > 0
-    assert 0 < g.bandwidth_efficiency <= 1
+    c = cal(name)
+    assert c.device == name and 0 < c.bandwidth_efficiency <= 1 and c.fitted_on
 
 
 def test_negative_price_is_an_input_error(system):
@@ -79,7 +89,7 @@ def test_micro_batch_above_batch_is_an_input_error(system):
     sharding=st.sampled_from(["heads", "batch"]),
 )
 def test_decode_never_below_roofline(name, model, tp, batch, kv, dtype, sharding):
-    m = RooflineStepModel.build(gpu(name), llm(model), GpuMappingSpec(
+    m = RooflineStepModel.build(gpu(name), cal(name), llm(model), GpuMappingSpec(
         name="t", tensor_parallel=tp, batch=batch, weight_dtype=dtype, kv_dtype=dtype,
         attention_sharding=sharding))
     step = m.decode_s(0, batch, kv)
@@ -88,17 +98,16 @@ def test_decode_never_below_roofline(name, model, tp, batch, kv, dtype, sharding
 
 def test_decode_is_bandwidth_bound_at_batch_one():
     """At batch 1 the step is the weights over the achieved bandwidth, within a few percent."""
-    g = gpu("a100-sxm-80gb")
-    m = RooflineStepModel.build(g, llm("llama3-8b"), GpuMappingSpec(name="t"))
+    g, c = gpu("a100-sxm-80gb"), cal("a100-sxm-80gb")
+    m = RooflineStepModel.build(g, c, llm("llama3-8b"), GpuMappingSpec(name="t"))
     weights = m.decode_roofline_s(1, 0) * g.hbm_bandwidth_GBps * 1e9
-    ideal = weights / (g.hbm_bandwidth_GBps * 1e9 * g.bandwidth_efficiency)
+    ideal = weights / (g.hbm_bandwidth_GBps * 1e9 * c.bandwidth_efficiency)
     assert m.decode_s(0, 1, 0) == pytest.approx(ideal, rel=0.03)
 
 
 def test_pipeline_stages_split_layers():
-    m = RooflineStepModel.build(gpu("a100-sxm-80gb"), llm("gpt3-175b"),
-                                GpuMappingSpec(name="t", tensor_parallel=2,
-                                               pipeline_parallel=5))
+    m = model("a100-sxm-80gb", llm("gpt3-175b"),
+              GpuMappingSpec(name="t", tensor_parallel=2, pipeline_parallel=5))
     assert sum(m.stage_layers) == 96 and max(m.stage_layers) - min(m.stage_layers) <= 1
 
 
@@ -122,7 +131,7 @@ def test_spec_efficiencies_are_the_fit():
     fitted = calibration.calibrate()
     assert set(fitted) == {"a100-sxm-80gb", "h100-sxm-80gb"}
     for name, eff in fitted.items():
-        assert gpu(name).bandwidth_efficiency == pytest.approx(eff, abs=0.0015), name
+        assert cal(name).bandwidth_efficiency == pytest.approx(eff, abs=0.0015), name
 
 
 @pytest.mark.parametrize("case", calibration.validation_cases(), ids=lambda c: c.case)
@@ -175,7 +184,7 @@ def test_owned_share_of_a_server():
 def test_owned_tpu_needs_a_price(system):
     inputs = system.resolve(["device=tpuv4", "llm=llama3-8b"],
                             {"mapping.pricing": "owned", "mapping.tensor_parallel": 4})
-    with pytest.raises(InputError, match="server price"):
+    with pytest.raises(InfeasibleDesign, match="server price"):
         system.evaluate(inputs)
     m = system.evaluate(system.resolve(["device=tpuv4", "llm=llama3-8b"],
                                        {"mapping.tensor_parallel": 4}))
@@ -205,16 +214,16 @@ def test_cli_json(capsys):
         assert k in out["metrics"]
 
 
-def test_with_overrides_keeps_gpu_valid():
-    g = specs.with_overrides(gpu("a100-sxm-80gb"), {"bandwidth_efficiency": 0.5})
-    assert dataclasses.replace(g, name="x").bandwidth_efficiency == 0.5
+def test_with_overrides_keeps_calibration_valid():
+    c = specs.with_overrides(cal("a100-sxm-80gb"), {"bandwidth_efficiency": 0.5})
+    assert dataclasses.replace(c, name="x").bandwidth_efficiency == 0.5
 
 
 @settings(max_examples=40, deadline=None)
 @given(batch=st.integers(1, 256), kv=st.floats(0, 8000), tp=st.sampled_from([1, 2, 8]),
        pp=st.sampled_from([1, 3]), sharding=st.sampled_from(["heads", "batch"]))
 def test_memoised_decode_equals_direct_model(batch, kv, tp, pp, sharding):
-    m = RooflineStepModel.build(gpu("h100-sxm-80gb"), llm("llama3-70b"), GpuMappingSpec(
+    m = model("h100-sxm-80gb", llm("llama3-70b"), GpuMappingSpec(
         name="t", tensor_parallel=tp, pipeline_parallel=pp, attention_sharding=sharding))
     for stage in range(pp):
         direct = m.stage_layers[stage] * m.layer_decode_s(batch, kv)
@@ -254,17 +263,16 @@ def test_rental_prices_and_arithmetic_match_chiplet_cloud_baselines():
 def test_batch_sharded_attention_splits_the_kv_cache():
     """Multi-query PaLM: head sharding replicates its one KV head on every device; batch
     sharding (Pope et al. 2022) splits the cache by sequences and allows tp > heads."""
-    g, palm = gpu("tpuv4"), llm("palm-540b")
-    heads = RooflineStepModel.build(g, palm, GpuMappingSpec(name="h", tensor_parallel=32,
-                                                            batch=64))
-    batch = RooflineStepModel.build(g, palm, GpuMappingSpec(
+    palm = llm("palm-540b")
+    heads = model("tpuv4", palm, GpuMappingSpec(name="h", tensor_parallel=32, batch=64))
+    batch = model("tpuv4", palm, GpuMappingSpec(
         name="b", tensor_parallel=32, batch=64, attention_sharding="batch"))
     kv_heads = heads.device_bytes(0, 64, 2048) - heads.device_bytes(0, 0, 2048)
     kv_batch = batch.device_bytes(0, 64, 2048) - batch.device_bytes(0, 0, 2048)
     assert kv_heads == pytest.approx(32 * kv_batch)
     with pytest.raises(InfeasibleDesign, match="attention_sharding"):
-        RooflineStepModel.build(g, palm, GpuMappingSpec(name="x", tensor_parallel=64))
-    wide = RooflineStepModel.build(g, palm, GpuMappingSpec(
+        model("tpuv4", palm, GpuMappingSpec(name="x", tensor_parallel=64))
+    wide = model("tpuv4", palm, GpuMappingSpec(
         name="w", tensor_parallel=64, batch=512, attention_sharding="batch"))
     assert wide.decode_s(0, 512, 2000) >= wide.decode_roofline_s(512, 2000)
 
@@ -272,4 +280,5 @@ def test_batch_sharded_attention_splits_the_kv_cache():
 @pytest.mark.parametrize("case", calibration.held_out_cases(), ids=lambda c: c.case)
 def test_held_out_cases(case):
     result = run_case(case)
-    assert result.ok, (result.predicted, result.reference, result.error)
+    assert not result.counts_as_failure, (result.predicted, result.reference, result.error)
+    assert result.ok or case.known_deviation

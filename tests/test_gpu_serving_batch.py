@@ -11,8 +11,10 @@ import pytest
 
 from hwsim.errors import InfeasibleDesign, InputError
 from hwsim.gpu_serving.analytical import stepwise
-from hwsim.gpu_serving.batch import METRICS, VECTOR_KEYS
+from hwsim.gpu_serving.batch import VECTOR_KEYS
 from hwsim.system import get_system
+
+METRICS = get_system("gpu-serving").metric_names("analytical")
 
 ROOT = Path(__file__).resolve().parents[1]
 REL = 1e-9
@@ -48,11 +50,11 @@ def _random_points(n: int, seed: int) -> dict[str, np.ndarray]:
         "traffic.prompt_tokens": rng.integers(1, 4000, n),
         "traffic.output_tokens": rng.integers(1, 400, n),
         "traffic.length_distribution": rng.choice(["fixed", "uniform"], n),
-        "device.bandwidth_efficiency": rng.uniform(0.2, 1.0, n),
-        "device.compute_efficiency": rng.uniform(0.2, 1.0, n),
-        "device.interconnect_efficiency": rng.uniform(0.3, 1.0, n),
-        "device.layer_overhead_us": rng.uniform(0.0, 20.0, n),
-        "device.interconnect_latency_us": rng.uniform(0.0, 10.0, n),
+        "calibration.bandwidth_efficiency": rng.uniform(0.2, 1.0, n),
+        "calibration.compute_efficiency": rng.uniform(0.2, 1.0, n),
+        "calibration.interconnect_efficiency": rng.uniform(0.3, 1.0, n),
+        "calibration.layer_overhead_us": rng.uniform(0.0, 20.0, n),
+        "calibration.interconnect_latency_us": rng.uniform(0.0, 10.0, n),
         "device.hbm_capacity_GB": rng.choice([40.0, 80.0, 141.0], n),
         # slow networks make the links the pipeline's bottleneck
         "device.network_bandwidth_GBps": rng.choice([0.05, 1.0, 25.0], n),
@@ -103,11 +105,11 @@ def test_vectorised_keys_match_grouped_keys(system):
     batch = rng.integers(1, 200, 50)
     eff = rng.uniform(0.3, 1.0, 50)
     vec = system.analytical_batch(base, {"mapping.tensor_parallel": tp, "mapping.batch": batch,
-                                         "device.bandwidth_efficiency": eff})
+                                         "calibration.bandwidth_efficiency": eff})
     for i in range(0, 50, 7):
         one = system.analytical_batch(base, {"mapping.tensor_parallel": tp[i],
                                              "mapping.batch": batch[i],
-                                             "device.bandwidth_efficiency": eff[i]})
+                                             "calibration.bandwidth_efficiency": eff[i]})
         for k in METRICS:
             assert _close(vec[k][i], one[k][0])
 
@@ -137,19 +139,22 @@ def test_infeasible_points_are_nan_in_every_metric(system):
 
 @pytest.mark.parametrize("key, value", [("mapping.tensor_parallel", 0),
                                         ("mapping.batch", 2.5),
-                                        ("device.bandwidth_efficiency", 1.5),
+                                        ("calibration.bandwidth_efficiency", 1.5),
                                         ("traffic.prompt_tokens", -3)])
 def test_out_of_range_values_are_input_errors(system, key, value):
     with pytest.raises(InputError, match=key):
         system.analytical_batch(system.resolve(), {key: np.array([1, value])})
 
 
-def test_owned_tpu_is_nan_in_a_batch_and_an_error_alone(system):
+def test_owned_tpu_is_infeasible_in_a_batch_and_alone(system):
+    """One rule: a TPU has no published server price, so owned pricing is infeasible there,
+    with the reason, whether it is one point of a batch or evaluated alone."""
     base = system.resolve(["llm=llama3-70b"], {"mapping.pricing": "owned"})
     got = system.analytical_batch(base, {"device": np.array(["tpuv4", "h100-sxm-80gb"])})
     assert np.isnan(got["tco_usd_per_1k_tokens"][0])
+    assert "owned" in got.reasons[0] and got.reasons[1] == ""
     assert np.isfinite(got["tco_usd_per_1k_tokens"][1])
-    with pytest.raises(InputError, match="owned"):
+    with pytest.raises(InfeasibleDesign, match="owned"):
         system.analytical(system.resolve(["llm=llama3-70b", "device=tpuv4"],
                                          {"mapping.pricing": "owned"}))
 

@@ -11,14 +11,16 @@ import shutil
 import numpy as np
 import pytest
 
-from hwsim import systolic as timing
 from hwsim.rtl.fusion import FusionUnit, fuse_reference, stream_cycles
 from hwsim.rtl.generate import emit_verilog
 from hwsim.rtl.iverilog import run_verilog
 from hwsim.rtl.sim import pack, unpack
-from hwsim.rtl.sparse import SparseDecoder, encode_tile, tile_beats, tile_cycles
-from hwsim.rtl.spec import FusionUnitSpec, SparseDecoderSpec, SystolicSpec
-from hwsim.rtl.systolic import SystolicArray, assemble_output, gemm_reference, gemm_vectors
+from hwsim.rtl.spec import FusionUnitSpec
+from hwsim.spmm.rtl import SparseDecoder, encode_tile, tile_beats, tile_cycles
+from hwsim.spmm.spec import SparseDecoderSpec
+from hwsim.systolic_fpga import timing
+from hwsim.systolic_fpga.array import SystolicArray, assemble_output, gemm_reference, gemm_vectors
+from hwsim.systolic_fpga.spec import SystolicSpec
 
 HAVE_IVERILOG = shutil.which("iverilog") is not None and shutil.which("vvp") is not None
 if not HAVE_IVERILOG and os.environ.get("CI", "").lower() != "true":

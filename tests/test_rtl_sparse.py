@@ -7,14 +7,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hwsim.rtl.sparse import (
+from hwsim.spmm.rtl import (
     decode_reference,
     encode_tile,
     position,
     simulate_tiles,
     tile_cycles,
 )
-from hwsim.rtl.spec import SparseDecoderSpec
+from hwsim.spmm.spec import SparseDecoderSpec
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hwsim import systolic as timing
 from hwsim.errors import InfeasibleDesign, InputError
-from hwsim.rtl import resources
 from hwsim.system import get_system
+from hwsim.systolic_fpga import resources, timing
 
 
 def test_default_point_uses_measured_numbers() -> None:

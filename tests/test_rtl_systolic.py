@@ -1,4 +1,4 @@
-"""The systolic array generator: bit-exact against numpy, cycle-exact against hwsim.systolic."""
+"""The systolic array generator: bit-exact against numpy, cycle-exact against its timing model."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hwsim import systolic as timing
-from hwsim.rtl.spec import SystolicSpec
-from hwsim.rtl.systolic import SystolicArray, gemm_reference, simulate_gemm
+from hwsim.systolic_fpga import timing
+from hwsim.systolic_fpga.array import SystolicArray, gemm_reference, simulate_gemm
+from hwsim.systolic_fpga.spec import SystolicSpec
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from hwsim import specs
 from hwsim.errors import InputError
+from hwsim.registry import load_builtins
 from hwsim.specs import param
 
 
@@ -132,7 +133,7 @@ def test_load_spec_file_errors(tmp_path):
 
 def test_every_model_file_loads():
     """Every spec file shipped under models/ is valid against its kind's schema."""
-    specs._import_builtin_kinds()
+    load_builtins()
     n = 0
     for kind in specs.KINDS:
         for path in specs.spec_files(kind):
@@ -147,3 +148,69 @@ def test_schema_rows_cover_nested():
     assert rows["link.bandwidth_GBps"].unit == "GB/s"
     assert rows["clock_MHz"].required and rows["clock_MHz"].range == "> 0"
     assert rows["mode"].range == "one of fast, slow"
+
+
+# ------------------------------------------------------------------------------------------------
+# ranges hold however a spec is built
+
+
+def _violations(meta) -> list[float]:
+    out = []
+    if meta.get("gt") is not None:
+        out.append(meta["gt"])
+    if meta.get("ge") is not None:
+        out.append(meta["ge"] - 1)
+    if meta.get("lt") is not None:
+        out.append(meta["lt"])
+    if meta.get("le") is not None:
+        out.append(meta["le"] + 1)
+    return out
+
+
+def test_every_kind_checks_ranges_when_built_directly():
+    """For every spec kind shipped with a file: replacing any bounded number with a value out of
+    its range, by ``dataclasses.replace``, is an InputError naming the key."""
+    import dataclasses
+    import typing
+
+    load_builtins()
+    checked = 0
+    for kind in specs.KINDS:
+        files = specs.spec_files(kind)
+        if not files:
+            continue
+        spec = specs.load_spec(files[0], kind)
+        hints = typing.get_type_hints(type(spec))
+        for f in dataclasses.fields(spec):
+            if hints[f.name] not in (int, float):
+                continue
+            for bad in _violations(f.metadata):
+                value = int(bad) if hints[f.name] is int else float(bad)
+                with pytest.raises(InputError, match=f.name):
+                    dataclasses.replace(spec, **{f.name: value})
+                checked += 1
+    assert checked > 100
+
+
+def test_direct_construction_is_checked():
+    import dataclasses
+
+    from hwsim.hw.gpu import GpuSpec
+    from hwsim.rtl.spec import FusionUnitSpec
+
+    with pytest.raises(InputError, match="lanes"):
+        FusionUnitSpec(lanes=-3)
+    gpu = specs.load_spec(specs.find_spec_file("gpu", "a100-sxm-80gb"), "gpu")
+    with pytest.raises(InputError, match="hbm_bandwidth_GBps"):
+        dataclasses.replace(gpu, hbm_bandwidth_GBps=-1)
+    with pytest.raises(InputError, match="sms"):
+        dataclasses.replace(gpu, sms=1.5)
+    with pytest.raises(InputError, match="name"):
+        dataclasses.replace(gpu, name=3)
+    same = dataclasses.replace(gpu, hbm_bandwidth_GBps=2000)
+    assert isinstance(same.hbm_bandwidth_GBps, float) and isinstance(same, GpuSpec)
+    # cross-field checks still run, after the ranges
+    from hwsim.gpu_serving.spec import GpuMappingSpec
+
+    with pytest.raises(ValueError, match="micro_batch"):
+        GpuMappingSpec(name="m", batch=4, micro_batch=8)

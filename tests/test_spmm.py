@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hwsim.cli import main
-from hwsim.errors import InfeasibleDesign
+from hwsim.errors import InfeasibleDesign, InputError
 from hwsim.spmm import calibration
 from hwsim.system import get_system
 
@@ -71,8 +71,11 @@ def test_batch_can_vary_device_and_kernel_fields():
     out = SPMM.analytical_batch(inputs(), {"device.hbm_bandwidth_GBps": np.array([1000, 4000]),
                                            "kernel.split_k": np.array([1, 5])})
     assert out["latency_us"].shape == (2,)
-    with pytest.raises(ValueError, match="cannot vary"):
-        SPMM.analytical_batch(inputs(), {"workload.dtype": np.array(["fp16"])})
+    grouped = SPMM.analytical_batch(inputs(), {"workload.dtype": np.array(["fp16", "bf16"]),
+                                               "calibration.hbm_efficiency": [0.5, 0.9]})
+    assert grouped["latency_us"][0] > grouped["latency_us"][1]
+    with pytest.raises(InputError, match=r"workload\.dtype"):
+        SPMM.analytical_batch(inputs(), {"workload.dtype": np.array(["fp8"])})
 
 
 def test_speedup_over_cublas_grows_with_sparsity_when_memory_bound():
@@ -161,21 +164,22 @@ def test_des_rejects_baselines(capsys):
     ("cublas", calibration.CUBLAS_FREE, "cublas_tflops"),
 ])
 def test_spec_files_carry_the_fit(name, free, ref):
-    kernel = calibration.load_kernel(name)
-    fitted = calibration.fit(kernel, free, ref)
+    kernel, cal = calibration.load_kernel(name), calibration.load_calibration(name)
+    fitted = calibration.fit(kernel, cal, free, ref)
     for key, value in fitted.items():
-        assert getattr(kernel, key) == pytest.approx(value, abs=1.5e-3), key
+        assert getattr(cal, key) == pytest.approx(value, abs=1.5e-3), key
+    assert "N = 16" in cal.fitted_on and cal.device == "a100-sxm-80gb" and cal.kernel == name
 
 
 def test_known_deviations_are_documented_and_real():
     doc = (ROOT / "docs" / "spmm.md").read_text()
     names = {c.case for c in calibration.all_cases()}
-    assert names >= calibration.KNOWN_DEVIATIONS
+    assert names >= set(calibration.KNOWN_DEVIATIONS)
     for case in calibration.KNOWN_DEVIATIONS:
         assert f"| {case} |" in doc, case
     # that each still misses its tolerance is checked for every system in test_validation.py
     flagged = {c.case for c in calibration.validation_cases() if c.known_deviation}
-    assert flagged == calibration.KNOWN_DEVIATIONS
+    assert flagged == set(calibration.KNOWN_DEVIATIONS)
 
 
 # --- CLI -----------------------------------------------------------------------------------

@@ -16,11 +16,12 @@ the server (``server``), the datacenter economics (``tco``) and the mapping (``c
 
 from __future__ import annotations
 
-from hwsim.chiplet_cloud.evaluate import METRICS, analytical, analytical_batch
-from hwsim.chiplet_cloud.spec import AsicSpec, CcMappingSpec, ServerSpec, TcoSpec
+from hwsim.batch import BatchModel
+from hwsim.chiplet_cloud.evaluate import METRICS, VECTOR_KEYS, block, infeasible_reason
+from hwsim.chiplet_cloud.spec import AsicSpec, CcMappingSpec, ServerSpec
 from hwsim.system import Metric, Role, System, register_system
 
-__all__ = ["SYSTEM", "AsicSpec", "CcMappingSpec", "ServerSpec", "TcoSpec"]
+__all__ = ["SYSTEM", "AsicSpec", "CcMappingSpec", "ServerSpec"]
 
 
 def _des(inputs, *, seed: int = 0, trace=None):
@@ -70,8 +71,7 @@ SYSTEM = register_system(System(
     metrics=tuple(Metric(name, help, fidelities=BOTH if name in SHARED else ("analytical",))
                   for name, help in METRICS)
     + tuple(Metric(name, help, fidelities=("des",)) for name, help in DES_METRICS),
-    analytical=analytical,
+    batch=BatchModel(VECTOR_KEYS, block, explain=infeasible_reason),
     des=_des,
-    analytical_batch=analytical_batch,
     validation=_cases,
 ))

@@ -12,9 +12,7 @@
   ``W/TOPS x TOPS + I/O cells + other`` (Chiplet Cloud v1, arXiv 2307.02666 sec. 4-5).
 - Server: ``lanes x chips_per_lane`` packages with heat sinks, fans, DC-DC, PSU, PCBs, chassis and
   Ethernet; wall power ``((chips + host) / eta_DCDC + fans) / eta_PSU``.
-- TCO after Barroso, Hoelzle & Ranganathan, *The Datacenter as a Computer* (3rd ed., 2018,
-  ch. 6): datacenter capex per W amortised and financed, datacenter opex per W-month,
-  electricity at PUE, server cost financed over its life plus opex.
+- TCO: :mod:`hwsim.hw.tco` (shared with the GPU baselines).
 """
 
 from __future__ import annotations
@@ -25,12 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwsim.chiplet_cloud.spec import AsicSpec, ServerSpec, TcoSpec
+from hwsim.chiplet_cloud.spec import AsicSpec, ServerSpec
 from hwsim.chiplet_cloud.thermal import heatsink
-
-HOURS_PER_MONTH = 24 * 30
-SECONDS_PER_YEAR = 365 * 24 * 3600
-
 
 # --------------------------------------------------------------------------------------------
 # wafer and die
@@ -226,57 +220,3 @@ def server(asic: AsicSpec, srv: ServerSpec, die_area_mm2=None, mac_area_ratio=No
                   chip_power_W=chip_w, power_W=wall, cost_usd=cost, silicon_cost_usd=silicon,
                   package_cost_usd=pkgs, heatsink_cost_usd=sinks, die_yield=dc.die_yield,
                   die_cost_usd=dc.die_cost_usd, max_chip_power_W=q_max, valid=valid)
-
-
-# --------------------------------------------------------------------------------------------
-# TCO
-
-
-def interest_paid(principal, annual_rate: float, years: float):
-    """Total interest on a loan repaid in equal monthly instalments (annuity formula)."""
-    n = years * 12.0
-    r = annual_rate / 12.0
-    if r == 0:
-        return np.zeros_like(np.asarray(principal, dtype=float))
-    growth = (1.0 + r) ** n
-    payment = np.asarray(principal) * r * growth / (growth - 1.0)
-    return payment * n - principal
-
-
-def tco_terms(power_W, cost_usd, t: TcoSpec) -> dict[str, np.ndarray]:
-    """Lifetime cost of one server at full power, term by term (Barroso et al., ch. 6)."""
-    p = np.asarray(power_W, dtype=float)
-    c = np.asarray(cost_usd, dtype=float)
-    life = t.server_life_years
-    dc_share = life / t.dc_amortization_years
-    electricity = (t.electricity_usd_per_kWh * t.average_power_fraction / 1000.0
-                   * HOURS_PER_MONTH * p * life * 12.0)
-    return {
-        "dc_amortization": t.dc_capex_usd_per_W * p * dc_share,
-        "dc_interest": interest_paid(t.dc_capex_usd_per_W, t.interest_rate,
-                                     t.dc_amortization_years) * p * dc_share,
-        "dc_opex": t.dc_opex_usd_per_W_month * p * life * 12.0,
-        "server_amortization": c,
-        "server_interest": interest_paid(c, t.interest_rate, life),
-        "server_opex": c * t.server_opex_fraction,
-        "electricity": electricity,
-        "pue_overhead": electricity * (t.pue - 1.0),
-    }
-
-
-FIXED_TERMS = ("server_amortization", "server_interest")
-
-
-def server_tco(power_W, cost_usd, t: TcoSpec, utilization=1.0) -> np.ndarray:
-    """Lifetime TCO of one server. With ``utilization_scales_opex`` every term but the server's
-    amortisation and interest is scaled by the achieved utilisation (Chiplet Cloud v1)."""
-    terms = tco_terms(power_W, cost_usd, t)
-    fixed = sum(terms[k] for k in FIXED_TERMS)
-    rest = sum(v for k, v in terms.items() if k not in FIXED_TERMS)
-    u = np.asarray(utilization, dtype=float) if t.utilization_scales_opex else 1.0
-    return fixed + rest * u
-
-
-def nre_per_chip(t: TcoSpec) -> float:
-    """NRE spread over the deployed chips (0 when not counted)."""
-    return t.nre_usd / t.nre_volume_chips

@@ -17,8 +17,8 @@ from typing import Any
 
 from hwsim import specs
 from hwsim.chiplet_cloud import cost
-from hwsim.chiplet_cloud.evaluate import analytical
 from hwsim.chiplet_cloud.model import links
+from hwsim.hw import tco as tco_model
 from hwsim.llm.model import layer_shape
 from hwsim.llm.perf import Device
 from hwsim.serving import PerfStepModel, serve
@@ -42,7 +42,9 @@ def step_model(inputs: Inputs, tp: int, pp: int) -> PerfStepModel:
 
 def evaluate(inputs: Inputs, *, seed: int = 0, trace: Any = None) -> Metrics:
     """Serve ``traffic`` on the design point; latency percentiles, throughput and TCO/token."""
-    a = analytical(inputs)
+    from hwsim.system import get_system
+
+    a = get_system("chiplet-cloud").analytical(inputs)
     traffic, mp, tco = inputs["traffic"], inputs["mapping"], inputs["tco"]
     if traffic.prompt_tokens + traffic.output_tokens > mp.context_tokens:
         log.warning("requests of %d + %d tokens exceed the %d-token KV cache the mapping holds",
@@ -57,8 +59,8 @@ def evaluate(inputs: Inputs, *, seed: int = 0, trace: Any = None) -> Metrics:
     per_generated = 1.0 + traffic.prompt_tokens / traffic.output_tokens
     util = rate * per_generated * shape.flops_per_token / (a["chips"] * a["chip_tops"] * 1e12)
     life_h = tco.server_life_years * 365 * 24
-    per_server = float(cost.server_tco(a["server_power_W"], a["server_cost_usd"], tco, util))
-    usd_h = (a["servers"] * per_server + a["chips"] * cost.nre_per_chip(tco)) / life_h
+    per_server = float(tco_model.server_tco(a["server_power_W"], a["server_cost_usd"], tco, util))
+    usd_h = (a["servers"] * per_server + a["chips"] * tco_model.nre_per_chip(tco)) / life_h
     good = res.goodput_tokens_per_s
     out["tco_usd_per_1k_tokens"] = usd_h / 3600.0 / rate * 1e3 if rate > 0 else float("inf")
     out["tco_at_slo_usd_per_1k_tokens"] = (usd_h / 3600.0 / good * 1e3 if good > 0

@@ -1,11 +1,9 @@
 """The ``chiplet-cloud`` system's analytical evaluators: one design point, or many with numpy.
 
-:func:`analytical_batch` is the evaluator; :func:`analytical` is it on one point (so the two
-agree by construction) and turns an infeasible point into :class:`InfeasibleDesign` with the
-reason. Keys vectorised directly: ``chip.die_area_mm2``, ``chip.mac_area_ratio``,
-``server.chips_per_lane``, ``mapping.batch``, ``mapping.micro_batch``, ``mapping.tp``,
-``mapping.pp``, ``mapping.context_tokens``, ``mapping.prompt_tokens``; any other key is handled
-by grouping the points by its values and re-validating the specs for each group.
+:func:`block` is the system's :class:`hwsim.batch.BatchModel` block: the core groups the points
+by the keys it does not vectorise, and the scalar evaluator is the batch on one point (so the
+two agree by construction); :func:`infeasible_reason` explains one infeasible point with its
+numbers. Keys vectorised directly: :data:`VECTOR_KEYS`.
 """
 
 from __future__ import annotations
@@ -16,13 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from hwsim import specs
+from hwsim.batch import REASON, reasons
 from hwsim.chiplet_cloud import cost
 from hwsim.chiplet_cloud.model import end_to_end, memory_MB, prefill_ms, workload
 from hwsim.chiplet_cloud.model import evaluate as evaluate_mappings
-from hwsim.errors import InfeasibleDesign, InputError
 from hwsim.llm.model import layer_shape
-from hwsim.system import Inputs, Metrics
+from hwsim.system import Inputs
 
 VECTOR_KEYS = {
     "chip.die_area_mm2": "area",
@@ -102,54 +99,10 @@ def _divisors(n: int) -> np.ndarray:
     return np.array([i for i in range(1, n + 1) if n % i == 0], dtype=float)
 
 
-ROLE_KINDS = {"llm": "llm", "chip": "asic", "server": "server", "tco": "tco",
-              "mapping": "cc-mapping", "traffic": "serving"}
-
-
-def _fixed(inputs: Inputs, groups: Mapping[str, Any]) -> Inputs:
-    """Inputs with the non-vectorised keys of one group applied (re-validated).
-
-    A bare role (``chip``) chooses a spec file by name or path; ``role.key`` overrides a key.
-    """
-    per_role: dict[str, dict[str, Any]] = {}
-    out = dict(inputs)
-    for key, v in groups.items():
-        role, _, rest = key.partition(".")
-        if role not in ROLE_KINDS:
-            raise InputError(f"no input '{role}' in system chiplet-cloud", key=key)
-        v = v.item() if hasattr(v, "item") else v
-        if not rest:
-            kind = ROLE_KINDS[role]
-            out[role] = specs.load_spec(specs.find_spec_file(kind, str(v)), kind)
-        else:
-            per_role.setdefault(role, {})[rest] = v
-    for role, ov in per_role.items():
-        out[role] = specs.with_overrides(out[role], ov)
-    return out
-
-
-def analytical_batch(inputs: Inputs, arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Metrics of many design points; infeasible points get NaN and ``feasible`` = 0."""
-    arrs = {k: np.asarray(v) for k, v in arrays.items()}
-    n = int(np.broadcast(*arrs.values()).size) if arrs else 1
-    arrs = {k: np.broadcast_to(v, (n,)) if v.ndim <= 1 else v.ravel() for k, v in arrs.items()}
-    other = [k for k in arrs if k not in VECTOR_KEYS]
-    if not other:
-        return _batch(inputs, {VECTOR_KEYS[k]: v for k, v in arrs.items()}, n)
-    # group the points by the values of the keys that need re-validated specs
-    keys = np.stack([arrs[k].astype(object) for k in other], axis=1)
-    uniq: dict[tuple, list[int]] = {}
-    for i, row in enumerate(map(tuple, keys)):
-        uniq.setdefault(row, []).append(i)
-    out: dict[str, np.ndarray] = {}
-    for row, idx in uniq.items():
-        sub_inputs = _fixed(inputs, dict(zip(other, row, strict=True)))
-        ix = np.asarray(idx)
-        part = _batch(sub_inputs, {VECTOR_KEYS[k]: v[ix] for k, v in arrs.items()
-                                   if k in VECTOR_KEYS}, len(ix))
-        for k, v in part.items():
-            out.setdefault(k, np.full(n, np.nan))[ix] = v
-    return out
+def block(inputs: Inputs, arrays: Mapping[str, np.ndarray], n: int) -> dict[str, Any]:
+    """Metrics of ``n`` design points (the :class:`hwsim.batch.BatchModel` block): ``arrays``
+    holds the :data:`VECTOR_KEYS` that vary; infeasible points get NaN and a reason."""
+    return _batch(inputs, {VECTOR_KEYS[k]: v for k, v in arrays.items()}, n)
 
 
 #: candidate mappings per block: a block's temporaries stay in cache
@@ -191,14 +144,6 @@ def _block(inputs: Inputs, a: Mapping[str, np.ndarray], n: int) -> dict[str, np.
     output = get("output", mp.output_tokens)
     prompt = get("prompt", mp.prompt_tokens)
     prompt = np.where(prompt <= 0, np.maximum(ctx - output, 1.0), prompt)
-    if np.any(batch < 1) or np.any(micro < 0) or np.any(ctx < 1) or np.any(output < 1):
-        raise InputError("mapping: batch >= 1, micro_batch >= 0, context_tokens >= 1 and "
-                         "output_tokens >= 1 are required")
-    if np.any((area <= 0) | (area > 900)) or np.any((ratio <= 0) | (ratio >= 1)) \
-            or np.any(cpl < 1):
-        raise InputError("chip.die_area_mm2 in (0, 900], chip.mac_area_ratio in (0, 1) and "
-                         "server.chips_per_lane >= 1 are required")
-
     s = cost.server(asic, srv, area, ratio, cpl)
     ch = cost.chip(asic, area, ratio)
     shape = layer_shape(llm, simplified=mp.simplified_layers,
@@ -262,9 +207,29 @@ def _block(inputs: Inputs, a: Mapping[str, np.ndarray], n: int) -> dict[str, np.
         "die_cost_usd": s.die_cost_usd, "die_yield": s.die_yield,
         "chips_per_server": s.chips.astype(float), "server_cost_usd": s.cost_usd,
         "server_power_W": s.power_W, "max_chip_power_W": s.max_chip_power_W,
-        "feasible": ok.astype(float),
     })
+    out[REASON] = _reasons(asic, srv, ch, s, ok)
     return out
+
+
+def _reasons(asic: Any, srv: Any, ch: cost.Chip, s: cost.Server, ok: np.ndarray) -> np.ndarray:
+    """Why each infeasible point is infeasible (the first check it fails), "" for the rest."""
+    area = ch.die_area_mm2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lane = area * s.chips / srv.lanes
+        return reasons(len(ok), [
+            (ok, ""),
+            (ch.mac_area_mm2 + ch.sram_area_mm2 < 0.1,
+             "the die leaves no room for MAC arrays and SRAM"),
+            (ch.power_W / area > asic.max_power_density_W_per_mm2,
+             "chip power density above the die's limit"),
+            (~(ch.power_W < s.max_chip_power_W), "chip power above the lane's air-cooling limit"),
+            (s.chip_power_W > srv.chip_power_cap_W, "chips' total power above the server cap"),
+            ((lane < srv.lane_silicon_min_mm2) | (lane > srv.lane_silicon_max_mm2),
+             "lane silicon outside its bounds"),
+            (ch.tops < 0.01, "less than 0.01 TOPS per chip"),
+            (True, "the LLM and its KV cache do not fit the SRAM of any allowed mapping"),
+        ])
 
 
 def infeasible_reason(inputs: Inputs) -> str:
@@ -293,9 +258,4 @@ def infeasible_reason(inputs: Inputs) -> str:
             f"fit the SRAM of the requested mapping (tp={mp.tp}, pp={mp.pp}; 0 = automatic)")
 
 
-def analytical(inputs: Inputs) -> Metrics:
-    """One design point (the batch evaluator on one point)."""
-    out = analytical_batch(inputs, {})
-    if not out["feasible"][0]:
-        raise InfeasibleDesign(infeasible_reason(inputs))
-    return {k: float(v[0]) for k, v in out.items() if k != "feasible"}
+

@@ -10,7 +10,7 @@ weights (at the CC-MEM storage factor) plus ``batch`` sequences of KV cache are 
 tensor-parallel ring runs over package links when a stage fits in a server, else over Ethernet;
 stage boundaries inside a server use package links and the others Ethernet.
 
-TCO per token: the occupied servers' lifetime TCO (:func:`~hwsim.chiplet_cloud.cost.server_tco`,
+TCO per token: the occupied servers' lifetime TCO (:func:`~hwsim.hw.tco.server_tco`,
 the power-proportional part scaled by the achieved utilisation in the v1 accounting), plus NRE
 per chip when counted, over the tokens served in the servers' life.
 """
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwsim.chiplet_cloud.cost import SECONDS_PER_YEAR, nre_per_chip, tco_terms
-from hwsim.chiplet_cloud.spec import AsicSpec, ServerSpec, TcoSpec
+from hwsim.chiplet_cloud.spec import AsicSpec, ServerSpec
+from hwsim.hw.tco import SECONDS_PER_YEAR, TcoSpec, nre_per_chip, tco_terms
 from hwsim.llm.model import LayerShape, embedding_params
 from hwsim.llm.perf import Device, Mapping, decode_step, prefill
 from hwsim.llm.spec import LlmSpec

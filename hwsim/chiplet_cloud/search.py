@@ -31,8 +31,9 @@ from hwsim.chiplet_cloud.model import (
     prefill_ms,
     workload,
 )
-from hwsim.chiplet_cloud.spec import AsicSpec, ServerSpec, TcoSpec
+from hwsim.chiplet_cloud.spec import AsicSpec, ServerSpec
 from hwsim.errors import InfeasibleDesign
+from hwsim.hw.tco import TcoSpec
 from hwsim.llm.model import layer_shape
 from hwsim.llm.spec import LlmSpec
 

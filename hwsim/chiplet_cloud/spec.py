@@ -1,4 +1,6 @@
-"""Spec kinds of Chiplet Cloud: ``asic`` (chip and technology), ``server``, ``tco``, ``cc-mapping``.
+"""Spec kinds of Chiplet Cloud: ``asic`` (chip and technology), ``server``, ``cc-mapping``.
+
+The datacenter economics (``tco``) are shared with the GPU baselines: :mod:`hwsim.hw.tco`.
 
 Defaults are the paper's v1 assumptions (Peng et al., "Chiplet Cloud: Building AI Supercomputers
 for Serving Large Generative Language Models", arXiv 2307.02666 v1, 2023), whose constants the
@@ -116,30 +118,6 @@ class ServerSpec:
     @property
     def chips(self) -> int:
         return self.lanes * self.chips_per_lane
-
-
-@spec_kind("tco")
-@dataclass(frozen=True, kw_only=True)
-class TcoSpec:
-    """Datacenter and economic constants of the TCO model (Barroso et al.)."""
-
-    name: str = param(help="identifier")
-    server_life_years: float = param(1.5, gt=0, unit="year", help="server lifetime")
-    dc_capex_usd_per_W: float = param(10.0, ge=0, unit="USD/W", help="datacenter build cost")
-    dc_amortization_years: float = param(12.0, gt=0, unit="year", help="datacenter depreciation")
-    interest_rate: float = param(0.08, ge=0, lt=1, help="annual interest rate")
-    dc_opex_usd_per_W_month: float = param(0.04, ge=0, unit="USD/W/month",
-                                           help="datacenter operating cost")
-    electricity_usd_per_kWh: float = param(0.067, ge=0, unit="USD/kWh", help="electricity")
-    pue: float = param(1.5, ge=1, help="power usage effectiveness")
-    server_opex_fraction: float = param(0.05, ge=0, help="server opex per $ of server cost")
-    average_power_fraction: float = param(1.0, gt=0, le=1, help="average / peak server power")
-    utilization_scales_opex: bool = param(
-        True, help="scale power-proportional terms and server opex by the achieved utilisation "
-        "(Chiplet Cloud v1's software phase); false: every term at full power")
-    nre_usd: float = param(0.0, ge=0, unit="USD", help="chip NRE (masks, design, IP) to "
-                           "amortise; 0 = not counted")
-    nre_volume_chips: float = param(1e6, gt=0, help="chips deployed over which NRE is amortised")
 
 
 @spec_kind("cc-mapping")

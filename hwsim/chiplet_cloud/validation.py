@@ -1,5 +1,8 @@
 """Validation cases of Chiplet Cloud, built from the reference CSVs in ``data/``.
 
+Every case is held-out: the cost, TCO and search models reproduce the authors' code and fit
+nothing.
+
 - die cost table (dies per wafer exact; die and package cost within 0.5%);
 - the TCO case, term by term (0.5%);
 - with the paper's v1 assumptions (simplified layers, no attention timing, ctx 2048), the
@@ -17,6 +20,7 @@ from pathlib import Path
 
 from hwsim import specs
 from hwsim.chiplet_cloud import cost, search
+from hwsim.hw import tco as tco_model
 from hwsim.validation import Case
 
 DATA = Path(__file__).with_name("data")
@@ -68,6 +72,7 @@ def cases() -> list[Case]:
             out.append(Case(
                 system=SYSTEM, case=f"die-{r['die_area_mm2']}mm2-{metric}", metric=metric,
                 reference=float(r[col]), tolerance=tol, source=src, conditions=cond_die,
+                group="die and package cost vs the authors' code",
                 predict=functools.partial(
                     lambda a, attr: float(getattr(cost.die_cost(asic, a), attr)), a,
                     metric if metric != "dies_per_wafer" else "dies_per_wafer"),
@@ -80,16 +85,17 @@ def cases() -> list[Case]:
              "server_interest", "server_opex", "electricity", "pue_overhead")
     for t in (*terms, "total_tco_usd"):
         def predict(t=t) -> float:
-            v = cost.tco_terms(p, c, tco)
+            v = tco_model.tco_terms(p, c, tco)
             return float(sum(v.values()) if t == "total_tco_usd" else v[t])
 
         out.append(Case(system=SYSTEM, case=f"tco-{t}", metric=f"{t}_usd" if t in terms else t,
                         reference=float(r[t]), tolerance=0.005, source=src,
+                        group="server TCO terms vs the authors' code",
                         conditions=f"barroso-v1, P = {p} W, C = ${c}, 1.5 y", predict=predict))
     out.append(Case(
         system=SYSTEM, case="v1-valid-servers", metric="servers_valid", reference=1073.0,
-        tolerance=0.01, source="Chiplet Cloud v1 hardware exploration, 1,073 valid servers "
-        "(shared/papers/chiplet_cloud.md sec. 3.1, running the authors' f194ed6 code)",
+        tolerance=0.01, group="v1 search results", source="Chiplet Cloud v1 hardware "
+        "exploration: 1,073 valid servers when the authors' code (reallm f194ed6) is run",
         conditions="v1 space: 40 die areas x 14 chips/lane x 15 MAC ratios, 8 lanes",
         predict=lambda: float(len(_v1_servers())),
     ))
@@ -102,13 +108,13 @@ def cases() -> list[Case]:
         out.append(Case(
             system=SYSTEM, case=f"{model}-tco-ratio-vs-{r['baseline'].split()[0].lower()}",
             metric="baseline_tco_ratio", reference=float(r["headline_ratio_vs_chiplet_cloud"]),
-            tolerance=0.05, source=src, conditions=cond,
+            tolerance=0.05, source=src, conditions=cond, group="v1 headline TCO ratios",
             predict=functools.partial(
                 lambda m, b: b / v1_search(m).best["tco_usd_per_1k_tokens"], model, base),
         ))
         out.append(Case(
             system=SYSTEM, case=f"{model}-tco-optimal-die", metric="die_area_mm2",
-            reference=200.0, tolerance=0.0, bounds=(100.0, 300.0),
+            reference=200.0, tolerance=0.0, bounds=(100.0, 300.0), group="v1 search results",
             source="Chiplet Cloud v4 (arXiv 2307.02666 v4): small chiplets of roughly 100-200 "
             "mm2 are the cost sweet spot; v1 code: 160-260 mm2 for 17B-540B models",
             conditions="v1 assumptions, TCO-optimal design of the exhaustive search",
@@ -117,18 +123,18 @@ def cases() -> list[Case]:
         for ctx in (256, 8196):  # the other contexts of v1's mapping search (opt_mapping.py)
             out.append(Case(
                 system=SYSTEM, case=f"{model}-ctx{ctx}-tco-optimal-die", metric="die_area_mm2",
-                reference=200.0, tolerance=0.0, bounds=(100.0, 300.0),
+                reference=200.0, tolerance=0.0, bounds=(100.0, 300.0), group="v1 search results",
                 source="Chiplet Cloud v1 code, all contexts tried: TCO-optimal dies of "
-                "160-260 mm2 for 17B-540B models (shared/papers/chiplet_cloud.md, CC-9)",
+                "160-260 mm2 for 17B-540B models",
                 conditions=f"v1 assumptions, context {ctx} tokens, exhaustive search",
                 predict=functools.partial(lambda m, c: v1_search(m, c).best["die_area_mm2"],
                                           model, ctx),
             ))
         out.append(Case(
             system=SYSTEM, case=f"{model}-latency-optimal-die", metric="die_area_mm2",
-            reference=700.0, tolerance=0.0, bounds=(600.0, 800.0),
+            reference=700.0, tolerance=0.0, bounds=(600.0, 800.0), group="v1 search results",
             source="Chiplet Cloud v1 design-space results: latency-optimal designs use dies "
-            ">= 600 mm2 (shared/papers/chiplet_cloud.md, CC-9)",
+            ">= 600 mm2",
             conditions="v1 assumptions, latency-optimal design of the exhaustive search",
             predict=functools.partial(lambda m: v1_search(m).best_latency["die_area_mm2"],
                                       model),

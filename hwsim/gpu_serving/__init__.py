@@ -1,21 +1,23 @@
 """GPU and TPU serving baselines (Chiplet Cloud's comparison points), on the shared LLM
 performance model, priced rented or owned; request-level DES on :mod:`hwsim.serving`.
 
-System ``gpu-serving``: inputs ``device`` (kind ``gpu``), ``llm`` (``llm``), ``mapping``
-(``gpu-mapping``), ``traffic`` (``serving``) and ``tco`` (``tco``, Chiplet Cloud's TCO constants,
-used when servers are owned). ``analytical_batch`` evaluates many design points at once
-(:mod:`hwsim.gpu_serving.batch`); ``analytical`` is it on one point.
+System ``gpu-serving``: inputs ``device`` (kind ``gpu``, datasheet figures), ``calibration``
+(``gpu-calibration``, the step model's fitted constants for that device; default
+``roofline-<device>``), ``llm`` (``llm``), ``mapping`` (``gpu-mapping``), ``traffic``
+(``serving``) and ``tco`` (``tco``, the TCO constants Chiplet Cloud uses too, for owned
+servers). The vectorised model is :mod:`hwsim.gpu_serving.batch`; the scalar evaluator is it on
+one point.
 """
 
 from __future__ import annotations
 
-from hwsim.gpu_serving.analytical import evaluate as analytical
-from hwsim.gpu_serving.batch import analytical_batch
-from hwsim.gpu_serving.spec import GpuMappingSpec, GpuSpec
-from hwsim.serving.spec import ServingSpec
+from hwsim.batch import BatchModel
+from hwsim.gpu_serving.analytical import explain
+from hwsim.gpu_serving.batch import BLOCK, VECTOR_KEYS, block
+from hwsim.gpu_serving.spec import GpuCalibrationSpec, GpuMappingSpec
 from hwsim.system import Metric, Role, System, register_system
 
-__all__ = ["SYSTEM", "GpuMappingSpec", "GpuSpec", "ServingSpec"]
+__all__ = ["SYSTEM", "GpuCalibrationSpec", "GpuMappingSpec"]
 
 
 def _des(inputs, *, seed: int = 0, trace=None):
@@ -36,7 +38,10 @@ SYSTEM = register_system(System(
     name="gpu-serving",
     summary="LLM serving on GPUs/TPUs (A100, H100, TPUv4), rented or owned",
     roles=(
-        Role("device", "gpu", "a100-sxm-80gb", "the accelerator and its server"),
+        Role("device", "gpu", "a100-sxm-80gb", "the accelerator and its server (datasheet)"),
+        Role("calibration", "gpu-calibration", "roofline-{device}",
+             "the roofline model's fitted constants for the device", matches=("device",),
+             fallback="roofline-uncalibrated"),
         Role("llm", "llm", "gpt3-175b", "the LLM served"),
         Role("mapping", "gpu-mapping", "tp8-b16", "parallelism, batch, data types, pricing"),
         Role("traffic", "serving", "ctx2048", "requests, batching policy, SLO"),
@@ -68,8 +73,7 @@ SYSTEM = register_system(System(
         Metric("stage_utilization", "busy share of the pipeline stages", fidelities=_DES),
         Metric("requests", "requests measured", fidelities=_DES),
     ),
-    analytical=analytical,
-    analytical_batch=analytical_batch,
+    batch=BatchModel(VECTOR_KEYS, block, block_points=BLOCK, explain=explain),
     des=_des,
     validation=_cases,
 ))

@@ -10,13 +10,11 @@ evaluator to.
 
 from __future__ import annotations
 
-import math
-
 from hwsim import specs
-from hwsim.chiplet_cloud.spec import TcoSpec
-from hwsim.errors import InfeasibleDesign
+from hwsim.errors import InfeasibleDesign, InputError
 from hwsim.gpu_serving.cost import costs
 from hwsim.gpu_serving.roofline import RooflineStepModel
+from hwsim.hw.tco import TcoSpec
 from hwsim.serving.des import Lengths, lengths
 from hwsim.serving.saturation import saturated
 from hwsim.system import Inputs, Metrics
@@ -39,20 +37,18 @@ def traffic_lengths(inputs: Inputs) -> Lengths:
 def build(inputs: Inputs) -> RooflineStepModel:
     """The step model of the inputs, checked to fit in HBM at the longest context."""
     gpu, llm, mapping = inputs["device"], inputs["llm"], inputs["mapping"]
-    model = RooflineStepModel.build(gpu, llm, mapping)
+    model = RooflineStepModel.build(gpu, inputs["calibration"], llm, mapping)
     model.check_fits(mapping.batch, traffic_lengths(inputs).longest_context)
     return model
 
 
-def evaluate(inputs: Inputs) -> Metrics:
-    """The analytical metrics of gpu-serving (the batch evaluator on one point)."""
-    from hwsim.gpu_serving.batch import analytical_batch
-
-    out = {k: float(v[0]) for k, v in analytical_batch(inputs, {}).items()}
-    if math.isnan(out["latency_ms_per_token"]):
-        build(inputs)  # raises InfeasibleDesign with the reason
-        raise InfeasibleDesign(f"{inputs['llm'].name} cannot be served by this mapping")
-    return out
+def explain(inputs: Inputs) -> str:
+    """Why the design point of ``inputs`` is infeasible, with its numbers."""
+    try:
+        cost_metrics(build(inputs), 1.0, inputs.get("tco"))
+    except (InfeasibleDesign, InputError) as exc:
+        return str(exc)
+    return ""
 
 
 def stepwise(inputs: Inputs) -> Metrics:

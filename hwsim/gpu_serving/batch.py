@@ -1,9 +1,9 @@
 """The ``gpu-serving`` analytical evaluator over many design points at once (numpy).
 
-:func:`analytical_batch` takes the fixed inputs and ``{"role.key": array}`` and returns
-``{metric: array}``, NaN in every metric of an infeasible point (the model does not fit, more
-devices than heads or stages than layers, ``micro_batch > batch``). The scalar evaluator
-(:func:`hwsim.gpu_serving.analytical.evaluate`) is this on one point.
+:func:`block` takes the fixed inputs and ``{"role.key": array}`` and returns ``{metric:
+array}``, NaN in every metric of an infeasible point (the model does not fit, more devices than
+heads or stages than layers, ``micro_batch > batch``) and a reason. The scalar evaluator is
+this on one point (:func:`hwsim.batch.evaluate_one`).
 
 The step model is :class:`hwsim.gpu_serving.roofline.Kernels`, the one the DES's per-stage
 :class:`~hwsim.gpu_serving.roofline.RooflineStepModel` uses. The saturated-replica closed forms
@@ -16,8 +16,8 @@ machines ``a`` (stages and links), plus the links' latencies. Tests check the tw
 point by point.
 
 Keys vectorised directly: :data:`VECTOR_KEYS`. Any other key (a data type, the pricing, a spec
-file chosen by name with a bare role) is handled by grouping the points by its values and
-re-validating the specs for each group.
+file chosen by name with a bare role) is grouped by the core (:mod:`hwsim.batch`), which
+re-resolves the inputs of each group.
 """
 
 from __future__ import annotations
@@ -31,115 +31,36 @@ from typing import Any
 import numpy as np
 
 from hwsim import specs
-from hwsim.errors import InputError
+from hwsim.batch import REASON, reasons
 from hwsim.gpu_serving.cost import costs
 from hwsim.gpu_serving.roofline import Kernels, crosses_servers, stage_link_Bps
-from hwsim.gpu_serving.spec import GpuMappingSpec, GpuSpec
 from hwsim.serving.des import lengths, longest_context
-from hwsim.serving.spec import ServingSpec
 from hwsim.system import Inputs
 
 log = logging.getLogger(__name__)
 
-#: keys evaluated as arrays (anything else is grouped); their spec classes, for range checks
-VECTOR_KEYS: dict[str, type] = {
-    **{f"mapping.{k}": GpuMappingSpec
-       for k in ("tensor_parallel", "pipeline_parallel", "batch", "micro_batch")},
-    **{f"traffic.{k}": ServingSpec for k in ("prompt_tokens", "output_tokens")},
-    **{f"device.{k}": GpuSpec for k in (
-        "bandwidth_efficiency", "compute_efficiency", "interconnect_efficiency",
-        "layer_overhead_us", "hbm_bandwidth_GBps", "hbm_capacity_GB", "hbm_usable_fraction",
-        "interconnect_bandwidth_GBps", "network_bandwidth_GBps", "interconnect_latency_us",
-        "peak_16bit_TFLOPS", "peak_8bit_TFLOPS", "rental_usd_per_device_hour")},
-}
-
-METRICS = ("tco_usd_per_1k_tokens", "rental_usd_per_1k_tokens", "owned_usd_per_1k_tokens",
-           "latency_ms_per_token", "ttft_ms", "throughput_tokens_per_s", "chips", "servers",
-           "server_cost_usd", "server_power_W", "utilization", "usd_per_hour")
-
-ROLE_KINDS = {"device": "gpu", "llm": "llm", "mapping": "gpu-mapping", "traffic": "serving",
-              "tco": "tco"}
+#: keys evaluated as arrays (anything else is grouped by the core, :mod:`hwsim.batch`)
+VECTOR_KEYS: frozenset[str] = frozenset(
+    [f"mapping.{k}" for k in ("tensor_parallel", "pipeline_parallel", "batch", "micro_batch",
+                              "hbm_usable_fraction")]
+    + [f"traffic.{k}" for k in ("prompt_tokens", "output_tokens")]
+    + [f"calibration.{k}" for k in ("bandwidth_efficiency", "compute_efficiency",
+                                    "interconnect_efficiency", "interconnect_latency_us",
+                                    "layer_overhead_us")]
+    + [f"device.{k}" for k in ("hbm_bandwidth_GBps", "hbm_capacity_GB",
+                               "interconnect_bandwidth_GBps", "network_bandwidth_GBps",
+                               "peak_16bit_TFLOPS", "peak_8bit_TFLOPS",
+                               "rental_usd_per_device_hour")])
 
 #: design points per block (bounds the (points x machines) temporaries)
 BLOCK = 65536
 
 
-def analytical_batch(inputs: Inputs, arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Metrics of many design points: the fixed ``inputs`` with ``arrays`` (``role.key`` ->
-    values, broadcast together) applied; NaN in every metric of an infeasible point."""
-    arrs = {k: np.asarray(v) for k, v in arrays.items()}
-    n = int(np.broadcast(*arrs.values()).size) if arrs else 1
-    arrs = {k: np.broadcast_to(v, (n,)) if v.ndim <= 1 else v.ravel() for k, v in arrs.items()}
-    other = [k for k in arrs if k not in VECTOR_KEYS]
-    vec = {k: v for k, v in arrs.items() if k in VECTOR_KEYS}
-    if not other:
-        return _blocks(inputs, vec, n)
-    keys = np.stack([arrs[k].astype(object) for k in other], axis=1)
-    groups: dict[tuple, list[int]] = {}
-    for i, row in enumerate(map(tuple, keys)):
-        groups.setdefault(row, []).append(i)
-    out = {k: np.full(n, np.nan) for k in METRICS}
-    for row, idx in groups.items():
-        ix = np.asarray(idx)
-        try:
-            sub = _fixed(inputs, dict(zip(other, row, strict=True)))
-            part = _blocks(sub, {k: v[ix] for k, v in vec.items()}, len(ix))
-        except InputError as exc:  # e.g. owned pricing of a device without a server price
-            log.info("gpu-serving batch: %d points rejected: %s", len(ix), exc)
-            continue
-        for k, v in part.items():
-            out[k][ix] = v
-    return out
-
-
-def _fixed(inputs: Inputs, groups: Mapping[str, Any]) -> Inputs:
-    """Inputs with one group's non-vectorised keys applied (re-validated); a bare role picks a
-    spec file by name or path."""
-    out = dict(inputs)
-    per_role: dict[str, dict[str, Any]] = {}
-    for key, v in groups.items():
-        role, _, rest = key.partition(".")
-        if role not in ROLE_KINDS:
-            raise InputError(f"no input '{role}' in system gpu-serving", key=key)
-        v = v.item() if hasattr(v, "item") else v
-        if rest:
-            per_role.setdefault(role, {})[rest] = v
-        else:
-            kind = ROLE_KINDS[role]
-            out[role] = specs.load_spec(specs.find_spec_file(kind, str(v)), kind)
-    for role, ov in per_role.items():
-        out[role] = specs.with_overrides(out[role], ov)
-    return out
-
-
-def _check_range(key: str, cls: type, values: np.ndarray) -> None:
-    """InputError unless every value passes the spec field's bounds (and is whole for ints)."""
-    name = key.partition(".")[2]
-    f = next(f for f in dataclasses.fields(cls) if f.name == name)
-    v = np.asarray(values, dtype=float)
-    meta = f.metadata
-    bad = ~np.isfinite(v)
-    if f.type in (int, "int"):
-        bad |= v != np.round(v)
-    for op, lim in (("ge", np.less), ("gt", np.less_equal), ("le", np.greater),
-                    ("lt", np.greater_equal)):
-        if meta.get(op) is not None:
-            bad |= lim(v, meta[op])
-    if np.any(bad):
-        first = values[np.flatnonzero(bad)[0]]
-        bounds = ", ".join(f"{op} {meta[op]}" for op in ("ge", "gt", "le", "lt")
-                           if meta.get(op) is not None)
-        raise InputError(f"expected {f.type} ({bounds})", key=key, value=first, has_value=True)
-
-
-def _blocks(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
-    for k, v in vec.items():
-        _check_range(k, VECTOR_KEYS[k], v)
-    if n <= BLOCK:
-        return _evaluate(inputs, vec, n)
-    parts = [_evaluate(inputs, {k: v[lo:lo + BLOCK] for k, v in vec.items()},
-                       min(BLOCK, n - lo)) for lo in range(0, n, BLOCK)]
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+def block(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+    """Metrics of ``n`` design points (the :class:`hwsim.batch.BatchModel` block): the fixed
+    ``inputs`` with ``vec`` (:data:`VECTOR_KEYS` -> arrays) applied; NaN in every metric of an
+    infeasible point, with a reason."""
+    return _evaluate(inputs, vec, n)
 
 
 def _view(spec: Any, vec: Mapping[str, np.ndarray], role: str) -> Any:
@@ -157,6 +78,7 @@ def _evaluate(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str
     llm, mp_spec, traffic = inputs["llm"], inputs["mapping"], inputs["traffic"]
     gpu_spec = inputs["device"]
     gpu, mp = _view(gpu_spec, vec, "device"), _view(mp_spec, vec, "mapping")
+    cal = _view(inputs["calibration"], vec, "calibration")
 
     def arr(x: Any) -> np.ndarray:
         return np.broadcast_to(np.asarray(x, dtype=float), (n,))
@@ -173,10 +95,11 @@ def _evaluate(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str
         output = arr(vec.get("traffic.output_tokens", traffic.output_tokens))
         longest = longest_context(prompt, output, traffic.length_distribution)
 
-    ok = (m <= b) & (pp <= llm.layers) & ((tp <= llm.heads) | (mp.attention_sharding == "batch"))
+    heads_ok = (tp <= llm.heads) | (mp.attention_sharding == "batch")
+    ok = (m <= b) & (pp <= llm.layers) & heads_ok
     pp = np.where(ok, pp, 1.0)  # keep the arithmetic of rejected points harmless
     m = np.where(ok, m, 1.0)
-    k = Kernels.build(gpu, llm, SimpleNamespace(**{**vars(mp), "tensor_parallel": tp}))
+    k = Kernels.build(gpu, cal, llm, SimpleNamespace(**{**vars(mp), "tensor_parallel": tp}))
     dev = k.device
     per = gpu.devices_per_server
 
@@ -185,11 +108,19 @@ def _evaluate(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str
     n_first = base + (extra > 0)
 
     # capacity: stage 0 (embeddings, most layers) and the last stage (LM head) are the largest
-    cap = arr(gpu.hbm_capacity_GB) * 1e9 * arr(gpu.hbm_usable_fraction)
+    cap = arr(gpu.hbm_capacity_GB) * 1e9 * arr(mp.hbm_usable_fraction)
     need = np.maximum(k.device_bytes(n_first, True, pp == 1, pp, b, longest),
                       k.device_bytes(np.where(pp == 1, n_first, base), pp == 1, True, pp, b,
                                      longest))
-    ok &= need <= cap
+    fits = need <= cap
+    reason = reasons(n, [
+        (~(m <= b), "micro_batch exceeds batch"),
+        (~(pp <= llm.layers), f"more pipeline stages than the {llm.layers} layers"),
+        (~heads_ok, f"tensor_parallel exceeds the {llm.heads} heads (attention_sharding = "
+                    "'batch' lifts this)"),
+        (~fits, "weights and KV cache exceed the usable HBM of a device"),
+    ])
+    ok &= fits
 
     # lanes: `full` of m sequences, then one of `rest` (if any)
     full, rest = np.floor(b / m), np.mod(b, m)
@@ -201,9 +132,9 @@ def _evaluate(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str
     groups = np.maximum(np.floor(per / tp), 1.0)
     n_cross = np.where(tp > per, n_links, np.floor(n_links / groups))
     n_local = n_links - n_cross
-    bw_net = stage_link_Bps(gpu, True, tp)
-    bw_local = stage_link_Bps(gpu, False, tp)
-    lat = arr(gpu.interconnect_latency_us) * 1e-6
+    bw_net = stage_link_Bps(gpu, cal, True, tp)
+    bw_local = stage_link_Bps(gpu, cal, False, tp)
+    lat = arr(cal.interconnect_latency_us) * 1e-6
     row_bytes = float(llm.d_model * k.act_bytes)
 
     def links_s(rows: np.ndarray) -> np.ndarray:
@@ -238,7 +169,9 @@ def _evaluate(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str
                 inputs.get("tco"), rental_rate=gpu.rental_usd_per_device_hour)
     out.update({"latency_ms_per_token": round_s * 1e3, "ttft_ms": ttft * 1e3,
                 "throughput_tokens_per_s": thr})
-    return {key: np.where(ok, arr(v), np.nan) for key, v in out.items()}
+    res = {key: np.where(ok, arr(v), np.nan) for key, v in out.items()}
+    res[REASON] = reason
+    return res
 
 
 def _pipeline_fill(k: Kernels, per: int, tp: np.ndarray, pp: np.ndarray, base: np.ndarray,

@@ -5,8 +5,10 @@ header) with the conditions in ``calibration.toml``. Decode at small batch is bo
 bandwidth, so the one free parameter per device is ``bandwidth_efficiency``: it is chosen to
 minimise the largest relative error over that device's cases (a 1-D bounded search; the error is
 monotone in the efficiency). Run ``python -m hwsim.gpu_serving.calibration`` to print the fit
-and the errors; the spec files under ``models/gpu/`` carry the fitted values (rounded to three
-decimals), and a test checks they still match the fit.
+and the errors; the calibration files ``models/calibration/roofline-<device>.toml`` carry the
+fitted values (rounded to three decimals) and name the rows they were fitted on, and a test
+checks they still match the fit. Every measured case is a calibration case of the validation
+report (its value was used to fit); the held-out cases are ``validation.toml``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from scipy.optimize import minimize_scalar
 
 from hwsim import specs
 from hwsim.gpu_serving.roofline import RooflineStepModel
-from hwsim.gpu_serving.spec import GpuMappingSpec, GpuSpec
+from hwsim.gpu_serving.spec import GpuCalibrationSpec, GpuMappingSpec
+from hwsim.hw.gpu import GpuSpec
 from hwsim.llm.spec import LlmSpec
 from hwsim.validation import Case, load_cases
 
@@ -32,7 +35,7 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 CSV_PATH = HERE / "llm_decode_measured.csv"
 CONDITIONS_PATH = HERE / "calibration.toml"
-SOURCE = ("llm_decode_measured.csv (../shared/reference): R1 LLMCompass real_hardware A100; "
+SOURCE = ("hwsim/gpu_serving/llm_decode_measured.csv: R1 LLMCompass real_hardware A100; "
           "R3 TensorRT-LLM 0.5 H100vsA100 blog; R5 NVIDIA NIM 1.8.0 benchmarks")
 TOLERANCE = 0.15
 
@@ -58,9 +61,9 @@ class MeasuredCase:
                               batch=self.batch, weight_dtype=self.weight_dtype,
                               kv_dtype=self.kv_dtype)
 
-    def predict_ms(self, gpu: GpuSpec) -> float:
-        """The step model's prediction of this case on ``gpu``."""
-        model = RooflineStepModel.build(gpu, self.llm, self.mapping())
+    def predict_ms(self, gpu: GpuSpec, cal: GpuCalibrationSpec) -> float:
+        """The step model's prediction of this case on ``gpu`` with constants ``cal``."""
+        model = RooflineStepModel.build(gpu, cal, self.llm, self.mapping())
         if self.scope == "layer":
             return model.layer_decode_s(self.batch, self.kv_len) * 1e3
         return model.decode_s(0, self.batch, self.kv_len) * 1e3
@@ -93,12 +96,20 @@ def load_gpu(name: str) -> GpuSpec:
     return specs.load_spec(specs.find_spec_file("gpu", name), "gpu")
 
 
-def fit_bandwidth_efficiency(gpu: GpuSpec, cases: tuple[MeasuredCase, ...]) -> float:
-    """The bandwidth efficiency minimising the largest |log(predicted / measured)|."""
+def load_calibration(gpu: str) -> GpuCalibrationSpec:
+    """The committed roofline constants of device ``gpu``."""
+    return specs.load_spec(specs.find_spec_file("gpu-calibration", f"roofline-{gpu}"),
+                           "gpu-calibration")
+
+
+def fit_bandwidth_efficiency(gpu: GpuSpec, cal: GpuCalibrationSpec,
+                             cases: tuple[MeasuredCase, ...]) -> float:
+    """The bandwidth efficiency minimising the largest |log(predicted / measured)|, the other
+    constants of ``cal`` held."""
 
     def worst(eff: float) -> float:
-        g = dataclasses.replace(gpu, bandwidth_efficiency=eff)
-        return max(abs(math.log(c.predict_ms(g) / c.measured_ms)) for c in cases)
+        c2 = dataclasses.replace(cal, bandwidth_efficiency=eff)
+        return max(abs(math.log(c.predict_ms(gpu, c2) / c.measured_ms)) for c in cases)
 
     res = minimize_scalar(worst, bounds=(0.05, 1.0), method="bounded",
                           options={"xatol": 1e-5})
@@ -110,12 +121,13 @@ def calibrate() -> dict[str, float]:
     by_gpu: dict[str, list[MeasuredCase]] = {}
     for c in measured_cases():
         by_gpu.setdefault(c.gpu, []).append(c)
-    return {name: fit_bandwidth_efficiency(load_gpu(name), tuple(cs))
+    return {name: fit_bandwidth_efficiency(load_gpu(name), load_calibration(name), tuple(cs))
             for name, cs in by_gpu.items()}
 
 
 def validation_cases() -> list[Case]:
-    """Each measured case predicted with the spec files' calibrated efficiencies."""
+    """Each measured case predicted with the committed calibration (calibration cases: their
+    values were used to fit ``bandwidth_efficiency``)."""
     out = []
     for c in measured_cases():
         cond = (f"{c.tp} x {c.gpu}, {c.llm.name}, batch {c.batch}, {c.kv_len} cached tokens, "
@@ -123,7 +135,8 @@ def validation_cases() -> list[Case]:
         out.append(Case(
             system="gpu-serving", case=f"decode {c.case}", metric="decode_ms",
             reference=c.measured_ms, tolerance=TOLERANCE, source=SOURCE, conditions=cond,
-            predict=lambda c=c: c.predict_ms(load_gpu(c.gpu)),
+            role="calibration", group="decode latency, measured (calibration set)",
+            predict=lambda c=c: c.predict_ms(load_gpu(c.gpu), load_calibration(c.gpu)),
         ))
     return out
 
@@ -137,11 +150,12 @@ def main() -> None:  # pragma: no cover - a maintenance command
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     fitted = calibrate()
     for name, eff in fitted.items():
-        gpu = dataclasses.replace(load_gpu(name), bandwidth_efficiency=round(eff, 3))
+        gpu = load_gpu(name)
+        cal = dataclasses.replace(load_calibration(name), bandwidth_efficiency=round(eff, 3))
         log.info("%s: bandwidth_efficiency = %.3f", name, eff)
         for c in measured_cases():
             if c.gpu == name:
-                p = c.predict_ms(gpu)
+                p = c.predict_ms(gpu, cal)
                 log.info("  %s predicted %.3f ms, measured %.3f ms, error %+.1f%%", c.case, p,
                          c.measured_ms, (p / c.measured_ms - 1) * 100)
 

@@ -13,14 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from hwsim.chiplet_cloud.cost import server_tco
-from hwsim.chiplet_cloud.spec import TcoSpec
 from hwsim.errors import InputError
-from hwsim.gpu_serving.spec import GpuSpec
+from hwsim.hw.gpu import GpuSpec
+from hwsim.hw.tco import HOURS_PER_YEAR, TcoSpec, server_tco
 from hwsim.llm import model as llm_model
 from hwsim.llm.spec import LlmSpec
-
-HOURS_PER_YEAR = 365 * 24
 
 
 def rental_usd_per_hour(gpu: GpuSpec, devices: Any) -> Any:

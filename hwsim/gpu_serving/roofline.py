@@ -3,11 +3,11 @@ model :mod:`hwsim.llm.perf`.
 
 Every kernel is timed by the roofline of :mod:`hwsim.llm.perf` (Williams et al., CACM 2009): the
 larger of its HBM bytes over the *achieved* bandwidth and its FLOPs over the *achieved* compute
-(peak times the device's calibrated efficiencies). Per decoder layer: the weight GEMMs with
-their Megatron split (Shoeybi et al. 2019), attention over the KV cache, ring all-reduces across
-the tensor-parallel group; plus, on the last stage, the vocabulary-parallel LM head. Pipeline
-stages hold contiguous layer groups (uneven when the layers do not divide); stage-to-stage
-transfers are separate, so the DES can treat the links as resources of their own.
+(peak times the efficiencies of the device's ``gpu-calibration``). Per decoder layer: the weight
+GEMMs with their Megatron split (Shoeybi et al. 2019), attention over the KV cache, ring all-reduces
+across the tensor-parallel group; plus, on the last stage, the vocabulary-parallel LM head. Pipeline
+stages hold contiguous layer groups (uneven when the layers do not divide); stage-to-stage transfers
+are separate, so the DES can treat the links as resources of their own.
 
 :class:`Kernels` holds the per-layer kernel times and the HBM footprint with every numeric input
 allowed to be a numpy array (one value per design point): the batch evaluator
@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from hwsim.errors import InfeasibleDesign
-from hwsim.gpu_serving.spec import DTYPE_BYTES, GpuMappingSpec, GpuSpec
+from hwsim.gpu_serving.spec import DTYPE_BYTES, GpuCalibrationSpec, GpuMappingSpec
+from hwsim.hw.gpu import GpuSpec
 from hwsim.llm import model as llm_model
 from hwsim.llm import perf
 from hwsim.llm.spec import LlmSpec
@@ -41,11 +42,11 @@ def crosses_servers(stage: ArrayLike, tp: ArrayLike, devices_per_server: ArrayLi
     return (tp > per) | ((np.asarray(stage) + 1) % groups == 0)
 
 
-def stage_link_Bps(gpu: Any, crosses: ArrayLike, tp: ArrayLike) -> np.ndarray:
+def stage_link_Bps(gpu: Any, cal: Any, crosses: ArrayLike, tp: ArrayLike) -> np.ndarray:
     """Bandwidth of a stage-to-stage link: each of the ``tp`` devices of the stage sends its
     share of the activation, over the network when the link leaves the server."""
     bw = np.where(crosses, gpu.network_bandwidth_GBps, gpu.interconnect_bandwidth_GBps)
-    return bw * 1e9 * np.asarray(gpu.interconnect_efficiency) * np.asarray(tp)
+    return bw * 1e9 * np.asarray(cal.interconnect_efficiency) * np.asarray(tp)
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,10 @@ class Kernels:
     overhead_s: np.ndarray
 
     @classmethod
-    def build(cls, gpu: Any, llm: LlmSpec, mapping: Any) -> Kernels:
-        """From a ``gpu`` spec and a mapping (spec objects, or look-alikes whose numeric fields
-        are arrays: ``tensor_parallel``, the device's rates and efficiencies)."""
+    def build(cls, gpu: Any, cal: Any, llm: LlmSpec, mapping: Any) -> Kernels:
+        """From a ``gpu`` spec, its calibration and a mapping (spec objects, or look-alikes
+        whose numeric fields are arrays: ``tensor_parallel``, the device's rates, the
+        efficiencies)."""
         t = np.asarray(mapping.tensor_parallel, dtype=float)
         wb, kvb = DTYPE_BYTES[mapping.weight_dtype], DTYPE_BYTES[mapping.kv_dtype]
         shape = llm_model.layer_shape(llm, bytes_per_value=wb)
@@ -75,20 +77,20 @@ class Kernels:
         eff_peak = np.where(p8 > 0, p8, p16) if wb == 1 else p16
         tp_link = np.where(t > gpu.devices_per_server, gpu.network_bandwidth_GBps,
                            gpu.interconnect_bandwidth_GBps)
-        ieff = np.asarray(gpu.interconnect_efficiency, dtype=float)
+        ieff = np.asarray(cal.interconnect_efficiency, dtype=float)
         device = perf.Device(
             peak_flops=eff_peak * 1e12,
             mem_bw_Bps=np.asarray(gpu.hbm_bandwidth_GBps, dtype=float) * 1e9,
-            compute_efficiency=np.asarray(gpu.compute_efficiency, dtype=float),
-            memory_efficiency=np.asarray(gpu.bandwidth_efficiency, dtype=float),
+            compute_efficiency=np.asarray(cal.compute_efficiency, dtype=float),
+            memory_efficiency=np.asarray(cal.bandwidth_efficiency, dtype=float),
             tp_link_Bps=tp_link * 1e9 * ieff,
             pp_link_Bps=np.asarray(gpu.network_bandwidth_GBps, dtype=float) * 1e9 * ieff,
-            link_latency_s=np.asarray(gpu.interconnect_latency_us, dtype=float) * 1e-6,
+            link_latency_s=np.asarray(cal.interconnect_latency_us, dtype=float) * 1e-6,
         )
         return cls(llm=llm, shape=shape, device=device, tp=t,
                    batch_sharded=(mapping.attention_sharding == "batch") & (t > 1),
                    act_bytes=DTYPE_BYTES[mapping.activation_dtype],
-                   overhead_s=np.asarray(gpu.layer_overhead_us, dtype=float) * 1e-6)
+                   overhead_s=np.asarray(cal.layer_overhead_us, dtype=float) * 1e-6)
 
     def layer_s(self, seqs: ArrayLike, q_len: ArrayLike, kv_len: ArrayLike) -> np.ndarray:
         """One decoder layer: weight GEMMs, attention, all-reduces and the fixed overhead."""
@@ -156,6 +158,7 @@ class RooflineStepModel:
     """
 
     gpu: GpuSpec
+    cal: GpuCalibrationSpec
     llm: LlmSpec
     mapping: GpuMappingSpec
     kernels: Kernels
@@ -166,7 +169,8 @@ class RooflineStepModel:
         default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
-    def build(cls, gpu: GpuSpec, llm: LlmSpec, mapping: GpuMappingSpec) -> RooflineStepModel:
+    def build(cls, gpu: GpuSpec, cal: GpuCalibrationSpec, llm: LlmSpec,
+              mapping: GpuMappingSpec) -> RooflineStepModel:
         t, p = mapping.tensor_parallel, mapping.pipeline_parallel
         if t > llm.heads and mapping.attention_sharding == "heads":
             raise InfeasibleDesign(f"tensor_parallel {t} exceeds the {llm.heads} heads of "
@@ -176,8 +180,8 @@ class RooflineStepModel:
                                    f"{llm.name}")
         base, extra = divmod(llm.layers, p)
         layers = tuple(base + (1 if s < extra else 0) for s in range(p))
-        return cls(gpu=gpu, llm=llm, mapping=mapping, kernels=Kernels.build(gpu, llm, mapping),
-                   stage_layers=layers)
+        return cls(gpu=gpu, cal=cal, llm=llm, mapping=mapping,
+                   kernels=Kernels.build(gpu, cal, llm, mapping), stage_layers=layers)
 
     # ---------------------------------------------------------------------------------------
 
@@ -251,9 +255,9 @@ class RooflineStepModel:
                                     self.gpu.devices_per_server))
 
     def link(self, stage: int) -> tuple[float, float]:
-        g = self.gpu
-        bw = stage_link_Bps(g, self.stage_crosses_servers(stage), self.mapping.tensor_parallel)
-        return float(bw), g.interconnect_latency_us * 1e-6
+        bw = stage_link_Bps(self.gpu, self.cal, self.stage_crosses_servers(stage),
+                            self.mapping.tensor_parallel)
+        return float(bw), self.cal.interconnect_latency_us * 1e-6
 
     def transfer_bytes(self, stage: int, tokens: int) -> float:
         return float(tokens * self.llm.d_model * self._act_bytes)
@@ -269,7 +273,7 @@ class RooflineStepModel:
 
     def check_fits(self, sequences: int, context_tokens: int) -> None:
         """Raise InfeasibleDesign when a stage's weights and KV cache exceed usable HBM."""
-        cap = self.gpu.hbm_capacity_GB * 1e9 * self.gpu.hbm_usable_fraction
+        cap = self.gpu.hbm_capacity_GB * 1e9 * self.mapping.hbm_usable_fraction
         for stage in range(self.stages):
             need = self.device_bytes(stage, sequences, context_tokens)
             if need > cap:

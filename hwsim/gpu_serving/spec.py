@@ -1,10 +1,10 @@
-"""Spec kinds of the GPU/TPU serving baselines: ``gpu`` (a device) and ``gpu-mapping``.
+"""Spec kinds of the GPU/TPU serving baselines: ``gpu-calibration`` and ``gpu-mapping``.
 
-``gpu`` describes any HBM accelerator that serves LLMs from its own memory (NVIDIA GPUs and
-Google TPUs alike; ``family`` tells them apart): peak rates, HBM, links, power and prices, plus
-the efficiencies the roofline step model applies, calibrated against measured decode latencies
-(:mod:`hwsim.gpu_serving.calibration`). ``gpu-mapping`` is how one model replica is laid out on
-such devices (tensor and pipeline parallelism, batch, data types) and how it is paid for.
+The device itself is the shared ``gpu`` kind (:mod:`hwsim.hw.gpu`, datasheet figures only).
+``gpu-calibration`` holds the roofline step model's fitted constants for one device and names
+the data they were fitted on (:mod:`hwsim.gpu_serving.calibration`). ``gpu-mapping`` is how one
+model replica is laid out on such devices (tensor and pipeline parallelism, batch, data types,
+the share of HBM the serving framework uses) and how it is paid for.
 """
 
 from __future__ import annotations
@@ -17,69 +17,37 @@ from hwsim.specs import param, spec_kind
 DTYPE_BYTES: dict[str, int] = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1}
 
 
-@spec_kind("gpu")
+@spec_kind("gpu-calibration", folder="calibration")
 @dataclass(frozen=True, kw_only=True)
-class GpuSpec:
-    """An HBM accelerator (GPU or TPU) and the server that houses it."""
+class GpuCalibrationSpec:
+    """The constants of the roofline step model for one device, and the data they came from.
 
-    name: str = param(help="identifier")
-    family: str = param("gpu", choices=("gpu", "tpu"), help="device family")
-    peak_16bit_TFLOPS: float = param(unit="TFLOPS", gt=0,
-                                     help="dense FP16/BF16 matrix peak per device")
-    peak_8bit_TFLOPS: float = param(0.0, unit="TFLOPS", ge=0,
-                                    help="dense FP8/INT8 matrix peak per device; 0 = none "
-                                    "(8-bit weights then compute at the 16-bit peak)")
-    hbm_capacity_GB: float = param(unit="GB", gt=0, help="HBM capacity per device")
-    hbm_bandwidth_GBps: float = param(unit="GB/s", gt=0, help="peak HBM bandwidth per device")
-    hbm_usable_fraction: float = param(0.9, gt=0, le=1,
-                                       help="share of HBM a serving framework gives to weights "
-                                       "and KV cache")
-    interconnect_bandwidth_GBps: float = param(unit="GB/s", gt=0,
-                                               help="device-to-device bandwidth per direction "
-                                               "inside a server or slice (NVLink, ICI)")
-    network_bandwidth_GBps: float = param(unit="GB/s", gt=0,
-                                          help="per-device bandwidth between servers "
-                                          "(pipeline stages that cross servers)")
+    A ``gpu`` file holds the datasheet; this holds what the model needs beyond it: the achieved
+    shares of the peaks and the fixed costs. Files are named ``roofline-<device>``, which is the
+    default the ``calibration`` input of ``gpu-serving`` takes for a device.
+    """
+
+    name: str = param(help="identifier: roofline-<device>")
+    device: str = param(help="the gpu spec (its name) these constants were fitted for; "
+                        "empty = any device")
+    model: str = param("roofline", choices=("roofline",),
+                       help="the performance model the constants belong to")
+    fitted_on: str = param(help="the data the constants were fitted on (file and rows), or "
+                           "where an assumed value comes from")
+    bandwidth_efficiency: float = param(1.0, gt=0, le=1,
+                                        help="achieved / peak HBM bandwidth on weight and "
+                                        "KV-cache streams")
+    compute_efficiency: float = param(1.0, gt=0, le=1,
+                                      help="achieved / peak matrix throughput")
+    interconnect_efficiency: float = param(1.0, gt=0, le=1,
+                                           help="achieved / peak link bandwidth")
     interconnect_latency_us: float = param(0.0, unit="us", ge=0,
                                            help="start-up latency of one link transfer: each of "
                                            "an all-reduce's 2 (t-1) ring steps, each "
                                            "stage-to-stage transfer")
-    tdp_W: float = param(unit="W", gt=0, help="device thermal design power")
-    devices_per_server: int = param(ge=1, help="devices in one server (or TPU host)")
-    rental_usd_per_device_hour: float = param(unit="$/h", gt=0,
-                                              help="cloud rental price per device-hour")
-    server_price_usd: float = param(0.0, unit="$", ge=0,
-                                    help="purchase price of one server; 0 = not published")
-    server_power_W: float = param(0.0, unit="W", ge=0,
-                                  help="server power at the wall; 0 = not published")
-    bandwidth_efficiency: float = param(1.0, gt=0, le=1,
-                                        help="achieved / peak HBM bandwidth on weight and "
-                                        "KV-cache streams (calibrated)")
-    compute_efficiency: float = param(1.0, gt=0, le=1,
-                                      help="achieved / peak matrix throughput (calibrated)")
-    interconnect_efficiency: float = param(1.0, gt=0, le=1,
-                                           help="achieved / peak link bandwidth")
     layer_overhead_us: float = param(0.0, unit="us", ge=0,
                                      help="fixed time per layer and step (kernel launches, "
                                      "norms, activations)")
-    # Micro-architecture, read by the SpMM kernel model (hwsim.spmm); 0 = not given.
-    sms: int = param(0, ge=0, help="streaming multiprocessors (0 = not given)")
-    boost_clock_MHz: float = param(0.0, unit="MHz", ge=0, help="SM boost clock (0 = not given)")
-    smem_per_sm_KiB: float = param(0.0, unit="KiB", ge=0,
-                                   help="largest shared-memory carve-out per SM (0 = not given)")
-    smem_bytes_per_clk_per_sm: float = param(128.0, unit="B/clk", gt=0,
-                                             help="shared-memory bandwidth per SM: 32 banks x "
-                                             "4 B per clock (CUDA C Programming Guide, compute "
-                                             "capability 5.x and later)")
-    l2_MiB: float = param(0.0, unit="MiB", ge=0, help="L2 cache (0 = not given)")
-    peak_fp32_TFLOPS: float = param(0.0, unit="TFLOPS", ge=0,
-                                    help="FP32 CUDA-core (non-tensor) peak (0 = not given)")
-    source: str = param("", help="where the figures come from")
-
-    @property
-    def owned_price_known(self) -> bool:
-        """Whether the spec carries a server price and power (needed for owned TCO)."""
-        return self.server_price_usd > 0 and self.server_power_W > 0
 
 
 @spec_kind("gpu-mapping")
@@ -103,6 +71,9 @@ class GpuMappingSpec:
         help="how the tensor-parallel group splits attention and the KV cache: by heads "
         "(Megatron; at most one device per head) or by sequences (Pope et al. 2022, for "
         "multi-query attention: each device holds whole sequences' KV cache)")
+    hbm_usable_fraction: float = param(0.9, gt=0, le=1,
+                                       help="share of HBM the serving framework gives to weights "
+                                       "and KV cache (vLLM's gpu_memory_utilization default, 0.9)")
     pricing: str = param("rental", choices=("rental", "owned"),
                          help="what tco_usd_per_1k_tokens reports: rented devices or owned "
                          "servers on the Chiplet Cloud TCO model")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hwsim.queueing.analytical import evaluate as analytical
-from hwsim.queueing.analytical import evaluate_batch as analytical_batch
+from hwsim.batch import BatchModel
+from hwsim.queueing.analytical import VECTOR_KEYS, block
 from hwsim.queueing.spec import QueueSpec
 from hwsim.system import Metric, Role, System, register_system
 from hwsim.validation import load_cases
@@ -42,8 +42,7 @@ SYSTEM = register_system(System(
         Metric("throughput_per_s", "customers served per second"),
         Metric("customers", "customers measured (after warm-up)", fidelities=("des",)),
     ),
-    analytical=analytical,
+    batch=BatchModel(VECTOR_KEYS, block),
     des=_des,
-    analytical_batch=analytical_batch,
     validation=_cases,
 ))

@@ -9,66 +9,44 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from hwsim.errors import InfeasibleDesign
-from hwsim.system import Inputs, Metrics
+from hwsim.batch import REASON
+from hwsim.system import Inputs
+
+#: keys the block evaluates as arrays (every key the model reads)
+VECTOR_KEYS = frozenset(f"queue.{k}" for k in (
+    "arrival_rate_per_s", "mean_service_s", "servers", "erlang_k", "arrival_process",
+    "service_distribution"))
 
 
-def erlang_c(servers: int, offered_load: float) -> float:
-    """Probability that an arrival waits in M/M/c with offered load ``a = lambda / mu``."""
-    c, a = servers, offered_load
-    # Erlang B by its stable recursion, then C from B.
-    b = 1.0
-    for k in range(1, c + 1):
-        b = a * b / (k + a * b)
+def erlang_c(servers: Any, offered_load: Any) -> np.ndarray:
+    """Probability that an arrival waits in M/M/c with offered load ``a = lambda / mu``
+    (arrays broadcast): Erlang B by its stable recursion, every point advancing while
+    ``k <= `` its own server count, then C from B."""
+    c = np.asarray(servers, dtype=np.int64)
+    a = np.asarray(offered_load, dtype=float)
+    c, a = np.broadcast_arrays(c, a)
+    b = np.ones(a.shape)
+    for k in range(1, int(c.max(initial=1)) + 1):
+        b = np.where(k <= c, a * b / (k + a * b), b)
     rho = a / c
-    return b / (1.0 - rho + rho * b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return b / (1.0 - rho + rho * b)
 
 
-def evaluate(inputs: Inputs) -> Metrics:
+def block(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str, Any]:
+    """Every metric of ``n`` points: ``points`` maps ``queue.<key>`` to arrays; other keys take
+    the value of ``inputs["queue"]``. Points with utilisation >= 1 are infeasible."""
     q = inputs["queue"]
-    lam, es, c = q.arrival_rate_per_s, q.mean_service_s, q.servers
-    rho = lam * es / c
-    if rho >= 1.0:
-        raise InfeasibleDesign(
-            f"utilisation {rho:.3g} >= 1: arrivals outpace service and the queue grows forever"
-        )
-    wq_mmc = erlang_c(c, lam * es) * es / (c * (1.0 - rho))
-    wq = 0.5 * (q.arrival_scv() + q.service_scv()) * wq_mmc
-    if math.isnan(wq):  # pragma: no cover
-        wq = math.inf
-    return {
-        "utilization": rho,
-        "mean_wait_s": wq,
-        "mean_sojourn_s": wq + es,
-        "mean_queue_length": lam * wq,
-        "throughput_per_s": lam,
-    }
-
-
-def evaluate_batch(inputs: Inputs, points: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """:func:`evaluate` over many design points at once (numpy, no Python loop per point).
-
-    ``points`` maps ``queue.<key>`` to an array of values (one per point); keys not given take
-    the value of ``inputs["queue"]``. Infeasible points (utilisation >= 1) get NaN in every
-    metric, as the batch convention says.
-    """
-    q = inputs["queue"]
-    arrays = {k.partition(".")[2]: np.asarray(v) for k, v in points.items()}
-    unknown = set(arrays) - set(_BATCH_KEYS)
-    if unknown:
-        raise ValueError(f"analytical_batch cannot vary queue.{sorted(unknown)[0]}")
-    n = max((a.size for a in arrays.values()), default=1)
 
     def get(key: str, dtype: Any) -> np.ndarray:
-        if key in arrays:
-            return np.broadcast_to(arrays[key], (n,)).astype(dtype)
-        return np.full(n, getattr(q, key), dtype=dtype)
+        v = points.get(f"queue.{key}")
+        return np.broadcast_to(np.asarray(getattr(q, key) if v is None else v, dtype=dtype),
+                               (n,))
 
     lam = get("arrival_rate_per_s", float)
     es = get("mean_service_s", float)
@@ -82,14 +60,11 @@ def evaluate_batch(inputs: Inputs, points: Mapping[str, np.ndarray]) -> dict[str
     a = lam * es
     rho = a / c
     ok = rho < 1.0
-    # Erlang B by its recursion, every point advancing while k <= its own server count.
-    b = np.ones(n)
-    for kk in range(1, int(c.max(initial=1)) + 1):
-        step = kk <= c
-        b = np.where(step, a * b / (kk + a * b), b)
     with np.errstate(divide="ignore", invalid="ignore"):
-        erl_c = b / (1.0 - rho + rho * b)
-        wq = 0.5 * (ca2 + cs2) * erl_c * es / (c * (1.0 - rho))
+        wq = 0.5 * (ca2 + cs2) * erlang_c(c, a) * es / (c * (1.0 - rho))
+    reason = np.full(n, "", dtype=object)
+    reason[~ok] = [f"utilisation {r:.3g} >= 1: arrivals outpace service and the queue grows "
+                   "forever" for r in rho[~ok]]
     nan = np.full(n, np.nan)
     return {
         "utilization": np.where(ok, rho, nan),
@@ -97,8 +72,5 @@ def evaluate_batch(inputs: Inputs, points: Mapping[str, np.ndarray]) -> dict[str
         "mean_sojourn_s": np.where(ok, wq + es, nan),
         "mean_queue_length": np.where(ok, lam * wq, nan),
         "throughput_per_s": np.where(ok, lam, nan),
+        REASON: reason,
     }
-
-
-_BATCH_KEYS = ("arrival_rate_per_s", "mean_service_s", "servers", "erlang_k",
-               "arrival_process", "service_distribution")

@@ -1,7 +1,10 @@
 """The generators' registry, Verilog emission, JSON descriptions and synthesis statistics.
 
-:data:`GENERATORS` maps a generator name (``systolic``, ``sparse-decoder``, ``fusion-unit``) to
-its spec kind, its component class and its timing description. :func:`generate` writes, for one
+:data:`GENERATORS` is the registry of generators: each maps a name (``systolic``,
+``sparse-decoder``, ``fusion-unit``) to its spec kind, its component and its timing description,
+and is registered by the package that owns it (:func:`register_generator`: ``systolic`` by
+:mod:`hwsim.systolic_fpga`, ``sparse-decoder`` by :mod:`hwsim.spmm`, the shared block
+``fusion-unit`` by :mod:`hwsim.rtl.fusion`). :func:`generate` writes, for one
 spec, ``<top>.v`` (``amaranth.back.verilog``), ``<top>.json`` (ports with widths and directions,
 payload layouts, parameters, latency and initiation interval) and, where a Yosys is present,
 ``<top>.synth.json`` (:func:`synthesize`: generic cells and a Xilinx 7-series mapping).
@@ -23,26 +26,20 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from amaranth.back import rtlil, verilog
 from amaranth.hdl import Value
 from amaranth.lib import data, wiring
 
 from hwsim import specs
-from hwsim import systolic as timing
 from hwsim.errors import HwsimError, InputError
-from hwsim.rtl.fusion import LATENCY as FUSION_LATENCY
-from hwsim.rtl.fusion import FusionUnit
-from hwsim.rtl.sparse import SparseDecoder, tile_cycles
-from hwsim.rtl.spec import FusionUnitSpec, SparseDecoderSpec, SystolicSpec
-from hwsim.rtl.systolic import SystolicArray
+from hwsim.rtl.registry import GENERATORS, Generator, get_generator
 
 try:  # the error Amaranth raises when it finds no usable Yosys (a private module in 0.5)
     from amaranth._toolchain.yosys import YosysError
@@ -57,131 +54,6 @@ DEFAULT_SPEC = "default"
 
 class SynthesisError(HwsimError):
     """Yosys failed on generated Verilog, or the netlist has latches."""
-
-
-@dataclass(frozen=True)
-class Generator:
-    """One RTL generator: its spec kind, component and timing description."""
-
-    name: str
-    kind: str
-    summary: str
-    component: Callable[[Any], wiring.Component]
-    timing: Callable[[Any], dict[str, Any]]
-    demo: Callable[[Any, Path], None]
-
-    @property
-    def top(self) -> str:
-        """The Verilog module name."""
-        return self.name.replace("-", "_")
-
-
-def _systolic_timing(spec: SystolicSpec) -> dict[str, Any]:
-    t_ref = 64
-    return {
-        "model": "hwsim.systolic (SCALE-Sim, Samajdar et al. ISPASS 2020, eq. 1)",
-        "fold_cycles": "2*rows + cols + T - 2",
-        "T": "K (reduction) for os, M (rows of A) for ws",
-        "fold_cycles_at_T64": timing.fold_cycles(spec.rows, spec.cols, t_ref),
-        "latency_cycles": (spec.rows + spec.cols - 2 if spec.dataflow == "ws"
-                           else spec.rows + spec.cols - 1),
-        "latency_note": ("ws: an A row's outputs leave rows + cols - 2 cycles after it enters"
-                         if spec.dataflow == "ws" else
-                         "os: first result row leaves rows + cols - 1 cycles after the last step"),
-        "initiation_interval_cycles": 1,
-        "ii_note": "one A (and B) vector per cycle within a fold; folds back to back",
-        "macs_per_cycle_peak": spec.rows * spec.cols,
-    }
-
-
-def _sparse_timing(spec: SparseDecoderSpec) -> dict[str, Any]:
-    return {
-        "model": "hwsim.rtl.sparse.tile_cycles",
-        "tile_cycles": "max(1, ceil(nnz / lanes)) + tile_rows",
-        "latency_cycles": 1,
-        "latency_note": "first dense row leaves the cycle after the tile's last vector",
-        "initiation_interval_cycles": 1,
-        "ii_note": "one vector of `lanes` records per cycle while filling",
-        "tile_cycles_dense": tile_cycles(spec, spec.tile_rows * spec.tile_cols),
-    }
-
-
-def _fusion_timing(spec: FusionUnitSpec) -> dict[str, Any]:
-    return {
-        "model": "hwsim.rtl.fusion.stream_cycles",
-        "stream_cycles": "n + 3",
-        "latency_cycles": FUSION_LATENCY,
-        "initiation_interval_cycles": 1,
-        "ii_note": "one pair of beats per cycle when both FIFOs hold data and o is ready",
-    }
-
-
-def _demo_systolic(spec: SystolicSpec, vcd: Path) -> None:
-    from hwsim.rtl.systolic import gemm_reference, simulate_gemm
-
-    rng = np.random.default_rng(0)
-    lo, hi = _operand_range(spec.operand_width, spec.signed)
-    a = rng.integers(lo, hi, (spec.rows, spec.rows), endpoint=True)
-    b = rng.integers(lo, hi, (spec.rows, spec.cols), endpoint=True)
-    c, _ = simulate_gemm(spec, a, b, vcd=vcd)
-    _check(bool((c == gemm_reference(a, b, spec)).all()), "systolic demo")
-
-
-def _demo_sparse(spec: SparseDecoderSpec, vcd: Path) -> None:
-    from hwsim.rtl.sparse import encode_tile, simulate_tiles
-
-    rng = np.random.default_rng(0)
-    dense = rng.integers(1, 1 << spec.value_width, (spec.tile_rows, spec.tile_cols),
-                         endpoint=False) * (rng.random((spec.tile_rows, spec.tile_cols)) < 0.25)
-    out, _ = simulate_tiles(spec, [encode_tile(spec, dense), []], vcd=vcd)
-    _check(bool((out[0] == dense).all() and not out[1].any()), "sparse-decoder demo")
-
-
-def _demo_fusion(spec: FusionUnitSpec, vcd: Path) -> None:
-    from hwsim.rtl.fusion import fuse_reference, simulate_fusion
-
-    rng = np.random.default_rng(0)
-    lo, hi = _operand_range(spec.in_width, spec.signed)
-    a = rng.integers(lo, hi, (16, spec.lanes), endpoint=True)
-    b = rng.integers(lo, hi, (16, spec.lanes), endpoint=True)
-    out, _ = simulate_fusion(spec, a, b, vcd=vcd, p_valid=0.7, p_ready=0.7)
-    _check(bool((out == fuse_reference(a, b, spec)).all()), "fusion-unit demo")
-
-
-def _operand_range(width: int, signed: bool) -> tuple[int, int]:
-    if signed:
-        return -(1 << (width - 1)), (1 << (width - 1)) - 1
-    return 0, (1 << width) - 1
-
-
-def _check(ok: bool, what: str) -> None:
-    if not ok:  # pragma: no cover - a generator bug
-        raise HwsimError(f"{what}: simulated output differs from the numpy model")
-
-
-GENERATORS: dict[str, Generator] = {
-    g.name: g
-    for g in (
-        Generator("systolic", "systolic", "systolic MAC array (weight- or output-stationary)",
-                  SystolicArray, _systolic_timing, _demo_systolic),
-        Generator("sparse-decoder", "sparse-decoder",
-                  "Tiled-CSL sparse-to-dense tile decoder", SparseDecoder, _sparse_timing,
-                  _demo_sparse),
-        Generator("fusion-unit", "fusion-unit",
-                  "two-stream sensor fusion with FIFOs and requantisation", FusionUnit,
-                  _fusion_timing, _demo_fusion),
-    )
-}
-
-
-def get_generator(name: str) -> Generator:
-    """The generator called ``name``; an InputError lists the known ones otherwise."""
-    try:
-        return GENERATORS[name]
-    except KeyError:
-        raise InputError(
-            f"unknown generator {name!r}; expected one of: {', '.join(GENERATORS)}"
-        ) from None
 
 
 def load_spec(generator: str, spec: str | None = None, overrides: Mapping[str, Any] | None = None,
@@ -446,14 +318,14 @@ def regenerate_defaults(out_dir: str | os.PathLike[str] | None = None, *,
                         synth: bool | None = None) -> list[Generated]:
     """Regenerate every generator's default configuration (the committed ``rtl/``)."""
     out = Path(out_dir) if out_dir is not None else default_dir()
-    specs_ = {name: load_spec(name) for name in GENERATORS}
+    specs_ = {name: load_spec(name) for name in GENERATORS.names()}
     # emission first (one Yosys-in-WebAssembly at a time), then the syntheses in parallel
     done = {name: generate(name, spec, out, synth=False) for name, spec in specs_.items()}
     if synth is None:
         synth = find_yosys() is not None
     if synth:
         def job(name: str) -> None:
-            top = GENERATORS[name].top
+            top = GENERATORS.get(name).top
             t0 = time.perf_counter()
             stats = synthesize(done[name].verilog.read_text(), top)
             done[name].seconds["synthesis"] = time.perf_counter() - t0

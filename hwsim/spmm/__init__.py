@@ -1,19 +1,21 @@
 """GPU tensor-core SpMM after Flash-LLM (Load-as-Sparse, Compute-as-Dense, Tiled-CSL), against
 cuBLAS, cuSPARSE, Sputnik and SparTA.
 
-System ``spmm``: inputs ``workload`` (kind ``spmm``), ``kernel`` (``spmm-kernel``) and ``device``
-(``gpu``). Analytical model in :mod:`hwsim.spmm.analytical`, DES in :mod:`hwsim.spmm.des`,
+System ``spmm``: inputs ``workload`` (kind ``spmm``), ``kernel`` (``spmm-kernel``), ``device``
+(``gpu``) and ``calibration`` (``spmm-calibration``, the constants of that kernel on that
+device). Analytical model in :mod:`hwsim.spmm.analytical`, DES in :mod:`hwsim.spmm.des`,
 format in :mod:`hwsim.spmm.format`, validation in :mod:`hwsim.spmm.calibration`.
 """
 
 from __future__ import annotations
 
-from hwsim.gpu_serving.spec import GpuSpec
+from hwsim.batch import BatchModel
 from hwsim.spmm import analytical as _model
-from hwsim.spmm.spec import SpmmKernelSpec, SpmmSpec
+from hwsim.spmm import generator as _generator  # noqa: F401  (registers "sparse-decoder")
+from hwsim.spmm.spec import SpmmCalibrationSpec, SpmmKernelSpec, SpmmSpec
 from hwsim.system import Metric, Role, System, register_system
 
-__all__ = ["SYSTEM", "GpuSpec", "SpmmKernelSpec", "SpmmSpec"]
+__all__ = ["SYSTEM", "SpmmCalibrationSpec", "SpmmKernelSpec", "SpmmSpec"]
 
 
 def _des(inputs, *, seed: int = 0, trace=None):
@@ -33,8 +35,11 @@ SYSTEM = register_system(System(
     summary="skinny SpMM on GPU tensor cores (Flash-LLM) vs cuBLAS, cuSPARSE, Sputnik, SparTA",
     roles=(
         Role("workload", "spmm", "opt30b-qkv-n16-s80", "shape, sparsity, data type"),
-        Role("kernel", "spmm-kernel", "flash-llm", "kernel, tiling, efficiencies"),
-        Role("device", "gpu", "a100-sxm-80gb", "the GPU"),
+        Role("kernel", "spmm-kernel", "flash-llm", "kernel, tiling (as its code says)"),
+        Role("device", "gpu", "a100-sxm-80gb", "the GPU (datasheet)"),
+        Role("calibration", "spmm-calibration", "spmm-{kernel}-{device}",
+             "the kernel model's fitted constants for this kernel on this device",
+             fallback="spmm-uncalibrated", matches=("kernel", "device")),
     ),
     metrics=(
         Metric("latency_us", "kernel time (split-K reduction and launches included)"),
@@ -49,8 +54,7 @@ SYSTEM = register_system(System(
         Metric("ctas", "thread blocks launched (Flash-LLM; NaN otherwise)"),
         Metric("waves", "thread blocks / resident slots (Flash-LLM; NaN otherwise)"),
     ),
-    analytical=_model.evaluate,
+    batch=BatchModel(_model.VECTOR_KEYS, _model.block),
     des=_des,
-    analytical_batch=_model.evaluate_batch,
     validation=_cases,
 ))

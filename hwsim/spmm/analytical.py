@@ -69,10 +69,17 @@ from typing import Any
 import numpy as np
 
 from hwsim import specs
-from hwsim.errors import InfeasibleDesign, InputError
+from hwsim.batch import REASON
+from hwsim.errors import InputError
 from hwsim.spmm import format as fmt
-from hwsim.spmm.spec import DTYPE_BYTES, FLASH_LLM_SPLIT_K, SpmmKernelSpec, SpmmSpec
-from hwsim.system import Inputs, Metrics
+from hwsim.spmm.spec import (
+    DTYPE_BYTES,
+    FLASH_LLM_SPLIT_K,
+    SpmmCalibrationSpec,
+    SpmmKernelSpec,
+    SpmmSpec,
+)
+from hwsim.system import Inputs
 
 log = logging.getLogger(__name__)
 
@@ -255,14 +262,30 @@ def sparta(m: Any, k: Any, n: Any, density: Any, ker: Mapping[str, Any], dev: De
 # ---------------------------------------------------------------------------------------------
 
 
-def kernel_fields(ker: SpmmKernelSpec) -> dict[str, Any]:
-    return {f: getattr(ker, f) for f in specs.to_dict(ker) if f not in ("name", "source")}
+def kernel_fields(ker: SpmmKernelSpec, cal: SpmmCalibrationSpec) -> dict[str, Any]:
+    """What the kernel model reads: the kernel's own fields and its calibrated constants."""
+    out = {f: getattr(ker, f) for f in specs.to_dict(ker) if f not in ("name", "source")}
+    out.update({f: getattr(cal, f) for f in SpmmCalibrationSpec.CONSTANTS})
+    return out
+
+
+def load_calibration(kernel: str, device: str) -> SpmmCalibrationSpec:
+    """The committed constants of ``kernel`` on ``device`` (``spmm-<kernel>-<device>``)."""
+    path = specs.find_spec_file("spmm-calibration", f"spmm-{kernel}-{device}")
+    return specs.load_spec(path, kind="spmm-calibration")
 
 
 @cache
-def cublas_baseline() -> SpmmKernelSpec:
-    """The cuBLAS kernel spec ``speedup_vs_cublas`` compares against (models/spmm-kernel)."""
-    return specs.load_spec(specs.find_spec_file("spmm-kernel", "cublas"), kind="spmm-kernel")
+def cublas_baseline(device: str) -> dict[str, Any]:
+    """The cuBLAS kernel ``speedup_vs_cublas`` compares against, with its constants on
+    ``device`` (``models/spmm-kernel/cublas``, ``models/calibration/spmm-cublas-<device>``)."""
+    ker = specs.load_spec(specs.find_spec_file("spmm-kernel", "cublas"), kind="spmm-kernel")
+    try:
+        cal = load_calibration("cublas", device)
+    except InputError:
+        raise InputError(f"speedup_vs_cublas needs cuBLAS's constants on '{device}': no "
+                         f"models/calibration/spmm-cublas-{device}.toml") from None
+    return kernel_fields(ker, cal)
 
 
 def _nnz_tile(w: Mapping[str, Any]) -> np.ndarray:
@@ -272,8 +295,9 @@ def _nnz_tile(w: Mapping[str, Any]) -> np.ndarray:
 
 
 def evaluate_arrays(w: Mapping[str, Any], ker: Mapping[str, Any], dev: Device,
-                    nnz_tile: Any = None) -> dict[str, np.ndarray]:
-    """Every metric for (broadcast) workload and kernel values; infeasible points give NaN."""
+                    baseline: Mapping[str, Any], nnz_tile: Any = None) -> dict[str, np.ndarray]:
+    """Every metric for (broadcast) workload and kernel values; infeasible points give NaN.
+    ``baseline``: the cuBLAS kernel fields ``speedup_vs_cublas`` divides by."""
     m, k, n, s = (np.asarray(w[x], dtype=float) for x in ("m", "k", "n", "sparsity"))
     eb = float(DTYPE_BYTES[w.get("dtype", "fp16")])
     d = 1.0 - s
@@ -291,7 +315,7 @@ def evaluate_arrays(w: Mapping[str, Any], ker: Mapping[str, Any], dev: Device,
         r = csr_spmm(m, k, n, d * m * k, ker, dev, eb)
     else:
         r = sparta(m, k, n, d, ker, dev, eb)
-    base = cublas(m, k, n, kernel_fields(cublas_baseline()), dev, eb)["latency_s"]
+    base = cublas(m, k, n, baseline, dev, eb)["latency_s"]
     flops = 2.0 * m * n * k
     lat = r["latency_s"]
     out = {
@@ -317,61 +341,66 @@ def _workload_dict(w: SpmmSpec) -> dict[str, Any]:
     return {"m": w.m, "k": w.k, "n": w.n, "sparsity": w.sparsity, "dtype": w.dtype}
 
 
-def evaluate(inputs: Inputs) -> Metrics:
-    """Metrics of one design point (``workload``: spmm, ``kernel``: spmm-kernel, ``device``)."""
-    w: SpmmSpec = inputs["workload"]
-    ker: SpmmKernelSpec = inputs["kernel"]
-    dev = device_of(inputs["device"])
-    nnz_tile = None
-    if ker.kernel == "flash-llm":
-        if w.seed >= 0:
-            counts = fmt.random_tile_nnz(w.m, w.k, w.density, w.seed)
-            densest = counts.max() / fmt.TILE_ELEMS
-            nnz_tile = float(fmt.padded(counts).mean())
-        else:
-            densest = np.ceil(w.density * fmt.TILE_ELEMS) / fmt.TILE_ELEMS
-        if densest > ker.max_tile_density:
-            raise InfeasibleDesign(
-                f"a {fmt.TILE_ROWS}x{fmt.TILE_COLS} tile holds {densest:.1%} nonzeros, above "
-                f"the {ker.max_tile_density:.0%} this kernel buffers per tile (Flash-LLM's "
-                "register budget; denser tiles are silently truncated)")
-    out = evaluate_arrays(_workload_dict(w), kernel_fields(ker), dev, nnz_tile)
-    metrics = {key: float(v) for key, v in out.items()}
-    if np.isnan(metrics["latency_us"]):
-        raise InfeasibleDesign(f"kernel '{ker.name}' cannot run on '{inputs['device'].name}': "
-                               "a thread block does not fit in one SM's shared memory")
-    return metrics
+#: keys the block evaluates as arrays; any other (the kernel, the data type, the mask seed, a
+#: spec file) is grouped by the core
+VECTOR_KEYS: frozenset[str] = frozenset(
+    [f"workload.{k}" for k in ("m", "k", "n", "sparsity")]
+    + [f"kernel.{k}" for k in ("tile_m", "tile_n", "tile_k", "stages", "threads_per_cta",
+                               "max_threads_per_sm", "split_k", "max_tile_density")]
+    + [f"calibration.{k}" for k in SpmmCalibrationSpec.CONSTANTS]
+    + [f"device.{k}" for k in ("sms", "boost_clock_MHz", "smem_per_sm_KiB",
+                               "smem_bytes_per_clk_per_sm", "hbm_bandwidth_GBps",
+                               "peak_16bit_TFLOPS", "peak_fp32_TFLOPS")])
 
 
-_WORKLOAD_KEYS = ("m", "k", "n", "sparsity")
-_DEVICE_KEYS = ("sms", "boost_clock_MHz", "smem_per_sm_KiB", "smem_bytes_per_clk_per_sm",
-                "hbm_bandwidth_GBps", "peak_16bit_TFLOPS", "peak_fp32_TFLOPS")
-
-
-def evaluate_batch(inputs: Inputs, points: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """:func:`evaluate` over many points: ``points`` maps ``workload.m``, ``kernel.split_k``,
-    ``device.hbm_bandwidth_GBps``... to arrays; infeasible points get NaN. Uses expected
-    nonzero counts (the workload's ``seed`` is ignored)."""
-    w = _workload_dict(inputs["workload"])
-    ker = kernel_fields(inputs["kernel"])
-    gpu_over: dict[str, np.ndarray] = {}
-    for key, arr in points.items():
-        role, _, field = key.partition(".")
-        a = np.asarray(arr)
-        if role == "workload" and field in _WORKLOAD_KEYS:
-            w[field] = a
-        elif role == "kernel" and field in ker and field != "kernel":
-            ker[field] = a
-        elif role == "device" and field in _DEVICE_KEYS:
-            gpu_over[field] = a
-        else:
-            raise ValueError(f"analytical_batch cannot vary {key}")
+def block(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str, Any]:
+    """Every metric of ``n`` points (the :class:`hwsim.batch.BatchModel` block); infeasible
+    points get NaN and a reason. With the workload's ``seed`` >= 0 the per-tile nonzero counts
+    of Flash-LLM come from a random mask of that seed, else every tile holds its expected
+    count."""
+    wl: SpmmSpec = inputs["workload"]
+    ker_spec: SpmmKernelSpec = inputs["kernel"]
     gpu = inputs["device"]
     device_of(gpu)  # the figures the model needs are present
-    g = {f: gpu_over.get(f, getattr(gpu, f)) for f in _DEVICE_KEYS}
+    w: dict[str, Any] = _workload_dict(wl)
+    ker = kernel_fields(ker_spec, inputs["calibration"])
+    g = {f: getattr(gpu, f) for f in ("sms", "boost_clock_MHz", "smem_per_sm_KiB",
+                                      "smem_bytes_per_clk_per_sm", "hbm_bandwidth_GBps",
+                                      "peak_16bit_TFLOPS", "peak_fp32_TFLOPS")}
+    for key, arr in points.items():
+        role, _, name = key.partition(".")
+        target = {"workload": w, "kernel": ker, "calibration": ker, "device": g}[role]
+        target[name] = arr
+    for key in ("m", "k", "n", "sparsity"):
+        w[key] = np.broadcast_to(np.asarray(w[key], dtype=float), (n,))
     dev = Device(sms=np.asarray(g["sms"], dtype=float), clock_Hz=g["boost_clock_MHz"] * 1e6,
                  smem_per_sm_B=g["smem_per_sm_KiB"] * 1024.0,
                  smem_Bpc=g["smem_bytes_per_clk_per_sm"], hbm_Bps=g["hbm_bandwidth_GBps"] * 1e9,
                  tensor_flops=g["peak_16bit_TFLOPS"] * 1e12,
                  fp32_flops=g["peak_fp32_TFLOPS"] * 1e12)
-    return evaluate_arrays(w, ker, dev)
+    nnz_tile = None
+    densest = np.ceil((1.0 - w["sparsity"]) * fmt.TILE_ELEMS) / fmt.TILE_ELEMS
+    if ker["kernel"] == "flash-llm" and wl.seed >= 0:
+        nnz_tile, densest = np.empty(n), np.empty(n)
+        for key in set(zip(w["m"], w["k"], w["sparsity"], strict=True)):
+            sel = (w["m"] == key[0]) & (w["k"] == key[1]) & (w["sparsity"] == key[2])
+            counts = fmt.random_tile_nnz(int(key[0]), int(key[1]), 1.0 - key[2], wl.seed)
+            nnz_tile[sel] = float(fmt.padded(counts).mean())
+            densest[sel] = counts.max() / fmt.TILE_ELEMS
+    out: dict[str, Any] = evaluate_arrays(w, ker, dev, cublas_baseline(gpu.name), nnz_tile)
+    lat = np.broadcast_to(out["latency_us"], (n,))
+    reason = np.full(n, "", dtype=object)
+    reason[np.isnan(lat)] = (f"a thread block of kernel '{ker_spec.name}' does not fit in one "
+                             f"SM's shared memory on '{gpu.name}'")
+    if ker["kernel"] == "flash-llm":
+        cap = np.broadcast_to(np.asarray(ker["max_tile_density"], dtype=float), (n,))
+        dense = np.broadcast_to(densest, (n,)) > cap
+        for c in np.unique(cap[dense]):
+            reason[dense & (cap == c)] = (
+                f"a {fmt.TILE_ROWS}x{fmt.TILE_COLS} tile holds more nonzeros than the {c:.0%} "
+                "this kernel buffers per tile (Flash-LLM's register budget, max_tile_density; "
+                "denser tiles are silently truncated)")
+        for key in out:
+            out[key] = np.where(dense, np.nan, out[key])
+    out[REASON] = reason
+    return out

@@ -52,9 +52,12 @@ def evaluate(inputs: Inputs, *, seed: int = 0, trace: TraceRecorder | None = Non
         raise InputError(f"the spmm DES models the flash-llm kernel only, not '{ker.kernel}'; "
                          "use --fidelity analytical", key="kernel.kernel", value=ker.kernel,
                          has_value=True)
-    base = analytical.evaluate(inputs)  # feasibility checks and the cuBLAS comparison
+    from hwsim.system import get_system
+
+    # feasibility checks and the cuBLAS comparison
+    base = get_system("spmm").analytical(inputs)
     dev = analytical.device_of(inputs["device"])
-    kf = analytical.kernel_fields(ker)
+    kf = analytical.kernel_fields(ker, inputs["calibration"])
     sk = ker.split_k or int(analytical.default_split_k(w.m))
     kf["split_k"] = sk
     expected = analytical._nnz_tile({"sparsity": w.sparsity})
@@ -86,8 +89,8 @@ def evaluate(inputs: Inputs, *, seed: int = 0, trace: TraceRecorder | None = Non
     hbm = Memory(env, inputs["device"].hbm_capacity_GB * 1e9, p["hbm_Bps"], name="hbm",
                  recorder=trace)
     smem = [FairShare(env, 1.0) for _ in range(sms)]
-    tc = [ComputeUnit(env, dev.tensor_flops / sms, ker.tensor_efficiency, 1, name=f"tc{i}",
-                      recorder=trace)
+    tensor_eff = inputs["calibration"].tensor_efficiency
+    tc = [ComputeUnit(env, dev.tensor_flops / sms, tensor_eff, 1, name=f"tc{i}", recorder=trace)
           for i in range(sms)]
     c_per_cta = p["c_out_B"] / grid
     pending = list(range(grid - 1, -1, -1))  # CTAs not yet dispatched (pop from the end)
@@ -111,7 +114,7 @@ def evaluate(inputs: Inputs, *, seed: int = 0, trace: TraceRecorder | None = Non
         while pending:
             yield env.process(cta_proc(sm, pending.pop()))
 
-    launch = ker.launch_overhead_us * 1e-6
+    launch = inputs["calibration"].launch_overhead_us * 1e-6
     # fill SMs breadth-first (one CTA per SM, then a second ...), as the hardware dispatcher does
     for _ in range(cap):
         for sm in range(sms):

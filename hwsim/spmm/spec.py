@@ -1,10 +1,11 @@
-"""Spec kinds of the SpMM system: ``spmm`` (the workload) and ``spmm-kernel`` (the kernel).
+"""Spec kinds of the SpMM system: ``spmm`` (the workload), ``spmm-kernel`` (the kernel) and
+``spmm-calibration`` (the kernel model's fitted constants for a kernel on a device).
 
 ``spmm`` is one skinny sparse x dense product ``C[M,N] = A[M,K] @ B[K,N]`` with an unstructured
 sparse weight matrix ``A``. ``spmm-kernel`` names the kernel that runs it (Flash-LLM or a
-baseline) with its tiling and the efficiencies the model applies. Tiling defaults follow
-Flash-LLM's ``csrc/TilingConfig.h`` as summarised in ``shared/papers/flash_llm_spmm_msrep.md``
-sec. 1.3.
+baseline) with its tiling, as its code states. Tiling defaults follow Flash-LLM's
+``csrc/TilingConfig.h`` and ``csrc/SpMM_API.cu`` (repository commit 1d2828a). The device is the
+shared ``gpu`` kind.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from hwsim.specs import param, spec_kind
 KERNELS = ("flash-llm", "cublas", "cusparse", "sputnik", "sparta")
 DTYPE_BYTES: dict[str, int] = {"fp16": 2, "bf16": 2}
 
-#: Flash-LLM's hand-tuned SplitK, keyed on M (flash_llm_spmm_msrep.md sec. 1.5, from the
-#: end-to-end converter of the Flash-LLM repository)
+#: Flash-LLM's hand-tuned SplitK, keyed on M (the end-to-end converter of the Flash-LLM
+#: repository, end2end_inference/ft_tools/huggingface_opt_convert_Phase2.py)
 FLASH_LLM_SPLIT_K: dict[int, int] = {
     21504: 5, 7168: 7, 28672: 7, 27648: 2, 9216: 6, 36864: 3, 12288: 9, 49152: 9,
     10752: 5, 14336: 7, 13824: 4, 18432: 3, 24576: 9, 5376: 10, 6912: 8,
@@ -66,6 +67,29 @@ class SpmmKernelSpec:
     max_threads_per_sm: int = param(2048, ge=32, help="resident threads per SM (Ampere/Hopper)")
     split_k: int = param(0, ge=0, le=64, help="K slices reduced by a second kernel; 0 = "
                          "Flash-LLM's table by M, else 1")
+    max_tile_density: float = param(1.0, gt=0, le=1,
+                                     help="largest nonzero share of one format tile the kernel "
+                                     "handles correctly (Flash-LLM: 0.5, register budget)")
+    source: str = param("", help="where the figures come from")
+
+
+@spec_kind("spmm-calibration", folder="calibration")
+@dataclass(frozen=True, kw_only=True)
+class SpmmCalibrationSpec:
+    """The kernel model's constants for one kernel on one device, and the data they came from.
+
+    The ``spmm-kernel`` file holds what the kernel's code says (tiling, stages, limits); this
+    holds what a measurement says (achieved shares of the peaks, fixed time per launch). Files
+    are named ``spmm-<kernel>-<device>``, the default of the spmm system's ``calibration``
+    input.
+    """
+
+    name: str = param(help="identifier: spmm-<kernel>-<device>")
+    kernel: str = param(help="the spmm-kernel spec (its name) these constants are for; "
+                        "empty = any kernel")
+    device: str = param(help="the gpu spec (its name) these constants are for; empty = any")
+    fitted_on: str = param(help="the data the constants were fitted on, or where an assumed "
+                           "value comes from")
     hbm_efficiency: float = param(1.0, gt=0, le=1, help="achieved / peak HBM bandwidth")
     smem_efficiency: float = param(1.0, gt=0, le=1,
                                    help="achieved / peak shared-memory bandwidth (extraction)")
@@ -75,7 +99,34 @@ class SpmmKernelSpec:
     launch_overhead_us: float = param(0.0, unit="us", ge=0,
                                       help="fixed time per kernel launch (launch, prologue, "
                                       "epilogue, tail)")
-    max_tile_density: float = param(1.0, gt=0, le=1,
-                                     help="largest nonzero share of one format tile the kernel "
-                                     "handles correctly (Flash-LLM: 0.5, register budget)")
-    source: str = param("", help="where the figures come from")
+
+    #: the fields the kernel model reads
+    CONSTANTS = ("hbm_efficiency", "smem_efficiency", "tensor_efficiency",
+                 "cuda_core_efficiency", "launch_overhead_us")
+
+
+@spec_kind("sparse-decoder")
+@dataclass(frozen=True, kw_only=True)
+class SparseDecoderSpec:
+    """A Tiled-CSL tile decoder: (value, in-tile position) records in, dense rows out."""
+
+    name: str = param("sparse-decoder", help="identifier")
+    tile_rows: int = param(8, ge=1, le=256, help="rows of a format tile (Flash-LLM: 128)")
+    tile_cols: int = param(16, ge=2, le=256, help="columns of a format tile (Flash-LLM: 64)")
+    value_width: int = param(16, unit="bit", ge=1, le=32,
+                             help="bits of a value (FP16 bit patterns: 16)")
+    lanes: int = param(4, ge=1, le=16,
+                       help="records accepted per cycle (Flash-LLM: 4 per 128-bit vector)")
+    swizzle: bool = param(False, help="positions use Flash-LLM's col ^ ((row % 8) << 3)")
+
+    def __post_init__(self) -> None:
+        if self.swizzle and self.tile_cols % 64:
+            raise ValueError(
+                f"swizzle needs tile_cols a multiple of 64 (got {self.tile_cols}): the XOR "
+                "pattern (row % 8) << 3 reaches column 63"
+            )
+
+    @property
+    def pos_width(self) -> int:
+        """Bits of an in-tile position (row * tile_cols + col)."""
+        return max(1, (self.tile_rows * self.tile_cols - 1).bit_length())

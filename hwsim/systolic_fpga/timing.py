@@ -27,14 +27,16 @@ drain (no overlap between folds; partial folds cost as much as full ones):
 
     compute_cycles = ceil(S_R / R) * ceil(S_C / C) * (2 R + C + T - 2)
 
-This counts compute only (SCALE-Sim's "compute cycles" with no memory stalls, i.e. its CALC
-bandwidth mode with enough SRAM). For ``ws`` and ``is`` it equals the cycle count of SCALE-Sim's
-code (v2 and 3.0.0, ``systolic_compute_ws.py``/``_is.py``; checked against SCALE-Sim 3.0.0's
-own numbers in ``hwsim/rtl/data/scalesim_3_compute_cycles.csv``). SCALE-Sim's
-``systolic_compute_os.py`` overlaps the output drain with the fill and counts ``T + R + C - 2``
-per fold, ``R`` fewer than this model, whose ``os`` array drains its accumulators after each
-fold as the paper's equation does; :func:`scalesim_cycles` reproduces SCALE-Sim's count.
-The RTL generator ``hwsim.rtl.systolic`` implements exactly this schedule and its tests check
+This counts compute only (SCALE-Sim's compute cycles with no memory stalls, i.e. its CALC
+bandwidth mode with enough SRAM), as the number of cycles in which the array works. For ``ws``
+and ``is`` that is the length of SCALE-Sim's demand matrices (v2 and 3.0.0,
+``systolic_compute_ws.py``/``_is.py``); SCALE-Sim *reports* one less, the index of the last
+cycle. SCALE-Sim's ``systolic_compute_os.py`` also overlaps the output drain with the fill and
+counts ``T + R + C - 2`` per fold, ``R`` fewer than this model, whose ``os`` array drains its
+accumulators after each fold as the paper's equation does. :func:`scalesim_cycles` predicts the
+number SCALE-Sim reports, and is checked against SCALE-Sim 3.0.0's own output in
+``hwsim/systolic_fpga/data/scalesim_3_compute_cycles.csv``. The RTL generator
+(:mod:`hwsim.systolic_fpga.array`) implements exactly this model's schedule and its tests check
 the cycle count.
 Partial sums of ``ws``/``is`` row folds (the reduction split over several folds) are added
 outside the array, as in SCALE-Sim.
@@ -44,19 +46,16 @@ All functions accept numpy arrays (broadcast) as well as integers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from hwsim.errors import InputError
-from hwsim.specs import param, spec_kind
 
 DATAFLOWS = ("os", "ws", "is")
 
 __all__ = [
     "DATAFLOWS",
-    "GemmSpec",
     "compute_cycles",
     "fold_cycles",
     "fold_traffic_bytes",
@@ -96,16 +95,21 @@ def compute_cycles(dataflow: str, rows: Any, cols: Any, m: Any, n: Any, k: Any) 
 
 
 def scalesim_cycles(dataflow: str, rows: Any, cols: Any, m: Any, n: Any, k: Any) -> Any:
-    """Compute cycles exactly as SCALE-Sim 3.0.0's code counts them (for cross-checks).
+    """The compute cycles SCALE-Sim 3.0.0 *reports* for a GEMM with no stalls (cross-checks).
 
-    Equal to :func:`compute_cycles` for ``ws`` and ``is``; for ``os`` SCALE-Sim's
-    ``systolic_compute_os.py`` overlaps the output drain and counts ``T + R + C - 2`` per fold.
-    ``hwsim/rtl/data/scalesim_3_compute_cycles.csv`` holds SCALE-Sim's own numbers.
+    SCALE-Sim prints "Total Cycles" as the index of the last cycle (the largest serviced cycle
+    number, counted from 0), one less than the cycles in which the array works, which is what
+    :func:`compute_cycles` counts. For ``os`` its ``systolic_compute_os.py`` also overlaps the
+    output drain with the next fold's fill and counts ``T + R + C - 2`` per fold, ``R`` fewer
+    than this model. ``hwsim/systolic_fpga/data/scalesim_3_compute_cycles.csv`` holds SCALE-Sim's
+    own numbers.
     """
-    if dataflow != "os":
-        return compute_cycles(dataflow, rows, cols, m, n, k)
-    s_r, s_c, t = mapping(dataflow, m, n, k)
-    out = folds(rows, cols, s_r, s_c) * (t + rows + cols - 2)
+    if dataflow == "os":
+        s_r, s_c, t = mapping(dataflow, m, n, k)
+        working = folds(rows, cols, s_r, s_c) * (t + rows + cols - 2)
+    else:
+        working = compute_cycles(dataflow, rows, cols, m, n, k)
+    out = working - 1
     return int(out) if np.ndim(out) == 0 else out
 
 
@@ -133,20 +137,3 @@ def utilization(dataflow: str, rows: Any, cols: Any, m: Any, n: Any, k: Any) -> 
     out = macs / (np.asarray(rows, dtype=float) * cols
                   * compute_cycles(dataflow, rows, cols, m, n, k))
     return float(out) if np.ndim(out) == 0 else out
-
-
-@spec_kind("gemm")
-@dataclass(frozen=True, kw_only=True)
-class GemmSpec:
-    """A GEMM workload ``C[M, N] = A[M, K] @ B[K, N]`` (SCALE-Sim's M, N, K convention)."""
-
-    name: str = param(help="identifier")
-    m: int = param(ge=1, help="rows of A and C (e.g. tokens x batch, or output pixels)")
-    n: int = param(ge=1, help="columns of B and C (e.g. output features or filters)")
-    k: int = param(ge=1, help="reduction dimension (columns of A, rows of B)")
-    count: int = param(1, ge=1, help="how many times the GEMM runs per workload item")
-
-    @property
-    def macs(self) -> int:
-        """Multiply-accumulates of one GEMM."""
-        return self.m * self.n * self.k

@@ -34,7 +34,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hwsim.rtl.sim import StreamTrace, pack, run_streams, unpack
-from hwsim.rtl.spec import SparseDecoderSpec
+from hwsim.spmm.spec import SparseDecoderSpec
 
 __all__ = ["SparseDecoder", "decode_reference", "encode_tile", "simulate_tiles", "tile_cycles"]
 

@@ -1,8 +1,8 @@
 """Systolic MAC array generator (weight-stationary or output-stationary), and its models.
 
-The array computes the GEMM tiles of :mod:`hwsim.systolic` with exactly that module's schedule,
-so one fold of ``T`` steps takes ``2 R + C + T - 2`` cycles from its first input transfer to its
-last output transfer, and folds run back to back.
+The array computes the GEMM tiles of :mod:`hwsim.systolic_fpga.timing` with exactly that module's
+schedule, so one fold of ``T`` steps takes ``2 R + C + T - 2`` cycles from its first input transfer
+to its last output transfer, and folds run back to back.
 
 Ports (``amaranth.lib.stream``, valid/ready; element 0 in the low bits of a payload):
 
@@ -37,9 +37,9 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwsim import systolic as timing
 from hwsim.rtl.sim import StreamTrace, pack, run_streams, unpack, wrap
-from hwsim.rtl.spec import SystolicSpec
+from hwsim.systolic_fpga import timing
+from hwsim.systolic_fpga.spec import SystolicSpec
 
 __all__ = ["SystolicArray", "gemm_reference", "gemm_vectors", "simulate_gemm"]
 
