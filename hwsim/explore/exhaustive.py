@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from hwsim.errors import InfeasibleDesign, InputError
+from hwsim.explore import optuna_adapter
 from hwsim.explore.study import InputCache, StudySpec
 
 log = logging.getLogger(__name__)
@@ -238,8 +239,6 @@ class Normaliser:
 
 def hypervolume(values: np.ndarray, norm: Normaliser) -> float:
     """Hypervolume of ``values`` (raw objective values) in the normalised space."""
-    from optuna._hypervolume import compute_hypervolume
-
     if len(values) == 0:
         return 0.0
     v = norm(np.asarray(values, dtype=float))
@@ -250,7 +249,7 @@ def hypervolume(values: np.ndarray, norm: Normaliser) -> float:
         return 0.0
     if v.shape[1] == 1:
         return float(ref[0] - v.min())
-    return float(compute_hypervolume(v, ref))
+    return optuna_adapter.compute_hypervolume(v, ref)
 
 
 def hypervolume_curve(values: np.ndarray, feasible: np.ndarray, norm: Normaliser,

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from hwsim.errors import InfeasibleDesign, InputError
+from hwsim.explore import optuna_adapter
 from hwsim.explore import storage as storage_mod
 from hwsim.explore.study import InputCache, StudySpec, load_study, sampler_class
 
@@ -198,10 +199,7 @@ class Objective:
 
     def budget_left(self, trial: Any) -> bool:
         """Whether the trials numbered below this one leave room for it in the budget."""
-        try:  # the sampler's per-trial snapshot of the study, fetched after this trial existed
-            trials = trial.study._get_trials(deepcopy=False, use_cache=True)
-        except (AttributeError, TypeError):
-            trials = trial.study.get_trials(deepcopy=False)
+        trials = optuna_adapter.trial_snapshot(trial.study)
         before = sum(1 for t in trials if t.number < trial.number and counts(t))
         return before < self.budget
 
@@ -349,12 +347,12 @@ def run_worker(study: StudySpec, opts: SweepOptions, budget: int,
     # evaluator errors logged here), and surplus trials are bookkeeping, so keep it to errors.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     url = storage_url_for(study, opts)
-    if not storage_mod.is_rdb(url):
+    if not storage_mod.is_database_url(url):
         storage_mod.register_worker(url)
     ostudy = open_study(study, opts, worker_index=worker_index)
     objective = Objective(study, budget)
     bar = Progress(study, budget, finished_counted(ostudy.get_trials(deepcopy=False)), progress)
-    journal = not storage_mod.is_rdb(url)
+    journal = not storage_mod.is_database_url(url)
     idle_since, last = time.monotonic(), None
     try:
         while True:
@@ -408,7 +406,7 @@ def sweep(study: StudySpec, opts: SweepOptions,
     out = out_dir_for(study, opts)
     out.mkdir(parents=True, exist_ok=True)
     url = storage_url_for(study, opts)
-    if not storage_mod.is_rdb(url):
+    if not storage_mod.is_database_url(url):
         try:
             storage_mod.register_worker(url)
         except InputError as exc:
