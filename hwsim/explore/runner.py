@@ -20,14 +20,13 @@ Determinism
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import multiprocessing as mp
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +61,6 @@ class SweepOptions:
     n_jobs: int = 1
     progress: bool | None = None  # None: when stderr is a terminal
     worker_index: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def out_dir_for(study: StudySpec, opts: SweepOptions) -> Path:
@@ -439,15 +437,3 @@ def sweep(study: StudySpec, opts: SweepOptions,
     return SweepResult(study_name=ostudy.study_name, storage=url, out_dir=out,
                        counted=finished_counted(ostudy.get_trials(deepcopy=False)), ran=ran,
                        seconds=time.perf_counter() - t0, budget=budget)
-
-
-@contextlib.contextmanager
-def _quiet_optuna() -> Any:
-    import optuna
-
-    old = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        yield
-    finally:
-        optuna.logging.set_verbosity(old)
