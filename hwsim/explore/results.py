@@ -38,7 +38,8 @@ from hwsim.explore.study import StudySpec, study_from_dict
 log = logging.getLogger(__name__)
 
 BASE_COLUMNS = ("trial", "state", "feasible", "pareto")
-TAIL_COLUMNS = ("duration_s", "eval_s", "seed", "fidelity", "worker", "retry_of", "reason")
+TAIL_COLUMNS = ("duration_s", "eval_s", "seed", "fidelity", "worker", "retry_of", "reused_from",
+                "reason")
 
 
 # --------------------------------------------------------------------------------------------
@@ -70,7 +71,8 @@ def trials_frame(study: StudySpec, ostudy: Any) -> pd.DataFrame:
         row.update(
             duration_s=dur, eval_s=run.get("eval_s"), seed=run.get("seed"),
             fidelity=run.get("fidelity", study.fidelity), worker=ua.get("worker", ""),
-            retry_of=t.system_attrs.get("failed_trial"), reason=ua.get("reason", "") or "",
+            retry_of=t.system_attrs.get("failed_trial"), reused_from=ua.get("reused_from"),
+            reason=ua.get("reason", "") or "",
             _feasible=feasible(t) and t.state.name == "COMPLETE",
         )
         rows.append(row)
@@ -204,6 +206,16 @@ def _spec_from_json(d: dict[str, Any]) -> StudySpec:
     if d.get("description"):
         raw["description"] = d["description"]
     return study_from_dict(raw, d.get("path", "<stored study>"), validate=False)
+
+
+def evaluation_counts(trials: pd.DataFrame) -> dict[str, int]:
+    """Completed and pruned trials, how many of them proposed a design evaluated before and
+    reused its stored result (``reused_from``), and how many evaluations that leaves."""
+    if trials.empty:
+        return {"finished": 0, "reused": 0, "evaluations": 0}
+    done = trials[trials["state"].isin(["COMPLETE", "PRUNED"])]
+    reused = int(done["reused_from"].notna().sum()) if "reused_from" in done else 0
+    return {"finished": len(done), "reused": reused, "evaluations": len(done) - reused}
 
 
 def state_counts(trials: pd.DataFrame) -> dict[str, int]:
@@ -376,6 +388,7 @@ def write_outputs(
         "sampler_options": dict(study.sampler_options),
         "budget": study.trials,
         "trials": counts,
+        "evaluations": evaluation_counts(trials),
         "command": list(command) if command else old_meta.get("command", []),
         "report_command": list(command) if command else old_meta.get("report_command", []),
         "versions": versions(),

@@ -153,6 +153,11 @@ def _summary_lines(o: Outputs) -> list[str]:
            if o.counts.get("PRUNED") else ""),
         f"Pareto set: {len(o.pareto)} designs",
     ]
+    ev = m.get("evaluations") or {}
+    if ev.get("reused"):
+        lines.insert(4, f"evaluations: {ev['evaluations']} for {ev['finished']} completed or "
+                     f"pruned trials ({ev['reused']} proposed a design evaluated before and "
+                     "reused its stored result)")
     if o.comparison and "hypervolume_ratio" in o.comparison:
         lines.append(f"hypervolume against the exact front: "
                      f"{o.comparison['hypervolume_ratio']:.1%} of {o.comparison['points']} "
