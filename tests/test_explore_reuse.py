@@ -103,3 +103,5 @@ def test_small_discrete_space_makes_fewer_evaluations_than_trials(tmp_path: Path
                                    "evaluations": len(CALLS)}
     assert f"evaluations: {len(CALLS)} for 30 completed or pruned trials" in (
         out / "report.md").read_text()
+    # the dashboard names the objectives after their metrics
+    assert study.metric_names == ["mean_wait_s", "utilization"]

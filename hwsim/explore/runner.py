@@ -177,6 +177,8 @@ def open_study(study: StudySpec, opts: SweepOptions, *, create: bool = True,
             f"study {name!r} in {storage_mod.mask_url(url)} was created from a different space, "
             "objectives, constraints or fixed inputs; use another --study-name or --out",
             file=study.path)
+    # optuna-dashboard and Optuna's plots label the objectives with these (not "Objective 0")
+    optuna_adapter.set_metric_names(ostudy, study.objective_metrics)
     if created:
         log.info("created study %s in %s", name, storage_mod.mask_url(url))
     return ostudy
