@@ -6,8 +6,19 @@ convention: ``analytical_batch(inputs, {"role.key": array}) -> {metric: array}``
 every metric of an infeasible point.
 
 Hypervolume is computed on objectives turned into minimisation and normalised by the exact
-front: ``(f - ideal) / (nadir - ideal)``, with the reference point at 1.1 in every dimension. The
-ratio of a sampler's hypervolume to the exact front's is then scale-free.
+front: ``(f - ideal) / (nadir - ideal)``, its best value of each objective to 0 and its worst to 1.
+The reference point lies beyond the front's nadir by 10 % of the front's range in each objective,
+or by a quarter of the nadir's own value (``RELATIVE_MARGIN``) where that is more: every design up
+to 25 % worse than the front's worst value in each objective is inside the box and adds to the
+sampler's hypervolume. (With the range alone, a narrow front, say one whose objectives each span
+1 % of their values, leaves designs that are 7 % off entirely outside the box: a ratio of 0 for a
+study that came close.) The reference depends on the exact front only, so every sampler and seed
+of a study is measured against the same box, and the ratio is independent of units.
+
+The distance of each sampled Pareto design to the exact front is reported too, twice: the gap
+relative to the values of the front design that dominates it most (0.07: it would have to be 7 %
+better in every objective at once before no front design dominates it; 0 on the front), and the
+same additive epsilon indicator in the normalised space (as a fraction of the front's range).
 """
 
 from __future__ import annotations
@@ -28,7 +39,10 @@ from hwsim.explore.study import InputCache, StudySpec
 
 log = logging.getLogger(__name__)
 
-REFERENCE = 1.1
+#: the reference point's margin beyond the exact front's nadir: a fraction of the front's range
+REFERENCE_MARGIN = 0.1
+#: ... or a fraction of the nadir's own value, where that is larger (see the module docstring)
+RELATIVE_MARGIN = 0.25
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,18 +233,21 @@ def _dominated_by(a: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Normaliser:
-    """The affine map that sends the exact front's ideal to 0 and its nadir to 1."""
+    """The affine map that sends the exact front's ideal to 0 and its nadir to 1, and the
+    reference point of the hypervolume in that space (see the module docstring)."""
 
     ideal: np.ndarray
     nadir: np.ndarray
     directions: tuple[str, ...]
+    reference: np.ndarray
 
     @classmethod
     def from_front(cls, front_values: np.ndarray, directions: Sequence[str]) -> Normaliser:
         v = to_min(front_values, directions)
         ideal, nadir = v.min(axis=0), v.max(axis=0)
         span = np.where(nadir - ideal > 0, nadir - ideal, np.where(ideal != 0, abs(ideal), 1.0))
-        return cls(ideal, ideal + span, tuple(directions))
+        reference = 1.0 + np.maximum(REFERENCE_MARGIN, RELATIVE_MARGIN * np.abs(nadir) / span)
+        return cls(ideal, ideal + span, tuple(directions), reference)
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
         v = to_min(values, self.directions)
@@ -243,7 +260,7 @@ def hypervolume(values: np.ndarray, norm: Normaliser) -> float:
         return 0.0
     v = norm(np.asarray(values, dtype=float))
     v = v[np.all(np.isfinite(v), axis=1)]
-    ref = np.full(v.shape[1] if v.ndim == 2 and v.size else len(norm.directions), REFERENCE)
+    ref = norm.reference
     v = v[np.all(v < ref, axis=1)]
     if len(v) == 0:
         return 0.0
@@ -264,6 +281,40 @@ def hypervolume_curve(values: np.ndarray, feasible: np.ndarray, norm: Normaliser
         sel = values[:k][feasible[:k]]
         rows.append((k, hypervolume(sel, norm) / exact_hv if len(sel) else 0.0))
     return pd.DataFrame(rows, columns=["trials", "hypervolume_ratio"])
+
+
+def front_gaps(values: np.ndarray, front_values: np.ndarray,
+               norm: Normaliser) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of ``values``: its distance to the front, (normalised, relative).
+
+    Normalised: the additive epsilon indicator ``max(0, max_q min_j (p_j - q_j))`` over the front
+    designs ``q``, in the space of ``norm``: how much ``p`` must improve in every objective at
+    once, as a fraction of the front's range in each, before no front design dominates it.
+    Relative: the same with each difference divided by ``|q_j|`` (an objective where ``q_j`` is
+    0 is left out of that front design's minimum). Both 0 for a design on the front.
+    """
+    n = len(values)
+    if n == 0 or len(front_values) == 0:
+        return np.full(n, np.nan), np.full(n, np.nan)
+    p_raw, q_raw = to_min(values, norm.directions), to_min(front_values, norm.directions)
+    p, q = norm(values), norm(front_values)
+    scale = np.abs(q_raw)
+    gap = np.empty(n)
+    rel = np.empty(n)
+    step = max(1, 4_000_000 // max(1, q.size))
+    for s in range(0, n, step):
+        d = p[s:s + step, None, :] - q[None, :, :]
+        gap[s:s + step] = np.max(np.min(d, axis=2), axis=1)
+        dr = p_raw[s:s + step, None, :] - q_raw[None, :, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(scale[None] > 0, dr / np.where(scale[None] > 0, scale[None], 1.0),
+                         np.where(dr > 0, np.inf, np.where(dr < 0, -np.inf, 0.0)))
+        rel[s:s + step] = np.max(np.min(r, axis=2), axis=1)
+    bad = ~np.all(np.isfinite(p_raw), axis=1)
+    gap, rel = np.maximum(gap, 0.0), np.maximum(rel, 0.0)
+    gap[bad] = np.nan
+    rel[bad] = np.nan
+    return gap, rel
 
 
 # --------------------------------------------------------------------------------------------
@@ -367,7 +418,8 @@ def exact_front_values(res: ExhaustiveResult, study: StudySpec) -> np.ndarray:
 def compare(study: StudySpec, res: ExhaustiveResult, trial_values: np.ndarray,
             trial_feasible: np.ndarray) -> dict[str, Any]:
     """The sampler's result against the exact front: hypervolume ratio (several objectives) or
-    the best value against the optimum (one objective), and the curve over trials."""
+    the best value against the optimum (one objective), the curve over trials, and how far the
+    sampler's Pareto designs are from the exact front (median and largest gap)."""
     front = exact_front_values(res, study)
     out: dict[str, Any] = {"points": len(res.table), "front_size": len(front),
                            "seconds": res.seconds, "method": res.method}
@@ -381,7 +433,14 @@ def compare(study: StudySpec, res: ExhaustiveResult, trial_values: np.ndarray,
     out.update(exact_hypervolume=exact_hv, sampler_hypervolume=hv,
                hypervolume_ratio=hv / exact_hv if exact_hv > 0 else math.nan,
                curve=hypervolume_curve(trial_values, trial_feasible, norm, exact_hv),
-               normaliser={"ideal": norm.ideal.tolist(), "nadir": norm.nadir.tolist()})
+               normaliser={"ideal": norm.ideal.tolist(), "nadir": norm.nadir.tolist(),
+                           "reference": norm.reference.tolist()})
+    if len(sel):
+        mine = np.unique(sel[pareto_mask(sel, study.directions)], axis=0)
+        gap, rel = front_gaps(mine, front, norm)
+        out.update(front_gap_median=float(np.median(gap)), front_gap_max=float(gap.max()),
+                   front_gap_rel_median=float(np.median(rel)),
+                   front_gap_rel_max=float(rel.max()), sampler_front_size=len(mine))
     if len(study.objectives) == 1:
         d = study.directions[0]
         best = float(front[:, 0].min() if d == "minimize" else front[:, 0].max())

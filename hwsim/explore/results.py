@@ -5,7 +5,8 @@ the spec it was created from, so a report needs no study file):
 
 - ``trials.parquet``, ``trials.csv``: one row per trial (parameters, every metric, constraint
   violations, state, feasibility, Pareto membership, duration, seed, reason);
-- ``pareto.csv``: the feasible non-dominated trials;
+- ``pareto.csv``: the feasible non-dominated trials (with their distance to the exact front,
+  ``front_gap`` and ``front_gap_rel``, when the space was enumerated);
 - ``exhaustive.parquet``, ``exact_pareto.csv``, ``hypervolume.csv`` when the space is enumerable;
 - ``refine.csv`` with the multi-fidelity comparison when the study asks for it;
 - ``meta.json``; and the figures and reports of :mod:`hwsim.report`.
@@ -344,10 +345,6 @@ def write_outputs(
     trials = trials_frame(study, ostudy)
     pareto = pareto_frame(study, trials)
     files: list[Path] = []
-    trials.to_parquet(out_dir / "trials.parquet", index=False)
-    trials.to_csv(out_dir / "trials.csv", index=False)
-    pareto.to_csv(out_dir / "pareto.csv", index=False)
-    files += [out_dir / "trials.parquet", out_dir / "trials.csv", out_dir / "pareto.csv"]
 
     res = _exhaustive_cached(study, out_dir)
     comparison = None
@@ -362,6 +359,17 @@ def write_outputs(
         if "curve" in comparison:
             comparison["curve"].to_csv(out_dir / "hypervolume.csv", index=False)
             files.append(out_dir / "hypervolume.csv")
+        if len(pareto) and comparison.get("front_size"):
+            gap, rel = exh.front_gaps(pareto[study.objective_metrics].to_numpy(dtype=float),
+                                      exh.exact_front_values(res, study),
+                                      exh.Normaliser.from_front(
+                                          exh.exact_front_values(res, study), study.directions))
+            pareto = pareto.assign(front_gap=gap, front_gap_rel=rel)
+
+    trials.to_parquet(out_dir / "trials.parquet", index=False)
+    trials.to_csv(out_dir / "trials.csv", index=False)
+    pareto.to_csv(out_dir / "pareto.csv", index=False)
+    files += [out_dir / "trials.parquet", out_dir / "trials.csv", out_dir / "pareto.csv"]
 
     ref, note = _refine_cached(study, pareto, out_dir, run_refine)
     if ref is not None:
