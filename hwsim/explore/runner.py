@@ -274,8 +274,9 @@ class Tally:
         if key is not None and key not in self.designs:
             attrs = {k: t.user_attrs[k] for k in ("run", "metrics", "constraints", "reason")
                      if k in t.user_attrs}
+            source = t.user_attrs.get("reused_from")
             self.designs[key] = Evaluation(
-                number=int(t.user_attrs.get("reused_from", t.number)),
+                number=t.number if source is None else int(source),
                 pruned=t.state == TrialState.PRUNED,
                 values=tuple(t.values) if t.values is not None else None, attrs=attrs)
         if t.state == TrialState.COMPLETE and t.values and feasible(t):
@@ -328,13 +329,16 @@ class Objective:
             self.stop = True
             trial.study.stop()
             raise _Surplus()
-        if trial.user_attrs.get("reason"):  # a retried trial inherits its parent's attributes
+        inherited = trial.user_attrs  # a retried trial inherits its parent's attributes
+        if inherited.get("reason"):
             trial.set_user_attr("reason", "")
         point = {p.name: p.suggest(trial) for p in self.study.space}
         key = design_key(self.study, point)
         prior = self.tally.designs.get(key) if key is not None else None
         if prior is not None:
             return self._reuse(trial, prior)
+        if inherited.get("reused_from") is not None:
+            trial.set_user_attr("reused_from", None)
         seed = self.study.seed * 1_000_003 + trial.number
         run: dict[str, Any] = {"seed": seed, "fidelity": self.study.fidelity}
         t0 = time.perf_counter()
