@@ -4,14 +4,14 @@ The queue-pooling study (``explore/queue_pooling.toml``: a G/G/c station, 16 ser
 service times x 3 service distributions = 3840 designs, two objectives, two constraints) is small
 enough to enumerate with the queue's vectorised ``analytical_batch``. This script runs the study
 with several samplers and seeds for 300 trials each and prints the hypervolume each reached as a
-fraction of the exact front's (objectives normalised by the exact front's ideal and nadir,
-reference point 1.1). It fails (exit 1) when TPE, the default sampler, reaches less than 95 % on
-any seed.
+fraction of the exact front's (objectives normalised by the exact front's ideal and nadir, the
+reference point of ``hwsim.explore.exhaustive``). It fails (exit 1) when TPE, the default
+sampler, reaches less than 95 % on any seed.
 
     python benchmarks/bench_explore_hypervolume.py [--trials 300] [--seeds 1 2 3]
         [--samplers tpe nsga2 random]
 
-Not a timed test: it takes about a minute.
+Not a timed test: it takes about ten seconds.
 """
 
 from __future__ import annotations

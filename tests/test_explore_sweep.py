@@ -212,9 +212,16 @@ def test_pareto_mask_and_hypervolume() -> None:
     hv = exh.hypervolume(front, norm)
     assert exh.hypervolume(v, norm) == pytest.approx(hv)
     assert 0 < exh.hypervolume(front[::2], norm) < hv
-    # two points in a unit square: the ideal corner alone is the whole box
+    # two points in a unit square: the ideal corner alone is the whole box, whose far corner is
+    # a quarter of the nadir's value (1) beyond it (more than 10 % of the range, also 1)
     sq = exh.Normaliser.from_front(np.array([[0.0, 1.0], [1.0, 0.0]]), ["minimize"] * 2)
-    assert exh.hypervolume(np.array([[0.0, 0.0]]), sq) == pytest.approx(1.1 * 1.1)
+    assert exh.hypervolume(np.array([[0.0, 0.0]]), sq) == pytest.approx(1.25 * 1.25)
+    # a nadir at 0: the 10 % range margin decides; a nadir of 90 over a range of 100: 22.5 %
+    at0 = exh.Normaliser.from_front(np.array([[0.0, 1.0], [1.0, 0.0]]) - 1, ["minimize"] * 2)
+    assert at0.reference == pytest.approx([1.1, 1.1])
+    far = exh.Normaliser.from_front(np.array([[0.0, 1.0], [1.0, 0.0]]) * 100 - 10,
+                                    ["minimize"] * 2)
+    assert far.reference == pytest.approx([1.225, 1.225])
 
 
 def test_exhaustive_front_is_exact(tmp_path: Path) -> None:

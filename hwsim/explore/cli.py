@@ -160,7 +160,10 @@ def _print_summary(out: Any) -> None:
               f"(exact optimum over {c['points']} designs: {c['exact_best']:.6g})")
     elif c and "hypervolume_ratio" in c:
         print(f"hypervolume vs exact front ({c['points']} designs enumerated): "
-              f"{c['hypervolume_ratio']:.1%}")
+              f"{c['hypervolume_ratio']:.1%}"
+              + (f"; the sampler's Pareto designs are at most {c['front_gap_rel_max']:.1%} "
+                 f"from it (median {c['front_gap_rel_median']:.1%})"
+                 if "front_gap_rel_max" in c else ""))
     if out.refine is not None and not out.refine.empty:
         from hwsim.explore import fidelity as fid
 

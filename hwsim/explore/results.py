@@ -5,7 +5,8 @@ the spec it was created from, so a report needs no study file):
 
 - ``trials.parquet``, ``trials.csv``: one row per trial (parameters, every metric, constraint
   violations, state, feasibility, Pareto membership, duration, seed, reason);
-- ``pareto.csv``: the feasible non-dominated trials;
+- ``pareto.csv``: the feasible non-dominated trials (with their distance to the exact front,
+  ``front_gap`` and ``front_gap_rel``, when the space was enumerated);
 - ``exhaustive.parquet``, ``exact_pareto.csv``, ``hypervolume.csv`` when the space is enumerable;
 - ``refine.csv`` with the multi-fidelity comparison when the study asks for it;
 - ``meta.json``; and the figures and reports of :mod:`hwsim.report`.
@@ -38,7 +39,8 @@ from hwsim.explore.study import StudySpec, study_from_dict
 log = logging.getLogger(__name__)
 
 BASE_COLUMNS = ("trial", "state", "feasible", "pareto")
-TAIL_COLUMNS = ("duration_s", "eval_s", "seed", "fidelity", "worker", "retry_of", "reason")
+TAIL_COLUMNS = ("duration_s", "eval_s", "seed", "fidelity", "worker", "retry_of", "reused_from",
+                "reason")
 
 
 # --------------------------------------------------------------------------------------------
@@ -70,7 +72,8 @@ def trials_frame(study: StudySpec, ostudy: Any) -> pd.DataFrame:
         row.update(
             duration_s=dur, eval_s=run.get("eval_s"), seed=run.get("seed"),
             fidelity=run.get("fidelity", study.fidelity), worker=ua.get("worker", ""),
-            retry_of=t.system_attrs.get("failed_trial"), reason=ua.get("reason", "") or "",
+            retry_of=t.system_attrs.get("failed_trial"), reused_from=ua.get("reused_from"),
+            reason=ua.get("reason", "") or "",
             _feasible=feasible(t) and t.state.name == "COMPLETE",
         )
         rows.append(row)
@@ -206,6 +209,16 @@ def _spec_from_json(d: dict[str, Any]) -> StudySpec:
     return study_from_dict(raw, d.get("path", "<stored study>"), validate=False)
 
 
+def evaluation_counts(trials: pd.DataFrame) -> dict[str, int]:
+    """Completed and pruned trials, how many of them proposed a design evaluated before and
+    reused its stored result (``reused_from``), and how many evaluations that leaves."""
+    if trials.empty:
+        return {"finished": 0, "reused": 0, "evaluations": 0}
+    done = trials[trials["state"].isin(["COMPLETE", "PRUNED"])]
+    reused = int(done["reused_from"].notna().sum()) if "reused_from" in done else 0
+    return {"finished": len(done), "reused": reused, "evaluations": len(done) - reused}
+
+
 def state_counts(trials: pd.DataFrame) -> dict[str, int]:
     if trials.empty:
         return {}
@@ -332,10 +345,6 @@ def write_outputs(
     trials = trials_frame(study, ostudy)
     pareto = pareto_frame(study, trials)
     files: list[Path] = []
-    trials.to_parquet(out_dir / "trials.parquet", index=False)
-    trials.to_csv(out_dir / "trials.csv", index=False)
-    pareto.to_csv(out_dir / "pareto.csv", index=False)
-    files += [out_dir / "trials.parquet", out_dir / "trials.csv", out_dir / "pareto.csv"]
 
     res = _exhaustive_cached(study, out_dir)
     comparison = None
@@ -350,6 +359,17 @@ def write_outputs(
         if "curve" in comparison:
             comparison["curve"].to_csv(out_dir / "hypervolume.csv", index=False)
             files.append(out_dir / "hypervolume.csv")
+        if len(pareto) and comparison.get("front_size"):
+            gap, rel = exh.front_gaps(pareto[study.objective_metrics].to_numpy(dtype=float),
+                                      exh.exact_front_values(res, study),
+                                      exh.Normaliser.from_front(
+                                          exh.exact_front_values(res, study), study.directions))
+            pareto = pareto.assign(front_gap=gap, front_gap_rel=rel)
+
+    trials.to_parquet(out_dir / "trials.parquet", index=False)
+    trials.to_csv(out_dir / "trials.csv", index=False)
+    pareto.to_csv(out_dir / "pareto.csv", index=False)
+    files += [out_dir / "trials.parquet", out_dir / "trials.csv", out_dir / "pareto.csv"]
 
     ref, note = _refine_cached(study, pareto, out_dir, run_refine)
     if ref is not None:
@@ -376,6 +396,7 @@ def write_outputs(
         "sampler_options": dict(study.sampler_options),
         "budget": study.trials,
         "trials": counts,
+        "evaluations": evaluation_counts(trials),
         "command": list(command) if command else old_meta.get("command", []),
         "report_command": list(command) if command else old_meta.get("report_command", []),
         "versions": versions(),

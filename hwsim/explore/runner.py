@@ -20,18 +20,20 @@ Determinism
 
 from __future__ import annotations
 
-import contextlib
+import bisect
+import json
 import logging
 import math
 import multiprocessing as mp
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hwsim.errors import InfeasibleDesign, InputError
+from hwsim.explore import optuna_adapter
 from hwsim.explore import storage as storage_mod
 from hwsim.explore.study import InputCache, StudySpec, load_study, sampler_class
 
@@ -61,7 +63,6 @@ class SweepOptions:
     n_jobs: int = 1
     progress: bool | None = None  # None: when stderr is a terminal
     worker_index: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def out_dir_for(study: StudySpec, opts: SweepOptions) -> Path:
@@ -176,6 +177,8 @@ def open_study(study: StudySpec, opts: SweepOptions, *, create: bool = True,
             f"study {name!r} in {storage_mod.mask_url(url)} was created from a different space, "
             "objectives, constraints or fixed inputs; use another --study-name or --out",
             file=study.path)
+    # optuna-dashboard and Optuna's plots label the objectives with these (not "Objective 0")
+    optuna_adapter.set_metric_names(ostudy, study.objective_metrics)
     if created:
         log.info("created study %s in %s", name, storage_mod.mask_url(url))
     return ostudy
@@ -185,25 +188,137 @@ def open_study(study: StudySpec, opts: SweepOptions, *, create: bool = True,
 # one trial
 
 
-class Objective:
-    """The objective Optuna calls: suggest a point, check the budget, evaluate, record."""
+def design_key(study: StudySpec, params: dict[str, Any]) -> str | None:
+    """A design's identity: its parameter values in space order (None when one is missing)."""
+    try:
+        return json.dumps([params[p.name] for p in study.space], default=str)
+    except KeyError:
+        return None
 
-    def __init__(self, study: StudySpec, budget: int) -> None:
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What a finished trial recorded about its design, for a later trial of the same design."""
+
+    number: int
+    pruned: bool
+    values: tuple[float, ...] | None
+    attrs: dict[str, Any]
+
+
+class Tally:
+    """What this worker knows of the study's trials, kept current at constant cost per trial.
+
+    Every trial reads the snapshot of the study that Optuna fetched for its sampler (ordered by
+    number) and looks only at the trials it has not seen and at those that were unfinished when
+    it last looked (as many as there are workers); finished trials never change. From them it
+    keeps the finished trials that do not count (rare: dead workers' trials and surplus ones),
+    the finished counted trials, the best feasible value of each objective and the first
+    evaluation of each design. So the budget check ("do the trials numbered below this one fill
+    the budget?") and the progress callback cost the same at trial 10 and at trial 10^5.
+    """
+
+    def __init__(self, study: StudySpec) -> None:
+        self.study = study
+        self.seen = 0                       # trials numbered below this were looked at
+        self.open: dict[int, bool] = {}     # unfinished among them -> whether WAITING
+        self.uncounted: list[int] = []      # finished and not counted, sorted
+        self.finished = 0                   # finished and counted
+        self.designs: dict[str, Evaluation] = {}
+        self.best: list[float | None] = [None] * len(study.objectives)
+
+    def update(self, trials: Sequence[Any], upto: int) -> None:
+        """Take in the trials numbered below ``upto`` that are new or were unfinished."""
+        from optuna.trial import TrialState
+
+        upto = min(upto, len(trials))
+        for k in [k for k in self.open if k < upto]:
+            t = _numbered(trials, k)
+            if t.state.is_finished():
+                del self.open[k]
+                self._take(t)
+            else:
+                self.open[k] = t.state == TrialState.WAITING
+        for k in range(self.seen, upto):
+            t = _numbered(trials, k)
+            if t.state.is_finished():
+                self._take(t)
+            else:
+                self.open[k] = t.state == TrialState.WAITING
+        self.seen = max(self.seen, upto)
+
+    def finish(self, trial: Any) -> None:
+        """Take in a trial this worker has just finished (the progress callback's)."""
+        if trial.number in self.open:
+            del self.open[trial.number]
+            self._take(trial)
+
+    def counted_below(self, number: int) -> int:
+        """Counted trials numbered below ``number`` (all of them must have been seen)."""
+        return number - bisect.bisect_left(self.uncounted, number)
+
+    def counted(self) -> int:
+        """Counted trials among those seen, queued retries (WAITING) left out."""
+        return self.counted_below(self.seen) - sum(self.open.values())
+
+    def _take(self, t: Any) -> None:
+        from optuna.trial import TrialState
+
+        if not counts(t):
+            bisect.insort(self.uncounted, t.number)
+            return
+        self.finished += 1
+        reusable = t.state == TrialState.COMPLETE or (
+            t.state == TrialState.PRUNED and t.user_attrs.get("reason"))
+        key = design_key(self.study, t.params) if reusable else None
+        if key is not None and key not in self.designs:
+            attrs = {k: t.user_attrs[k] for k in ("run", "metrics", "constraints", "reason")
+                     if k in t.user_attrs}
+            source = t.user_attrs.get("reused_from")
+            self.designs[key] = Evaluation(
+                number=t.number if source is None else int(source),
+                pruned=t.state == TrialState.PRUNED,
+                values=tuple(t.values) if t.values is not None else None, attrs=attrs)
+        if t.state == TrialState.COMPLETE and t.values and feasible(t):
+            for i, o in enumerate(self.study.objectives):
+                v, b = t.values[i], self.best[i]
+                if b is None or (v < b if o.direction == "minimize" else v > b):
+                    self.best[i] = v
+
+    def best_text(self) -> str:
+        """The best feasible value of each objective so far, as ``metric=value`` text."""
+        if any(b is None for b in self.best):
+            return ""
+        return " ".join(f"{o.metric}={b:.4g}"
+                        for o, b in zip(self.study.objectives, self.best, strict=True))
+
+
+def _numbered(trials: Sequence[Any], k: int) -> Any:
+    """Trial number ``k`` of a snapshot ordered by number (numbers are 0, 1, 2, ...)."""
+    t = trials[k]
+    if t.number == k:
+        return t
+    return next(x for x in trials if x.number == k)  # pragma: no cover - not seen in Optuna
+
+
+class Objective:
+    """The objective Optuna calls: check the budget, suggest a point, evaluate (or reuse the
+    stored evaluation of the same design), record."""
+
+    def __init__(self, study: StudySpec, budget: int, tally: Tally | None = None) -> None:
         self.study = study
         self.budget = budget
         self.system = study.get_system()
         self.cache = InputCache(study)
         self.tag = storage_mod.worker_tag()
+        self.tally = tally if tally is not None else Tally(study)
         self.stop = False
+        self.evaluations = 0
 
     def budget_left(self, trial: Any) -> bool:
         """Whether the trials numbered below this one leave room for it in the budget."""
-        try:  # the sampler's per-trial snapshot of the study, fetched after this trial existed
-            trials = trial.study._get_trials(deepcopy=False, use_cache=True)
-        except (AttributeError, TypeError):
-            trials = trial.study.get_trials(deepcopy=False)
-        before = sum(1 for t in trials if t.number < trial.number and counts(t))
-        return before < self.budget
+        self.tally.update(optuna_adapter.trial_snapshot(trial.study), trial.number + 1)
+        return self.tally.counted_below(trial.number) < self.budget
 
     def __call__(self, trial: Any) -> Sequence[float] | float:
         import optuna
@@ -214,12 +329,20 @@ class Objective:
             self.stop = True
             trial.study.stop()
             raise _Surplus()
-        if trial.user_attrs.get("reason"):  # a retried trial inherits its parent's attributes
+        inherited = trial.user_attrs  # a retried trial inherits its parent's attributes
+        if inherited.get("reason"):
             trial.set_user_attr("reason", "")
         point = {p.name: p.suggest(trial) for p in self.study.space}
+        key = design_key(self.study, point)
+        prior = self.tally.designs.get(key) if key is not None else None
+        if prior is not None:
+            return self._reuse(trial, prior)
+        if inherited.get("reused_from") is not None:
+            trial.set_user_attr("reused_from", None)
         seed = self.study.seed * 1_000_003 + trial.number
         run: dict[str, Any] = {"seed": seed, "fidelity": self.study.fidelity}
         t0 = time.perf_counter()
+        self.evaluations += 1
         try:
             inputs = self.cache.inputs(point)
             metrics = self.system.evaluate(inputs, self.study.fidelity, seed=seed)
@@ -251,6 +374,20 @@ class Objective:
             raise optuna.TrialPruned(reason)
         return values[0] if len(values) == 1 else values
 
+    def _reuse(self, trial: Any, prior: Evaluation) -> Sequence[float] | float:
+        """Record the stored evaluation of the same design instead of evaluating it again."""
+        import optuna
+
+        trial.set_user_attr("reused_from", prior.number)
+        for k, v in prior.attrs.items():
+            if k == "run":
+                v = {**v, "eval_s": 0.0}
+            if k != "reason" or v:
+                trial.set_user_attr(k, v)
+        if prior.pruned or prior.values is None:
+            raise optuna.TrialPruned(prior.attrs.get("reason", ""))
+        return prior.values[0] if len(prior.values) == 1 else list(prior.values)
+
 
 def feasible(trial: Any) -> bool:
     """Whether a trial satisfied every constraint (its recorded violations are all <= 0)."""
@@ -279,48 +416,36 @@ def _json_num(v: float) -> Any:
 
 class Progress:
     """Stops the worker when the budget is claimed, and draws a tqdm bar over the global budget
-    with the best values so far in its postfix."""
+    with the best values so far in its postfix; both from the worker's :class:`Tally`."""
 
-    def __init__(self, study: StudySpec, budget: int, start: int, enabled: bool | None) -> None:
+    def __init__(self, study: StudySpec, budget: int, start: int, enabled: bool | None,
+                 tally: Tally | None = None) -> None:
         from tqdm import tqdm
 
         self.study = study
         self.budget = budget
+        self.start = start
+        self.tally = tally if tally is not None else Tally(study)
         self.ran = 0
         self.bar = tqdm(total=budget, initial=min(start, budget),
                         disable=(not enabled) if enabled is not None else None,
                         unit="trial", desc=study.name, dynamic_ncols=True)
 
     def __call__(self, ostudy: Any, trial: Any) -> None:
-        from optuna.trial import TrialState
-
         self.ran += 1
-        trials = ostudy.get_trials(deepcopy=False)
-        if sum(1 for t in trials if counts(t) and t.state != TrialState.WAITING) >= self.budget:
+        self.tally.finish(trial)
+        if self.tally.counted() >= self.budget:
             ostudy.stop()
         if self.bar.disable:
             return
-        self.bar.n = min(finished_counted(trials), self.bar.total)
-        best = best_values(self.study, [t for t in trials if t.state == TrialState.COMPLETE])
+        self.bar.n = min(max(self.start, self.tally.finished), self.bar.total)
+        best = self.tally.best_text()
         if best:
             self.bar.set_postfix_str(best, refresh=False)
         self.bar.refresh()
 
     def close(self) -> None:
         self.bar.close()
-
-
-def best_values(study: StudySpec, complete: Sequence[Any]) -> str:
-    """The best feasible value of each objective so far, as ``metric=value`` text."""
-    feas = [t for t in complete if feasible(t) and t.values]
-    if not feas:
-        return ""
-    parts = []
-    for i, o in enumerate(study.objectives):
-        vals = [t.values[i] for t in feas]
-        v = min(vals) if o.direction == "minimize" else max(vals)
-        parts.append(f"{o.metric}={v:.4g}")
-    return " ".join(parts)
 
 
 # --------------------------------------------------------------------------------------------
@@ -339,9 +464,11 @@ class SweepResult:
 
 
 def run_worker(study: StudySpec, opts: SweepOptions, budget: int,
-               progress: bool | None = False, worker_index: int = 0) -> int:
+               progress: bool | None = False, worker_index: int = 0,
+               ostudy: Any | None = None) -> int:
     """One worker: run trials until the study holds ``budget`` counted trials and none is
-    running; returns how many trials this worker ran."""
+    running; returns how many trials this worker ran. ``ostudy``: the study already opened
+    for this worker (else it is opened here)."""
     import optuna
     from optuna.trial import TrialState
 
@@ -349,12 +476,15 @@ def run_worker(study: StudySpec, opts: SweepOptions, budget: int,
     # evaluator errors logged here), and surplus trials are bookkeeping, so keep it to errors.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     url = storage_url_for(study, opts)
-    if not storage_mod.is_rdb(url):
+    if not storage_mod.is_database_url(url):
         storage_mod.register_worker(url)
-    ostudy = open_study(study, opts, worker_index=worker_index)
-    objective = Objective(study, budget)
-    bar = Progress(study, budget, finished_counted(ostudy.get_trials(deepcopy=False)), progress)
-    journal = not storage_mod.is_rdb(url)
+    if ostudy is None:
+        ostudy = open_study(study, opts, worker_index=worker_index)
+    tally = Tally(study)
+    objective = Objective(study, budget, tally)
+    bar = Progress(study, budget, finished_counted(ostudy.get_trials(deepcopy=False)), progress,
+                   tally)
+    journal = not storage_mod.is_database_url(url)
     idle_since, last = time.monotonic(), None
     try:
         while True:
@@ -408,7 +538,7 @@ def sweep(study: StudySpec, opts: SweepOptions,
     out = out_dir_for(study, opts)
     out.mkdir(parents=True, exist_ok=True)
     url = storage_url_for(study, opts)
-    if not storage_mod.is_rdb(url):
+    if not storage_mod.is_database_url(url):
         try:
             storage_mod.register_worker(url)
         except InputError as exc:
@@ -430,26 +560,15 @@ def sweep(study: StudySpec, opts: SweepOptions,
             p.start()
             children.append(p)
     try:
-        ran = run_worker(study, opts, budget, progress=opts.progress, worker_index=0)
+        ran = run_worker(study, opts, budget, progress=opts.progress, worker_index=0,
+                         ostudy=ostudy)
     finally:
         for p in children:
             p.join()
     for p in children:
         if p.exitcode:
             log.warning("worker process %s exited with status %s", p.pid, p.exitcode)
-    ostudy = open_study(study, opts)
+    # the storage reads what the other workers wrote: no need to open the study again
     return SweepResult(study_name=ostudy.study_name, storage=url, out_dir=out,
                        counted=finished_counted(ostudy.get_trials(deepcopy=False)), ran=ran,
                        seconds=time.perf_counter() - t0, budget=budget)
-
-
-@contextlib.contextmanager
-def _quiet_optuna() -> Any:
-    import optuna
-
-    old = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        yield
-    finally:
-        optuna.logging.set_verbosity(old)

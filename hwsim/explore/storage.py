@@ -2,7 +2,9 @@
 
 - No ``--storage``: Optuna's ``JournalStorage`` on a ``JournalFileBackend`` at
   ``results/<study>/study.journal``. Appends are atomic under a file lock, so several processes on
-  one machine (or on a shared NFS path) can work on one study without a server.
+  one machine (or on a shared NFS path) can work on one study without a server. The file is synced
+  to disk when a trial finishes, not after each of its records
+  (:func:`hwsim.explore.optuna_adapter.journal_backend`).
 - ``postgresql://...`` (or ``mysql://``): Optuna's ``RDBStorage`` with heartbeats, so a trial of a
   worker that died is marked failed and retried (``RetryFailedTrialCallback``), and with
   ``pool_pre_ping`` so idle connections that the server dropped are replaced.
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from hwsim.errors import InputError
+from hwsim.explore import optuna_adapter
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +36,16 @@ GRACE_PERIOD_S = int(os.environ.get("HWSIM_GRACE_S", str(4 * HEARTBEAT_INTERVAL_
 #: how many times a trial of a dead worker is retried
 MAX_RETRY = 3
 
-_RDB_SCHEMES = ("postgresql", "postgres", "mysql", "sqlite")
+_DATABASE_SCHEMES = ("postgresql", "postgres", "mysql", "sqlite")
 
 
 def default_storage_path(out_dir: Path) -> Path:
     return out_dir / "study.journal"
 
 
-def is_rdb(url: str) -> bool:
+def is_database_url(url: str) -> bool:
     scheme = url.split("://", 1)[0].split("+", 1)[0].lower() if "://" in url else ""
-    return scheme in _RDB_SCHEMES
+    return scheme in _DATABASE_SCHEMES
 
 
 def mask_url(url: str) -> str:
@@ -69,7 +72,7 @@ def open_storage(url: str, *, file: str | None = None) -> Any:
     """
     import optuna
 
-    if is_rdb(url):
+    if is_database_url(url):
         if url.startswith("postgres://"):
             url = "postgresql://" + url[len("postgres://"):]
         engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
@@ -118,9 +121,9 @@ def open_storage(url: str, *, file: str | None = None) -> Any:
     except OSError as exc:
         raise InputError(f"storage {url} is not writable: {exc.strerror or exc}", file=file,
                          key="--storage") from None
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
+    from optuna.storages.journal import JournalStorage
 
-    return JournalStorage(JournalFileBackend(str(path), lock_obj=FlockLock(str(path))))
+    return JournalStorage(optuna_adapter.journal_backend(str(path), FlockLock(str(path))))
 
 
 class FlockLock:
@@ -255,11 +258,10 @@ def recover_dead_local_trials(study: Any, journal: str) -> int:
         if not stale:
             continue
         try:
-            study._storage.set_trial_user_attr(t._trial_id, "reason", "worker died")
-            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            failed = optuna_adapter.fail_trial(study, t, "worker died")
         except Exception:  # another worker got there first
             continue
-        retry(study, study._storage.get_trial(t._trial_id))
+        retry(study, failed)
         log.info("trial %d: its worker %s is gone; marked failed and queued again", t.number,
                  tag or "(unknown)")
         n += 1
@@ -283,22 +285,12 @@ def fail_dead_db_trials(study: Any) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
-    storage = study._storage  # Optuna wraps an RDBStorage in a cache layer
-    backend = getattr(storage, "_backend", storage)
-    if not isinstance(backend, optuna.storages.RDBStorage):
+    backend = optuna_adapter.rdb_backend(study)
+    if backend is None:
         return 0
-    from optuna.storages._rdb import models
-    from optuna.storages._rdb.storage import _create_scoped_session
-
+    storage = optuna_adapter.storage_of(study)
     cutoff = datetime.datetime.now() - datetime.timedelta(seconds=GRACE_PERIOD_S)
-    with _create_scoped_session(backend.scoped_session) as session:
-        rows = (session.query(models.TrialModel)
-                .filter(models.TrialModel.study_id == study._study_id)
-                .filter(models.TrialModel.state == TrialState.RUNNING)
-                .all())
-        orphans = [t.trial_id for t in rows
-                   if not t.heartbeats and t.datetime_start is not None
-                   and t.datetime_start < cutoff]
+    orphans = optuna_adapter.rdb_running_without_heartbeat(study, cutoff)
     callback = backend.get_heartbeat_stale_trial_callback()
     failed = 0
     for trial_id in orphans:

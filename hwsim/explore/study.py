@@ -857,12 +857,38 @@ def validate_inputs(study: StudySpec) -> None:
             try:
                 cache.inputs(point)
             except InputError as exc:
-                detail = str(exc).split(": ", 2)[-1] if "unknown key" not in str(exc) else (
-                    "unknown key path" + _hint(str(exc)))
-                raise InputError(detail, file=study.path, key=f"space.{p.name}", value=v,
-                                 has_value=True) from None
+                raise InputError(_space_error(cache, point, p, exc), file=study.path,
+                                 key=f"space.{p.name}", value=v, has_value=True) from None
 
 
-def _hint(text: str) -> str:
-    i = text.find("did you mean")
-    return f"; {text[i:]}" if i >= 0 else ""
+def _space_error(cache: InputCache, point: Mapping[str, Any], p: Param,
+                 exc: InputError) -> str:
+    """What a space dimension got wrong, from the key the spec error names (``exc.key``): an
+    unknown key path (with the closest known key), or the spec's own message."""
+    role, _, rest = p.name.partition(".")
+    if rest and exc.key == rest:
+        try:
+            spec = cache.base(point)[role]
+        except (InputError, KeyError):
+            spec = None
+        if spec is not None:
+            known = [r.key for r in specs.schema_rows(type(spec))]
+            if rest not in known:
+                close = difflib.get_close_matches(rest, known, n=1)
+                return "unknown key path" + (f"; did you mean '{close[0]}'?" if close else
+                                             f"; known keys: {', '.join(known)}")
+    return _message_of(exc)
+
+
+def _message_of(exc: InputError) -> str:
+    """An InputError's message without the ``file: key 'k' = value:`` prefix it was built with
+    (so that the study's own file, key and value can replace them)."""
+    text = str(exc)
+    for has_value in (True, False):
+        parts = [str(exc.file)] if exc.file else []
+        if exc.key:
+            parts.append(f"key '{exc.key}'" + (f" = {exc.value!r}" if has_value else ""))
+        prefix = ": ".join(parts)
+        if prefix and text.startswith(prefix + ": "):
+            return text[len(prefix) + 2:]
+    return text

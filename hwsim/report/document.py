@@ -94,11 +94,15 @@ def _tables(o: Outputs, units: dict[str, str]) -> list[tuple[str, str, list[str]
         c.metric for c in s.constraints if c.metric not in s.objective_metrics]
     cols = list(dict.fromkeys(cols))
     par = o.pareto
-    prow = [[int(r["trial"]), *(r.get(c) for c in cols)]
+    gaps = [c for c in ("front_gap", "front_gap_rel") if c in par]
+    prow = [[int(r["trial"]), *(r.get(c) for c in cols + gaps)]
             for r in par.head(MAX_ROWS).to_dict("records")]
     title = f"Pareto set ({len(par)} designs" + (
         f", first {MAX_ROWS} shown; all in pareto.csv)" if len(par) > MAX_ROWS else ")")
-    out.append(("pareto", title, ["trial", *(_header(c, units) for c in cols)], prow))
+    gap_headers = {"front_gap": "gap to exact front (fraction of its range)",
+                   "front_gap_rel": "gap to exact front (relative)"}
+    out.append(("pareto", title, ["trial", *(_header(c, units) for c in cols),
+                                  *(gap_headers[c] for c in gaps)], prow))
     c = o.comparison
     if c:
         crow = [["designs enumerated", c.get("points")],
@@ -109,6 +113,19 @@ def _tables(o: Outputs, units: dict[str, str]) -> list[tuple[str, str, list[str]
             crow.append(["sampler hypervolume / exact front's", c["hypervolume_ratio"]])
             n_done = o.counts.get("COMPLETE", 0)
             crow.append(["completed trials", n_done])
+            crow.append(["hypervolume reference point", "beyond the exact front's worst value "
+                         "in each objective by 10 % of its range or 25 % of the value, "
+                         "whichever is more"])
+        if "front_gap_max" in c:
+            crow += [["sampler's Pareto designs", c["sampler_front_size"]],
+                     ["their gap to the exact front, median (fraction of its range)",
+                      c["front_gap_median"]],
+                     ["their gap to the exact front, largest (fraction of its range)",
+                      c["front_gap_max"]],
+                     ["their gap to the exact front, median (relative)",
+                      c["front_gap_rel_median"]],
+                     ["their gap to the exact front, largest (relative)",
+                      c["front_gap_rel_max"]]]
         if "exact_best" in c:
             crow += [["exact optimum", c["exact_best"]], ["sampler's best", c["sampler_best"]]]
         if "note" in c:
@@ -153,10 +170,22 @@ def _summary_lines(o: Outputs) -> list[str]:
            if o.counts.get("PRUNED") else ""),
         f"Pareto set: {len(o.pareto)} designs",
     ]
+    ev = m.get("evaluations") or {}
+    if ev.get("reused"):
+        lines.insert(4, f"evaluations: {ev['evaluations']} for {ev['finished']} completed or "
+                     f"pruned trials ({ev['reused']} proposed a design evaluated before and "
+                     "reused its stored result)")
     if o.comparison and "hypervolume_ratio" in o.comparison:
         lines.append(f"hypervolume against the exact front: "
                      f"{o.comparison['hypervolume_ratio']:.1%} of {o.comparison['points']} "
                      "enumerated designs' front")
+    if o.comparison and "front_gap_max" in o.comparison:
+        c = o.comparison
+        lines.append(f"distance of the sampler's {c['sampler_front_size']} Pareto designs to the "
+                     f"exact front: median {c['front_gap_rel_median']:.1%}, largest "
+                     f"{c['front_gap_rel_max']:.1%} (relative gap); median "
+                     f"{c['front_gap_median']:.3g}, largest {c['front_gap_max']:.3g} of the "
+                     "exact front's range")
     if m.get("sweep_seconds"):
         lines.append(f"sweep time: {m['sweep_seconds']:.1f} s")
     git = m.get("git", {})
