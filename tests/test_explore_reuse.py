@@ -14,8 +14,7 @@ import pytest
 
 from hwsim.cli import main
 from hwsim.explore.storage import open_storage
-from hwsim.queueing.analytical import evaluate
-from hwsim.system import _SYSTEMS, Metric, Role, System, get_system, register_system
+from hwsim.system import SYSTEMS, Metric, Role, System, get_system, register_system
 
 SYSTEM = "explore-reuse-toy"
 CALLS: list[tuple[int, str]] = []
@@ -24,7 +23,7 @@ CALLS: list[tuple[int, str]] = []
 def _counting(inputs):
     q = inputs["queue"]
     CALLS.append((q.servers, q.service_distribution))
-    return evaluate(inputs)
+    return get_system("queue").analytical(inputs)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -40,7 +39,7 @@ def counting_system() -> Iterator[None]:
     try:
         yield
     finally:
-        _SYSTEMS.pop(SYSTEM, None)
+        SYSTEMS.remove(SYSTEM)
 
 
 STUDY = f"""
