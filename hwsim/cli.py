@@ -1,7 +1,16 @@
 """The ``hwsim`` command.
 
-Exit codes: 0 success, 1 a validation case out of tolerance, 2 bad input (one line starting
-``error:`` naming the file, key and value; no traceback).
+Exit codes (every error is one line starting ``error:``, no traceback):
+
+- 0 success;
+- 1 the run failed on valid input: a validation case out of tolerance, or another
+  :class:`~hwsim.errors.HwsimError` that is neither of the two below;
+- 2 bad input (:class:`~hwsim.errors.InputError`: the line names the file, key and value);
+- 3 a tool or the environment failed (:class:`~hwsim.errors.ToolError`): Yosys or iverilog
+  missing or failing on generated Verilog, a generator's simulation disagreeing with numpy.
+  No Yosys under an explicit ``--synth`` is 3 too: the command is well formed and works as it
+  stands once Yosys is installed, so the fix is in the environment, not the arguments;
+- 130 interrupted.
 """
 
 from __future__ import annotations
@@ -277,12 +286,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INPUT
     try:
         return int(args.func(args) or 0)
-    except InputError as exc:
+    except HwsimError as exc:  # InputError 2, ToolError 3, any other 1 (``exit_code``)
         sys.stderr.write(f"error: {exc}\n")
-        return EXIT_INPUT
-    except HwsimError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return EXIT_INPUT
+        return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130

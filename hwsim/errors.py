@@ -1,14 +1,21 @@
 """Errors the CLI turns into exit codes.
 
 `InputError` is bad input from a user (a spec file, a `--set`, a study): the CLI prints its
-one-line message after ``error:`` and exits with status 2, without a traceback.
+one-line message after ``error:`` and exits with status 2, without a traceback. `ToolError` is
+an external tool or the environment failing on valid input (Yosys or Icarus missing or
+failing, a generated design that disagrees with its model): the same one line, status 3.
 """
 
 from __future__ import annotations
 
 
 class HwsimError(Exception):
-    """Base class of every error hwsim raises on purpose."""
+    """Base class of every error hwsim raises on purpose.
+
+    ``exit_code`` is the CLI's status for it: 1 (the run failed) unless a subclass says more.
+    """
+
+    exit_code = 1
 
 
 class InputError(HwsimError):
@@ -35,6 +42,17 @@ class InputError(HwsimError):
             parts.append(f"key '{key}'" + (f" = {value!r}" if has_value else ""))
         prefix = ": ".join(parts)
         super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class ToolError(HwsimError):
+    """An external tool or the environment failed, not the user's input.
+
+    Yosys or iverilog missing or failing, or a generator's simulation disagreeing with its
+    numpy model: the command was well formed, so fixing it means fixing the installation (or
+    the generator), not the command line.
+    """
+
+    exit_code = 3
 
 
 class InfeasibleDesign(HwsimError):

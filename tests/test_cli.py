@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from hwsim.cli import main
+from hwsim.errors import InfeasibleDesign, InputError, ToolError
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -120,6 +121,26 @@ def test_validate_fails_with_exit_1(monkeypatch, capsys):
     code, out, _ = run(capsys, "validate")
     assert code == 1 and "FAIL" in out
 
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (InputError("expected > 0", file="q.toml", key="k", value=0, has_value=True), 2),
+        (ToolError("yosys failed on top: boom"), 3),
+        (InfeasibleDesign("does not fit"), 1),  # neither bad input nor a tool: the run failed
+    ],
+)
+def test_error_class_decides_exit_code(monkeypatch, capsys, exc, code):
+    from hwsim import validation
+
+    def collect(names=None):
+        raise exc
+
+    monkeypatch.setattr(validation, "collect", collect)
+    got, _, err = run(capsys, "validate")
+    assert got == code
+    assert err == f"error: {exc}\n"
 
 def test_console_script_runs():
     """The installed entry point: bad input gives exit 2 and no traceback."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
 
 import pytest
 
@@ -94,3 +95,29 @@ def test_bad_input_is_one_line_exit_2(capsys, argv: list[str], message: str) -> 
     assert code == 2
     assert err.startswith("error: ") and message in err
     assert err.count("\n") == 1
+
+
+def test_synthesis_failure_is_a_tool_error_exit_3(tmp_path, capsys, monkeypatch) -> None:
+    """Yosys failing on valid input is the tool's fault: exit 3 with its own words, not 2."""
+    fake = tmp_path / "yosys"
+    fake.write_text("#!/bin/sh\necho 'ERROR: fake yosys gave up' >&2\nexit 1\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("HWSIM_YOSYS", str(fake))
+    code, _, err = run(capsys, "rtl", "systolic", "--set", "rows=2", "--set", "cols=2",
+                       "--out", str(tmp_path / "o"), "--synth")
+    assert code == 3
+    assert err.startswith("error: yosys failed on systolic: ")
+    assert "fake yosys gave up" in err and err.count("\n") == 1
+    assert (tmp_path / "o" / "systolic.v").is_file()  # emitted before synthesis failed
+    assert not (tmp_path / "o" / "systolic.synth.json").exists()
+
+
+def test_no_yosys_under_explicit_synth_is_exit_3(tmp_path, capsys, monkeypatch) -> None:
+    """An explicit --synth without a Yosys is a missing tool (exit 3); without --synth the run
+    skips synthesis and succeeds."""
+    monkeypatch.setenv("HWSIM_YOSYS", str(tmp_path / "no-such-yosys"))
+    code, _, err = run(capsys, "rtl", "fusion-unit", "--out", str(tmp_path / "a"), "--synth")
+    assert code == 3
+    assert err.startswith("error: no yosys found") and err.count("\n") == 1
+    code, _, _ = run(capsys, "rtl", "fusion-unit", "--out", str(tmp_path / "b"))
+    assert code == 0 and not (tmp_path / "b" / "fusion_unit.synth.json").exists()

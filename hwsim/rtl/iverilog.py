@@ -17,7 +17,7 @@ from pathlib import Path
 from amaranth.hdl import Value
 from amaranth.lib import wiring
 
-from hwsim.errors import HwsimError
+from hwsim.errors import ToolError
 from hwsim.rtl.sim import StreamTrace
 
 
@@ -109,7 +109,7 @@ def run_verilog(
     """Simulate ``verilog_text`` in Icarus with the given input beats; returns the transfers."""
     tools = find_iverilog()
     if tools is None:
-        raise HwsimError("iverilog/vvp not found on PATH")
+        raise ToolError("iverilog/vvp not found on PATH")
     iverilog, vvp = tools
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -126,11 +126,11 @@ def run_verilog(
     comp = subprocess.run([iverilog, "-g2005", "-o", "sim.vvp", "tb.v", f"{top}.v"],
                           cwd=work, capture_output=True, text=True, check=False)
     if comp.returncode != 0:
-        raise HwsimError(f"iverilog failed: {comp.stderr.strip()[-2000:]}")
+        raise ToolError(f"iverilog failed: {comp.stderr.strip()[-2000:]}")
     run = subprocess.run([vvp, "-n", "sim.vvp"], cwd=work, capture_output=True, text=True,
                          check=False)
     if run.returncode != 0 or "TIMEOUT" in run.stdout:
-        raise HwsimError(f"vvp failed: {(run.stdout + run.stderr).strip()[-2000:]}")
+        raise ToolError(f"vvp failed: {(run.stdout + run.stderr).strip()[-2000:]}")
     trace = StreamTrace(received={s: [] for s in sinks}, in_cycles={s: [] for s in sources},
                         out_cycles={s: [] for s in sinks})
     for line in (work / "transfers.txt").read_text().splitlines():

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hwsim.errors import HwsimError
+from hwsim.errors import ToolError
 from hwsim.registry import Registry
 
 
@@ -57,7 +57,7 @@ def operand_range(width: int, signed: bool) -> tuple[int, int]:
 def check_demo(ok: bool, what: str) -> None:
     """Raise when a generator's demo simulation disagrees with its numpy model."""
     if not ok:  # pragma: no cover - a generator bug
-        raise HwsimError(f"{what}: simulated output differs from the numpy model")
+        raise ToolError(f"{what}: simulated output differs from the numpy model")
 
 
 def get_generator(name: str) -> Generator:
