@@ -19,7 +19,12 @@ class HwsimError(Exception):
 
 
 class InputError(HwsimError):
-    """Bad user input. The message names the file, the key path, the value and what was expected."""
+    """Bad user input. The message names the file, the key path, the value and what was expected.
+
+    ``str()`` is the whole line (``file: key 'k' = value: message``); ``message``, ``file``,
+    ``key`` and ``value`` keep the parts, so that a caller can re-raise the bare ``message``
+    under its own file and key.
+    """
 
     exit_code = 2
 
@@ -32,6 +37,7 @@ class InputError(HwsimError):
         value: object = None,
         has_value: bool = False,
     ) -> None:
+        self.message = message
         self.file = file
         self.key = key
         self.value = value

@@ -109,6 +109,16 @@ def test_study_errors_exit_2_with_one_line(case: str, tmp_path: Path,
         (tmp_path / "out" / "study.journal").stat().st_size == 0
 
 
+def test_space_error_carries_the_spec_message_bare(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """The spec's own file and key give way to the study's: its bare ``InputError.message``."""
+    path = write(tmp_path, CASES["range outside what the spec accepts"][0])
+    rc, _, err = run_cli(["sweep", str(path), "--out", str(tmp_path / "out"), "--no-progress"],
+                         capsys)
+    assert rc == 2
+    assert err == (f"error: {path}: key 'space.queue.servers' = 9000: "
+                   "expected a value >= 1 and <= 4096\n")
+
 def test_unreachable_storage_exits_2_and_masks_password(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, BASE)

@@ -72,6 +72,9 @@ def test_bad_values_name_key_and_value(raw, key, needle):
     assert f"'{key}'" in msg
     assert needle in msg
     assert "\n" not in msg
+    e = ei.value  # the parts, for callers that re-raise under their own file and key
+    assert e.file == "models/thing/a.toml" and e.key == key
+    assert needle in e.message and "a.toml" not in e.message and msg.endswith(": " + e.message)
 
 
 def test_overrides_are_validated_and_quoted():

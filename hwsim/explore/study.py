@@ -864,7 +864,7 @@ def validate_inputs(study: StudySpec) -> None:
 def _space_error(cache: InputCache, point: Mapping[str, Any], p: Param,
                  exc: InputError) -> str:
     """What a space dimension got wrong, from the key the spec error names (``exc.key``): an
-    unknown key path (with the closest known key), or the spec's own message."""
+    unknown key path (with the closest known key), or the spec's own bare ``exc.message``."""
     role, _, rest = p.name.partition(".")
     if rest and exc.key == rest:
         try:
@@ -877,18 +877,4 @@ def _space_error(cache: InputCache, point: Mapping[str, Any], p: Param,
                 close = difflib.get_close_matches(rest, known, n=1)
                 return "unknown key path" + (f"; did you mean '{close[0]}'?" if close else
                                              f"; known keys: {', '.join(known)}")
-    return _message_of(exc)
-
-
-def _message_of(exc: InputError) -> str:
-    """An InputError's message without the ``file: key 'k' = value:`` prefix it was built with
-    (so that the study's own file, key and value can replace them)."""
-    text = str(exc)
-    for has_value in (True, False):
-        parts = [str(exc.file)] if exc.file else []
-        if exc.key:
-            parts.append(f"key '{exc.key}'" + (f" = {exc.value!r}" if has_value else ""))
-        prefix = ": ".join(parts)
-        if prefix and text.startswith(prefix + ": "):
-            return text[len(prefix) + 2:]
-    return text
+    return exc.message  # bare: the study's own file, key and value replace the spec's
