@@ -261,10 +261,3 @@ def _server_columns(s: Servers, idx: np.ndarray) -> dict[str, np.ndarray]:
         "chip_sram_MB": s.chip_sram_MB[idx], "server_power_W": s.power_W[idx],
         "server_cost_usd": s.cost_usd[idx],
     }
-
-
-def two_phase(llm: LlmSpec, asic: AsicSpec, srv: ServerSpec, tco: TcoSpec,
-              hw: HardwareSpace = HardwareSpace(),
-              mapping: MappingSpace = MappingSpace()) -> SearchResult:
-    """Phase 1 then phase 2: the TCO-optimal design of ``llm`` over the whole space."""
-    return phase2(llm, phase1(asic, srv, hw), asic, srv, tco, mapping)

@@ -110,14 +110,6 @@ class FairShare:
         self._wsum += weight
         self._reschedule()
 
-    def set_capacity(self, capacity: float) -> None:
-        """Change the capacity now (flows in progress are re-timed)."""
-        if capacity < 0:
-            raise ValueError(f"capacity must be >= 0, got {capacity}")
-        self._advance()
-        self._cap = float(capacity)
-        self._reschedule()
-
     # -- internals -----------------------------------------------------------------------------
     def _pull_change(self) -> None:
         try:

@@ -83,10 +83,6 @@ class Summary:
     p95: float
     p99: float
 
-    def as_dict(self, prefix: str = "", suffix: str = "") -> dict[str, float]:
-        return {f"{prefix}{k}{suffix}": float(getattr(self, k))
-                for k in ("mean", "std", "min", "max", "p50", "p95", "p99")}
-
 
 def summarize(values: Sequence[float] | np.ndarray) -> Summary:
     """Mean, spread and percentiles (p50/p95/p99, numpy's linear interpolation)."""

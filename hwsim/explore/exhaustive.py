@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -448,7 +448,3 @@ def compare(study: StudySpec, res: ExhaustiveResult, trial_values: np.ndarray,
                if len(sel) else math.nan)
         out.update(exact_best=best, sampler_best=got)
     return out
-
-
-def points_of(table: pd.DataFrame, names: Sequence[str]) -> list[Mapping[str, Any]]:
-    return table[list(names)].to_dict("records")

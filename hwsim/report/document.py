@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 from hwsim.explore.results import importance_method
 from hwsim.report.figures import Figure, all_figures
 
@@ -305,8 +303,3 @@ def build_report(o: Outputs, *, figures: bool = True) -> list[Path]:
     for f in figs:
         written += [f.png, f.svg]
     return written
-
-
-def frame_units(df: pd.DataFrame, units: dict[str, str]) -> pd.DataFrame:
-    """A copy of ``df`` whose column names carry their units."""
-    return df.rename(columns={c: _header(c, units) for c in df.columns})
