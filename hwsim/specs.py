@@ -41,7 +41,6 @@ T = TypeVar("T")
 KINDS: Registry[type] = Registry("spec kind")
 
 _SPEC_VERSION_KEY = "version"
-_RESERVED = ("kind", _SPEC_VERSION_KEY)
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,13 +25,3 @@ class QueueSpec:
     servers: int = param(1, ge=1, le=4096, help="identical servers sharing one FIFO queue")
     customers: int = param(200_000, ge=100, help="customers measured by the DES")
     warmup_customers: int = param(20_000, ge=0, help="customers discarded before measuring (DES)")
-
-    def service_scv(self) -> float:
-        """Squared coefficient of variation of the service time."""
-        return {"exponential": 1.0, "deterministic": 0.0}.get(
-            self.service_distribution, 1.0 / self.erlang_k
-        )
-
-    def arrival_scv(self) -> float:
-        """Squared coefficient of variation of the inter-arrival time."""
-        return 1.0 if self.arrival_process == "poisson" else 0.0

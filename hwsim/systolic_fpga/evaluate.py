@@ -40,8 +40,6 @@ from hwsim.systolic_fpga.spec import GemmSpec, SystolicSpec
 
 __all__ = ["SYSTEM", "block", "simulate"]
 
-_FIT = ("dsp", "lut", "ff")
-
 
 def _metrics(dataflow: str, rows: Any, cols: Any, width: Any, acc: int, clock_mhz: Any,
              m: Any, n: Any, k: Any, count: Any, board: Mapping[str, Any]) -> dict[str, Any]:
