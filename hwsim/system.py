@@ -86,7 +86,8 @@ class Role:
 class Metric:
     """A metric a system reports; ``fidelities`` says which evaluators report it.
 
-    ``help`` is what the system adds; the meaning of the name is :mod:`hwsim.metrics`'.
+    A name defined in :mod:`hwsim.metrics` means what it says there; ``help`` then adds a
+    system's note (the system's :attr:`System.metrics` carry the two joined).
     """
 
     name: str
@@ -114,6 +115,18 @@ class System:
     validation: Callable[[], Sequence[Any]] | None = None
 
     def __post_init__(self) -> None:
+        from hwsim.metrics import CATALOGUE
+
+        metrics = []
+        for m in self.metrics:
+            d = CATALOGUE.get(m.name)
+            if d is None and not m.help:
+                raise ValueError(f"system {self.name!r}: metric {m.name!r} needs a help text "
+                                 "(or a definition in hwsim.metrics)")
+            if d is not None:
+                m = Metric(m.name, d.meaning + (f" ({m.help})" if m.help else ""), m.fidelities)
+            metrics.append(m)
+        object.__setattr__(self, "metrics", tuple(metrics))
         if self.batch is not None and self.analytical is not None:
             raise ValueError(f"system {self.name!r}: give batch or analytical, not both (the "
                              "scalar evaluator is the batch on one point)")

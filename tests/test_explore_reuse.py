@@ -33,8 +33,9 @@ def counting_system() -> Iterator[None]:
     register_system(System(
         name=SYSTEM, summary="the queue, counting its evaluations",
         roles=(Role("queue", "queue", "mm1"),),
-        metrics=tuple(Metric(m) for m in ("utilization", "mean_wait_s", "mean_sojourn_s",
-                                          "mean_queue_length", "throughput_per_s")),
+        metrics=tuple(Metric(m, m.replace("_", " ")) for m in (
+            "utilization", "mean_wait_s", "mean_sojourn_s", "mean_queue_length",
+            "throughput_per_s")),
         analytical=_counting))
     try:
         yield

@@ -47,8 +47,9 @@ def toy_system() -> Iterator[None]:
     register_system(System(
         name=TOY, summary="the queue with a fake DES (+10 % wait) and a bug at 3 servers",
         roles=(Role("queue", "queue", "mm1"),),
-        metrics=tuple(Metric(m) for m in ("utilization", "mean_wait_s", "mean_sojourn_s",
-                                          "mean_queue_length", "throughput_per_s")),
+        metrics=tuple(Metric(m, m.replace("_", " ")) for m in (
+            "utilization", "mean_wait_s", "mean_sojourn_s", "mean_queue_length",
+            "throughput_per_s")),
         batch=BatchModel(VECTOR_KEYS, _toy_block), des=_toy_des,
     ))
     try:

@@ -31,21 +31,13 @@ def _des(inputs, *, seed: int = 0, trace=None):
 
 
 BOTH = ("analytical", "des")
-SHARED = {"tco_usd_per_1k_tokens", "latency_ms_per_token", "throughput_tokens_per_s", "chips",
-          "servers", "tp", "pp", "micro_batch", "utilization", "die_area_mm2", "chip_tops",
-          "chip_sram_MB", "server_cost_usd", "server_power_W"}
-DES_METRICS = (
-    ("ttft_ms", "mean time to first token"),
-    ("ttft_p50_ms", "median time to first token"),
-    ("ttft_p99_ms", "99th-percentile time to first token"),
-    ("tpot_p50_ms", "median time per output token"),
-    ("tpot_p99_ms", "99th-percentile time per output token"),
-    ("goodput_tokens_per_s", "output tokens per second of requests within the SLO"),
-    ("slo_attainment", "share of requests within the SLO"),
-    ("stage_utilization", "mean busy share of the pipeline stages"),
-    ("requests", "requests measured"),
-    ("tco_at_slo_usd_per_1k_tokens", "TCO per 1000 tokens of requests within the SLO"),
-)
+#: the analytical metrics the DES reports too (same names, same meanings: hwsim.metrics)
+SHARED = {"tco_usd_per_1k_tokens", "latency_ms_per_token", "throughput_tokens_per_s", "ttft_ms",
+          "energy_J_per_token", "utilization", "chips", "servers", "tp", "pp", "micro_batch",
+          "die_area_mm2", "chip_tops", "chip_sram_MB", "server_cost_usd", "server_power_W"}
+DES_METRICS = ("ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms",
+               "goodput_tokens_per_s", "slo_attainment", "stage_utilization", "requests",
+               "tco_at_slo_usd_per_1k_tokens")
 
 
 def _cases():
@@ -66,11 +58,12 @@ SYSTEM = register_system(System(
         Role("server", "server", "cc-server-v1", "lanes of chiplets, BOM, cooling, links"),
         Role("tco", "tco", "barroso-v1", "datacenter and economic constants"),
         Role("mapping", "cc-mapping", "auto", "tensor/pipeline parallelism, batch, context"),
-        Role("traffic", "serving", "ctx2048", "requests and batching policy (DES only)"),
+        Role("traffic", "serving", "ctx2048", "requests (arrivals, prompt and output lengths), "
+             "batching policy, SLO"),
     ),
     metrics=tuple(Metric(name, help, fidelities=BOTH if name in SHARED else ("analytical",))
                   for name, help in METRICS)
-    + tuple(Metric(name, help, fidelities=("des",)) for name, help in DES_METRICS),
+    + tuple(Metric(name, fidelities=("des",)) for name in DES_METRICS),
     batch=BatchModel(VECTOR_KEYS, block, explain=infeasible_reason),
     des=_des,
     validation=_cases,

@@ -6,8 +6,9 @@ depth and micro-batch when the mapping spec leaves them at 0); the DES then serv
 ``traffic`` spec's requests on that one deployment: arrivals, continuous or static batching,
 micro-batches flowing through the pipeline stages. Stage-to-stage transfers are folded into the
 stage times, as :func:`hwsim.llm.perf.decode_step` does, so at saturation without queueing the
-DES reproduces the analytical decode step. TCO per token uses the utilisation the DES achieved
-(prompt and generated tokens).
+DES reproduces the analytical decode step. TCO and energy per token use the utilisation the DES
+achieved (prompt and output tokens), through the same cost function as the analytical evaluator
+(:func:`hwsim.chiplet_cloud.model.deployment_cost`).
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from typing import Any
 
 from hwsim import specs
 from hwsim.chiplet_cloud import cost
-from hwsim.chiplet_cloud.model import links
-from hwsim.hw import tco as tco_model
+from hwsim.chiplet_cloud.model import deployment_cost, links
 from hwsim.llm.model import layer_shape
 from hwsim.llm.perf import Device
 from hwsim.serving import PerfStepModel, serve
+from hwsim.serving.des import lengths
 from hwsim.system import Inputs, Metrics
 
 log = logging.getLogger(__name__)
@@ -46,25 +47,28 @@ def evaluate(inputs: Inputs, *, seed: int = 0, trace: Any = None) -> Metrics:
 
     a = get_system("chiplet-cloud").analytical(inputs)
     traffic, mp, tco = inputs["traffic"], inputs["mapping"], inputs["tco"]
-    if traffic.prompt_tokens + traffic.output_tokens > mp.context_tokens:
-        log.warning("requests of %d + %d tokens exceed the %d-token KV cache the mapping holds",
-                    traffic.prompt_tokens, traffic.output_tokens, mp.context_tokens)
+    ln = lengths(traffic, base_dir=specs.models_dir() / "serving")
+    held = mp.context_tokens or ln.longest_context
+    if ln.longest_context > held:
+        log.warning("requests of up to %d tokens exceed the %d-token KV cache the mapping holds",
+                    ln.longest_context, held)
     tp, pp, micro = int(a["tp"]), int(a["pp"]), int(a["micro_batch"])
     res = serve(step_model(inputs, tp, pp), traffic, batch=mp.batch, micro_batch=micro,
                 seed=seed, trace=trace, base_dir=specs.models_dir() / "serving")
     out = res.metrics()
     rate = res.throughput_tokens_per_s
     shape = layer_shape(inputs["llm"], simplified=mp.simplified_layers)
-    # the chips also worked on the prompts: prompt + output tokens per generated token
-    per_generated = 1.0 + traffic.prompt_tokens / traffic.output_tokens
-    util = rate * per_generated * shape.flops_per_token / (a["chips"] * a["chip_tops"] * 1e12)
-    life_h = tco.server_life_years * 365 * 24
-    per_server = float(tco_model.server_tco(a["server_power_W"], a["server_cost_usd"], tco, util))
-    usd_h = (a["servers"] * per_server + a["chips"] * tco_model.nre_per_chip(tco)) / life_h
+    # the chips also worked on the prompts: (prompt + output) / output tokens per output token
+    per_output = (ln.mean_prompt + ln.mean_output) / ln.mean_output
+    util = rate * per_output * shape.flops_per_token / (a["chips"] * a["chip_tops"] * 1e12)
+    tco_1k, energy = deployment_cost(tco, throughput=rate, utilization=util, chips=a["chips"],
+                                     servers=a["servers"], server_power_W=a["server_power_W"],
+                                     server_cost_usd=a["server_cost_usd"])
     good = res.goodput_tokens_per_s
-    out["tco_usd_per_1k_tokens"] = usd_h / 3600.0 / rate * 1e3 if rate > 0 else float("inf")
-    out["tco_at_slo_usd_per_1k_tokens"] = (usd_h / 3600.0 / good * 1e3 if good > 0
+    out["tco_usd_per_1k_tokens"] = float(tco_1k) if rate > 0 else float("inf")
+    out["tco_at_slo_usd_per_1k_tokens"] = (float(tco_1k) * rate / good if good > 0
                                            else float("inf"))
+    out["energy_J_per_token"] = float(energy) if rate > 0 else float("inf")
     out["utilization"] = util
     for k in ("chips", "servers", "tp", "pp", "micro_batch", "die_area_mm2", "chip_tops",
               "chip_sram_MB", "server_cost_usd", "server_power_W"):

@@ -14,11 +14,23 @@ from typing import Any
 
 import numpy as np
 
+from hwsim import specs
 from hwsim.batch import REASON, reasons
 from hwsim.chiplet_cloud import cost
-from hwsim.chiplet_cloud.model import end_to_end, memory_MB, prefill_ms, workload
+from hwsim.chiplet_cloud.model import (
+    deployment_cost,
+    end_to_end,
+    links,
+    memory_MB,
+    prefill_ms,
+    workload,
+)
 from hwsim.chiplet_cloud.model import evaluate as evaluate_mappings
 from hwsim.llm.model import layer_shape
+from hwsim.llm.perf import Device, decode_step
+from hwsim.llm.perf import Mapping as PerfMapping
+from hwsim.serving import load
+from hwsim.serving.des import lengths, longest_context
 from hwsim.system import Inputs
 
 VECTOR_KEYS = {
@@ -30,24 +42,27 @@ VECTOR_KEYS = {
     "mapping.tp": "tp",
     "mapping.pp": "pp",
     "mapping.context_tokens": "ctx",
-    "mapping.prompt_tokens": "prompt",
-    "mapping.output_tokens": "output",
+    "traffic.prompt_tokens": "prompt",
+    "traffic.output_tokens": "output",
+    "traffic.arrival_rate_per_s": "rate",
 }
 
+#: the analytical metrics: the names shared with other systems mean what hwsim.metrics says
 METRICS = (
-    ("tco_usd_per_1k_tokens", "total cost of ownership per 1000 generated tokens"),
-    ("latency_ms_per_token", "time between two tokens of a sequence (one decode step)"),
-    ("throughput_tokens_per_s", "tokens generated per second by the whole deployment"),
-    ("prefill_ms", "prefill of the batch's prompts (time to first token, no queueing)"),
-    ("throughput_e2e_tokens_per_s", "generated tokens per second counting prefill: a static "
-     "batch's prompts, then output_tokens decode steps"),
-    ("tco_e2e_usd_per_1k_tokens", "TCO per 1000 generated tokens counting prefill time"),
-    ("chips", "chips occupied"),
-    ("servers", "servers occupied"),
-    ("tp", "chips per pipeline stage (tensor parallelism)"),
-    ("pp", "pipeline stages"),
-    ("micro_batch", "sequences per pipeline micro-batch"),
-    ("utilization", "achieved / peak FLOP/s of the occupied chips"),
+    ("tco_usd_per_1k_tokens", ""),
+    ("throughput_tokens_per_s", ""),
+    ("latency_ms_per_token", ""),
+    ("ttft_ms", ""),
+    ("energy_J_per_token", ""),
+    ("decode_tco_usd_per_1k_tokens", ""),
+    ("decode_throughput_tokens_per_s", ""),
+    ("batch_prefill_ms", ""),
+    ("utilization", ""),
+    ("chips", ""),
+    ("servers", ""),
+    ("tp", ""),
+    ("pp", ""),
+    ("micro_batch", ""),
     ("die_area_mm2", "chiplet die area"),
     ("chip_tops", "peak tera-ops/s of one chip"),
     ("chip_sram_MB", "SRAM of one chip"),
@@ -55,10 +70,10 @@ METRICS = (
     ("die_cost_usd", "cost of one good, tested die"),
     ("die_yield", "negative-binomial die yield"),
     ("chips_per_server", "chiplets per server"),
-    ("server_cost_usd", "bill of materials of one server"),
-    ("server_power_W", "wall power of one server at peak"),
+    ("server_cost_usd", ""),
+    ("server_power_W", ""),
     ("max_chip_power_W", "thermal limit of a chip in its lane"),
-    ("memory_GB", "weights plus KV cache held"),
+    ("memory_GB", "weights plus the KV cache held (context_tokens per sequence)"),
     ("compute_ms_per_token", "GEMM and attention time of one micro-batch through all stages"),
     ("comm_ms_per_token", "all-reduce and stage-transfer time of one micro-batch"),
     ("tco_usd", "lifetime TCO of the occupied servers"),
@@ -128,6 +143,7 @@ def _batch(inputs: Inputs, a: Mapping[str, np.ndarray], n: int) -> dict[str, np.
 
 def _block(inputs: Inputs, a: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
     llm, asic, srv, tco, mp = (inputs[r] for r in ("llm", "chip", "server", "tco", "mapping"))
+    traffic = inputs["traffic"]
 
     def get(name: str, default: Any) -> np.ndarray:
         v = a.get(name)
@@ -140,10 +156,19 @@ def _block(inputs: Inputs, a: Mapping[str, np.ndarray], n: int) -> dict[str, np.
     micro = get("micro", mp.micro_batch)
     tp_in = get("tp", mp.tp)
     pp_in = get("pp", mp.pp)
-    ctx = get("ctx", mp.context_tokens)
-    output = get("output", mp.output_tokens)
-    prompt = get("prompt", mp.prompt_tokens)
-    prompt = np.where(prompt <= 0, np.maximum(ctx - output, 1.0), prompt)
+    # the requests: lengths from the traffic (the one place they are read), the KV cache held
+    # per sequence from the mapping (0: the traffic's longest context)
+    if traffic.arrival == "trace":
+        ln = lengths(traffic, base_dir=specs.models_dir() / "serving")
+        prompt, output = get("prompt", ln.mean_prompt), get("output", ln.mean_output)
+        longest = np.full(n, float(ln.longest_context))
+    else:
+        prompt = get("prompt", traffic.prompt_tokens)
+        output = get("output", traffic.output_tokens)
+        longest = longest_context(prompt, output, traffic.length_distribution)
+    ctx_in = get("ctx", mp.context_tokens)
+    ctx = np.where(ctx_in > 0, ctx_in, longest)
+    kv = prompt + (output - 2.0) / 2.0  # the mean cached context of a decode step
     s = cost.server(asic, srv, area, ratio, cpl)
     ch = cost.chip(asic, area, ratio)
     shape = layer_shape(llm, simplified=mp.simplified_layers,
@@ -152,9 +177,9 @@ def _block(inputs: Inputs, a: Mapping[str, np.ndarray], n: int) -> dict[str, np.
                   embeddings=not mp.simplified_layers)
     mem = memory_MB(wl, batch, ctx)
 
-    # candidate pipeline depths: the one asked, or every divisor of the layer count
     # candidates: the pipeline depth asked, or every divisor of the layer count; the micro-batch
-    # asked, or every power of two up to the batch; the lowest TCO per token is kept
+    # asked, or every power of two up to the batch; the lowest TCO per token (prefill included,
+    # saturated) is kept
     pp_c = pp_in[:, None] if np.all(pp_in > 0) else np.where(
         pp_in[:, None] > 0, pp_in[:, None], _divisors(llm.layers)[None, :])
     if np.all(micro > 0):
@@ -169,46 +194,106 @@ def _block(inputs: Inputs, a: Mapping[str, np.ndarray], n: int) -> dict[str, np.
     tp_auto = _auto_tp(stage, ch.sram_MB[:, None], s.chips[:, None])
     tp = np.where(tp_in[:, None] > 0, tp_in[:, None], tp_auto)
     col = (slice(None), None)
+    perf = dict(attention=mp.attention, utilization_model=mp.utilization_model)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         m = evaluate_mappings(
             wl, asic, srv, tco, chip_tops=ch.tops[col], chip_sram_MB=ch.sram_MB[col],
             chips_per_server=s.chips[col], server_power_W=s.power_W[col],
             server_cost_usd=s.cost_usd[col], tp=tp, pp=pp, batch=batch[col],
-            micro_batch=mb, context=ctx[col], attention=mp.attention,
-            utilization_model=mp.utilization_model)
-    fits = np.broadcast_to(m["feasible"], pp.shape) & np.isfinite(m["tco_usd_per_1k_tokens"])
-    fits = fits & np.isfinite(mb)
-    score = np.where(fits, m["tco_usd_per_1k_tokens"], np.inf)
+            micro_batch=mb, context=ctx[col], kv_len=kv[col], **perf)
+        pf_c = prefill_ms(wl, asic, srv, chip_tops=ch.tops[col], chips_per_server=s.chips[col],
+                          tp=tp, pp=pp, batch=batch[col], micro_batch=mb, prompt=prompt[col],
+                          **perf)
+        _, e2e = end_to_end(
+            tco, prefill_ms_=pf_c, latency_ms=m["latency_ms_per_token"], batch=batch[col],
+            prompt=prompt[col], output=output[col], flops_per_token=shape.flops_per_token,
+            chips=m["chips"], servers=m["servers"], chip_tops=ch.tops[col],
+            server_power_W=s.power_W[col], server_cost_usd=s.cost_usd[col])
+    fits = np.broadcast_to(m["feasible"], pp.shape) & np.isfinite(e2e) & np.isfinite(mb)
+    score = np.where(fits, e2e, np.inf)
     best = np.argmin(score, axis=1)
     rows = np.arange(n)
     ok = s.valid & fits[rows, best]
-    out: dict[str, np.ndarray] = {}
-    for k in ("tco_usd_per_1k_tokens", "latency_ms_per_token", "throughput_tokens_per_s",
-              "chips", "servers", "tp", "pp", "utilization", "memory_GB",
+    out: dict[str, Any] = {}
+    for k in ("decode_tco_usd_per_1k_tokens", "latency_ms_per_token",
+              "decode_throughput_tokens_per_s", "chips", "servers", "tp", "pp", "memory_GB",
               "compute_ms_per_token", "comm_ms_per_token", "tco_usd", "micro_batch"):
         v = mb[rows, best] if k == "micro_batch" else np.broadcast_to(m[k], pp.shape)[rows, best]
         out[k] = np.where(ok, v, np.nan)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        pf = prefill_ms(wl, asic, srv, chip_tops=ch.tops, chips_per_server=s.chips,
-                        tp=np.where(ok, out["tp"], 1.0), pp=np.where(ok, out["pp"], 1.0),
-                        batch=batch, micro_batch=np.where(ok, out["micro_batch"], 1.0),
-                        prompt=prompt, attention=mp.attention,
-                        utilization_model=mp.utilization_model)
-    out["prefill_ms"] = np.where(ok, pf, np.nan)
-    # end to end: a static batch prefills its prompts, then decodes output_tokens steps
-    out["throughput_e2e_tokens_per_s"], out["tco_e2e_usd_per_1k_tokens"] = end_to_end(
-        tco, prefill_ms_=out["prefill_ms"], latency_ms=out["latency_ms_per_token"], batch=batch,
-        prompt=prompt, output=output, flops_per_token=shape.flops_per_token,
-        chips=out["chips"], servers=out["servers"], chip_tops=ch.tops,
-        server_power_W=s.power_W, server_cost_usd=s.cost_usd)
+    out["batch_prefill_ms"] = np.where(ok, np.broadcast_to(pf_c, pp.shape)[rows, best], np.nan)
+    sel = {k: np.where(ok, out[k], 1.0) for k in ("tp", "pp", "micro_batch")}
+
+    def prefill_of(seqs: np.ndarray) -> np.ndarray:
+        """One micro-batch of ``seqs`` requests prefilled through every stage, idle replica."""
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return prefill_ms(wl, asic, srv, chip_tops=ch.tops, chips_per_server=s.chips,
+                              tp=sel["tp"], pp=sel["pp"], batch=seqs, micro_batch=seqs,
+                              prompt=prompt, **perf)
+
+    # the traffic: closed saturates the static batch; open arrivals set the occupancy
+    cycle_s = (out["batch_prefill_ms"] + (output - 1.0) * out["latency_ms_per_token"]) / 1e3
+    capacity = batch * output / cycle_s
+    rate = load.arrival_rate(traffic, base_dir=specs.models_dir() / "serving")
+    if rate is None or not np.isfinite(rate):
+        thr, ttft = capacity, prefill_of(sel["micro_batch"])
+        latency = out["latency_ms_per_token"]
+    else:
+        lam = get("rate", rate)
+        lanes = np.ceil(batch / sel["micro_batch"])
+        _, tp_bw, pp_bw = links(sel["tp"], sel["pp"], s.chips, srv)
+        dev = Device(peak_flops=ch.tops * 1e12, tp_link_Bps=tp_bw, pp_link_Bps=pp_bw,
+                     link_latency_s=srv.link_latency_us * 1e-6,
+                     utilization_model=mp.utilization_model, clock_Hz=asic.clock_GHz * 1e9)
+
+        ttft = prefill_of(np.ones(n))
+        stretch = load.interference(lam, ttft / 1e3)
+
+        def round_at(occ: np.ndarray) -> np.ndarray:
+            _, size = load.spread(occ, lanes)
+            step = decode_step(shape, dev, PerfMapping(tp=sel["tp"], pp=sel["pp"], batch=occ,
+                                                       micro_batch=size),
+                               kv_len=kv, attention=mp.attention)
+            return load.per_token_s(step.latency_s, lam, ttft / 1e3, output)
+
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            occ = load.occupancy(lam, output, batch, round_at)
+            latency = round_at(occ) * 1e3
+            _, size = load.spread(occ, lanes)
+            step_s = decode_step(shape, dev, PerfMapping(tp=sel["tp"], pp=sel["pp"], batch=occ,
+                                                         micro_batch=size),
+                                 kv_len=kv, attention=mp.attention).latency_s
+            ttft = load.first_token_s(ttft / 1e3, lam, step_s, output) * 1e3
+        thr = lam * output
+        stable = (lam * output < capacity) & np.isfinite(stretch)
+        if traffic.arrival == "trace":  # a finite burst faster than the deployment: saturated
+            thr = np.where(stable, thr, capacity)
+            latency = np.where(stable, latency, out["latency_ms_per_token"])
+            ttft = np.where(stable, ttft, prefill_of(sel["micro_batch"]))
+        else:  # an endless stream faster than the deployment: the queue grows forever
+            ok = ok & stable
+            unstable = ~stable & s.valid & fits[rows, best]
+    peak = out["chips"] * ch.tops * 1e12
+    # every output token carries (prompt + output) / output processed tokens
+    util = thr * (prompt + output) / output * shape.flops_per_token / peak
+    tco_1k, energy = deployment_cost(tco, throughput=thr, utilization=util, chips=out["chips"],
+                                     servers=out["servers"], server_power_W=s.power_W,
+                                     server_cost_usd=s.cost_usd)
     out.update({
+        "tco_usd_per_1k_tokens": tco_1k, "throughput_tokens_per_s": thr,
+        "latency_ms_per_token": latency, "ttft_ms": ttft, "utilization": util,
+        "energy_J_per_token": energy,
         "die_area_mm2": area.astype(float),
         "chip_tops": ch.tops, "chip_sram_MB": ch.sram_MB, "chip_power_W": ch.power_W,
         "die_cost_usd": s.die_cost_usd, "die_yield": s.die_yield,
         "chips_per_server": s.chips.astype(float), "server_cost_usd": s.cost_usd,
         "server_power_W": s.power_W, "max_chip_power_W": s.max_chip_power_W,
     })
-    out[REASON] = _reasons(asic, srv, ch, s, ok)
+    out = {k: np.where(ok, v, np.nan) for k, v in out.items()}
+    reason = _reasons(asic, srv, ch, s, ok)
+    if rate is not None and np.isfinite(rate) and traffic.arrival != "trace":
+        reason[unstable] = ("arrivals outpace the deployment: the offered output rate is at or "
+                            "above its saturated capacity")
+    out[REASON] = reason
     return out
 
 

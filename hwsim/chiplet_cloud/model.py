@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwsim.chiplet_cloud.spec import AsicSpec, ServerSpec
-from hwsim.hw.tco import SECONDS_PER_YEAR, TcoSpec, nre_per_chip, tco_terms
+from hwsim.hw.tco import SECONDS_PER_YEAR, TcoSpec, average_power_W, nre_per_chip, tco_terms
 from hwsim.llm.model import LayerShape, embedding_params
 from hwsim.llm.perf import Device, Mapping, decode_step, prefill
 from hwsim.llm.spec import LlmSpec
@@ -77,10 +77,12 @@ def links(tp, pp, chips_per_server, srv: ServerSpec) -> tuple[np.ndarray, np.nda
 def evaluate(
     wl: Workload, asic: AsicSpec, srv: ServerSpec, tco: TcoSpec, *,
     chip_tops, chip_sram_MB, chips_per_server, server_power_W, server_cost_usd,
-    tp, pp, batch, micro_batch, context, prompt=None, attention: bool = True,
+    tp, pp, batch, micro_batch, context, kv_len=None, prompt=None, attention: bool = True,
     utilization_model: str = "v1-systolic",
 ) -> dict[str, np.ndarray]:
-    """Metrics of mappings (every argument may be an array; they broadcast).
+    """Decode steady-state metrics of mappings (every argument may be an array; they
+    broadcast): ``context`` tokens of KV cache are held per sequence, the decode step reads
+    ``kv_len`` of them (default: all).
 
     Returns metric arrays plus ``feasible`` (the stage fits in its chips' SRAM).
     """
@@ -94,7 +96,8 @@ def evaluate(
                  link_latency_s=srv.link_latency_us * 1e-6, utilization_model=utilization_model,
                  clock_Hz=asic.clock_GHz * 1e9)
     mp = Mapping(tp=tp, pp=pp, batch=batch, micro_batch=micro_batch)
-    step = decode_step(wl.shape, dev, mp, kv_len=context, attention=attention)
+    step = decode_step(wl.shape, dev, mp, kv_len=context if kv_len is None else kv_len,
+                       attention=attention)
     tput = step.throughput_tokens_per_s
     peak = servers * np.asarray(chips_per_server) * np.asarray(chip_tops) * 1e12
     util = tput * wl.shape.flops_per_token / peak
@@ -105,9 +108,9 @@ def evaluate(
     total = servers * per_server + servers * np.asarray(chips_per_server) * nre_per_chip(tco)
     life_s = tco.server_life_years * SECONDS_PER_YEAR
     out = {
-        "tco_usd_per_1k_tokens": 1000.0 * total / life_s / tput,
+        "decode_tco_usd_per_1k_tokens": 1000.0 * total / life_s / tput,
         "latency_ms_per_token": step.latency_s * 1e3,
-        "throughput_tokens_per_s": tput,
+        "decode_throughput_tokens_per_s": tput,
         "utilization": util,
         "servers": servers,
         "chips": servers * np.asarray(chips_per_server),
@@ -137,23 +140,40 @@ def prefill_ms(wl: Workload, asic: AsicSpec, srv: ServerSpec, *, chip_tops, chip
     return prefill(wl.shape, dev, mp, prompt_tokens=prompt, attention=attention).latency_s * 1e3
 
 
-def end_to_end(tco: TcoSpec, *, prefill_ms_, latency_ms, batch, prompt, output, flops_per_token,
-               chips, servers, chip_tops, server_power_W, server_cost_usd
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """(generated tokens/s, TCO USD per 1K generated tokens) counting prefill.
-
-    A static batch prefills ``prompt`` tokens per sequence, then decodes ``output`` steps; the
-    utilisation that scales the power-proportional TCO counts prompt and generated tokens.
-    """
-    cycle_s = (np.asarray(prefill_ms_) + np.asarray(output) * np.asarray(latency_ms)) / 1e3
-    tput = np.asarray(batch) * np.asarray(output) / cycle_s
-    peak = np.asarray(chips) * np.asarray(chip_tops) * 1e12
-    util = (np.asarray(batch) * (np.asarray(prompt) + np.asarray(output)) * flops_per_token
-            / cycle_s / peak)
+def deployment_cost(tco: TcoSpec, *, throughput, utilization, chips, servers, server_power_W,
+                    server_cost_usd) -> tuple[np.ndarray, np.ndarray]:
+    """(TCO USD per 1K output tokens, energy J per output token) of a deployment delivering
+    ``throughput`` output tokens/s at ``utilization``: the occupied servers' lifetime TCO (the
+    power-proportional terms scaled by the utilisation when the TCO spec says so) plus NRE per
+    chip, over the tokens of the servers' life; the energy is the average power the TCO
+    charges electricity for over the throughput."""
+    thr = np.asarray(throughput, dtype=float)
+    util = np.asarray(utilization, dtype=float)
     terms = tco_terms(server_power_W, server_cost_usd, tco)
     fixed = terms["server_amortization"] + terms["server_interest"]
     rest = sum(v for k, v in terms.items() if k not in ("server_amortization", "server_interest"))
     per_server = fixed + rest * (util if tco.utilization_scales_opex else 1.0)
     total = np.asarray(servers) * per_server + np.asarray(chips) * nre_per_chip(tco)
     life_s = tco.server_life_years * SECONDS_PER_YEAR
-    return tput, 1000.0 * total / life_s / tput
+    watts = average_power_W(np.asarray(servers) * np.asarray(server_power_W), tco, util)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 1000.0 * total / life_s / thr, watts / thr
+
+
+def end_to_end(tco: TcoSpec, *, prefill_ms_, latency_ms, batch, prompt, output, flops_per_token,
+               chips, servers, chip_tops, server_power_W, server_cost_usd
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(output tokens/s, TCO USD per 1K output tokens) of a saturated deployment: a static
+    batch prefills ``prompt`` tokens per sequence (which yields each sequence's first token),
+    then decodes ``output - 1`` steps; the utilisation that scales the power-proportional TCO
+    counts prompt and output tokens."""
+    cycle_s = (np.asarray(prefill_ms_) + (np.asarray(output) - 1.0)
+               * np.asarray(latency_ms)) / 1e3
+    tput = np.asarray(batch) * np.asarray(output) / cycle_s
+    peak = np.asarray(chips) * np.asarray(chip_tops) * 1e12
+    util = (np.asarray(batch) * (np.asarray(prompt) + np.asarray(output)) * flops_per_token
+            / cycle_s / peak)
+    per_1k, _ = deployment_cost(tco, throughput=tput, utilization=util, chips=chips,
+                                servers=servers, server_power_W=server_power_W,
+                                server_cost_usd=server_cost_usd)
+    return tput, per_1k

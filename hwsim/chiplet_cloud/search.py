@@ -157,7 +157,7 @@ class SearchResult:
     extra: dict[str, float] = field(default_factory=dict)
 
 
-_KEEP = ("tco_usd_per_1k_tokens", "latency_ms_per_token", "throughput_tokens_per_s",
+_KEEP = ("decode_tco_usd_per_1k_tokens", "latency_ms_per_token", "decode_throughput_tokens_per_s",
          "utilization", "servers", "chips", "tp", "pp", "tco_usd", "objective")
 
 
@@ -205,7 +205,7 @@ def phase2(llm: LlmSpec, servers: Servers, asic: AsicSpec, srv: ServerSpec, tco:
                         server_power_W=servers.power_W[r], server_cost_usd=servers.cost_usd[r],
                         tp=t, pp=float(p), batch=float(b), micro_batch=m, context=float(ctx),
                         attention=space.attention, utilization_model=space.utilization_model)
-                    out["objective"] = out["tco_usd_per_1k_tokens"]
+                    out["objective"] = out["decode_tco_usd_per_1k_tokens"]
                     if space.objective == "e2e":
                         pf = prefill_ms(wl, asic, srv, chip_tops=servers.chip_tops[r],
                                         chips_per_server=servers.chips[r], tp=t, pp=float(p),
@@ -221,7 +221,7 @@ def phase2(llm: LlmSpec, servers: Servers, asic: AsicSpec, srv: ServerSpec, tco:
                             servers=out["servers"], chip_tops=servers.chip_tops[r],
                             server_power_W=servers.power_W[r],
                             server_cost_usd=servers.cost_usd[r])
-                    n_eval += out["tco_usd_per_1k_tokens"].size
+                    n_eval += out["decode_tco_usd_per_1k_tokens"].size
                     ok = np.broadcast_to(out["feasible"], out["objective"].shape)
                     tco_v = np.where(ok, out["objective"], np.inf)
                     lat_v = np.broadcast_to(out["latency_ms_per_token"], tco_v.shape)
@@ -234,7 +234,7 @@ def phase2(llm: LlmSpec, servers: Servers, asic: AsicSpec, srv: ServerSpec, tco:
                     cols["batch"].append(np.full(len(keep), float(b)))
                     cols["micro_batch"].append(ms[mm])
                     cols["context"].append(np.full(len(keep), float(ctx)))
-    if not cols["tco_usd_per_1k_tokens"] or not sum(len(c) for c in cols["server"]):
+    if not cols["decode_tco_usd_per_1k_tokens"] or not sum(len(c) for c in cols["server"]):
         raise InfeasibleDesign(f"{llm.name} fits on no server of the space")
     allc = {k: np.concatenate(v) for k, v in cols.items()}
     front = _pareto(allc["objective"], allc["latency_ms_per_token"])

@@ -133,12 +133,8 @@ class CcMappingSpec:
     batch: int = param(64, ge=1, help="sequences decoded together")
     micro_batch: int = param(0, ge=0, help="sequences per pipeline micro-batch; 0 = every "
                              "power of two up to batch is tried and the lowest TCO/token kept")
-    context_tokens: int = param(2048, ge=1, unit="tokens", help="KV-cache length reserved per "
-                                "sequence")
-    prompt_tokens: int = param(0, ge=0, unit="tokens", help="prompt length for the prefill "
-                               "and end-to-end metrics; 0 = context_tokens - output_tokens")
-    output_tokens: int = param(128, ge=1, unit="tokens", help="tokens generated per request, "
-                               "for the end-to-end (prefill + decode) metrics")
+    context_tokens: int = param(0, ge=0, unit="tokens", help="KV-cache length reserved per "
+                                "sequence; 0 = the traffic's longest request (prompt + output)")
     attention: bool = param(True, help="time attention scores and KV-cache reads (false = the "
                             "paper's v1, which counts the KV cache's capacity only)")
     simplified_layers: bool = param(False, help="model every layer as 12 d^2 weights in four "
@@ -149,6 +145,3 @@ class CcMappingSpec:
     def __post_init__(self) -> None:
         if self.micro_batch > self.batch:
             raise ValueError(f"micro_batch {self.micro_batch} exceeds batch {self.batch}")
-        if self.output_tokens >= self.context_tokens and not self.prompt_tokens:
-            raise ValueError(f"output_tokens {self.output_tokens} leaves no prompt in "
-                             f"context_tokens {self.context_tokens}; give prompt_tokens")

@@ -110,7 +110,7 @@ def cases() -> list[Case]:
             metric="baseline_tco_ratio", reference=float(r["headline_ratio_vs_chiplet_cloud"]),
             tolerance=0.05, source=src, conditions=cond, group="v1 headline TCO ratios",
             predict=functools.partial(
-                lambda m, b: b / v1_search(m).best["tco_usd_per_1k_tokens"], model, base),
+                lambda m, b: b / v1_search(m).best["decode_tco_usd_per_1k_tokens"], model, base),
         ))
         out.append(Case(
             system=SYSTEM, case=f"{model}-tco-optimal-die", metric="die_area_mm2",

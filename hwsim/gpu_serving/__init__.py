@@ -33,6 +33,7 @@ def _cases():
 
 
 _DES = ("des",)
+_A = ("analytical",)
 
 SYSTEM = register_system(System(
     name="gpu-serving",
@@ -48,30 +49,35 @@ SYSTEM = register_system(System(
         Role("tco", "tco", "barroso-v1", "TCO constants for owned servers (Chiplet Cloud's)"),
     ),
     metrics=(
-        Metric("tco_usd_per_1k_tokens", "cost per 1k output tokens (mapping.pricing)"),
-        Metric("rental_usd_per_1k_tokens", "cost per 1k output tokens, devices rented"),
-        Metric("owned_usd_per_1k_tokens", "cost per 1k output tokens, servers owned "
-               "(Chiplet Cloud TCO); NaN without a server price"),
-        Metric("latency_ms_per_token", "time per output token (mean)"),
-        Metric("ttft_ms", "time to first token (analytical: idle replica; DES: mean)"),
-        Metric("throughput_tokens_per_s", "output tokens per second of one replica"),
+        Metric("tco_usd_per_1k_tokens", "rented or owned: mapping.pricing"),
+        Metric("rental_usd_per_1k_tokens", "cost per 1000 output tokens with the devices "
+               "rented, at throughput_tokens_per_s"),
+        Metric("owned_usd_per_1k_tokens", "cost per 1000 output tokens with the servers owned "
+               "(the tco role's TCO model), at throughput_tokens_per_s; NaN without a server "
+               "price"),
+        Metric("latency_ms_per_token"),
+        Metric("ttft_ms"),
+        Metric("throughput_tokens_per_s", "one replica"),
+        Metric("energy_J_per_token", "the server's wall power, or the devices' TDP when no "
+               "server power is published"),
+        Metric("utilization"),
         Metric("chips", "devices of one replica"),
-        Metric("servers", "servers the devices occupy"),
-        Metric("server_cost_usd", "price of one server; NaN when not published"),
-        Metric("server_power_W", "wall power of one server; NaN when not published"),
-        Metric("utilization", "achieved / peak FLOPs (2 FLOPs per weight per token)"),
-        Metric("usd_per_hour", "what the replica costs per hour", fidelities=("analytical",)),
-        Metric("ttft_p50_ms", "median time to first token", fidelities=_DES),
-        Metric("ttft_p99_ms", "99th-percentile time to first token", fidelities=_DES),
-        Metric("tpot_p50_ms", "median time per output token", fidelities=_DES),
-        Metric("tpot_p99_ms", "99th-percentile time per output token", fidelities=_DES),
-        Metric("goodput_tokens_per_s", "output tokens/s of requests meeting the SLO",
-               fidelities=_DES),
-        Metric("slo_attainment", "share of requests meeting the SLO", fidelities=_DES),
-        Metric("tco_at_slo_usd_per_1k_tokens", "cost per 1k tokens that meet the SLO",
-               fidelities=_DES),
-        Metric("stage_utilization", "busy share of the pipeline stages", fidelities=_DES),
-        Metric("requests", "requests measured", fidelities=_DES),
+        Metric("servers"),
+        Metric("server_cost_usd"),
+        Metric("server_power_W"),
+        Metric("usd_per_hour", "what the replica costs per hour", fidelities=_A),
+        Metric("decode_tco_usd_per_1k_tokens", fidelities=_A),
+        Metric("decode_throughput_tokens_per_s", fidelities=_A),
+        Metric("batch_prefill_ms", fidelities=_A),
+        Metric("ttft_p50_ms", fidelities=_DES),
+        Metric("ttft_p99_ms", fidelities=_DES),
+        Metric("tpot_p50_ms", fidelities=_DES),
+        Metric("tpot_p99_ms", fidelities=_DES),
+        Metric("goodput_tokens_per_s", fidelities=_DES),
+        Metric("slo_attainment", fidelities=_DES),
+        Metric("tco_at_slo_usd_per_1k_tokens", fidelities=_DES),
+        Metric("stage_utilization", fidelities=_DES),
+        Metric("requests", fidelities=_DES),
     ),
     batch=BatchModel(VECTOR_KEYS, block, block_points=BLOCK, explain=explain),
     des=_des,

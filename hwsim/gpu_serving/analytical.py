@@ -10,21 +10,27 @@ evaluator to.
 
 from __future__ import annotations
 
+import math
+
 from hwsim import specs
 from hwsim.errors import InfeasibleDesign, InputError
 from hwsim.gpu_serving.cost import costs
 from hwsim.gpu_serving.roofline import RooflineStepModel
 from hwsim.hw.tco import TcoSpec
+from hwsim.serving import load
 from hwsim.serving.des import Lengths, lengths
-from hwsim.serving.saturation import saturated
+from hwsim.serving.saturation import open_loop, saturated
 from hwsim.system import Inputs, Metrics
 
 
-def cost_metrics(model: RooflineStepModel, throughput: float,
-                 tco: TcoSpec | None = None) -> dict[str, float]:
-    """Devices, servers, utilisation and cost per 1k tokens at ``throughput`` tokens/s."""
+def cost_metrics(model: RooflineStepModel, throughput: float, tco: TcoSpec | None = None, *,
+                 processed_per_output: float = 1.0,
+                 decode_throughput: float | None = None) -> dict[str, float]:
+    """Devices, servers, utilisation, cost and energy per output token at ``throughput``
+    output tokens/s (``processed_per_output``: (prompt + output) / output tokens)."""
     out = costs(model.gpu, model.llm, model.mapping.pricing, model.mapping.devices,
-                model.peak_flops, throughput, tco)
+                model.peak_flops, throughput, tco, processed_per_output=processed_per_output,
+                decode_throughput=decode_throughput)
     return {k: float(v) for k, v in out.items()}
 
 
@@ -52,16 +58,31 @@ def explain(inputs: Inputs) -> str:
 
 
 def stepwise(inputs: Inputs) -> Metrics:
-    """The same metrics through :func:`hwsim.serving.saturation.saturated` on the per-stage
-    step model (the reference of the batch evaluator)."""
+    """The same metrics through :mod:`hwsim.serving.saturation` on the per-stage step model
+    (the reference of the batch evaluator): saturated for closed traffic, the open-loop
+    occupancy of :mod:`hwsim.serving.load` for Poisson and trace arrivals."""
     model = build(inputs)
     mapping, ln = inputs["mapping"], traffic_lengths(inputs)
-    sat = saturated(model, mapping.batch, mapping.micro_batch_size, ln.mean_prompt,
-                    ln.mean_output)
+    b, m = mapping.batch, mapping.micro_batch_size
+    sat = saturated(model, b, m, ln.mean_prompt, ln.mean_output)
+    rate = load.arrival_rate(inputs["traffic"], base_dir=specs.models_dir() / "serving")
+    run = sat
+    if rate is not None and math.isfinite(rate):
+        run = open_loop(model, b, m, ln.mean_prompt, ln.mean_output, rate)
+        if not run["stable"]:
+            if inputs["traffic"].arrival != "trace":
+                raise InfeasibleDesign("arrivals outpace the replica: the offered output rate "
+                                       "is at or above its saturated capacity")
+            run = sat  # a finite burst faster than the replica: saturated
     out = {
-        "latency_ms_per_token": sat["tpot_s"] * 1e3,
-        "ttft_ms": sat["ttft_s"] * 1e3,
-        "throughput_tokens_per_s": sat["throughput_tokens_per_s"],
+        "latency_ms_per_token": run["tpot_s"] * 1e3,
+        "ttft_ms": run["ttft_s"] * 1e3,
+        "throughput_tokens_per_s": run["throughput_tokens_per_s"],
+        "batch_prefill_ms": sat["fill_s"] * 1e3,
+        "decode_throughput_tokens_per_s": sat["decode_throughput_tokens_per_s"],
     }
-    out.update(cost_metrics(model, sat["throughput_tokens_per_s"], inputs.get("tco")))
+    out.update(cost_metrics(model, run["throughput_tokens_per_s"], inputs.get("tco"),
+                            processed_per_output=(ln.mean_prompt + ln.mean_output)
+                            / ln.mean_output,
+                            decode_throughput=sat["decode_throughput_tokens_per_s"]))
     return out

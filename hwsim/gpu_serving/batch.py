@@ -34,6 +34,7 @@ from hwsim import specs
 from hwsim.batch import REASON, reasons
 from hwsim.gpu_serving.cost import costs
 from hwsim.gpu_serving.roofline import Kernels, crosses_servers, stage_link_Bps
+from hwsim.serving import load
 from hwsim.serving.des import lengths, longest_context
 from hwsim.system import Inputs
 
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 VECTOR_KEYS: frozenset[str] = frozenset(
     [f"mapping.{k}" for k in ("tensor_parallel", "pipeline_parallel", "batch", "micro_batch",
                               "hbm_usable_fraction")]
-    + [f"traffic.{k}" for k in ("prompt_tokens", "output_tokens")]
+    + [f"traffic.{k}" for k in ("prompt_tokens", "output_tokens", "arrival_rate_per_s")]
     + [f"calibration.{k}" for k in ("bandwidth_efficiency", "compute_efficiency",
                                     "interconnect_efficiency", "interconnect_latency_us",
                                     "layer_overhead_us")]
@@ -140,37 +141,76 @@ def _evaluate(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str
     def links_s(rows: np.ndarray) -> np.ndarray:
         return n_cross * (rows * row_bytes / bw_net) + n_local * (rows * row_bytes / bw_local)
 
-    # decode round at the mean cached context
+    # decode rounds at the mean cached context
     kv = prompt + (output - 2) / 2.0
 
-    def lane_decode(size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return k.layer_s(size, 1.0, kv), k.head_s(size)
+    def decode_round(n_a: np.ndarray, a: np.ndarray, n_c: np.ndarray,
+                     c: np.ndarray) -> np.ndarray:
+        """A round of ``n_a`` lanes of ``a`` sequences and ``n_c`` of ``c`` (counts may be
+        fractional: a mean occupancy): the busiest stage or link, or the slowest trip."""
+        d_a, h_a = k.layer_s(a, 1.0, kv), k.head_s(a)
+        d_c, h_c = k.layer_s(c, 1.0, kv), k.head_s(c)
+        d_sum, h_sum = n_a * d_a + n_c * d_c, n_a * h_a + n_c * h_c
+        stage_busy = np.maximum(n_first * d_sum + (pp == 1) * h_sum, base * d_sum + h_sum)
+        seqs = n_a * a + n_c * c
+        link_busy = np.maximum(np.where(n_cross > 0, seqs * row_bytes / bw_net, 0.0),
+                               np.where(n_local > 0, seqs * row_bytes / bw_local, 0.0))
+        trip = np.maximum(np.where(n_a > 0, llm.layers * d_a + h_a + links_s(a), 0.0),
+                          np.where(n_c > 0, llm.layers * d_c + h_c + links_s(c), 0.0))
+        return np.maximum(np.maximum(stage_busy, link_busy), trip + n_links * lat)
 
-    d_m, h_m = lane_decode(m)
-    d_r, h_r = lane_decode(last)
-    d_sum = full * d_m + (rest > 0) * d_r
-    h_sum = full * h_m + (rest > 0) * h_r
-    stage_busy = np.maximum(n_first * d_sum + (pp == 1) * h_sum, base * d_sum + h_sum)
-    link_busy = np.maximum(np.where(n_cross > 0, b * row_bytes / bw_net, 0.0),
-                           np.where(n_local > 0, b * row_bytes / bw_local, 0.0))
-    trip = np.maximum(llm.layers * d_m + h_m + links_s(m),
-                      llm.layers * d_r + h_r + links_s(last)) + n_links * lat
-    round_s = np.where(output > 1, np.maximum(np.maximum(stage_busy, link_busy), trip), 0.0)
-
-    # prefill: a flow shop over machines S0, L0, S1, ..., S_{pp-1}
+    # saturation (closed traffic): every lane full, a static batch prefilled then decoded
+    full_round = np.where(output > 1, decode_round(full, m, (rest > 0) * 1.0, last), 0.0)
     fill = _pipeline_fill(k, per, tp, pp, base, extra, m, last, lanes, prompt,
                           row_bytes / bw_net, row_bytes / bw_local) + n_links * lat
-    ttft = k.layer_s(m, prompt, 0.0) * llm.layers + k.head_s(m) \
-        + links_s(np.floor(m * prompt)) + n_links * lat
-    batch_s = fill + (output - 1) * round_s
-    thr = b * output / batch_s
+    capacity = b * output / (fill + (output - 1) * full_round)
+
+    def first_token(seqs: np.ndarray) -> np.ndarray:
+        """One micro-batch of ``seqs`` requests prefilled through every stage, idle replica."""
+        return (k.layer_s(seqs, prompt, 0.0) * llm.layers + k.head_s(seqs)
+                + links_s(np.floor(seqs * prompt)) + n_links * lat)
+
+    rate = load.arrival_rate(traffic, base_dir=specs.models_dir() / "serving")
+    if rate is None or not np.isfinite(rate):
+        thr, round_s, ttft = capacity, full_round, first_token(m)
+    else:  # open arrivals: the occupancy Little's law gives (hwsim.serving.load)
+        lam = arr(vec.get("traffic.arrival_rate_per_s", rate))
+        ttft = first_token(np.ones(n))  # the request's own prefill; its wait is added below
+        stretch = load.interference(lam, ttft)
+
+        def round_at(s: np.ndarray) -> np.ndarray:
+            active, size = load.spread(s, lanes)
+            return load.per_token_s(decode_round(active, size, np.zeros(n), size), lam, ttft,
+                                    output)
+
+        occ = load.occupancy(lam, output, b, round_at)
+        round_s = np.where(output > 1, round_at(occ), 0.0)
+        active, size = load.spread(occ, lanes)
+        ttft = load.first_token_s(ttft, lam, decode_round(active, size, np.zeros(n), size),
+                                  output)
+        thr = lam * output
+        stable = (lam * output < capacity) & np.isfinite(stretch)
+        if traffic.arrival == "trace":  # a finite burst faster than the replica: saturated
+            thr = np.where(stable, thr, capacity)
+            round_s = np.where(stable, round_s, full_round)
+            ttft = np.where(stable, ttft, first_token(m))
+        else:  # an endless stream faster than the replica: the queue grows forever
+            reason = np.where((reason == "") & ~stable, "arrivals outpace the replica: the "
+                              "offered output rate is at or above its saturated capacity",
+                              reason)
+            ok &= stable
 
     out = costs(gpu_spec, llm, mp_spec.pricing, tp * pp, dev.peak_flops, thr,
-                inputs.get("tco"), rental_rate=gpu.rental_usd_per_device_hour)
+                inputs.get("tco"), rental_rate=gpu.rental_usd_per_device_hour,
+                processed_per_output=(prompt + output) / output,
+                decode_throughput=np.where(output > 1, b / np.where(full_round > 0, full_round,
+                                                                    1.0), np.nan))
     out.update({"latency_ms_per_token": round_s * 1e3, "ttft_ms": ttft * 1e3,
-                "throughput_tokens_per_s": thr})
+                "throughput_tokens_per_s": thr, "batch_prefill_ms": fill * 1e3,
+                "decode_throughput_tokens_per_s": b / np.where(full_round > 0, full_round,
+                                                               np.nan)})
     res = {key: np.where(ok, arr(v), np.nan) for key, v in out.items()}
-    res[REASON] = reason
+    res[REASON] = reason.astype(object)
     return res
 
 

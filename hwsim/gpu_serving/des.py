@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hwsim import specs
-from hwsim.gpu_serving.analytical import build, cost_metrics
+from hwsim.gpu_serving.analytical import build, cost_metrics, traffic_lengths
 from hwsim.serving.des import serve
 from hwsim.system import Inputs, Metrics
 
@@ -17,7 +17,9 @@ def evaluate(inputs: Inputs, *, seed: int = 0, trace: Any = None) -> Metrics:
     first = serve(model, inputs["traffic"], batch=mapping.batch,
                   micro_batch=mapping.micro_batch_size, seed=seed, trace=trace,
                   base_dir=specs.models_dir() / "serving")
-    costs = cost_metrics(model, first.throughput_tokens_per_s, inputs.get("tco"))
+    ln = traffic_lengths(inputs)
+    costs = cost_metrics(model, first.throughput_tokens_per_s, inputs.get("tco"),
+                         processed_per_output=(ln.mean_prompt + ln.mean_output) / ln.mean_output)
     usd_h = costs["usd_per_hour"]
     out = first.metrics()
     rate, good = first.throughput_tokens_per_s, first.goodput_tokens_per_s
@@ -25,7 +27,7 @@ def evaluate(inputs: Inputs, *, seed: int = 0, trace: Any = None) -> Metrics:
     out["tco_at_slo_usd_per_1k_tokens"] = (usd_h / 3600.0 / good * 1e3 if good > 0
                                            else float("inf"))
     for k in ("rental_usd_per_1k_tokens", "owned_usd_per_1k_tokens", "chips", "servers",
-              "server_cost_usd", "server_power_W", "utilization"):
+              "server_cost_usd", "server_power_W", "utilization", "energy_J_per_token"):
         out[k] = costs[k]
     return out
 

@@ -92,3 +92,14 @@ def server_tco(power_W, cost_usd, t: TcoSpec, utilization=1.0) -> np.ndarray:
 def nre_per_chip(t: TcoSpec) -> float:
     """NRE spread over the deployed chips (0 when not counted)."""
     return t.nre_usd / t.nre_volume_chips
+
+
+def average_power_W(peak_power_W, t: TcoSpec, utilization=1.0):
+    """The average wall power the TCO model charges electricity for: peak power x
+    ``average_power_fraction``, x the achieved utilisation when ``utilization_scales_opex``
+    (Chiplet Cloud v1's accounting). Energy per token divides this by the throughput, so that
+    joules and the electricity in dollars count the same watts."""
+    p = np.asarray(peak_power_W, dtype=float) * t.average_power_fraction
+    if t.utilization_scales_opex:
+        p = p * np.asarray(utilization, dtype=float)
+    return p

@@ -14,6 +14,11 @@ decode rounds; the decode rounds are evaluated at the mean cached context
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
+from hwsim.serving import load
 from hwsim.serving.des import lane_sizes
 from hwsim.serving.step import StepModel, transfer_s
 
@@ -31,20 +36,29 @@ def _link_s(model: StepModel, stage: int, tokens: int) -> tuple[float, float]:
 def round_s(model: StepModel, lanes: list[int], kind: str, tokens: float) -> float:
     """One round: every lane runs one ``kind`` step (prefill: ``tokens`` = mean prompt;
     decode: ``tokens`` = mean cached context)."""
+    return mixed_round_s(model, [(1.0, m) for m in lanes], kind, tokens)
+
+
+def mixed_round_s(model: StepModel, lanes: list[tuple[float, float]], kind: str,
+                  tokens: float) -> float:
+    """A round of lanes given as ``(count, sequences)`` pairs; a count may be fractional (a
+    mean occupancy: :mod:`hwsim.serving.load`), and so may a lane's sequences."""
     n = model.stages
     stage_busy = [0.0] * n
     link_busy = [0.0] * max(n - 1, 0)
     trip = 0.0
-    for m in lanes:
-        rows = int(m * tokens) if kind == "prefill" else m
+    for count, m in lanes:
+        if count <= 0:
+            continue
+        rows = m * tokens if kind == "prefill" else m
         t_lane = 0.0
         for k in range(n):
             s = model.prefill_s(k, m, tokens) if kind == "prefill" else model.decode_s(k, m, tokens)
-            stage_busy[k] += s
+            stage_busy[k] += count * s
             t_lane += s
             if k < n - 1:
                 busy, lat = _link_s(model, k, rows)
-                link_busy[k] += busy
+                link_busy[k] += count * busy
                 t_lane += busy + lat
         trip = max(trip, t_lane)
     return max(max(stage_busy), max(link_busy, default=0.0), trip)
@@ -70,7 +84,7 @@ def pipeline_fill_s(model: StepModel, lanes: list[int], prompt: float) -> float:
     return stage_done[-1]
 
 
-def first_token_s(model: StepModel, micro_batch: int, prompt: float) -> float:
+def first_token_s(model: StepModel, micro_batch: float, prompt: float) -> float:
     """Time to first token of one micro-batch on an idle replica."""
     t = 0.0
     for k in range(model.stages):
@@ -92,5 +106,34 @@ def saturated(model: StepModel, batch: int, micro_batch: int, prompt: float,
         "tpot_s": dec,
         "ttft_s": first_token_s(model, lanes[0], prompt),
         "batch_s": t_batch,
+        "fill_s": pre,
         "throughput_tokens_per_s": batch * output / t_batch,
+        "decode_throughput_tokens_per_s": batch / dec if dec > 0 else math.nan,
+    }
+
+
+def open_loop(model: StepModel, batch: int, micro_batch: int, prompt: float, output: float,
+              rate_per_s: float) -> dict[str, float]:
+    """TPOT, TTFT and throughput of a replica under open arrivals at ``rate_per_s`` requests/s
+    with continuous batching (:mod:`hwsim.serving.load`), and whether it keeps up."""
+    lanes = len(lane_sizes(batch, micro_batch))
+    kv_mean = prompt + (output - 2) / 2.0
+    ttft = first_token_s(model, 1, prompt)
+    stretch = float(load.interference(rate_per_s, ttft))
+
+    def round_at(s: np.ndarray) -> np.ndarray:
+        active, size = load.spread(s, lanes)
+        r = mixed_round_s(model, [(float(active), float(size))], "decode", kv_mean)
+        return load.per_token_s(r, rate_per_s, ttft, output)
+
+    sat = saturated(model, batch, micro_batch, prompt, output)
+    occ = float(load.occupancy(rate_per_s, output, batch, round_at))
+    active, size = load.spread(occ, lanes)
+    step = mixed_round_s(model, [(float(active), float(size))], "decode", kv_mean)
+    return {
+        "tpot_s": float(round_at(np.asarray(occ))) if output > 1 else 0.0,
+        "ttft_s": float(load.first_token_s(ttft, rate_per_s, step, output)),
+        "throughput_tokens_per_s": rate_per_s * output,
+        "stable": rate_per_s * output < sat["throughput_tokens_per_s"] and math.isfinite(stretch),
+        "occupancy": occ,
     }
