@@ -164,6 +164,11 @@ def _print_summary(out: Any) -> None:
               + (f"; the sampler's Pareto designs are at most {c['front_gap_rel_max']:.1%} "
                  f"from it (median {c['front_gap_rel_median']:.1%})"
                  if "front_gap_rel_max" in c else ""))
+    if out.meta.get("baselines"):
+        from hwsim.report.document import baseline_line
+
+        for b in out.meta["baselines"]:
+            print(baseline_line(b))
     if out.refine is not None and not out.refine.empty:
         from hwsim.explore import fidelity as fid
 

@@ -169,6 +169,7 @@ class Outputs:
     exhaustive: exh.ExhaustiveResult | None = None
     refine: pd.DataFrame | None = None
     refine_note: str = ""
+    baselines: pd.DataFrame | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
 
@@ -206,7 +207,63 @@ def _spec_from_json(d: dict[str, Any]) -> StudySpec:
         raw["refine"] = d["refine"]
     if d.get("description"):
         raw["description"] = d["description"]
+    if d.get("baselines"):
+        raw["baselines"] = [{"label": b["label"], "system": b["system"],
+                             "specs": b["spec_args"], "set": dict(b["fixed"])}
+                            for b in d["baselines"]]
     return study_from_dict(raw, d.get("path", "<stored study>"), validate=False)
+
+
+def baselines_frame(study: StudySpec) -> pd.DataFrame | None:
+    """The study's baselines evaluated on its objectives and constraints (one row each):
+    ``label``, ``system``, the metrics, ``feasible`` (meets every constraint) and ``reason``
+    (why a baseline could not run, or which constraint it breaks)."""
+    if not study.baselines:
+        return None
+    from hwsim.errors import HwsimError
+
+    metrics = list(dict.fromkeys(study.objective_metrics
+                                 + [c.metric for c in study.constraints]))
+    rows = []
+    for b in study.baselines:
+        row: dict[str, Any] = {"label": b.label, "system": b.system}
+        try:
+            m = b.evaluate()
+            reason = ""
+        except HwsimError as exc:
+            m, reason = {}, str(exc)
+        for k in metrics:
+            row[k] = float(m.get(k, np.nan))
+        broken = [c.label() for c in study.constraints
+                  if c.metric in m and not bool(c.satisfied(np.array([m[c.metric]]))[0])]
+        row["feasible"] = not reason and not broken and all(
+            np.isfinite(row[k]) for k in study.objective_metrics)
+        row["reason"] = reason or ("breaks " + "; ".join(broken) if broken else "")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def best_against_baselines(study: StudySpec, trials: pd.DataFrame,
+                           baselines: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """For each baseline, the study's best feasible trial on the first objective against it."""
+    if baselines is None or trials.empty:
+        return []
+    metric, direction = study.objective_metrics[0], study.directions[0]
+    done = trials[(trials["state"] == "COMPLETE") & trials["feasible"]]
+    vals = done[metric].to_numpy(dtype=float) if len(done) else np.empty(0)
+    vals = vals[np.isfinite(vals)]
+    if not len(vals):
+        return []
+    best = float(vals.min() if direction == "minimize" else vals.max())
+    out = []
+    for r in baselines.to_dict("records"):
+        ref = r.get(metric, np.nan)
+        ratio = (ref / best if direction == "minimize" else best / ref) if (
+            np.isfinite(ref) and ref and best) else np.nan
+        out.append({"label": r["label"], "system": r["system"], "metric": metric,
+                    "baseline": ref, "best_trial": best, "advantage": ratio,
+                    "baseline_feasible": bool(r["feasible"]), "reason": r["reason"]})
+    return out
 
 
 def evaluation_counts(trials: pd.DataFrame) -> dict[str, int]:
@@ -374,6 +431,10 @@ def write_outputs(
     ref, note = _refine_cached(study, pareto, out_dir, run_refine)
     if ref is not None:
         files.append(out_dir / "refine.csv")
+    base = baselines_frame(study)
+    if base is not None:
+        base.to_csv(out_dir / "baselines.csv", index=False)
+        files.append(out_dir / "baselines.csv")
 
     imps = importances(study, ostudy)
     counts = state_counts(trials)
@@ -413,10 +474,12 @@ def write_outputs(
         meta["exhaustive"] = {k: v for k, v in comparison.items() if k != "curve"}
     if note:
         meta["refine_note"] = note
+    if base is not None:
+        meta["baselines"] = best_against_baselines(study, trials, base)
     out = Outputs(study=study, study_name=ostudy.study_name, storage=storage, out_dir=out_dir,
                   trials=trials, pareto=pareto, counts=counts, importances=imps,
                   comparison=comparison, exhaustive=res, refine=ref, refine_note=note,
-                  meta=meta, files=files)
+                  baselines=base, meta=meta, files=files)
     out.files += build_report(out, figures=figures)
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2, default=_json_default) + "\n")
     out.files.append(out_dir / "meta.json")

@@ -55,7 +55,7 @@ DIRECTIONS = ("minimize", "maximize")
 
 _TOP_KEYS = (
     "name", "system", "fidelity", "trials", "seed", "specs", "workload", "set", "sampler",
-    "space", "objectives", "constraints", "exhaustive", "refine", "description",
+    "space", "objectives", "constraints", "exhaustive", "refine", "description", "baselines",
 )
 
 
@@ -219,6 +219,28 @@ class Refine:
 
 
 @dataclass(frozen=True)
+class Baseline:
+    """A reference design, of this study's system or another, evaluated analytically on the
+    study's objectives and shown beside its results: the metric names mean the same in every
+    system (:mod:`hwsim.metrics`), so a chiplet design and a GPU server compare like with like.
+    """
+
+    label: str
+    system: str
+    spec_args: tuple[str, ...]
+    fixed: Mapping[str, Any]
+
+    def evaluate(self) -> dict[str, float]:
+        """The baseline's analytical metrics (an InfeasibleDesign when it cannot run)."""
+        system = get_system(self.system)
+        return system.evaluate(system.resolve(self.spec_args, dict(self.fixed)))
+
+    def as_json(self) -> dict[str, Any]:
+        return {"label": self.label, "system": self.system, "spec_args": list(self.spec_args),
+                "fixed": dict(self.fixed)}
+
+
+@dataclass(frozen=True)
 class StudySpec:
     """A validated study spec."""
 
@@ -239,6 +261,7 @@ class StudySpec:
     exhaustive_max_points: int = 1_000_000
     refine: Refine | None = None
     description: str = ""
+    baselines: tuple[Baseline, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict)
 
     # ----------------------------------------------------------------------------------------
@@ -300,6 +323,7 @@ class StudySpec:
             "exhaustive": self.exhaustive, "exhaustive_max_points": self.exhaustive_max_points,
             "refine": None if self.refine is None else vars(self.refine),
             "description": self.description,
+            "baselines": [b.as_json() for b in self.baselines],
         }
 
     # ----------------------------------------------------------------------------------------
@@ -447,6 +471,7 @@ def study_from_dict(
         raise err('expected "auto", true or false', "exhaustive", exhaustive)
 
     refine = _refine(raw, file, system, [o.metric for o in objectives])
+    baselines = _baselines(raw, file, [o.metric for o in objectives], base_dir, validate)
 
     study = StudySpec(
         path=file, name=name, system=system.name, fidelity=fidelity, trials=n_trials,
@@ -454,7 +479,8 @@ def study_from_dict(
         sampler=sampler, sampler_options=MappingProxyType(options), space=tuple(space),
         objectives=tuple(objectives), constraints=tuple(constraints), exhaustive=exhaustive,
         exhaustive_max_points=max_points, refine=refine,
-        description=str(raw.get("description", "")), raw=MappingProxyType(dict(raw)),
+        description=str(raw.get("description", "")), baselines=tuple(baselines),
+        raw=MappingProxyType(dict(raw)),
     )
     if exhaustive is True and not study.enumerable():
         raise err(
@@ -749,6 +775,64 @@ def _objectives(raw: Mapping[str, Any], file: str, system: System,
             raise InputError("the same metric twice", file=file, key=f"{key}.metric",
                              value=metric, has_value=True)
         out.append(Objective(metric, direction))
+    return out
+
+
+def _baselines(raw: Mapping[str, Any], file: str, objectives: Sequence[str],
+               base_dir: Path | None, validate: bool) -> list[Baseline]:
+    """``[[baselines]]``: label, system, specs (role = spec name or file), set (ROLE.KEY=VALUE
+    list or table). Each system must report every objective (analytical)."""
+    value = raw.get("baselines", [])
+    if isinstance(value, Mapping):
+        value = [value]
+    if not isinstance(value, list):
+        raise InputError("expected [[baselines]] tables", file=file, key="baselines",
+                         value=value, has_value=True)
+    out: list[Baseline] = []
+    for i, b in enumerate(value):
+        where = f"baselines[{i}]"
+        if not isinstance(b, Mapping):
+            raise InputError("expected a table { label, system, specs, set }", file=file,
+                             key=where, value=b, has_value=True)
+        for k in b:
+            if k not in ("label", "system", "specs", "set"):
+                raise InputError("unknown key; known keys: label, system, specs, set",
+                                 file=file, key=f"{where}.{k}", value=b[k], has_value=True)
+        label = b.get("label")
+        if not isinstance(label, str) or not label:
+            raise InputError("expected a label (text shown in the report)", file=file,
+                             key=f"{where}.label", value=label, has_value=label is not None)
+        if any(x.label == label for x in out):
+            raise InputError("the same label twice", file=file, key=f"{where}.label",
+                             value=label, has_value=True)
+        try:
+            system = get_system(str(b.get("system", "")))
+        except InputError as exc:
+            raise InputError(exc.message, file=file, key=f"{where}.system",
+                             value=b.get("system"), has_value=True) from None
+        sub = {k: b[k] for k in ("specs", "set") if k in b}
+        try:
+            spec_args = _spec_args(sub, file, system, base_dir)
+            fixed = _fixed(sub, file, system)
+        except InputError as exc:
+            raise InputError(exc.message, file=file, key=f"{where}.{exc.key}",
+                             value=exc.value, has_value=exc.key is not None) from None
+        for metric in objectives:
+            try:
+                _check_metric(metric, file, f"{where}.system", system, "analytical")
+            except InputError:
+                raise InputError(f"system '{system.name}' does not report the objective "
+                                 f"'{metric}', so it cannot be compared on it", file=file,
+                                 key=f"{where}.system", value=system.name,
+                                 has_value=True) from None
+        base = Baseline(label=label, system=system.name, spec_args=tuple(spec_args),
+                        fixed=MappingProxyType(fixed))
+        if validate:
+            try:
+                system.resolve(base.spec_args, dict(base.fixed))
+            except InputError as exc:
+                raise InputError(exc.message, file=file, key=where) from None
+        out.append(base)
     return out
 
 

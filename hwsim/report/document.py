@@ -86,6 +86,13 @@ def _tables(o: Outputs, units: dict[str, str]) -> list[tuple[str, str, list[str]
                 " (log)" if p.log else "")
         space_rows.append([p.name, units.get(p.name, ""), p.type, rng])
     out.append(("space", "Search space", ["parameter", "unit", "type", "values"], space_rows))
+    if o.baselines is not None:
+        bcols = [c for c in o.baselines.columns if c not in ("label", "system", "feasible",
+                                                               "reason")]
+        out.append(("baselines", "Baselines (the same metrics, evaluated analytically)",
+                    ["baseline", "system", *bcols, "meets the constraints", "note"],
+                    [[r["label"], r["system"], *(r[c] for c in bcols), bool(r["feasible"]),
+                      r["reason"]] for r in o.baselines.to_dict("records")]))
     out.append(("trials", "Trials by state", ["state", "trials"],
                 [[k, v] for k, v in sorted(o.counts.items())]))
     cols = [p.name for p in s.space] + s.objective_metrics + [
@@ -157,6 +164,20 @@ def _tables(o: Outputs, units: dict[str, str]) -> list[tuple[str, str, list[str]
     return out
 
 
+def baseline_line(b: dict[str, Any]) -> str:
+    """One sentence: the best design against one baseline, on the first objective."""
+    if not math.isfinite(b.get("baseline", math.nan)):
+        return f"baseline {b['label']} ({b['system']}): cannot run ({b['reason']})"
+    text = (f"baseline {b['label']} ({b['system']}): {b['metric']} {_fmt(b['baseline'])}; "
+            f"the best design {_fmt(b['best_trial'])}")
+    adv = b.get("advantage", math.nan)
+    if math.isfinite(adv):
+        text += (f", {adv:.3g}x better" if adv >= 1 else f", {1 / adv:.3g}x worse")
+    if b.get("reason"):
+        text += f" (the baseline {b['reason']})"
+    return text
+
+
 def _summary_lines(o: Outputs) -> list[str]:
     s, m = o.study, o.meta
     lines = [
@@ -184,6 +205,8 @@ def _summary_lines(o: Outputs) -> list[str]:
                      f"{c['front_gap_rel_max']:.1%} (relative gap); median "
                      f"{c['front_gap_median']:.3g}, largest {c['front_gap_max']:.3g} of the "
                      "exact front's range")
+    for b in m.get("baselines", []):
+        lines.append(baseline_line(b))
     if m.get("sweep_seconds"):
         lines.append(f"sweep time: {m['sweep_seconds']:.1f} s")
     git = m.get("git", {})

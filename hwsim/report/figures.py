@@ -139,16 +139,28 @@ def pareto_2d(o: Outputs, units: dict[str, str]) -> Figure | None:
     if o.exhaustive is not None:
         ex = o.exhaustive.front.sort_values(x)
         ax.plot(ex[x], ex[y], "--", color="black", lw=1, label="exact front")
+    base = (o.baselines[np.isfinite(o.baselines[x]) & np.isfinite(o.baselines[y])]
+            if o.baselines is not None else None)
+    if base is not None and len(base):
+        ax.scatter(base[x], base[y], s=60, marker="*", color="tab:green", zorder=5,
+                   label="baselines")
+        for r in base.to_dict("records"):
+            ax.annotate(r["label"], (r[x], r[y]), fontsize=7, xytext=(4, 4),
+                        textcoords="offset points")
     ax.set_xlabel(_label(x, units))
     ax.set_ylabel(_label(y, units))
     shown = [done] + ([o.exhaustive.table[o.exhaustive.table["feasible"]]]
-                      if o.exhaustive is not None else [])
+                      if o.exhaustive is not None else []) + (
+        [base] if base is not None and len(base) else [])
     _maybe_log(ax, pd.concat([d[x] for d in shown]), "x", 10.0)
     _maybe_log(ax, pd.concat([d[y] for d in shown]), "y", 10.0)
-    ax.legend(loc="best", fontsize=8)
+    ax.margins(0.08)
+    # beside the axes, so that no point (a baseline's label at the edge) hides behind it
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     return _save(fig, o.out_dir, "pareto_front", "Pareto front",
-                 f"{x} against {y}: every trial, the sampler's Pareto set and, when the space "
-                 "was enumerated, the exact front.")
+                 f"{x} against {y}: every trial, the sampler's Pareto set, when the space "
+                 "was enumerated the exact front, and the study's baselines (other designs, "
+                 "possibly of other systems, on the same metrics).")
 
 
 def _maybe_log(ax: Any, s: pd.Series, axis: str, ratio: float = 10.0) -> None:
