@@ -55,7 +55,7 @@ def main() -> None:
     dt = best_of(lambda: system.analytical_batch(inputs, pts), args.repeat)
     out = system.analytical_batch(inputs, pts)
     print(f"analytical_batch, explicit mappings: {n:,} design points in {dt:.2f} s = "
-          f"{n / dt:,.0f} points/s ({int(out['feasible'].sum()):,} feasible)")
+          f"{n / dt:,.0f} points/s ({int(out.feasible.sum()):,} feasible)")
 
     auto = system.resolve(["mapping=v1"], {"mapping.tp": 0, "mapping.pp": 0,
                                            "mapping.micro_batch": 0})
@@ -83,7 +83,7 @@ def main() -> None:
         dt = best_of(lambda llm=llm: search.phase2(llm, servers, asic, srv, tco), args.repeat)
         print(f"two-phase search, phase 2 {name}: {res.mappings_evaluated:,} mappings in "
               f"{dt:.2f} s = {res.mappings_evaluated / dt:,.0f} mappings/s; optimum "
-              f"${res.best['tco_usd_per_1k_tokens']:.3g}/1K tokens on "
+              f"${res.best['decode_tco_usd_per_1k_tokens']:.3g}/1K tokens on "
               f"{res.best['die_area_mm2']:g} mm2 dies")
 
 

@@ -42,7 +42,7 @@ def grid() -> dict[str, np.ndarray]:
         "mapping.batch": list(range(1, 257)),
         "traffic.prompt_tokens": [512, 2048],
         "traffic.output_tokens": [64, 256],
-        "device.bandwidth_efficiency": [0.5, 0.585, 0.7],
+        "calibration.bandwidth_efficiency": [0.5, 0.585, 0.7],
     }
     mesh = np.meshgrid(*[np.asarray(v) for v in axes.values()], indexing="ij")
     return {k: m.ravel() for k, m in zip(axes, mesh, strict=True)}

@@ -59,9 +59,9 @@ class BatchModel:
     block: Block
     #: points per call of the block (bounds the size of its temporaries); 0 = no limit
     block_points: int = 0
-    #: a detailed reason for one infeasible point (with its numbers), for the scalar
-    #: evaluator; the block itself gives a short one per point
-    explain: Callable[[Inputs], str] | None = None
+    #: ``(inputs, short reason) -> reason``: a detailed reason for one infeasible point (with
+    #: its numbers), for the scalar evaluator; the block itself gives a short one per point
+    explain: Callable[[Inputs, str], str] | None = None
 
 
 class BatchResult(dict):
@@ -177,7 +177,7 @@ def evaluate_one(system: System, inputs: Inputs) -> Metrics:
         explain = system.batch.explain if system.batch is not None else None
         if explain is not None:
             try:
-                reason = explain(inputs) or reason
+                reason = explain(inputs, reason) or reason
             except (InfeasibleDesign, InputError) as exc:
                 reason = str(exc)
         raise InfeasibleDesign(reason)

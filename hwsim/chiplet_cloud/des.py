@@ -18,7 +18,9 @@ from typing import Any
 
 from hwsim import specs
 from hwsim.chiplet_cloud import cost
+from hwsim.chiplet_cloud.evaluate import infeasible_reason
 from hwsim.chiplet_cloud.model import deployment_cost, links
+from hwsim.errors import InfeasibleDesign
 from hwsim.llm.model import layer_shape
 from hwsim.llm.perf import Device
 from hwsim.serving import PerfStepModel, serve
@@ -45,7 +47,14 @@ def evaluate(inputs: Inputs, *, seed: int = 0, trace: Any = None) -> Metrics:
     """Serve ``traffic`` on the design point; latency percentiles, throughput and TCO/token."""
     from hwsim.system import get_system
 
-    a = get_system("chiplet-cloud").analytical(inputs)
+    # the deployment (mapping, chips, prices) is the analytical evaluator's, which does not
+    # depend on the arrival rate; with the rate at 0 no offered load is refused, so the DES
+    # serves the real traffic on it, overload included
+    system = get_system("chiplet-cloud")
+    res = system.analytical_batch(inputs, {"traffic.arrival_rate_per_s": 0.0})
+    if res.reasons[0]:
+        raise InfeasibleDesign(infeasible_reason(inputs, str(res.reasons[0])))
+    a = {k: float(v[0]) for k, v in res.items()}
     traffic, mp, tco = inputs["traffic"], inputs["mapping"], inputs["tco"]
     ln = lengths(traffic, base_dir=specs.models_dir() / "serving")
     held = mp.context_tokens or ln.longest_context

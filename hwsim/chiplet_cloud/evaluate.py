@@ -317,8 +317,16 @@ def _reasons(asic: Any, srv: Any, ch: cost.Chip, s: cost.Server, ok: np.ndarray)
         ])
 
 
-def infeasible_reason(inputs: Inputs) -> str:
-    """Why the design point of ``inputs`` cannot serve its LLM."""
+#: the short reasons :func:`infeasible_reason` details (the hardware and capacity checks)
+_HARDWARE_REASONS = ("the die leaves", "chip power", "chips' total power", "lane silicon",
+                     "less than 0.01 TOPS", "the LLM and its KV cache")
+
+
+def infeasible_reason(inputs: Inputs, short: str = "") -> str:
+    """Why the design point of ``inputs`` cannot serve its LLM, with the numbers (``short``:
+    the block's reason; one that is not about the hardware is kept as it is)."""
+    if short and not short.startswith(_HARDWARE_REASONS):
+        return short
     asic, srv, mp, llm = inputs["chip"], inputs["server"], inputs["mapping"], inputs["llm"]
     ch = cost.chip(asic)
     s = cost.server(asic, srv)
@@ -339,8 +347,9 @@ def infeasible_reason(inputs: Inputs) -> str:
     if not srv.lane_silicon_min_mm2 <= lane <= srv.lane_silicon_max_mm2:
         return (f"lane silicon {lane:g} mm2 outside [{srv.lane_silicon_min_mm2:g}, "
                 f"{srv.lane_silicon_max_mm2:g}] mm2")
-    return (f"{llm.name} with batch {mp.batch} x {mp.context_tokens} tokens of KV cache does not "
-            f"fit the SRAM of the requested mapping (tp={mp.tp}, pp={mp.pp}; 0 = automatic)")
+    held = mp.context_tokens or "the traffic's longest request's"
+    return (f"{llm.name} with batch {mp.batch} x {held} tokens of KV cache does not fit the "
+            f"SRAM of the requested mapping (tp={mp.tp}, pp={mp.pp}; 0 = automatic)")
 
 
 

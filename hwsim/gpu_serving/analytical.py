@@ -48,8 +48,9 @@ def build(inputs: Inputs) -> RooflineStepModel:
     return model
 
 
-def explain(inputs: Inputs) -> str:
-    """Why the design point of ``inputs`` is infeasible, with its numbers."""
+def explain(inputs: Inputs, short: str = "") -> str:
+    """Why the design point of ``inputs`` is infeasible, with its numbers ("" when the step
+    model finds nothing more to say than the batch's ``short`` reason)."""
     try:
         cost_metrics(build(inputs), 1.0, inputs.get("tco"))
     except (InfeasibleDesign, InputError) as exc:

@@ -121,7 +121,7 @@ def block(inputs: Inputs, arrays: Mapping[str, np.ndarray], n: int) -> dict[str,
     return res
 
 
-def explain(inputs: Inputs) -> str:
+def explain(inputs: Inputs, short: str = "") -> str:
     """Why one design point does not fit its board, with the numbers."""
     a: SystolicSpec = inputs["array"]
     w: GemmSpec = inputs["workload"]
