@@ -353,7 +353,9 @@ def test_search_end_to_end_objective(system):
 
 
 def test_yield_with_v4_clustering():
-    # Chiplet Cloud's later code uses alpha = 10 (shared/papers/chiplet_cloud.md sec. 4.1)
+    # Chiplet Cloud's later code uses alpha = 10 (github.com/bespoke-silicon-group/reallm commit
+    # 93bf494, structs/Constants.py, ChipConstants.alpha); the yields are derived here from
+    # (1 + D0 A / alpha)^-alpha with D0 = 0.1/cm2
     a = np.array([100, 150, 200, 300, 400, 600, 800.0])
     ref = [0.9053, 0.8617, 0.8203, 0.7441, 0.6756, 0.5584, 0.4632]
     assert cost.negative_binomial_yield(a, 0.1, 10.0) == pytest.approx(ref, abs=6e-5)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import hwsim
 from hwsim.registry import BUILTIN_PACKAGES
 from hwsim.system import all_systems
@@ -82,3 +84,29 @@ def test_builtin_packages_exist():
     for mod in BUILTIN_PACKAGES:
         rel = Path(*mod.split(".")[1:])
         assert (ROOT / rel / "__init__.py").is_file() or (ROOT / f"{rel}.py").is_file(), mod
+
+
+def test_no_pointer_outside_the_repository():
+    """The repository stands alone: no tracked text file points at the project's outside folders
+    (sources are cited as papers, datasheets or repositories with their commit instead)."""
+    import subprocess
+
+    repo = ROOT.parent
+    if not (repo / ".git").exists():
+        pytest.skip("not a git checkout")
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=repo, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    # the needles are split so that this file does not match itself
+    needles = ["../" + "shared", "shared/" + "papers", "shared/" + "reference"]
+    bad = []
+    for name in filter(None, files):
+        path = repo / name
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if b"\0" in data:
+            continue  # binary
+        text = data.decode("utf-8", errors="replace")
+        for i, line in enumerate(text.splitlines(), 1):
+            bad += [f"{name}:{i}: {n}" for n in needles if n in line]
+    assert not bad, "\n".join(bad)

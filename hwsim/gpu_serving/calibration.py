@@ -1,14 +1,15 @@
 """Calibration of the GPU step model against measured decode latencies, and its validation cases.
 
-The cases are ``llm_decode_measured.csv`` (a copy of the project's reference data, sources in its
-header) with the conditions in ``calibration.toml``. Decode at small batch is bound by HBM
-bandwidth, so the one free parameter per device is ``bandwidth_efficiency``: it is chosen to
-minimise the largest relative error over that device's cases (a 1-D bounded search; the error is
-monotone in the efficiency). Run ``python -m hwsim.gpu_serving.calibration`` to print the fit
-and the errors; the calibration files ``models/calibration/roofline-<device>.toml`` carry the
-fitted values (rounded to three decimals) and name the rows they were fitted on, and a test
-checks they still match the fit. Every measured case is a calibration case of the validation
-report (its value was used to fit); the held-out cases are ``validation.toml``.
+The cases are ``llm_decode_measured.csv`` (measured decode latencies from three public sources,
+each named with its file or page in the header) with the conditions in ``calibration.toml``. Decode
+at small batch is bound by HBM bandwidth, so the one free parameter per device is
+``bandwidth_efficiency``: it is chosen to minimise the largest relative error over that device's
+cases (a 1-D bounded search; the error is monotone in the efficiency). Run ``python -m
+hwsim.gpu_serving.calibration`` to print the fit and the errors; the calibration files
+``models/calibration/roofline-<device>.toml`` carry the fitted values (rounded to three decimals)
+and name the rows they were fitted on, and a test checks they still match the fit. Every measured
+case is a calibration case of the validation report (its value was used to fit); the held-out cases
+are ``validation.toml``.
 """
 
 from __future__ import annotations

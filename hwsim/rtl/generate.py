@@ -4,7 +4,7 @@
 ``sparse-decoder``, ``fusion-unit``) to its spec kind, its component and its timing description,
 and is registered by the package that owns it (:func:`register_generator`: ``systolic`` by
 :mod:`hwsim.systolic_fpga`, ``sparse-decoder`` by :mod:`hwsim.spmm`, the shared block
-``fusion-unit`` by :mod:`hwsim.rtl.fusion`). :func:`generate` writes, for one
+``fusion-unit`` by :mod:`hwsim.rtl.blocks`). :func:`generate` writes, for one
 spec, ``<top>.v`` (``amaranth.back.verilog``), ``<top>.json`` (ports with widths and directions,
 payload layouts, parameters, latency and initiation interval) and, where a Yosys is present,
 ``<top>.synth.json`` (:func:`synthesize`: generic cells and a Xilinx 7-series mapping).

@@ -1,9 +1,10 @@
 """Closed-form timing of one skinny SpMM ``C[M,N] = A[M,K] @ B[K,N]`` on a GPU, per kernel.
 
-**Flash-LLM** (Load-as-Sparse, Compute-as-Dense; facts from
-``shared/papers/flash_llm_spmm_msrep.md`` sec. 1.2-1.4). A thread block (CTA) owns ``tile_m``
-rows of A and ``tile_n`` columns of B and walks its K slice in steps of ``tile_k`` = 64. Each
-step follows the instruction order of ``SpMM_Kernel.cuh`` (notes sec. 1.4):
+**Flash-LLM** (Load-as-Sparse, Compute-as-Dense; Xia et al., arXiv 2309.10285; facts from its
+code, github.com/AlibabaResearch/flash-llm commit 1d2828a: ``csrc/SpMM_API.cu``,
+``csrc/TilingConfig.h``, ``csrc/SpMM_Kernel.cuh``, ``csrc/MatMulUtilities.cuh``). A thread block
+(CTA) owns ``tile_m`` rows of A and ``tile_n`` columns of B and walks its K slice in steps of
+``tile_k`` = 64. Each step follows the instruction order of ``SpMM_Kernel.cuh``:
 
 1. *issue phase*: ``LDG.128`` of the **next** tile's Tiled-CSL records into registers (HBM,
    ``4 B`` per padded nonzero plus the tile offsets) and the B ``cp.async``, while the tensor

@@ -1,11 +1,12 @@
 """Calibration of the SpMM kernel model on Flash-LLM's published kernel figure, and its
 validation cases.
 
-Reference: ``data/flash_llm_kernels_opt30b.csv`` (a copy of the project's reference data; the
-source line in its header): Flash-LLM and cuBLAS (tensor cores) TFLOPS on an A100-SXM4-80GB for
-the four OPT-30B layer shapes at 70/80/90% sparsity and N = 8/16/32, digitised from the figure
-in the Flash-LLM README, about +-0.2 TFLOPS at N = 8 and +-0.4 at N = 16/32. Those error bars are
-the tolerances of the cases.
+Reference: ``data/flash_llm_kernels_opt30b.csv`` (its header names the source): Flash-LLM and
+cuBLAS (tensor cores) TFLOPS on an A100-SXM4-80GB for the four OPT-30B layer shapes at 70/80/90%
+sparsity and N = 8/16/32, digitised from the kernel figure of the Flash-LLM README
+(``docs/assets/KernelBenchmarking.png``), about +-0.2 TFLOPS at N = 8 and +-0.4 at N = 16/32.
+Those error bars are shown beside each case (``reference_error``); they do not widen its
+tolerance.
 
 Calibration subset: the **N = 16** rows only (12 Flash-LLM points, 4 cuBLAS points). Flash-LLM's
 free parameters are ``hbm_efficiency``, ``smem_efficiency`` and ``launch_overhead_us``; cuBLAS's

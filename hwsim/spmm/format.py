@@ -1,7 +1,7 @@
 """Tiled-CSL, Flash-LLM's storage format for an unstructured sparse weight matrix.
 
-Facts from ``shared/papers/flash_llm_spmm_msrep.md`` sec. 1.2 (read from Flash-LLM's
-``InitSparseMatrixA_API``):
+Facts from Flash-LLM's code (github.com/AlibabaResearch/flash-llm, commit 1d2828a,
+``csrc/SpMM_API.cu``, ``InitSparseMatrixA_API``):
 
 - the matrix is cut into format tiles of 128 rows x 64 columns;
 - each nonzero is one 32-bit record: the FP16 value in the low half, its position inside the
