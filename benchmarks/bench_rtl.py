@@ -19,8 +19,8 @@ import time
 from amaranth.back import rtlil
 
 from hwsim.rtl.generate import emit_verilog, find_yosys, synthesize
-from hwsim.systolic_fpga.array import SystolicArray
-from hwsim.systolic_fpga.spec import SystolicSpec
+from hwsim.systolic.array import SystolicArray
+from hwsim.systolic.spec import SystolicSpec
 
 
 def _best(fn, repeat: int) -> tuple[float, object]:

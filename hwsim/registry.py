@@ -34,6 +34,7 @@ BUILTIN_PACKAGES: tuple[str, ...] = (
     "hwsim.chiplet_cloud",
     "hwsim.gpu_serving",
     "hwsim.spmm",
+    "hwsim.systolic",       # the shared systolic array: kind, timing, resources, RTL
     "hwsim.systolic_fpga",
     "hwsim.rtl.blocks",     # shared RTL blocks with no system of their own (fusion-unit)
 )

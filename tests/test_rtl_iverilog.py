@@ -18,9 +18,9 @@ from hwsim.rtl.sim import pack, unpack
 from hwsim.rtl.spec import FusionUnitSpec
 from hwsim.spmm.rtl import SparseDecoder, encode_tile, tile_beats, tile_cycles
 from hwsim.spmm.spec import SparseDecoderSpec
-from hwsim.systolic_fpga import timing
-from hwsim.systolic_fpga.array import SystolicArray, assemble_output, gemm_reference, gemm_vectors
-from hwsim.systolic_fpga.spec import SystolicSpec
+from hwsim.systolic import timing
+from hwsim.systolic.array import SystolicArray, assemble_output, gemm_reference, gemm_vectors
+from hwsim.systolic.spec import SystolicSpec
 
 HAVE_IVERILOG = shutil.which("iverilog") is not None and shutil.which("vvp") is not None
 if not HAVE_IVERILOG and os.environ.get("CI", "").lower() != "true":

@@ -7,7 +7,7 @@ import pytest
 
 from hwsim.errors import InfeasibleDesign, InputError
 from hwsim.system import get_system
-from hwsim.systolic_fpga import resources, timing
+from hwsim.systolic import resources, timing
 
 
 def test_default_point_uses_measured_numbers() -> None:

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hwsim.systolic_fpga import timing
-from hwsim.systolic_fpga.array import SystolicArray, gemm_reference, simulate_gemm
-from hwsim.systolic_fpga.spec import SystolicSpec
+from hwsim.systolic import timing
+from hwsim.systolic.array import SystolicArray, gemm_reference, simulate_gemm
+from hwsim.systolic.spec import SystolicSpec
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

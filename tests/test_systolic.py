@@ -1,4 +1,4 @@
-"""The shared systolic timing model (hwsim.systolic_fpga.timing): SCALE-Sim's compute cycles."""
+"""The shared systolic timing model (hwsim.systolic.timing): SCALE-Sim's compute cycles."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from hwsim import specs
 from hwsim.errors import InputError
-from hwsim.systolic_fpga import timing as systolic
+from hwsim.systolic import timing as systolic
 
 
 def test_fold_formula() -> None:
@@ -65,7 +65,7 @@ def test_gemm_spec_files_load() -> None:
 
 
 def test_against_scalesim_3() -> None:
-    """SCALE-Sim 3.0.0's own numbers (hwsim/systolic_fpga/data/scalesim_reference.py): what it
+    """SCALE-Sim 3.0.0's own numbers (hwsim/systolic/data/scalesim_reference.py): what it
     reports ("Total Cycles", the index of the last cycle) is predicted exactly; hwsim's count of
     working cycles is that plus one for ws and is (the demand-matrix length), and for os also R
     cycles per fold more (hwsim drains the accumulators after each fold)."""

@@ -4,12 +4,12 @@ Inputs: ``array`` (kind ``systolic``: rows, cols, widths, dataflow, clock), ``wo
 (kind ``gemm``) and ``board`` (kind ``fpga-board``: the device's resources and its DRAM).
 
 - Resources (``dsp``, ``lut``, ``ff``, ``bram36``) come from synthesis of the generated Verilog,
-  measured on a grid and fitted (:mod:`hwsim.systolic_fpga.resources`). A design that does not
+  measured on a grid and fitted (:mod:`hwsim.systolic.resources`). A design that does not
   fit the board's device is infeasible.
-- Compute time comes from the systolic timing model (:mod:`hwsim.systolic_fpga.timing`,
+- Compute time comes from the systolic timing model (:mod:`hwsim.systolic.timing`,
   SCALE-Sim's compute cycles), which the generated RTL is tested against cycle for cycle.
 - Memory: every fold reads its operand tiles from DRAM and writes its results back
-  (:func:`hwsim.systolic_fpga.timing.fold_traffic_bytes`), double-buffered against compute.
+  (:func:`hwsim.systolic.timing.fold_traffic_bytes`), double-buffered against compute.
   Reads and writes share the board's DRAM bandwidth.
 
 Two evaluators over the same inputs:
@@ -35,8 +35,9 @@ import numpy as np
 from hwsim.batch import REASON, BatchModel
 from hwsim.hw.fpga import FpgaBoardSpec
 from hwsim.system import Inputs, Metric, Metrics, Role, System, register_system
-from hwsim.systolic_fpga import resources, timing
-from hwsim.systolic_fpga.spec import GemmSpec, SystolicSpec
+from hwsim.systolic import resources, timing
+from hwsim.systolic.spec import SystolicSpec
+from hwsim.systolic_fpga.spec import GemmSpec
 
 __all__ = ["SYSTEM", "block", "simulate"]
 
@@ -177,7 +178,7 @@ def simulate(inputs: Inputs, *, seed: int = 0, trace: Any = None) -> Metrics:
 # ----------------------------------------------------------------------------------------------
 # validation: compute cycles against SCALE-Sim itself
 
-_SCALESIM_TABLE = Path(__file__).with_name("data") / "scalesim_3_compute_cycles.csv"
+_SCALESIM_TABLE = Path(timing.__file__).with_name("data") / "scalesim_3_compute_cycles.csv"
 _SCALESIM_CASES = (  # (dataflow, (rows, cols, m, n, k))
     ("ws", (32, 32, 256, 256, 256)),
     ("ws", (16, 16, 8, 3072, 768)),
@@ -189,7 +190,7 @@ _SCALESIM_CASES = (  # (dataflow, (rows, cols, m, n, k))
 
 def _cases() -> list[Any]:
     """SCALE-Sim 3.0.0's reported compute cycles against the timing model's prediction of them
-    (:func:`hwsim.systolic_fpga.timing.scalesim_cycles`); held-out: nothing was fitted."""
+    (:func:`hwsim.systolic.timing.scalesim_cycles`); held-out: nothing was fitted."""
     from hwsim.validation import Case
 
     lines = [ln for ln in _SCALESIM_TABLE.read_text().splitlines() if not ln.startswith("#")]
@@ -210,7 +211,7 @@ def _cases() -> list[Any]:
              metric="scalesim_compute_cycles", reference=float(ref[(df, r, c, m, n, k)]),
              tolerance=0.0, group="compute cycles vs SCALE-Sim", role="held-out",
              source="SCALE-Sim 3.0.0 (pip), COMPUTE_REPORT Total Cycles of a run without "
-                    "stalls (hwsim/systolic_fpga/data/scalesim_reference.py)",
+                    "stalls (hwsim/systolic/data/scalesim_reference.py)",
              conditions=f"{r}x{c} array, M={m} N={n} K={k}, no memory stalls; {note[df]}",
              predict=lambda df=df, r=r, c=c, m=m, n=n, k=k: predict(df, r, c, m, n, k))
         for df, (r, c, m, n, k) in _SCALESIM_CASES
@@ -235,7 +236,7 @@ SYSTEM = register_system(System(
         Metric("lut_utilization", "LUTs used / LUTs of the device"),
         Metric("pes", "processing elements, rows x cols"),
         Metric("compute_cycles", "compute cycles of the workload (SCALE-Sim's model, "
-               "hwsim.systolic_fpga.timing)"),
+               "hwsim.systolic.timing)"),
         Metric("compute_s", "compute time at clock_MHz, no memory stalls"),
         Metric("latency_s", "time for the workload, DRAM traffic double-buffered"),
         Metric("dram_traffic_GB", "bytes read and written by all folds"),

@@ -4,8 +4,8 @@ Standalone: run it with SCALE-Sim's interpreter, not hwsim's. SCALE-Sim 3.0.0 ne
 so it lives in its own virtual environment::
 
     python -m venv /tmp/ssenv && /tmp/ssenv/bin/pip install "numpy==1.26.4" scalesim==3.0.0
-    /tmp/ssenv/bin/python hwsim/systolic_fpga/data/scalesim_reference.py > \\
-        hwsim/systolic_fpga/data/scalesim_3_compute_cycles.csv
+    /tmp/ssenv/bin/python hwsim/systolic/data/scalesim_reference.py > \\
+        hwsim/systolic/data/scalesim_3_compute_cycles.csv
 
 Each row runs one GEMM through SCALE-Sim twice:
 
@@ -16,7 +16,7 @@ Each row runs one GEMM through SCALE-Sim twice:
   to be 0). SCALE-Sim reports the index of the last cycle (``max`` of the serviced cycle
   numbers, counted from 0), so this is ``demand_rows - 1``.
 
-``tests/test_systolic.py`` compares ``hwsim.systolic_fpga.timing`` with every row.
+``tests/test_systolic.py`` compares ``hwsim.systolic.timing`` with every row.
 """
 
 import csv
@@ -113,7 +113,7 @@ def main() -> None:
     """Write the reference table (CSV with a source line) to standard output."""
     out = sys.stdout
     out.write("# SCALE-Sim 3.0.0 (pip), no stalls: demand-matrix rows and reported Total Cycles; "
-              "hwsim/systolic_fpga/data/scalesim_reference.py\n")
+              "hwsim/systolic/data/scalesim_reference.py\n")
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["dataflow", "rows", "cols", "m", "n", "k", "demand_rows", "scalesim_cycles"])
     for df in ("ws", "os", "is"):

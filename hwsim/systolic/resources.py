@@ -2,7 +2,7 @@
 
 Synthesising an array takes seconds to minutes, far too slow for a sweep of thousands of points, so
 the statistics are measured once on a grid of configurations (Yosys ``synth_xilinx`` for Xilinx
-7-series; :func:`measure`) and committed as a table, ``hwsim/systolic_fpga/data/systolic_xc7.csv``,
+7-series; :func:`measure`) and committed as a table, ``hwsim/systolic/data/systolic_xc7.csv``,
 keyed by the parameters that shape the hardware (dataflow, rows, cols, operand and accumulator
 widths). :func:`estimate` answers any configuration:
 
@@ -11,12 +11,12 @@ widths). :func:`estimate` answers any configuration:
   resource over the measured sizes: LUTs and DSPs on ``[rows * cols, rows, cols, 1]`` (per PE,
   per row, per column, fixed control), flip-flops on ``[rows * cols, rows (rows - 1) / 2,
   cols (cols - 1) / 2, rows + cols]`` (per PE, the skew and de-skew register triangles, the
-  edges). ``python -m hwsim.systolic_fpga.resources --check`` prints the leave-one-out errors
+  edges). ``python -m hwsim.systolic.resources --check`` prints the leave-one-out errors
   (arrays from 4 x 4 to 12 x 12: LUTs within 2 %, FFs within 10 %, DSPs exact). An operand width
   between two measured widths interpolates linearly between their fits. Widths outside the
   table are an InputError.
 
-Regenerate the table with ``python -m hwsim.systolic_fpga.resources --measure`` (needs Yosys).
+Regenerate the table with ``python -m hwsim.systolic.resources --measure`` (needs Yosys).
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ GRID_DATAFLOWS = ("ws", "os")
 
 def _synth_one(dataflow: str, rows: int, cols: int, width: int, acc: int) -> dict[str, Any]:
     from hwsim.rtl.generate import XILINX_SCRIPT, _stat, emit_verilog, find_yosys, yosys_version
-    from hwsim.systolic_fpga.array import SystolicArray
-    from hwsim.systolic_fpga.spec import SystolicSpec
+    from hwsim.systolic.array import SystolicArray
+    from hwsim.systolic.spec import SystolicSpec
 
     binary = find_yosys()
     if binary is None:
@@ -103,9 +103,9 @@ def write_table(rows: Iterable[dict[str, Any]], out: Path = TABLE) -> None:
     rows = sorted(rows, key=lambda r: tuple(r[k] for k in KEYS))
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as fh:
-        fh.write("# Xilinx 7-series resources of hwsim.systolic_fpga.array, measured with Yosys "
+        fh.write("# Xilinx 7-series resources of hwsim.systolic.array, measured with Yosys "
                  "synth_xilinx -flatten -noiopad -noclkbuf\n")
-        fh.write("# regenerate: python -m hwsim.systolic_fpga.resources --measure\n")
+        fh.write("# regenerate: python -m hwsim.systolic.resources --measure\n")
         w = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
         w.writeheader()
         for r in rows:
@@ -118,7 +118,7 @@ def write_table(rows: Iterable[dict[str, Any]], out: Path = TABLE) -> None:
 def _load(path: str = str(TABLE)) -> tuple[dict[str, Any], ...]:
     p = Path(path)
     if not p.is_file():
-        raise InputError(f"resource table not found: {p} (python -m hwsim.systolic_fpga.resources "
+        raise InputError(f"resource table not found: {p} (python -m hwsim.systolic.resources "
                          "--measure writes it)")
     with p.open() as fh:
         lines = [ln for ln in fh if not ln.startswith("#")]
@@ -184,7 +184,7 @@ def estimate(
         accs = sorted({r["acc_width"] for r in data if r["dataflow"] == dataflow})
         raise InputError(f"no measured {dataflow} arrays with acc_width {acc_width}; the table "
                          f"has acc_width {accs} (extend it: python -m "
-                         "hwsim.systolic_fpga.resources)")
+                         "hwsim.systolic.resources)")
     rows_a, cols_a, w_a = np.broadcast_arrays(np.asarray(rows), np.asarray(cols),
                                               np.asarray(operand_width))
     if (w_a < widths[0]).any() or (w_a > widths[-1]).any():
@@ -235,7 +235,7 @@ def check(path: str | os.PathLike[str] = TABLE) -> list[dict[str, Any]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m hwsim.systolic_fpga.resources [--measure] [--check]``."""
+    """``python -m hwsim.systolic.resources [--measure] [--check]``."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--measure", action="store_true", help="synthesise the grid, write the table")
     p.add_argument("--missing", action="store_true",

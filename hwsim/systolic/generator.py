@@ -1,7 +1,7 @@
 """The ``systolic`` RTL generator: registered with :mod:`hwsim.rtl.registry` by this package.
 
-The component is :class:`hwsim.systolic_fpga.array.SystolicArray` (imported when first built);
-its timing description quotes :mod:`hwsim.systolic_fpga.timing`, the model it is tested against.
+The component is :class:`hwsim.systolic.array.SystolicArray` (imported when first built);
+its timing description quotes :mod:`hwsim.systolic.timing`, the model it is tested against.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 
 from hwsim.rtl.registry import Generator, check_demo, operand_range, register_generator
-from hwsim.systolic_fpga import timing
-from hwsim.systolic_fpga.spec import SystolicSpec
+from hwsim.systolic import timing
+from hwsim.systolic.spec import SystolicSpec
 
 
 def component(spec: SystolicSpec) -> Any:
-    from hwsim.systolic_fpga.array import SystolicArray
+    from hwsim.systolic.array import SystolicArray
 
     return SystolicArray(spec)
 
@@ -26,7 +26,7 @@ def describe_timing(spec: SystolicSpec) -> dict[str, Any]:
     """Latency, initiation interval and fold cycles of the array (for its JSON description)."""
     t_ref = 64
     return {
-        "model": "hwsim.systolic_fpga.timing (SCALE-Sim, Samajdar et al. ISPASS 2020, eq. 1)",
+        "model": "hwsim.systolic.timing (SCALE-Sim, Samajdar et al. ISPASS 2020, eq. 1)",
         "fold_cycles": "2*rows + cols + T - 2",
         "T": "K (reduction) for os, M (rows of A) for ws",
         "fold_cycles_at_T64": timing.fold_cycles(spec.rows, spec.cols, t_ref),
@@ -43,7 +43,7 @@ def describe_timing(spec: SystolicSpec) -> dict[str, Any]:
 
 def demo(spec: SystolicSpec, vcd: Path) -> None:
     """One random GEMM through the array, checked against numpy, written as a waveform."""
-    from hwsim.systolic_fpga.array import gemm_reference, simulate_gemm
+    from hwsim.systolic.array import gemm_reference, simulate_gemm
 
     rng = np.random.default_rng(0)
     lo, hi = operand_range(spec.operand_width, spec.signed)

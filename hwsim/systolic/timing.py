@@ -35,8 +35,8 @@ cycle. SCALE-Sim's ``systolic_compute_os.py`` also overlaps the output drain wit
 counts ``T + R + C - 2`` per fold, ``R`` fewer than this model, whose ``os`` array drains its
 accumulators after each fold as the paper's equation does. :func:`scalesim_cycles` predicts the
 number SCALE-Sim reports, and is checked against SCALE-Sim 3.0.0's own output in
-``hwsim/systolic_fpga/data/scalesim_3_compute_cycles.csv``. The RTL generator
-(:mod:`hwsim.systolic_fpga.array`) implements exactly this model's schedule and its tests check
+``hwsim/systolic/data/scalesim_3_compute_cycles.csv``. The RTL generator
+(:mod:`hwsim.systolic.array`) implements exactly this model's schedule and its tests check
 the cycle count.
 Partial sums of ``ws``/``is`` row folds (the reduction split over several folds) are added
 outside the array, as in SCALE-Sim.
@@ -101,7 +101,7 @@ def scalesim_cycles(dataflow: str, rows: Any, cols: Any, m: Any, n: Any, k: Any)
     number, counted from 0), one less than the cycles in which the array works, which is what
     :func:`compute_cycles` counts. For ``os`` its ``systolic_compute_os.py`` also overlaps the
     output drain with the next fold's fill and counts ``T + R + C - 2`` per fold, ``R`` fewer
-    than this model. ``hwsim/systolic_fpga/data/scalesim_3_compute_cycles.csv`` holds SCALE-Sim's
+    than this model. ``hwsim/systolic/data/scalesim_3_compute_cycles.csv`` holds SCALE-Sim's
     own numbers.
     """
     if dataflow == "os":

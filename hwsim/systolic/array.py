@@ -1,6 +1,6 @@
 """Systolic MAC array generator (weight-stationary or output-stationary), and its models.
 
-The array computes the GEMM tiles of :mod:`hwsim.systolic_fpga.timing` with exactly that module's
+The array computes the GEMM tiles of :mod:`hwsim.systolic.timing` with exactly that module's
 schedule, so one fold of ``T`` steps takes ``2 R + C + T - 2`` cycles from its first input transfer
 to its last output transfer, and folds run back to back.
 
@@ -38,8 +38,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hwsim.rtl.sim import StreamTrace, pack, run_streams, unpack, wrap
-from hwsim.systolic_fpga import timing
-from hwsim.systolic_fpga.spec import SystolicSpec
+from hwsim.systolic import timing
+from hwsim.systolic.spec import SystolicSpec
 
 __all__ = ["SystolicArray", "gemm_reference", "gemm_vectors", "simulate_gemm"]
 
