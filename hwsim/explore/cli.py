@@ -78,6 +78,9 @@ def run_sweep(args: argparse.Namespace) -> int:
         out_dir=Path(args.out) if args.out else None, n_jobs=args.n_jobs,
         progress=False if args.no_progress else None,
     )
+    from hwsim.cli import output_dir
+
+    output_dir(runner.out_dir_for(study, opts), "--out")  # a file there, or not writable
     if args.validate_only:
         runner.open_study(study, opts)
         print(f"{study.path}: ok ({len(study.space)} parameters, "
@@ -137,6 +140,9 @@ def run_report(args: argparse.Namespace) -> int:
     if name not in names:
         raise InputError(f"no study named {name!r} in {storage_mod.mask_url(url)}; "
                          f"it holds: {', '.join(names) or 'none'}")
+    from hwsim.cli import output_dir
+
+    output_dir(out_dir, "--out" if args.out else "DIR")
     ostudy = optuna.load_study(study_name=name, storage=st)
     study = results.spec_of(ostudy)
     del runner  # the spec travels with the study; nothing to run
