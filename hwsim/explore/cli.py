@@ -160,6 +160,11 @@ def _print_summary(out: Any) -> None:
              if any(f.suffix == ".svg" for f in out.files) else ""))
     counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(out.counts.items()))
     print(f"trials: {counts or 'none'}; Pareto set: {len(out.pareto)} designs")
+    from hwsim.report.document import no_feasible_note
+
+    note = no_feasible_note(out)
+    if note:
+        print(note)
     c = out.comparison
     if c and "exact_best" in c:
         print(f"best {s.objective_metrics[0]}: {c['sampler_best']:.6g} "
