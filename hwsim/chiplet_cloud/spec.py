@@ -129,20 +129,24 @@ class ServerSpec:
                                              help="aluminium, by volume")
 
     def __post_init__(self) -> None:
-        cells = self.heatsink_search_cells()
+        heights, fins, lengths = self.heatsink_search_grid()
+        cells = float(heights) * fins * lengths
         if cells > MAX_HEATSINK_CELLS:
             raise ValueError(
-                f"the heat-sink search would try {cells:,.0f} designs (base heights in 1 mm steps "
-                f"x fin counts that fit the width x sink lengths in 1 mm steps along the lane); "
-                f"at most {MAX_HEATSINK_CELLS:,}: a lower heatsink_height_mm, a narrower "
-                "heatsink_width_mm, thicker fins or wider gaps, or a shorter lane_length_mm")
+                f"the heat-sink search would try {cells:,.0f} designs, at most "
+                f"{MAX_HEATSINK_CELLS:,}: {heights:,} base heights (heatsink_height_mm = "
+                f"{self.heatsink_height_mm:g}, 1 mm steps) x {fins:,} fin counts "
+                f"(heatsink_width_mm = {self.heatsink_width_mm:g}, fin_thickness_mm = "
+                f"{self.fin_thickness_mm:g}, min_fin_gap_mm = {self.min_fin_gap_mm:g}) x "
+                f"{lengths:,} sink lengths (lane_length_mm = {self.lane_length_mm:g}, 1 mm steps)")
 
-    def heatsink_search_cells(self) -> float:
-        """Designs the heat-sink search tries at most (one chip per lane: the longest sinks)."""
+    def heatsink_search_grid(self) -> tuple[int, int, int]:
+        """(base heights, fin counts, sink lengths) the heat-sink search tries at most (one chip
+        per lane gives the longest sinks)."""
         heights = max(round(self.heatsink_height_mm) - 1, 0)
         fins = max(math.floor((self.heatsink_width_mm + self.min_fin_gap_mm)
                               / (self.fin_thickness_mm + self.min_fin_gap_mm)) - 1, 0)
-        return float(heights) * fins * max(math.floor(self.lane_length_mm), 1)
+        return heights, fins, max(math.floor(self.lane_length_mm), 1)
 
     @property
     def chips(self) -> int:

@@ -163,8 +163,14 @@ class Param:
             n = int(self.size())
             if not isinstance(value, int | float) or isinstance(value, bool):
                 return []
-            pos = (value - self.low) / (self.step or 1)
-            i = round(pos)
+            if self.type == "int":
+                if isinstance(value, float) and not value.is_integer():
+                    return []
+                i, off = divmod(int(value) - int(self.low), int(self.step or 1))  # exact
+                if off:
+                    return []
+            else:
+                i = round((value - self.low) / (self.step or 1))
             if not 0 <= i < n or not math.isclose(self.value_at(i), value, rel_tol=1e-9,
                                                   abs_tol=1e-12):
                 return []

@@ -85,23 +85,39 @@ def read_trace(path: str | Path) -> Requests:
     arrival is earlier than the row before them are served in order of arrival (a stable sort),
     with one warning saying how many there were.
     """
-    path = Path(path)
+    req = _trace(Path(path))
+    return Requests(req.arrival_s.copy(), req.prompt_tokens.copy(), req.output_tokens.copy())
+
+
+def trace_requests(trace_file: str) -> Requests:
+    """The requests of a ``serving`` spec's ``trace_file`` (read-only arrays, read once per
+    version of the file); a problem with the file itself names the key ``trace_file``."""
+    try:
+        return _trace(Path(trace_file))
+    except InputError as exc:
+        if exc.key is not None:  # a bad row: the trace's file, line, column and value
+            raise
+        raise InputError(exc.message, file=exc.file, key="trace_file", value=trace_file,
+                         has_value=True) from None
+
+
+def _trace(path: Path) -> Requests:
+    """The trace at ``path``, cached by its resolved path, modification time and size."""
     try:
         st = path.stat()
         key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
     except OSError:
-        key = None  # read_input_bytes reports it
-    if key is None:
-        req = _read_trace(path)
-    else:
-        req = _read_trace_cached(path, key)
-    return Requests(req.arrival_s.copy(), req.prompt_tokens.copy(), req.output_tokens.copy())
+        return _read_trace(path)  # which reports the problem
+    return _read_trace_cached(path, key)
 
 
 @functools.lru_cache(maxsize=8)
 def _read_trace_cached(path: Path, key: tuple[str, int, int]) -> Requests:
     del key  # the cache key: the file's resolved path, modification time and size
-    return _read_trace(path)
+    req = _read_trace(path)
+    for a in (req.arrival_s, req.prompt_tokens, req.output_tokens):
+        a.flags.writeable = False  # shared by every caller
+    return req
 
 
 def _read_trace(path: Path) -> Requests:
@@ -123,15 +139,18 @@ def _read_trace(path: Path) -> Requests:
             header = [h.strip() for h in values]
             for h in header:
                 if h not in TRACE_COLUMNS:
-                    raise InputError(f"unexpected column {h!r}; expected exactly the columns "
-                                     f"{', '.join(TRACE_COLUMNS)}", file=where)
+                    raise InputError(f"unexpected column in the header line; expected exactly "
+                                     f"the columns {', '.join(TRACE_COLUMNS)}", file=where,
+                                     key="column", value=h, has_value=True)
                 if h in cols:
-                    raise InputError(f"column {h!r} appears twice", file=where)
+                    raise InputError("the header line names this column twice", file=where,
+                                     key="column", value=h, has_value=True)
                 cols[h] = len(cols)
             missing = [c for c in TRACE_COLUMNS if c not in cols]
             if missing:
-                raise InputError(f"missing column {', '.join(missing)}; expected exactly the "
-                                 f"columns {', '.join(TRACE_COLUMNS)}", file=where)
+                raise InputError(f"the header line lacks column {', '.join(missing)}; expected "
+                                 f"exactly the columns {', '.join(TRACE_COLUMNS)}", file=where,
+                                 key="header", value=line.rstrip("\r\n"), has_value=True)
             continue
         row += 1
         if len(values) != len(header):
@@ -196,10 +215,10 @@ def make_requests(traffic: ServingSpec, seed: int = 0) -> Requests:
     """
     n = traffic.warmup_requests + traffic.requests
     if traffic.arrival == "trace":
-        path = Path(traffic.trace_file)
-        req = read_trace(path)
+        req = trace_requests(traffic.trace_file)
         if len(req) < n:
-            log.info("trace %s has %d requests; serving all of them", path, len(req))
+            log.info("trace %s has %d requests; serving all of them", traffic.trace_file,
+                     len(req))
         k = min(n, len(req))
         return Requests(req.arrival_s[:k], req.prompt_tokens[:k], req.output_tokens[:k])
     rng = np.random.default_rng(seed)

@@ -53,3 +53,7 @@ class ServingSpec:
             raise ValueError("arrival = 'poisson' needs arrival_rate_per_s > 0")
         if self.arrival == "trace" and not self.trace_file:
             raise ValueError("arrival = 'trace' needs trace_file")
+        if self.arrival == "trace":  # checked (every row) when the spec is built, read once
+            from hwsim.serving.des import trace_requests
+
+            trace_requests(self.trace_file)
