@@ -274,6 +274,9 @@ def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"not valid TOML: {exc}", file=str(path)) from None
+    except RecursionError:
+        raise InputError("not valid TOML: arrays or tables nested too deeply",
+                         file=str(path)) from None
 
 
 def load_spec(
@@ -327,7 +330,7 @@ def build_spec(
         )
     set_paths = _SetPaths(override_prefix, base_dir)
     for key, value in (overrides or {}).items():
-        _set_path(data, key, value, file=file)
+        _set_path(data, key, value, file=file, prefix=override_prefix)
         set_paths.add(key)
     return _convert_dataclass(cls, data, "", file, set_paths)
 
@@ -351,7 +354,8 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def _set_path(data: dict[str, Any], key: str, value: Any, *, file: str) -> None:
+def _set_path(data: dict[str, Any], key: str, value: Any, *, file: str,
+              prefix: str = "") -> None:
     parts = key.split(".")
     cur = data
     for i, part in enumerate(parts[:-1]):
@@ -360,7 +364,7 @@ def _set_path(data: dict[str, Any], key: str, value: Any, *, file: str) -> None:
             nxt = cur[part] = {}
         elif not isinstance(nxt, dict):
             raise InputError(
-                "is not a table, so it has no sub-key", file=f"{file} (--set {key})",
+                "is not a table, so it has no sub-key", file=f"{file} (--set {prefix}{key})",
                 key=".".join(parts[: i + 1]), value=nxt, has_value=True,
             )
         cur = nxt

@@ -234,6 +234,13 @@ CASES = [
          ["--n-jobs", "0"], {"s.toml": study()}),
     Case("set-not-finite", ["simulate", "queue", "--set", "queue.arrival_rate_per_s=inf"],
          ["--set queue.arrival_rate_per_s", "'arrival_rate_per_s'", "inf"]),
+    Case("toml-nested-too-deeply", ["simulate", "queue", "--spec", "q.toml"],
+         ["q.toml", "nested too deeply"],
+         {"q.toml": 'kind = "queue"\nx = ' + "[" * 100_000 + "]" * 100_000 + "\n"}),
+    Case("set-sub-key-of-a-string", ["simulate", "queue", "--set", "queue.name.x=1"],
+         ["--set queue.name.x", "'name'", "'mm1'"]),
+    Case("spec-role-dev-zero", ["simulate", "queue", "--spec", "queue=/dev/zero"],
+         ["/dev/zero", "regular file"]),
     Case("spmm-seed-too-large", ["simulate", "spmm", "--set", "workload.seed=1e12"],
          ["--set workload.seed", "'seed'", "1000000000000"]),
     # -- item 7: trace CSVs checked row by row ---------------------------------------------------
