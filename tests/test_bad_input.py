@@ -542,3 +542,21 @@ def test_every_count_of_every_kind_is_bounded():
 
         walk(specs.kind_schema(kind), "")
     assert not unbounded
+
+
+def test_the_command_itself_prints_one_line(tmp_path):
+    """The installed entry point (a fresh process, this checkout's code): no traceback."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / "t.toml").write_text(TRAFFIC % "/dev/zero")
+    env = dict(os.environ, PYTHONPATH=str(root))
+    proc = subprocess.run(
+        [sys.executable, "-m", "hwsim.cli", "simulate", "gpu-serving", "--spec", "llm=llama3-8b",
+         "--spec", f"traffic={tmp_path / 't.toml'}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert "/dev/zero" in line and "'trace_file'" in line
