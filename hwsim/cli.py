@@ -10,6 +10,9 @@ Exit codes (every error is one line starting ``error:``, no traceback):
   missing or failing on generated Verilog, a generator's simulation disagreeing with numpy.
   No Yosys under an explicit ``--synth`` is 3 too: the command is well formed and works as it
   stands once Yosys is installed, so the fix is in the environment, not the arguments;
+- 4 an internal error: an exception hwsim did not expect (a bug). The one ``error:`` line
+  names the exception and the file the full traceback was written to: ``$HWSIM_CRASH_DIR``
+  if set, else the system's temporary folder, as ``hwsim-crash-<time>-<pid>.txt``;
 - 130 interrupted.
 """
 
@@ -19,7 +22,12 @@ import argparse
 import json
 import logging
 import math
+import os
+import shlex
 import sys
+import tempfile
+import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +38,72 @@ from hwsim.registry import load_builtins
 
 log = logging.getLogger("hwsim")
 
-EXIT_OK, EXIT_VALIDATION, EXIT_INPUT = 0, 1, 2
+EXIT_OK, EXIT_VALIDATION, EXIT_INPUT, EXIT_TOOL, EXIT_INTERNAL = 0, 1, 2, 3, 4
+SEED_MAX = 2**32 - 1  # what numpy's and Optuna's generators take
+
+
+def seed_arg(text: str) -> int:
+    """``--seed``: a whole number in [0, 2**32 - 1] (argparse reports anything else)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"expected a whole number in [0, {SEED_MAX}], got "
+                                         f"{text!r}")
+    return value
+
+
+def output_file(path: str, option: str) -> Path:
+    """Check that ``path`` (given with ``option``) can be written as a file, before the work
+    that produces it: an existing folder, a parent that cannot be made or a place that cannot
+    be written is an InputError naming the option and the path."""
+    p = Path(path)
+    if p.is_dir():
+        raise InputError("is a folder; expected a file to write", key=option, value=path,
+                         has_value=True)
+    existed = p.exists()
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        with p.open("a"):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot write here: {exc.strerror or exc}", key=option, value=path,
+                         has_value=True) from None
+    if not existed:
+        p.unlink(missing_ok=True)
+    return p
+
+
+def output_dir(path: str | Path, option: str) -> Path:
+    """Make (if needed) and check the folder ``path`` (given with ``option``) for writing: a
+    file in its place, a folder that cannot be made or written is an InputError naming it."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise InputError("is a file; expected a folder to write into", key=option,
+                         value=str(path), has_value=True)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=p):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot write here: {exc.strerror or exc}", key=option,
+                         value=str(path), has_value=True) from None
+    return p
+
+
+def crash_report(exc: BaseException) -> Path | None:
+    """Write the traceback of an unexpected exception to a file; its path, or None."""
+    folder = Path(os.environ.get("HWSIM_CRASH_DIR") or tempfile.gettempdir())
+    name = f"hwsim-crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / name
+        path.write_text(f"hwsim {__version__}\ncommand: {shlex.join(sys.argv)}\n\n"
+                        + "".join(traceback.format_exception(exc)), encoding="utf-8")
+    except OSError:
+        return None
+    return path
 
 
 class _Parser(argparse.ArgumentParser):
@@ -163,6 +236,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
         if args.fidelity != "des":
             raise InputError("--trace needs --fidelity des (the analytical model has no timeline)")
+        output_file(args.trace, "--trace")
         trace = TraceRecorder()
     try:
         metrics = system.evaluate(inputs, args.fidelity, seed=args.seed, trace=trace)
@@ -200,6 +274,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from hwsim import validation
 
+    if args.report:
+        output_file(args.report, "--report")  # before the cases run, not after
     cases = validation.select(validation.collect([args.system] if args.system else None),
                               args.case)
     results = validation.run(cases, progress=not args.json and sys.stderr.isatty())
@@ -256,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", default=[], metavar="ROLE.KEY=VALUE",
                    help="override a key, e.g. --set chip.die_area_mm2=140")
     s.add_argument("--fidelity", default="analytical", choices=["analytical", "des"])
-    s.add_argument("--seed", type=int, default=0, help="seed of every random choice (DES)")
+    s.add_argument("--seed", type=seed_arg, default=0,
+                   help=f"seed of every random choice (DES), in [0, {SEED_MAX}]")
     s.add_argument("--json", action="store_true", help="one JSON object")
     s.add_argument("--trace", metavar="FILE", help="write a Chrome/Perfetto trace (DES)")
     s.set_defaults(func=cmd_simulate)
@@ -287,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except HwsimError as exc:  # InputError 2, ToolError 3, any other 1 (``exit_code``)
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write("error: " + " ".join(str(exc).splitlines()) + "\n")
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
@@ -295,6 +372,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return EXIT_OK
+    except Exception as exc:  # a bug: one line, the traceback in a file
+        path = crash_report(exc)
+        what = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+        if len(what) > 300:
+            what = what[:297] + "..."
+        where = (f"the traceback is in {path}" if path is not None
+                 else "the traceback could not be written (set HWSIM_CRASH_DIR)")
+        sys.stderr.write(f"error: internal error ({what}); {where}; please report it\n")
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,6 +4,9 @@
 one-line message after ``error:`` and exits with status 2, without a traceback. `ToolError` is
 an external tool or the environment failing on valid input (Yosys or Icarus missing or
 failing, a generated design that disagrees with its model): the same one line, status 3.
+Any other `HwsimError` is status 1. An exception that is none of these is a bug: the CLI
+writes its traceback to a file (``$HWSIM_CRASH_DIR`` or the temporary folder), prints one
+``error:`` line naming that file and exits with status 4 (``hwsim.cli.EXIT_INTERNAL``).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ import difflib
 import inspect
 import math
 import os
+import stat
 import tomllib
 import types
 import typing
@@ -58,8 +59,14 @@ def param(
     lt: float | None = None,
     choices: Iterable[Any] | None = None,
     default_factory: Any = MISSING,
+    path: bool = False,
 ) -> Any:
-    """A spec field with its unit, range and help, checked on load."""
+    """A spec field with its unit, range and help, checked on load.
+
+    ``path=True`` marks a string naming a file: a relative value written in a spec file is
+    resolved against that file's folder when the file is loaded (a value given with ``--set``
+    or built directly stays relative to the working folder).
+    """
     meta = {
         "unit": unit,
         "help": help,
@@ -68,6 +75,7 @@ def param(
         "le": le,
         "lt": lt,
         "choices": tuple(choices) if choices is not None else None,
+        "path": path,
     }
     if default_factory is not MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
@@ -181,7 +189,7 @@ def spec_files(kind: str) -> list[Path]:
         try:
             with p.open("rb") as fh:
                 head = tomllib.load(fh)
-        except (OSError, tomllib.TOMLDecodeError):
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
             out.append(p)  # listed; loading it will report the problem
             continue
         if head.get("kind") == kind:
@@ -193,9 +201,11 @@ def find_spec_file(kind: str, name_or_path: str | os.PathLike[str]) -> Path:
     """Resolve a spec file given as a path or as a name under ``models/<folder>/``."""
     p = Path(name_or_path)
     if p.suffix == ".toml" or p.exists() or os.sep in str(name_or_path):
-        if not p.is_file():
+        if p.is_dir():
+            raise InputError("is a folder; expected a spec file (.toml)", file=str(p))
+        if not p.exists():
             raise InputError(f"spec file not found: {p}", file=str(p))
-        return p
+        return p  # read_toml rejects what is not a regular file
     cls = kind_schema(kind)
     folder = models_dir() / cls.spec_folder  # type: ignore[attr-defined]
     cand = folder / f"{name_or_path}.toml"
@@ -213,15 +223,60 @@ def find_spec_file(kind: str, name_or_path: str | os.PathLike[str]) -> Path:
 # loading and validating
 
 
-def read_toml(path: Path) -> dict[str, Any]:
-    """Read a TOML file; a syntax error becomes an InputError naming the file and line."""
+#: the largest TOML input file read (bytes); spec and study files are a few kB
+MAX_TOML_BYTES = 16 * 1024 * 1024
+
+
+def read_input_bytes(path: str | os.PathLike[str], limit: int, what: str = "file") -> bytes:
+    """The bytes of an input file: a regular file (not a folder, a device or a pipe) of at
+    most ``limit`` bytes, else an InputError naming the file."""
+    p = Path(path)
     try:
-        with Path(path).open("rb") as fh:
-            return tomllib.load(fh)
+        st = p.stat()
     except FileNotFoundError:
-        raise InputError(f"file not found: {path}", file=str(path)) from None
+        raise InputError(f"{what} not found: {p}", file=str(p)) from None
+    except OSError as exc:
+        raise InputError(f"cannot read the {what}: {exc.strerror or exc}", file=str(p)) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"is a folder; expected a {what}", file=str(p))
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"is not a regular file (a device, pipe or socket); expected a {what}",
+                         file=str(p))
+    if st.st_size > limit:
+        raise InputError(f"{what} of {st.st_size:,} bytes; at most {limit:,} are read",
+                         file=str(p))
+    try:
+        with p.open("rb") as fh:
+            data = fh.read(limit + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read the {what}: {exc.strerror or exc}", file=str(p)) from None
+    if len(data) > limit:  # grew while we read it
+        raise InputError(f"{what} of more than {limit:,} bytes; at most {limit:,} are read",
+                         file=str(p))
+    return data
+
+
+def decode_utf8(data: bytes, file: str) -> str:
+    """``data`` as UTF-8 text; an InputError names the file, line and byte otherwise."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(f"not valid UTF-8: byte {data[exc.start]:#04x} on line {line} "
+                         f"(offset {exc.start})", file=file) from None
+
+
+def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a TOML file; a syntax error, invalid UTF-8, a folder, a device or a file larger
+    than :data:`MAX_TOML_BYTES` becomes an InputError naming the file (and the line)."""
+    text = decode_utf8(read_input_bytes(path, MAX_TOML_BYTES, "TOML file"), str(path))
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"not valid TOML: {exc}", file=str(path)) from None
+    except RecursionError:
+        raise InputError("not valid TOML: arrays or tables nested too deeply",
+                         file=str(path)) from None
 
 
 def load_spec(
@@ -247,7 +302,7 @@ def load_spec(
         )
     cls = kind_schema(file_kind)
     return build_spec(cls, raw, file=str(path), overrides=overrides,
-                      override_prefix=override_prefix)
+                      override_prefix=override_prefix, base_dir=path.parent)
 
 
 def build_spec(
@@ -257,8 +312,13 @@ def build_spec(
     file: str = "<spec>",
     overrides: Mapping[str, Any] | None = None,
     override_prefix: str = "",
+    base_dir: Path | None = None,
 ) -> T:
-    """Validate a raw mapping (as read from TOML) against ``cls`` and build the frozen object."""
+    """Validate a raw mapping (as read from TOML) against ``cls`` and build the frozen object.
+
+    ``base_dir`` is the folder of the file ``raw`` was read from: relative values of fields
+    declared ``param(path=True)`` are resolved against it (not those set by ``overrides``).
+    """
     data = {k: v for k, v in raw.items()}
     version = data.pop(_SPEC_VERSION_KEY, None)
     data.pop("kind", None)
@@ -268,9 +328,9 @@ def build_spec(
             f"unsupported spec version; this hwsim reads version {want}", file=file,
             key=_SPEC_VERSION_KEY, value=version, has_value=True,
         )
-    set_paths = _SetPaths(override_prefix)
+    set_paths = _SetPaths(override_prefix, base_dir)
     for key, value in (overrides or {}).items():
-        _set_path(data, key, value, file=file)
+        _set_path(data, key, value, file=file, prefix=override_prefix)
         set_paths.add(key)
     return _convert_dataclass(cls, data, "", file, set_paths)
 
@@ -294,7 +354,8 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def _set_path(data: dict[str, Any], key: str, value: Any, *, file: str) -> None:
+def _set_path(data: dict[str, Any], key: str, value: Any, *, file: str,
+              prefix: str = "") -> None:
     parts = key.split(".")
     cur = data
     for i, part in enumerate(parts[:-1]):
@@ -303,7 +364,7 @@ def _set_path(data: dict[str, Any], key: str, value: Any, *, file: str) -> None:
             nxt = cur[part] = {}
         elif not isinstance(nxt, dict):
             raise InputError(
-                "is not a table, so it has no sub-key", file=f"{file} (--set {key})",
+                "is not a table, so it has no sub-key", file=f"{file} (--set {prefix}{key})",
                 key=".".join(parts[: i + 1]), value=nxt, has_value=True,
             )
         cur = nxt
@@ -313,13 +374,18 @@ def _set_path(data: dict[str, Any], key: str, value: Any, *, file: str) -> None:
 class _SetPaths(set):
     """The key paths set by overrides, and the prefix they were written with."""
 
-    def __init__(self, prefix: str = "") -> None:
+    def __init__(self, prefix: str = "", base_dir: Path | None = None) -> None:
         super().__init__()
         self.prefix = prefix
+        self.base_dir = base_dir  # the spec file's folder, for relative path fields
+
+
+def _from_override(path: str, set_paths: set[str]) -> bool:
+    return any(path == s or path.startswith(s + ".") for s in set_paths)
 
 
 def _where(file: str, path: str, set_paths: set[str]) -> str:
-    if any(path == s or path.startswith(s + ".") for s in set_paths):
+    if _from_override(path, set_paths):
         return f"{file} (--set {getattr(set_paths, 'prefix', '')}{path})"
     return file
 
@@ -450,6 +516,10 @@ def _convert(
         if not isinstance(value, str):
             raise bad("a string")
         out = value
+        base_dir = getattr(set_paths, "base_dir", None)
+        if (meta.get("path") and out and base_dir is not None
+                and not Path(out).is_absolute() and not _from_override(path, set_paths)):
+            out = str(Path(base_dir) / out)  # relative to the spec file that wrote it
     elif tp is Any:
         out = value
     else:  # pragma: no cover - a schema bug, not user input

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from hwsim import specs
 from hwsim.chiplet_cloud import cost
 from hwsim.chiplet_cloud.evaluate import infeasible_reason
 from hwsim.chiplet_cloud.model import deployment_cost, links
@@ -56,14 +55,14 @@ def evaluate(inputs: Inputs, *, seed: int = 0, trace: Any = None) -> Metrics:
         raise InfeasibleDesign(infeasible_reason(inputs, str(res.reasons[0])))
     a = {k: float(v[0]) for k, v in res.items()}
     traffic, mp, tco = inputs["traffic"], inputs["mapping"], inputs["tco"]
-    ln = lengths(traffic, base_dir=specs.models_dir() / "serving")
+    ln = lengths(traffic)
     held = mp.context_tokens or ln.longest_context
     if ln.longest_context > held:
         log.warning("requests of up to %d tokens exceed the %d-token KV cache the mapping holds",
                     ln.longest_context, held)
     tp, pp, micro = int(a["tp"]), int(a["pp"]), int(a["micro_batch"])
     res = serve(step_model(inputs, tp, pp), traffic, batch=mp.batch, micro_batch=micro,
-                seed=seed, trace=trace, base_dir=specs.models_dir() / "serving")
+                seed=seed, trace=trace)
     out = res.metrics()
     rate = res.throughput_tokens_per_s
     shape = layer_shape(inputs["llm"], simplified=mp.simplified_layers)

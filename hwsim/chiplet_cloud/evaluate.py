@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from hwsim import specs
 from hwsim.batch import REASON, reasons
 from hwsim.chiplet_cloud import cost
 from hwsim.chiplet_cloud.model import (
@@ -159,7 +158,7 @@ def _block(inputs: Inputs, a: Mapping[str, np.ndarray], n: int) -> dict[str, np.
     # the requests: lengths from the traffic (the one place they are read), the KV cache held
     # per sequence from the mapping (0: the traffic's longest context)
     if traffic.arrival == "trace":
-        ln = lengths(traffic, base_dir=specs.models_dir() / "serving")
+        ln = lengths(traffic)
         prompt, output = get("prompt", ln.mean_prompt), get("output", ln.mean_output)
         longest = np.full(n, float(ln.longest_context))
     else:
@@ -233,7 +232,7 @@ def _block(inputs: Inputs, a: Mapping[str, np.ndarray], n: int) -> dict[str, np.
     # the traffic: closed saturates the static batch; open arrivals set the occupancy
     cycle_s = (out["batch_prefill_ms"] + (output - 1.0) * out["latency_ms_per_token"]) / 1e3
     capacity = batch * output / cycle_s
-    rate = load.arrival_rate(traffic, base_dir=specs.models_dir() / "serving")
+    rate = load.arrival_rate(traffic)
     if rate is None or not np.isfinite(rate):
         thr, ttft = capacity, prefill_of(sel["micro_batch"])
         latency = out["latency_ms_per_token"]

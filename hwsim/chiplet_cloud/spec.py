@@ -11,9 +11,14 @@ as a Computer*, 3rd ed., 2018, ch. 6). The spec files under ``models/`` cite eac
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from hwsim.specs import param, spec_kind
+
+#: the most designs the heat-sink search of one server may try (its arrays are this large, about
+#: ten of them, in float64: ~300 MB); the v1 server tries ~630,000
+MAX_HEATSINK_CELLS = 4_000_000
 
 
 @spec_kind("asic")
@@ -22,7 +27,8 @@ class AsicSpec:
     """One chiplet: its die, the technology it is made in and its package."""
 
     name: str = param(help="identifier")
-    technology_nm: int = param(7, ge=1, unit="nm", help="process node (informational)")
+    technology_nm: int = param(7, ge=1, le=1000, unit="nm", help="process node (informational; "
+                               "<= 1000)")
     die_area_mm2: float = param(160.0, gt=0, le=900, unit="mm2", help="die area")
     mac_area_ratio: float = param(0.1, gt=0, lt=1, help="share of the usable area given to MAC "
                                   "arrays; the rest is SRAM")
@@ -76,8 +82,10 @@ class ServerSpec:
     """A server: lanes of chiplet packages on a PCB, air-cooled; its bill of materials."""
 
     name: str = param(help="identifier")
-    lanes: int = param(8, ge=1, help="rows of packages, each cooled by its own fan")
-    chips_per_lane: int = param(18, ge=1, help="packages (one chiplet each) per lane")
+    lanes: int = param(8, ge=1, le=256, help="rows of packages, each cooled by its own fan "
+                       "(<= 256: the placement search tabulates every chip count of a server)")
+    chips_per_lane: int = param(18, ge=1, le=1024, help="packages (one chiplet each) per lane "
+                                "(<= 1024, as lanes)")
     lane_silicon_min_mm2: float = param(200.0, ge=0, unit="mm2", help="least silicon per lane")
     lane_silicon_max_mm2: float = param(6000.0, gt=0, unit="mm2", help="most silicon per lane")
     chip_power_cap_W: float = param(2000.0, gt=0, unit="W", help="cap on the chips' total power")
@@ -89,7 +97,7 @@ class ServerSpec:
     link_latency_us: float = param(0.0001, ge=0, unit="us", help="start-up time of a transfer")
     # bill of materials
     pcb_cost_usd: float = param(50.0, ge=0, unit="USD", help="one PCB (parts not included)")
-    pcbs: int = param(2, ge=0, help="PCBs per server")
+    pcbs: int = param(2, ge=0, le=1024, help="PCBs per server (<= 1024)")
     pcb_parts_cost_usd: float = param(50.0, ge=0, unit="USD", help="PCB parts other than DC-DC")
     chassis_cost_usd: float = param(30.0, ge=0, unit="USD", help="chassis")
     dcdc_cost_usd_per_A: float = param(0.33, ge=0, unit="USD/A", help="DC-DC converter cost")
@@ -106,14 +114,39 @@ class ServerSpec:
     # air cooling: a plate-fin aluminium heat sink per package in a ducted lane
     junction_max_C: float = param(90.0, unit="C", help="highest junction temperature")
     ambient_C: float = param(30.0, unit="C", help="inlet air temperature")
-    heatsink_height_mm: float = param(35.0, gt=0, unit="mm", help="base plus fin height")
-    heatsink_width_mm: float = param(40.0, gt=0, unit="mm", help="heat-sink width")
-    lane_length_mm: float = param(450.0, gt=0, unit="mm", help="length of a lane's duct")
-    fin_thickness_mm: float = param(0.5, gt=0, unit="mm", help="fin thickness")
-    min_fin_gap_mm: float = param(1.0, gt=0, unit="mm", help="smallest gap between fins")
+    # the heat-sink search tries every base height in 1 mm steps, every fin count that fits the
+    # width and every sink length in 1 mm steps: __post_init__ bounds the grid they make
+    heatsink_height_mm: float = param(35.0, gt=0, le=500, unit="mm", help="base plus fin height "
+                                      "(<= 500)")
+    heatsink_width_mm: float = param(40.0, gt=0, le=500, unit="mm", help="heat-sink width "
+                                     "(<= 500)")
+    lane_length_mm: float = param(450.0, gt=0, le=10_000, unit="mm", help="length of a lane's "
+                                  "duct (<= 10 m)")
+    fin_thickness_mm: float = param(0.5, gt=0, le=100, unit="mm", help="fin thickness")
+    min_fin_gap_mm: float = param(1.0, gt=0, le=100, unit="mm", help="smallest gap between fins")
     heatsink_base_cost_usd: float = param(1.0, ge=0, unit="USD", help="per heat sink")
     aluminium_cost_usd_per_m3: float = param(4122.68, ge=0, unit="USD/m3",
                                              help="aluminium, by volume")
+
+    def __post_init__(self) -> None:
+        heights, fins, lengths = self.heatsink_search_grid()
+        cells = float(heights) * fins * lengths
+        if cells > MAX_HEATSINK_CELLS:
+            raise ValueError(
+                f"the heat-sink search would try {cells:,.0f} designs, at most "
+                f"{MAX_HEATSINK_CELLS:,}: {heights:,} base heights (heatsink_height_mm = "
+                f"{self.heatsink_height_mm:g}, 1 mm steps) x {fins:,} fin counts "
+                f"(heatsink_width_mm = {self.heatsink_width_mm:g}, fin_thickness_mm = "
+                f"{self.fin_thickness_mm:g}, min_fin_gap_mm = {self.min_fin_gap_mm:g}) x "
+                f"{lengths:,} sink lengths (lane_length_mm = {self.lane_length_mm:g}, 1 mm steps)")
+
+    def heatsink_search_grid(self) -> tuple[int, int, int]:
+        """(base heights, fin counts, sink lengths) the heat-sink search tries at most (one chip
+        per lane gives the longest sinks)."""
+        heights = max(round(self.heatsink_height_mm) - 1, 0)
+        fins = max(math.floor((self.heatsink_width_mm + self.min_fin_gap_mm)
+                              / (self.fin_thickness_mm + self.min_fin_gap_mm)) - 1, 0)
+        return heights, fins, max(math.floor(self.lane_length_mm), 1)
 
     @property
     def chips(self) -> int:
@@ -126,14 +159,19 @@ class CcMappingSpec:
     """How an LLM is placed on Chiplet Cloud servers, and which effects are modelled."""
 
     name: str = param(help="identifier")
-    pp: int = param(0, ge=0, help="pipeline stages; 0 = every divisor of the layer count is "
+    pp: int = param(0, ge=0, le=10_000, help="pipeline stages (<= 10,000, as llm.layers); "
+                    "0 = every divisor of the layer count is "
                     "tried and the lowest TCO/token kept")
-    tp: int = param(0, ge=0, help="chips per pipeline stage (tensor parallelism); 0 = the "
+    tp: int = param(0, ge=0, le=1_000_000, help="chips per pipeline stage (tensor "
+                    "parallelism; <= 1e6); 0 = the "
                     "fewest chips, in whole servers or an equal share of one, that hold a stage")
-    batch: int = param(64, ge=1, help="sequences decoded together")
-    micro_batch: int = param(0, ge=0, help="sequences per pipeline micro-batch; 0 = every "
+    batch: int = param(64, ge=1, le=65_536, help="sequences decoded together (<= 65,536, as "
+                       "gpu-mapping's; bounds the micro-batch sizes tried)")
+    micro_batch: int = param(0, ge=0, le=65_536, help="sequences per pipeline micro-batch "
+                             "(<= 65,536); 0 = every "
                              "power of two up to batch is tried and the lowest TCO/token kept")
-    context_tokens: int = param(0, ge=0, unit="tokens", help="KV-cache length reserved per "
+    context_tokens: int = param(0, ge=0, le=100_000_000, unit="tokens",
+                                help="KV-cache length reserved per "
                                 "sequence; 0 = the traffic's longest request (prompt + output)")
     attention: bool = param(True, help="time attention scores and KV-cache reads (false = the "
                             "paper's v1, which counts the KV cache's capacity only)")

@@ -78,6 +78,9 @@ def run_sweep(args: argparse.Namespace) -> int:
         out_dir=Path(args.out) if args.out else None, n_jobs=args.n_jobs,
         progress=False if args.no_progress else None,
     )
+    from hwsim.cli import output_dir
+
+    output_dir(runner.out_dir_for(study, opts), "--out")  # a file there, or not writable
     if args.validate_only:
         runner.open_study(study, opts)
         print(f"{study.path}: ok ({len(study.space)} parameters, "
@@ -137,6 +140,9 @@ def run_report(args: argparse.Namespace) -> int:
     if name not in names:
         raise InputError(f"no study named {name!r} in {storage_mod.mask_url(url)}; "
                          f"it holds: {', '.join(names) or 'none'}")
+    from hwsim.cli import output_dir
+
+    output_dir(out_dir, "--out" if args.out else "DIR")
     ostudy = optuna.load_study(study_name=name, storage=st)
     study = results.spec_of(ostudy)
     del runner  # the spec travels with the study; nothing to run
@@ -154,6 +160,11 @@ def _print_summary(out: Any) -> None:
              if any(f.suffix == ".svg" for f in out.files) else ""))
     counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(out.counts.items()))
     print(f"trials: {counts or 'none'}; Pareto set: {len(out.pareto)} designs")
+    from hwsim.report.document import no_feasible_note
+
+    note = no_feasible_note(out)
+    if note:
+        print(note)
     c = out.comparison
     if c and "exact_best" in c:
         print(f"best {s.objective_metrics[0]}: {c['sampler_best']:.6g} "

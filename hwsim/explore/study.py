@@ -51,6 +51,22 @@ from hwsim.errors import InputError
 from hwsim.system import FIDELITIES, Inputs, System, get_system
 
 SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random", "qmc", "grid")
+
+#: the most values one dimension's list may hold (the grid sampler and exhaustive search list
+#: them; nothing lists a range only to validate it)
+MAX_LISTED_VALUES = 10_000_000
+#: the most values a float range with a step may hold: a finer step is below what the sampler
+#: and the tables resolve (use a continuous range, no step)
+MAX_FLOAT_STEPS = 1_000_000_000
+#: integers are stored in 64-bit columns of the trial tables
+INT64_MAX = 2**63 - 1
+#: the most points exhaustive search enumerates (its table is held in memory) and the grid
+#: sampler lists
+MAX_ENUMERATED_POINTS = 20_000_000
+#: seeds reach Optuna's samplers and numpy, which take 0 .. 2**32 - 1
+SEED_MAX = 2**32 - 1
+#: a study name becomes a folder and a storage name
+MAX_NAME_LENGTH = 100
 DIRECTIONS = ("minimize", "maximize")
 
 _TOP_KEYS = (
@@ -89,12 +105,11 @@ class Param:
             return list(self.choices)
         if not self.discrete:
             raise ValueError(f"{self.name} is continuous")
-        assert self.low is not None and self.high is not None
-        step = self.step or 1
-        n = math.floor((self.high - self.low) / step + 1e-9) + 1
-        if self.type == "int":
-            return [int(self.low + i * step) for i in range(n)]
-        return [_round(self.low + i * step, step) for i in range(n)]
+        n = int(self.size())
+        if n > MAX_LISTED_VALUES:
+            raise ValueError(f"{self.name} has {n:g} values; at most {MAX_LISTED_VALUES:g} "
+                             "are listed")
+        return [self.value_at(i) for i in range(n)]
 
     def size(self) -> float:
         """How many values the dimension holds (``inf`` when continuous)."""
@@ -103,6 +118,8 @@ class Param:
         if self.type in ("categorical", "spec"):
             return len(self.choices)
         assert self.low is not None and self.high is not None
+        if self.type == "int":
+            return (int(self.high) - int(self.low)) // int(self.step or 1) + 1
         return math.floor((self.high - self.low) / (self.step or 1) + 1e-9) + 1
 
     def suggest(self, trial: Any) -> Any:
@@ -115,21 +132,49 @@ class Param:
         return trial.suggest_float(self.name, float(self.low), float(self.high),
                                    step=self.step, log=self.log)
 
+    def value_at(self, i: int) -> Any:
+        """The ``i``-th value of a discrete range (0 = low), without listing the others."""
+        assert self.low is not None
+        step = self.step or 1
+        if self.type == "int":
+            return int(self.low) + i * int(step)  # exact, however large
+        return _round(self.low + i * step, step)
+
     def sample_points(self) -> list[Any]:
-        """Values used to validate the key path before the sweep: the ends of the range."""
+        """Values used to validate the key path before the sweep: the ends of the range (never
+        the values between: a range of 1e18 integers is two checks)."""
         if self.type in ("categorical", "spec"):
             return list(self.choices)
-        return [self.values()[0], self.values()[-1]] if self.discrete else [self.low, self.high]
+        if self.discrete:
+            return [self.value_at(0), self.value_at(int(self.size()) - 1)]
+        return [self.low, self.high]
 
     def neighbours(self, value: Any) -> list[Any]:
         """Values one step away (discrete) or 5 % of the range away (continuous)."""
-        if self.discrete:
-            vals = self.values()
+        if self.type in ("categorical", "spec"):
+            vals = list(self.choices)
             try:
                 i = _index_of(vals, value)
             except ValueError:
                 return []
             return [vals[j] for j in (i - 1, i + 1) if 0 <= j < len(vals)]
+        if self.discrete:
+            assert self.low is not None
+            n = int(self.size())
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                return []
+            if self.type == "int":
+                if isinstance(value, float) and not value.is_integer():
+                    return []
+                i, off = divmod(int(value) - int(self.low), int(self.step or 1))  # exact
+                if off:
+                    return []
+            else:
+                i = round((value - self.low) / (self.step or 1))
+            if not 0 <= i < n or not math.isclose(self.value_at(i), value, rel_tol=1e-9,
+                                                  abs_tol=1e-12):
+                return []
+            return [self.value_at(j) for j in (i - 1, i + 1) if 0 <= j < n]
         assert self.low is not None and self.high is not None
         if self.log:
             f = (self.high / self.low) ** 0.05
@@ -423,8 +468,13 @@ def study_from_dict(
         raise err(str(exc), "system", system_name) from None
 
     name = raw.get("name", Path(file).stem)
-    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
-        raise err("expected a study name (no '/', not starting with '.')", "name", name)
+    if (not isinstance(name, str) or not name or "/" in name or "\\" in name
+            or name.startswith(".") or not name.isprintable()):
+        raise err("expected a study name (no '/' or '\\', not starting with '.', printable)",
+                  "name", name)
+    if len(name) > MAX_NAME_LENGTH:
+        raise err(f"a study name of {len(name)} characters; at most {MAX_NAME_LENGTH} (it names "
+                  "the results folder and the stored study)", "name", name)
 
     fidelity = raw.get("fidelity", "analytical")
     if fidelity not in FIDELITIES:
@@ -437,8 +487,7 @@ def study_from_dict(
         raise err("expected a whole number of trials >= 0",
                   "trials" if trials is None else "--trials", n_trials)
     the_seed = raw.get("seed", 0) if seed is None else seed
-    if isinstance(the_seed, bool) or not isinstance(the_seed, int):
-        raise err("expected an integer seed", "seed", the_seed)
+    _check_seed(the_seed, file, "seed" if seed is None else "--seed")
 
     spec_args = _spec_args(raw, file, system, base_dir)
     fixed = _fixed(raw, file, system)
@@ -446,8 +495,7 @@ def study_from_dict(
     sampler, options = _sampler(raw, file)
     sampler_seed = options.pop("seed", None)
     if sampler_seed is not None:
-        if isinstance(sampler_seed, bool) or not isinstance(sampler_seed, int):
-            raise err("expected an integer seed", "sampler.seed", sampler_seed)
+        _check_seed(sampler_seed, file, "sampler.seed")
         if seed is None:
             the_seed = sampler_seed
 
@@ -464,8 +512,10 @@ def study_from_dict(
             raise err("unknown key; known keys: enabled, max_points", f"exhaustive.{k}",
                       exhaustive[k])
         max_points = exhaustive.get("max_points", max_points)
-        if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 1:
-            raise err("expected a whole number >= 1", "exhaustive.max_points", max_points)
+        if (isinstance(max_points, bool) or not isinstance(max_points, int)
+                or not 1 <= max_points <= MAX_ENUMERATED_POINTS):
+            raise err(f"expected a whole number in [1, {MAX_ENUMERATED_POINTS:,}] (exhaustive "
+                      "search holds its table in memory)", "exhaustive.max_points", max_points)
         exhaustive = exhaustive.get("enabled", "auto")
     if exhaustive not in ("auto", True, False):
         raise err('expected "auto", true or false', "exhaustive", exhaustive)
@@ -489,6 +539,10 @@ def study_from_dict(
     if sampler == "grid" and not study.discrete:
         raise err("the grid sampler needs a discrete space (int, step, choices or specs)",
                   "sampler.name", sampler)
+    if sampler == "grid" and study.space_size() > MAX_ENUMERATED_POINTS:
+        raise err(f"the grid sampler lists every point; this space has "
+                  f"{study.space_size():.4g}, at most {MAX_ENUMERATED_POINTS:,}", "sampler.name",
+                  sampler)
     if validate:
         validate_inputs(study)
     return study
@@ -618,13 +672,75 @@ def _sampler(raw: Mapping[str, Any], file: str) -> tuple[str, dict[str, Any]]:
                          key="sampler.options", value=extra, has_value=True)
     opts.update(extra)
     cls = sampler_class(name, file)
-    allowed = set(inspect.signature(cls).parameters) - {"constraints_func", "search_space"}
+    params = inspect.signature(cls).parameters
+    allowed = set(params) - {"constraints_func", "search_space"}
     for k in opts:
         if k not in allowed:
             raise InputError(
                 f"not an argument of {cls.__name__}; expected one of {', '.join(sorted(allowed))}",
                 file=file, key=f"sampler.{k}", value=opts[k], has_value=True)
+    for k, v in opts.items():
+        if k != "seed":  # checked with the study's seed
+            _check_sampler_option(cls, params[k], v, file)
     return name, opts
+
+
+#: what a sampler argument's annotation may name that a TOML value can be
+_OPTION_TYPES = {"bool": "true or false", "int": "a whole number", "float": "a number",
+                 "str": "a string"}
+#: upper bounds of whole-number sampler arguments that size a loop or an allocation
+_OPTION_MAX = {"n_ei_candidates": 100_000, "dividing_parameter": 64,
+               "population_size": 1_000_000}
+_OPTION_INT_MAX = 1_000_000_000
+
+
+def _check_sampler_option(cls: type, param: inspect.Parameter, value: Any, file: str) -> None:
+    """A sampler argument from the study file, checked against the constructor's annotation
+    (and default) before any trial: a wrong type would pass the sampler's constructor and fail
+    only when the sampler first uses it, in the middle of the sweep."""
+    key = f"sampler.{param.name}"
+    ann = param.annotation
+    if ann is inspect.Parameter.empty:
+        ann = type(param.default).__name__ if param.default not in (None, param.empty) else ""
+    elif not isinstance(ann, str):
+        ann = getattr(ann, "__name__", str(ann))
+    parts = [a.strip() for a in str(ann).split("|")]
+    kinds = [a for a in parts if a in _OPTION_TYPES]
+    if not kinds:
+        raise InputError(f"{cls.__name__}'s argument {param.name} takes a Python object "
+                         f"({ann or 'any'}), which a study file cannot give", file=file, key=key,
+                         value=value, has_value=True)
+
+    def fits(kind: str) -> bool:
+        if kind == "bool":
+            return isinstance(value, bool)
+        if kind == "int":
+            return isinstance(value, int) and not isinstance(value, bool)
+        if kind == "float":
+            return _num(value)
+        return isinstance(value, str)
+
+    if not any(fits(k) for k in kinds):
+        raise InputError(f"expected {' or '.join(_OPTION_TYPES[k] for k in kinds)} "
+                         f"({cls.__name__} argument {param.name}: {ann})", file=file, key=key,
+                         value=value, has_value=True)
+    if kinds == ["int"] or (isinstance(value, int) and not isinstance(value, bool)
+                            and "float" not in kinds):
+        hi = _OPTION_MAX.get(param.name, _OPTION_INT_MAX)
+        if not 0 <= value <= hi:
+            raise InputError(f"expected a whole number in [0, {hi:,}]", file=file, key=key,
+                             value=value, has_value=True)
+    if cls.__name__ == "GridSampler":
+        return
+    try:  # the constructor's own checks of this one argument
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cls(**{param.name: value})
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"rejected by {cls.__name__}: {exc}", file=file, key=key, value=value,
+                         has_value=True) from None
 
 
 def sampler_class(name: str, file: str = "") -> type:
@@ -649,6 +765,13 @@ def sampler_class(name: str, file: str = "") -> type:
 
 def _num(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_seed(value: Any, file: str, key: str) -> None:
+    """A seed: a whole number in [0, 2**32 - 1] (what Optuna's samplers and numpy take)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SEED_MAX:
+        raise InputError(f"expected a whole number seed in [0, {SEED_MAX}]", file=file, key=key,
+                         value=value, has_value=True)
 
 
 def _space(raw: Mapping[str, Any], file: str, system: System,
@@ -703,6 +826,12 @@ def _space(raw: Mapping[str, Any], file: str, system: System,
                 raise bad("choices must be numbers, strings or booleans", "choices", ch)
             if len({json.dumps(c) for c in ch}) != len(ch):
                 raise bad("the list repeats a value", "choices", ch)
+            for i, c in enumerate(ch):
+                if isinstance(c, int) and not isinstance(c, bool) and abs(c) > INT64_MAX:
+                    raise bad("an integer beyond 64 bits (the trial tables hold 64-bit "
+                              "integers)", f"choices[{i}]", c)
+                if isinstance(c, float) and not math.isfinite(c):
+                    raise bad("expected a finite number", f"choices[{i}]", c)
             out.append(Param(name, "categorical", choices=tuple(ch)))
             continue
         if "low" not in d or "high" not in d:
@@ -731,6 +860,13 @@ def _space(raw: Mapping[str, Any], file: str, system: System,
             raise bad("an int range needs whole low, high and step")
         if step is not None and (high - low) / step < 1 - 1e-9:
             raise bad(f"empty range: no step of {step} fits between {low} and {high}")
+        if typ == "int" and max(abs(low), abs(high)) > INT64_MAX:
+            k, v = ("low", low) if abs(low) > INT64_MAX else ("high", high)
+            raise bad("an integer beyond 64 bits (the trial tables hold 64-bit integers)", k, v)
+        if typ == "float" and step is not None and (high - low) / step > MAX_FLOAT_STEPS:
+            raise bad(f"a step this fine makes {(high - low) / step:.3g} values between {low} and "
+                      f"{high}; at most {MAX_FLOAT_STEPS:.0e} (for a continuous range give no "
+                      "step)", "step", step)
         if typ == "int":
             low, high = int(low), int(high)
             step = int(step) if step is not None else None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 
-from hwsim import specs
 from hwsim.errors import InfeasibleDesign, InputError
 from hwsim.gpu_serving.cost import costs
 from hwsim.gpu_serving.roofline import RooflineStepModel
@@ -37,7 +36,7 @@ def cost_metrics(model: RooflineStepModel, throughput: float, tco: TcoSpec | Non
 def traffic_lengths(inputs: Inputs) -> Lengths:
     """Mean lengths and the longest context of the inputs' traffic (trace files under
     ``models/serving/`` resolve there)."""
-    return lengths(inputs["traffic"], base_dir=specs.models_dir() / "serving")
+    return lengths(inputs["traffic"])
 
 
 def build(inputs: Inputs) -> RooflineStepModel:
@@ -66,7 +65,7 @@ def stepwise(inputs: Inputs) -> Metrics:
     mapping, ln = inputs["mapping"], traffic_lengths(inputs)
     b, m = mapping.batch, mapping.micro_batch_size
     sat = saturated(model, b, m, ln.mean_prompt, ln.mean_output)
-    rate = load.arrival_rate(inputs["traffic"], base_dir=specs.models_dir() / "serving")
+    rate = load.arrival_rate(inputs["traffic"])
     run = sat
     if rate is not None and math.isfinite(rate):
         run = open_loop(model, b, m, ln.mean_prompt, ln.mean_output, rate)

@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 
-from hwsim import specs
 from hwsim.batch import REASON, reasons
 from hwsim.gpu_serving.cost import costs
 from hwsim.gpu_serving.roofline import Kernels, crosses_servers, stage_link_Bps
@@ -88,7 +87,7 @@ def _evaluate(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str
     micro = arr(mp.micro_batch)
     m = np.where(micro > 0, micro, np.ceil(b / pp))
     if traffic.arrival == "trace":
-        ln = lengths(traffic, base_dir=specs.models_dir() / "serving")
+        ln = lengths(traffic)
         prompt, output, longest = arr(ln.mean_prompt), arr(ln.mean_output), arr(
             ln.longest_context)
     else:  # as hwsim.serving.des.lengths, per point
@@ -170,7 +169,7 @@ def _evaluate(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str
         return (k.layer_s(seqs, prompt, 0.0) * llm.layers + k.head_s(seqs)
                 + links_s(np.floor(seqs * prompt)) + n_links * lat)
 
-    rate = load.arrival_rate(traffic, base_dir=specs.models_dir() / "serving")
+    rate = load.arrival_rate(traffic)
     if rate is None or not np.isfinite(rate):
         thr, round_s, ttft = capacity, full_round, first_token(m)
     else:  # open arrivals: the occupancy Little's law gives (hwsim.serving.load)

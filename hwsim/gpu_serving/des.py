@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from hwsim import specs
 from hwsim.gpu_serving.analytical import build, cost_metrics, traffic_lengths
 from hwsim.serving.des import serve
 from hwsim.system import Inputs, Metrics
@@ -15,8 +14,7 @@ def evaluate(inputs: Inputs, *, seed: int = 0, trace: Any = None) -> Metrics:
     model = build(inputs)
     mapping = inputs["mapping"]
     first = serve(model, inputs["traffic"], batch=mapping.batch,
-                  micro_batch=mapping.micro_batch_size, seed=seed, trace=trace,
-                  base_dir=specs.models_dir() / "serving")
+                  micro_batch=mapping.micro_batch_size, seed=seed, trace=trace)
     ln = traffic_lengths(inputs)
     costs = cost_metrics(model, first.throughput_tokens_per_s, inputs.get("tco"),
                          processed_per_output=(ln.mean_prompt + ln.mean_output) / ln.mean_output)

@@ -18,9 +18,10 @@ class FpgaBoardSpec:
 
     name: str = param(help="identifier")
     device: str = param(help="FPGA part")
-    dsp: int = param(ge=0, help="DSP slices of the device")
-    lut: int = param(ge=0, help="LUTs of the device")
-    ff: int = param(ge=0, help="flip-flops of the device")
+    # <= 1e8: ten times the largest FPGA made
+    dsp: int = param(ge=0, le=100_000_000, help="DSP slices of the device (<= 1e8)")
+    lut: int = param(ge=0, le=100_000_000, help="LUTs of the device (<= 1e8)")
+    ff: int = param(ge=0, le=100_000_000, help="flip-flops of the device (<= 1e8)")
     bram36: float = param(ge=0, help="36 Kb block RAMs of the device")
     dram_bandwidth_GBps: float = param(gt=0, unit="GB/s",
                                        help="peak bandwidth of the DRAM the array reads and "

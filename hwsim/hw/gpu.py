@@ -33,7 +33,8 @@ class GpuSpec:
                                           help="per-device bandwidth between servers "
                                           "(pipeline stages that cross servers)")
     tdp_W: float = param(unit="W", gt=0, help="device thermal design power")
-    devices_per_server: int = param(ge=1, help="devices in one server (or TPU host)")
+    devices_per_server: int = param(ge=1, le=1024, help="devices in one server (or TPU host; "
+                                    "<= 1024)")
     rental_usd_per_device_hour: float = param(unit="$/h", gt=0,
                                               help="cloud rental price per device-hour")
     server_price_usd: float = param(0.0, unit="$", ge=0,
@@ -41,7 +42,8 @@ class GpuSpec:
     server_power_W: float = param(0.0, unit="W", ge=0,
                                   help="server power at the wall; 0 = not published")
     # Micro-architecture, read by the SpMM kernel model (hwsim.spmm); 0 = not given.
-    sms: int = param(0, ge=0, help="streaming multiprocessors (0 = not given)")
+    sms: int = param(0, ge=0, le=100_000, help="streaming multiprocessors (0 = not given; "
+                     "<= 1e5: the SpMM DES simulates each)")
     boost_clock_MHz: float = param(0.0, unit="MHz", ge=0, help="SM boost clock (0 = not given)")
     smem_per_sm_KiB: float = param(0.0, unit="KiB", ge=0,
                                    help="largest shared-memory carve-out per SM (0 = not given)")

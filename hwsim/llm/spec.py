@@ -18,19 +18,28 @@ class LlmSpec:
     """A decoder-only transformer."""
 
     name: str = param(help="identifier")
-    layers: int = param(ge=1, help="transformer blocks")
-    d_model: int = param(ge=1, help="hidden size")
-    heads: int = param(ge=1, help="attention (query) heads")
-    kv_heads: int = param(0, ge=0, help="key/value heads: = heads for MHA, 1 for MQA, else GQA; "
-                          "0 means = heads")
-    head_dim: int = param(0, ge=0, help="size of one head; 0 means d_model / heads")
-    d_ff: int = param(ge=1, help="feed-forward inner size")
+    layers: int = param(ge=1, le=10_000, help="transformer blocks (<= 10,000: more than any "
+                        "published model; bounds the per-layer loops and the pipeline-depth "
+                        "search over its divisors)")
+    d_model: int = param(ge=1, le=1_048_576, help="hidden size (<= 2^20: 40 times any published "
+                         "model)")
+    heads: int = param(ge=1, le=65_536, help="attention (query) heads (<= 65,536: bounds the "
+                       "tensor-parallel splits tried)")
+    kv_heads: int = param(0, ge=0, le=65_536, help="key/value heads: = heads for MHA, 1 for MQA, "
+                          "else GQA; 0 means = heads (<= 65,536, as heads)")
+    head_dim: int = param(0, ge=0, le=65_536, help="size of one head; 0 means d_model / heads "
+                          "(<= 65,536)")
+    d_ff: int = param(ge=1, le=4_194_304, help="feed-forward inner size (<= 2^22: 50 times any "
+                      "published model)")
     ffn: str = param("gelu", choices=("gelu", "relu", "swiglu", "geglu"),
                      help="feed-forward type: gated (swiglu, geglu) has three matrices")
     parallel_attention: bool = param(False, help="attention and FFN read the same input "
                                      "(GPT-J / PaLM style)")
-    vocab: int = param(ge=1, help="vocabulary size")
-    max_context: int = param(2048, ge=1, unit="tokens", help="longest context trained for")
+    vocab: int = param(ge=1, le=16_777_216, help="vocabulary size (<= 2^24: 60 times any "
+                       "published model)")
+    max_context: int = param(2048, ge=1, le=100_000_000, unit="tokens",
+                             help="longest context trained for (<= 1e8: ten times the longest "
+                             "published; bounds the KV-cache arithmetic)")
     tied_embeddings: bool = param(True, help="output projection shares the input embedding")
     learned_positions: bool = param(False, help="a learned position-embedding table (GPT-2/3)")
     bias: bool = param(True, help="linear layers carry biases")

@@ -178,6 +178,27 @@ def baseline_line(b: dict[str, Any]) -> str:
     return text
 
 
+def no_feasible_note(o: Outputs) -> str:
+    """A sentence when the study found no feasible design (else ""), with the commonest reason."""
+    finished = sum(v for k, v in o.counts.items() if k not in ("RUNNING", "WAITING"))
+    if not finished or len(o.pareto):
+        return ""
+    t = o.trials
+    reason = ""
+    if t is not None and "reason" in t and len(t):
+        reasons = t["reason"].dropna().astype(str)
+        reasons = reasons[reasons != ""]
+        if len(reasons):
+            top = reasons.value_counts()
+            reason = (f"; the commonest reason ({top.iloc[0]} of {finished}): "
+                      f"{top.index[0]}")
+    if not o.counts.get("COMPLETE"):
+        return (f"no feasible design: every one of the {finished} finished trials was "
+                f"infeasible (pruned) or failed{reason}")
+    return (f"no feasible design: none of the {o.counts['COMPLETE']} completed trials meets "
+            "the constraints" + reason)
+
+
 def _summary_lines(o: Outputs) -> list[str]:
     s, m = o.study, o.meta
     lines = [
@@ -189,6 +210,9 @@ def _summary_lines(o: Outputs) -> list[str]:
            if o.counts.get("PRUNED") else ""),
         f"Pareto set: {len(o.pareto)} designs",
     ]
+    note = no_feasible_note(o)
+    if note:
+        lines.insert(0, note)
     ev = m.get("evaluations") or {}
     if ev.get("reused"):
         lines.insert(4, f"evaluations: {ev['evaluations']} for {ev['finished']} completed or "
@@ -222,26 +246,32 @@ def _summary_lines(o: Outputs) -> list[str]:
 # Markdown
 
 
+def _md_text(v: Any) -> str:
+    """User text in Markdown: HTML special characters escaped (a Markdown viewer renders raw
+    HTML), one line."""
+    return html.escape(" ".join(str(v).splitlines()), quote=False)
+
+
 def _md_cell(v: Any) -> str:
-    return _fmt(v).replace("|", "\\|").replace("\n", " ")
+    return _md_text(_fmt(v)).replace("|", "\\|")
 
 
 def markdown(o: Outputs, figures: Sequence[Figure], units: dict[str, str]) -> str:
     s = o.study
-    out = [f"# Study {o.study_name}", ""]
+    out = [f"# Study {_md_text(o.study_name)}", ""]
     if s.description:
-        out += [s.description, ""]
-    out += [f"- {line}" for line in _summary_lines(o)] + [""]
+        out += [_md_text(s.description), ""]
+    out += [f"- {_md_text(line)}" for line in _summary_lines(o)] + [""]
     for _anchor, title, header, rows in _tables(o, units):
-        out += [f"## {title}", "", "| " + " | ".join(_md_cell(h) for h in header) + " |",
+        out += [f"## {_md_text(title)}", "", "| " + " | ".join(_md_cell(h) for h in header) + " |",
                 "|" + "|".join("---" for _ in header) + "|"]
         out += ["| " + " | ".join(_md_cell(v) for v in r) + " |" for r in rows]
         out.append("")
     if figures:
         out += ["## Figures", ""]
         for f in figures:
-            out += [f"### {f.title}", "", f"![{f.title}](figures/{f.png.name})", "",
-                    f.caption, ""]
+            out += [f"### {_md_text(f.title)}", "",
+                    f"![{_md_text(f.title)}](figures/{f.png.name})", "", _md_text(f.caption), ""]
     out += ["## Files", "",
             "`trials.parquet` / `trials.csv` (every trial), `pareto.csv`, `meta.json`"
             + (", `exhaustive.parquet`, `exact_pareto.csv`, `hypervolume.csv`"

@@ -46,8 +46,11 @@ def run(args: argparse.Namespace) -> int:
     gen = g.get_generator(args.generator)
     if not args.out:
         raise InputError("hwsim rtl: --out DIR is required")
+    from hwsim.cli import output_dir
+
     overrides = dict(specs.parse_override(s) for s in args.set)
     spec = g.load_spec(gen.name, args.spec, overrides)
+    output_dir(args.out, "--out")
     result = g.generate(gen.name, spec, args.out, synth=args.synth, vcd=args.vcd)
     desc = json.loads(result.description.read_text())
     stats = json.loads(result.synthesis.read_text()) if result.synthesis else None

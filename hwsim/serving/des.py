@@ -23,8 +23,12 @@ goodput under the SLO, and cost per 1k tokens at the measured throughput and at 
 from __future__ import annotations
 
 import csv
+import dataclasses
+import functools
+import io
 import logging
 import math
+from array import array
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +37,7 @@ from typing import Any
 import numpy as np
 import simpy
 
+from hwsim import specs
 from hwsim.des import ComputeUnit, Link, Stats
 from hwsim.errors import InputError
 from hwsim.serving.spec import ServingSpec
@@ -59,38 +64,161 @@ def _lengths(rng: np.random.Generator, mean: int, n: int, dist: str) -> np.ndarr
     return rng.integers(1, 2 * mean, size=n, endpoint=False).astype(np.int64)
 
 
-def read_trace(path: Path) -> Requests:
-    """Read a CSV of ``arrival_s, prompt_tokens, output_tokens`` (``#`` lines are comments)."""
+#: the largest trace file read (bytes): some ten million rows of three numbers
+MAX_TRACE_BYTES = 256 * 1024 * 1024
+#: the columns of a trace file, each exactly once, in any order
+TRACE_COLUMNS = ("arrival_s", "prompt_tokens", "output_tokens")
+
+
+def _token_bound(key: str) -> int:
+    return int(next(f for f in dataclasses.fields(ServingSpec) if f.name == key).metadata["le"])
+
+
+def read_trace(path: str | Path) -> Requests:
+    """Read a trace: a CSV of ``arrival_s, prompt_tokens, output_tokens`` (``#`` lines are
+    comments), in order of arrival.
+
+    The file must be a regular file of at most :data:`MAX_TRACE_BYTES`, in UTF-8, with exactly
+    those three columns. Every row is checked: three values, ``arrival_s`` a finite number of
+    seconds >= 0, token counts whole numbers within the ``serving`` kind's bounds; a bad row is
+    an InputError naming the file, the line, the row, the column and the value. Rows whose
+    arrival is earlier than the row before them are served in order of arrival (a stable sort),
+    with one warning saying how many there were.
+    """
+    req = _trace(Path(path))
+    return Requests(req.arrival_s.copy(), req.prompt_tokens.copy(), req.output_tokens.copy())
+
+
+def trace_requests(trace_file: str) -> Requests:
+    """The requests of a ``serving`` spec's ``trace_file`` (read-only arrays, read once per
+    version of the file); a problem with the file itself names the key ``trace_file``."""
     try:
-        with path.open(newline="") as fh:
-            rows = [r for r in csv.DictReader(line for line in fh if not line.startswith("#"))]
-    except FileNotFoundError:
-        raise InputError(f"trace file not found: {path}", file=str(path)) from None
-    need = ("arrival_s", "prompt_tokens", "output_tokens")
-    if not rows or any(k not in rows[0] for k in need):
-        raise InputError(f"expected CSV columns {', '.join(need)}", file=str(path))
+        return _trace(Path(trace_file))
+    except InputError as exc:
+        if exc.key is not None:  # a bad row: the trace's file, line, column and value
+            raise
+        raise InputError(exc.message, file=exc.file, key="trace_file", value=trace_file,
+                         has_value=True) from None
+
+
+def _trace(path: Path) -> Requests:
+    """The trace at ``path``, cached by its resolved path, modification time and size."""
     try:
-        a = np.array([float(r["arrival_s"]) for r in rows])
-        p = np.array([int(r["prompt_tokens"]) for r in rows], dtype=np.int64)
-        o = np.array([int(r["output_tokens"]) for r in rows], dtype=np.int64)
-    except ValueError as exc:
-        raise InputError(f"bad value in trace: {exc}", file=str(path)) from None
-    if (a < 0).any() or (p < 1).any() or (o < 1).any():
-        raise InputError("arrival_s must be >= 0 and token counts >= 1", file=str(path))
+        st = path.stat()
+        key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    except OSError:
+        return _read_trace(path)  # which reports the problem
+    return _read_trace_cached(path, key)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_trace_cached(path: Path, key: tuple[str, int, int]) -> Requests:
+    del key  # the cache key: the file's resolved path, modification time and size
+    req = _read_trace(path)
+    for a in (req.arrival_s, req.prompt_tokens, req.output_tokens):
+        a.flags.writeable = False  # shared by every caller
+    return req
+
+
+def _read_trace(path: Path) -> Requests:
+    file = str(path)
+    text = specs.decode_utf8(specs.read_input_bytes(path, MAX_TRACE_BYTES, "trace file"), file)
+    limits = {"prompt_tokens": _token_bound("prompt_tokens"),
+              "output_tokens": _token_bound("output_tokens")}
+    header: list[str] | None = None
+    cols: dict[str, int] = {}
+    arrival: array[float] = array("d")
+    tokens: dict[str, array[int]] = {"prompt_tokens": array("q"), "output_tokens": array("q")}
+    row = 0
+    for line_no, line in enumerate(io.StringIO(text, newline=None), start=1):
+        if line.startswith("#") or not line.strip():
+            continue
+        values = next(csv.reader([line]))
+        where = f"{file}:{line_no}"
+        if header is None:
+            header = [h.strip() for h in values]
+            for h in header:
+                if h not in TRACE_COLUMNS:
+                    raise InputError(f"unexpected column in the header line; expected exactly "
+                                     f"the columns {', '.join(TRACE_COLUMNS)}", file=where,
+                                     key="column", value=h, has_value=True)
+                if h in cols:
+                    raise InputError("the header line names this column twice", file=where,
+                                     key="column", value=h, has_value=True)
+                cols[h] = len(cols)
+            missing = [c for c in TRACE_COLUMNS if c not in cols]
+            if missing:
+                raise InputError(f"the header line lacks column {', '.join(missing)}; expected "
+                                 f"exactly the columns {', '.join(TRACE_COLUMNS)}", file=where,
+                                 key="header", value=line.rstrip("\r\n"), has_value=True)
+            continue
+        row += 1
+        if len(values) != len(header):
+            raise InputError(f"row {row}: expected {len(header)} values "
+                             f"({', '.join(header)}), got {len(values)}", file=where,
+                             key="row", value=line.rstrip("\r\n"), has_value=True)
+        cell = values[cols["arrival_s"]].strip()
+        try:
+            t = float(cell)
+        except ValueError:
+            t = math.nan
+            ok = False
+        else:
+            ok = math.isfinite(t) and t >= 0
+        if not ok:
+            raise InputError(f"row {row}: expected a finite number of seconds >= 0", file=where,
+                             key="arrival_s", value=cell, has_value=True)
+        arrival.append(t)
+        for name, out in tokens.items():
+            cell = values[cols[name]].strip()
+            n = _whole(cell)
+            if n is None or not 1 <= n <= limits[name]:
+                raise InputError(f"row {row}: expected a whole number of tokens in "
+                                 f"[1, {limits[name]:,}]", file=where, key=name, value=cell,
+                                 has_value=True)
+            out.append(n)
+    if header is None:
+        raise InputError(f"empty trace; expected a header line {','.join(TRACE_COLUMNS)} and "
+                         "one row per request", file=file)
+    if row == 0:
+        raise InputError("the trace has a header but no requests", file=file)
+    a = np.frombuffer(arrival, dtype=np.float64)
+    p = np.frombuffer(tokens["prompt_tokens"], dtype=np.int64)
+    o = np.frombuffer(tokens["output_tokens"], dtype=np.int64)
+    back = int(np.count_nonzero(np.diff(a) < 0))
+    if back:
+        log.warning("trace %s: %d of %d rows arrive earlier than the row before them; serving "
+                    "the requests in order of arrival_s", file, back, row)
     order = np.argsort(a, kind="stable")
     return Requests(a[order], p[order], o[order])
 
 
-def make_requests(traffic: ServingSpec, seed: int = 0, base_dir: Path | None = None) -> Requests:
-    """The requests a run serves: ``warmup_requests + requests`` of them, seeded."""
+def _whole(text: str) -> int | None:
+    """``text`` as a whole number ("12", "12.0", "1e3"), or None."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        x = float(text)
+    except ValueError:
+        return None
+    return int(x) if math.isfinite(x) and x.is_integer() else None
+
+
+def make_requests(traffic: ServingSpec, seed: int = 0) -> Requests:
+    """The requests a run serves: ``warmup_requests + requests`` of them, seeded.
+
+    A trace's ``trace_file`` was resolved against its spec file's folder when that file was
+    loaded; a relative path left (set with ``--set``, or a spec built in Python) is relative
+    to the working folder.
+    """
     n = traffic.warmup_requests + traffic.requests
     if traffic.arrival == "trace":
-        path = Path(traffic.trace_file)
-        if not path.is_absolute() and base_dir is not None and (base_dir / path).exists():
-            path = base_dir / path
-        req = read_trace(path)
+        req = trace_requests(traffic.trace_file)
         if len(req) < n:
-            log.info("trace %s has %d requests; serving all of them", path, len(req))
+            log.info("trace %s has %d requests; serving all of them", traffic.trace_file,
+                     len(req))
         k = min(n, len(req))
         return Requests(req.arrival_s[:k], req.prompt_tokens[:k], req.output_tokens[:k])
     rng = np.random.default_rng(seed)
@@ -112,11 +240,11 @@ class Lengths:
     longest_context: int
 
 
-def lengths(traffic: ServingSpec, base_dir: Path | None = None) -> Lengths:
+def lengths(traffic: ServingSpec) -> Lengths:
     """Mean prompt and output lengths and the longest context (prompt + output) of ``traffic``:
     from the trace file when there is one, else from the spec's means and distribution."""
     if traffic.arrival == "trace":
-        req = make_requests(traffic, base_dir=base_dir)
+        req = make_requests(traffic)
         return Lengths(float(req.prompt_tokens.mean()), float(req.output_tokens.mean()),
                        int((req.prompt_tokens + req.output_tokens).max()))
     p, o = traffic.prompt_tokens, traffic.output_tokens
@@ -301,7 +429,6 @@ def serve(
     trace: Any = None,
     usd_per_hour: float = math.nan,
     requests: Requests | None = None,
-    base_dir: Path | None = None,
 ) -> ServeResult:
     """Simulate one replica serving ``traffic`` and measure it.
 
@@ -312,7 +439,7 @@ def serve(
     """
     if micro_batch is None or micro_batch <= 0:
         micro_batch = -(-batch // model.stages)
-    req = requests if requests is not None else make_requests(traffic, seed, base_dir)
+    req = requests if requests is not None else make_requests(traffic, seed)
     if len(req) == 0:
         raise InputError("no requests to serve")
     env = simpy.Environment()

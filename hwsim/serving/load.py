@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,7 +40,7 @@ from hwsim.serving.spec import ServingSpec
 ITERATIONS = 200
 
 
-def arrival_rate(traffic: ServingSpec, base_dir: Path | None = None) -> float | None:
+def arrival_rate(traffic: ServingSpec) -> float | None:
     """Requests per second of open traffic (Poisson: the spec's rate; trace: the requests
     served over the span of their arrivals, as the DES measures a rate), or None for closed
     traffic (saturation)."""
@@ -51,7 +50,7 @@ def arrival_rate(traffic: ServingSpec, base_dir: Path | None = None) -> float | 
         return traffic.arrival_rate_per_s
     from hwsim.serving.des import make_requests
 
-    req = make_requests(traffic, base_dir=base_dir)
+    req = make_requests(traffic)
     span = float(req.arrival_s.max() - req.arrival_s.min())
     if len(req) < 2 or not span > 0:
         return math.inf  # every request at once: as closed traffic, saturating

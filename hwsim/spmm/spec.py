@@ -36,8 +36,9 @@ class SpmmSpec:
     n: int = param(ge=1, le=1 << 16, help="columns of B (batch x tokens)")
     sparsity: float = param(ge=0, lt=1, help="share of zero weights in A (0.8 = 80%)")
     dtype: str = param("fp16", choices=tuple(DTYPE_BYTES), help="element type of A, B and C")
-    seed: int = param(-1, ge=-1, help="seed of a uniform random mask (each weight kept with "
-                      "probability 1 - sparsity, drawn per format tile); -1 = expected counts")
+    seed: int = param(-1, ge=-1, le=2**32 - 1, help="seed of a uniform random mask (each weight "
+                      "kept with probability 1 - sparsity, drawn per format tile); -1 = expected "
+                      "counts (<= 2^32 - 1)")
 
     @property
     def density(self) -> float:
@@ -64,7 +65,8 @@ class SpmmKernelSpec:
     stages: int = param(2, ge=1, le=8, help="shared-memory buffers per operand (2 = double "
                         "buffering)")
     threads_per_cta: int = param(128, ge=32, le=1024, help="threads per thread block (4 warps)")
-    max_threads_per_sm: int = param(2048, ge=32, help="resident threads per SM (Ampere/Hopper)")
+    max_threads_per_sm: int = param(2048, ge=32, le=65_536, help="resident threads per SM "
+                                    "(Ampere/Hopper; <= 65,536)")
     split_k: int = param(0, ge=0, le=64, help="K slices reduced by a second kernel; 0 = "
                          "Flash-LLM's table by M, else 1")
     max_tile_density: float = param(1.0, gt=0, le=1,

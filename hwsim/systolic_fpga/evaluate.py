@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from hwsim.batch import REASON, BatchModel
+from hwsim.errors import InputError
 from hwsim.hw.fpga import FpgaBoardSpec
 from hwsim.system import Inputs, Metric, Metrics, Role, System, register_system
 from hwsim.systolic import resources, timing
@@ -40,6 +41,9 @@ from hwsim.systolic.spec import SystolicSpec
 from hwsim.systolic_fpga.spec import GemmSpec
 
 __all__ = ["SYSTEM", "block", "simulate"]
+
+#: folds one DES run may simulate (three pipeline stages, a few events each)
+MAX_DES_FOLDS = 2_000_000
 
 
 def _metrics(dataflow: str, rows: Any, cols: Any, width: Any, acc: int, clock_mhz: Any,
@@ -150,6 +154,11 @@ def simulate(inputs: Inputs, *, seed: int = 0, trace: Any = None) -> Metrics:
     base = SYSTEM.analytical(inputs)  # resources, feasibility and the compute-only figures
     s_r, s_c, t = timing.mapping(a.dataflow, w.m, w.n, w.k)
     n_folds = int(timing.folds(a.rows, a.cols, s_r, s_c)) * w.count
+    if n_folds > MAX_DES_FOLDS:
+        raise InputError(f"{n_folds:,} folds (count {w.count} x {n_folds // w.count:,} per GEMM) "
+                         f"is more than the DES's {MAX_DES_FOLDS:,}: it runs events per fold; "
+                         "use --fidelity analytical", key="workload.count", value=w.count,
+                         has_value=True)
     t_c = timing.fold_cycles(a.rows, a.cols, t) / (a.clock_MHz * 1e6)
     b_in, b_out = timing.fold_traffic_bytes(a.dataflow, a.rows, a.cols, t, a.operand_width,
                                             a.acc_width)
