@@ -297,7 +297,7 @@ def test_per_layer_text_and_bad_input(capsys):
 @pytest.mark.parametrize("sets,needles", [
     (["network.fusion_stage=6"], ["fusion-seg-kitti.toml", "fusion_stage", "= 6",
                                   "past the last stage"]),
-    (["network.lidar.height_px=100"], ["lidar.height_px", "100"]),
+    (["network.height_px=4"], ["key 'stages' = 4", "too small"]),
     (["accel.dataflow=\"xs\""], ["dataflow", "'xs'"]),
 ])
 def test_bad_input_is_one_line_with_file_key_value(capsys, sets, needles):
@@ -307,3 +307,4 @@ def test_bad_input_is_one_line_with_file_key_value(capsys, sets, needles):
     assert err.count("\n") == 1
     for n in needles:
         assert n in err, (n, err)
+

@@ -42,8 +42,7 @@ def _one_line(exc: BaseException) -> str:
 @pytest.mark.parametrize("stage", range(0, 5))
 @pytest.mark.parametrize("op", ["add", "concat"])
 def test_every_fusion_point_and_operator_builds(stage, op):
-    net = dataclasses.replace(_net(), fusion_stage=stage, fusion_op=op,
-                              lidar=dataclasses.replace(_net().lidar, width=4))
+    net = dataclasses.replace(_net(), fusion_stage=stage, fusion_op=op, lidar_width=4)
     layers = build_layers(net).layers
     fused = [x for x in layers if x.branch == "fused"]
     assert fused[0].op == op and fused[0].name.startswith("fusion_")
@@ -61,10 +60,10 @@ def test_every_fusion_point_and_operator_builds(stage, op):
 def test_wider_deeper_later_means_more_macs():
     base = _net()
     macs = build_layers(base).macs
-    wider = dataclasses.replace(base, camera=dataclasses.replace(base.camera, width=16))
-    deeper = dataclasses.replace(base, lidar=dataclasses.replace(base.lidar, depth=2))
+    wider = dataclasses.replace(base, camera_width=16)
+    deeper = dataclasses.replace(base, lidar_depth=2)
     assert build_layers(wider).macs > macs and build_layers(deeper).macs > macs
-    sep = dataclasses.replace(base, camera=dataclasses.replace(base.camera, block="separable"))
+    sep = dataclasses.replace(base, camera_block="separable")
     assert any(x.op == "dwconv" for x in build_layers(sep).layers)
 
 
@@ -171,9 +170,9 @@ def test_scalesim_files_network():
 
 
 @pytest.mark.parametrize("row,needle", [
-    ("c1, 10, 10, 3, 3, four, 8, 1,", "line 2, column 'Channels'"),
+    ("c1, 10, 10, 3, 3, four, 8, 1,", "key 'line 2, column Channels' = 'four'"),
     ("c1, 10, 10, 3, 3, 4, 8,", "expected 8 columns"),
-    ("c1, 2, 2, 3, 3, 4, 8, 1,", "column 'Filter Height'"),
+    ("c1, 2, 2, 3, 3, 4, 8, 1,", "column Filter Height"),
     ("c1, 10, 10, 3, 3, 4, 8, 1, 2:4,", "sparsity"),
 ])
 def test_scalesim_csv_errors(tmp_path, row, needle):
@@ -243,7 +242,7 @@ def test_onnx_operator_that_cannot_be_mapped(tmp_path, capsys):
     with pytest.raises(InputError) as ei:
         specs.load_spec(toml, "cnn")
     msg = _one_line(ei.value)
-    assert str(model) in msg and "node 'odd'" in msg and "'Erf'" in msg
+    assert str(model) in msg and "key 'node odd' = 'Erf'" in msg and "'Erf'" in msg
     assert main(["simulate", "a3fusion", "--spec", f"network={toml}"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'Erf'" in err
@@ -286,16 +285,16 @@ def test_accuracy_table_is_interpolated(tmp_path):
     acc = _acc(model="table", table_file=str(csv))
     net = _net()  # camera 8, lidar 8, stage 2, concat
     assert accuracy(acc, net) == pytest.approx(0.70)
-    mid = dataclasses.replace(net, camera=dataclasses.replace(net.camera, width=20))
+    mid = dataclasses.replace(net, camera_width=20)
     assert accuracy(acc, mid) == pytest.approx(0.75)
     assert accuracy(acc, dataclasses.replace(net, fusion_op="add")) == pytest.approx(0.68)
-    out = dataclasses.replace(net, camera=dataclasses.replace(net.camera, width=64))
+    out = dataclasses.replace(net, camera_width=64)
     assert math.isnan(accuracy(acc, out))
     other = dataclasses.replace(net, fusion_stage=1)
     assert math.isnan(accuracy(acc, other))  # fusion_stage 1 is not in the table
     inputs = SYSTEM.resolve(["network=fusion-seg-tiny"],
                             ['accuracy.model="table"', f'accuracy.table_file="{csv}"',
-                             "network.camera.width=64"])
+                             "network.camera_width=64"])
     with pytest.raises(InfeasibleDesign, match="outside the measured"):
         SYSTEM.evaluate(inputs)
 
@@ -303,8 +302,8 @@ def test_accuracy_table_is_interpolated(tmp_path):
 @pytest.mark.parametrize("text,needle", [
     ("camera_width,accuracy\n8,0.7\n8,0.8\n", "a second row"),
     ("camera_width,accuracy\n8,1.7\n", "fraction"),
-    ("camera_width,accuracy\neight,0.7\n", "line 2, column 'camera_width'"),
-    ("camera_widht,accuracy\n8,0.7\n", "column 'camera_widht'"),
+    ("camera_width,accuracy\neight,0.7\n", "key 'line 2, column camera_width' = 'eight'"),
+    ("camera_widht,accuracy\n8,0.7\n", "key 'column camera_widht'"),
     ("camera_width\n8\n", "missing column 'accuracy'"),
 ])
 def test_accuracy_table_errors(tmp_path, text, needle):

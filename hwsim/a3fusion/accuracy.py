@@ -47,9 +47,7 @@ def features(net: CnnSpec) -> dict[str, Any] | None:
     """The key columns of a generated network (None for other sources)."""
     if net.source != "generated":
         return None
-    return {"camera_width": net.camera.width, "camera_depth": net.camera.depth,
-            "lidar_width": net.lidar.width, "lidar_depth": net.lidar.depth,
-            "fusion_stage": net.fusion_stage, "stages": net.stages, "fusion_op": net.fusion_op}
+    return {k: getattr(net, k) for k in KEY_COLUMNS}
 
 
 def proxy(acc: AccuracySpec, f: dict[str, Any]) -> float:
@@ -86,7 +84,7 @@ def _table(path: str, _mtime: float) -> tuple[tuple[str, ...], tuple[dict[str, A
     unknown = [c for c in cols if c not in (*KEY_COLUMNS, "accuracy")]
     if unknown:
         raise InputError(f"unknown column; expected accuracy and any of {', '.join(KEY_COLUMNS)}",
-                         file=path, key=f"column '{unknown[0]}'", value=unknown[0],
+                         file=path, key=f"column {unknown[0]}", value=unknown[0],
                          has_value=True)
     if "accuracy" not in cols:
         raise InputError("missing column 'accuracy'", file=path, key="line 1")
@@ -99,7 +97,7 @@ def _table(path: str, _mtime: float) -> tuple[tuple[str, ...], tuple[dict[str, A
         row: dict[str, Any] = {}
         for c in cols:
             text = (raw.get(c) or "").strip()
-            where = f"line {lineno}, column '{c}'"
+            where = f"line {lineno}, column {c}"
             if c == "fusion_op":
                 if text not in ("add", "concat"):
                     raise InputError("expected add or concat", file=path, key=where, value=text,

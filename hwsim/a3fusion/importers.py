@@ -78,7 +78,7 @@ def _positive(path: Path, lineno: int, column: str, text: str) -> int:
         value = 0
     if value < 1 or str(value) != text.lstrip("+"):
         raise InputError("expected a positive integer", file=str(path),
-                         key=f"line {lineno}, column '{column}'", value=text, has_value=True)
+                         key=f"line {lineno}, column {column}", value=text, has_value=True)
     return value
 
 
@@ -93,7 +93,7 @@ def scalesim_row(cells: list[str], form: str, branch: str, *, path: Path = Path(
     extra = cells[len(columns):]
     if extra and (len(extra) > 1 or extra[0].replace(" ", "") != "1:1"):
         raise InputError("a sparsity column other than 1:1 is not modelled (dense layers only)",
-                         file=str(path), key=f"line {lineno}, column 'Sparsity'",
+                         file=str(path), key=f"line {lineno}, column Sparsity",
                          value=",".join(extra), has_value=True)
     name = cells[0]
     nums = [_positive(path, lineno, c, t) for c, t in zip(columns[1:], cells[1:], strict=False)]
@@ -104,7 +104,7 @@ def scalesim_row(cells: list[str], form: str, branch: str, *, path: Path = Path(
     if fh > h or fw > w:
         raise InputError(f"a {fh} x {fw} filter is larger than the {h} x {w} IFMAP (SCALE-Sim "
                          "topologies give the padded input)", file=str(path),
-                         key=f"line {lineno}, column 'Filter Height'", value=fh, has_value=True)
+                         key=f"line {lineno}, column Filter Height", value=fh, has_value=True)
     if "DP" in name:  # SCALE-Sim's depthwise convention: one layer per channel
         return make_layer(name, "dwconv", branch, [(h, w, c)], out_c=c * nf, kernel_h=fh,
                           kernel_w=fw, stride=s, ceil_mode=True)
@@ -180,7 +180,7 @@ def read_onnx(path: Path, branch: str) -> tuple[Layer, ...]:
         if s is None or any(d < 1 for d in s):
             raise InputError("needs static tensor shapes (fix the input shape, then run "
                              "onnx.shape_inference)", file=str(path),
-                             key=f"node '{node.name or node.op_type}'", value=name,
+                             key=f"node {node.name or node.op_type}", value=name,
                              has_value=True)
         return s
 
@@ -189,13 +189,13 @@ def read_onnx(path: Path, branch: str) -> tuple[Layer, ...]:
         if len(s) == 4:
             if s[0] != 1:
                 raise InputError("batch size must be 1 (one frame at a time)", file=str(path),
-                                 key=f"node '{node.name or node.op_type}'", value=s[0],
+                                 key=f"node {node.name or node.op_type}", value=s[0],
                                  has_value=True)
             return s[2], s[3], s[1]
         if len(s) == 2:
             return s[0], 1, s[1]
         raise InputError(f"expected an NCHW or a 2-D tensor, got shape {list(s)}",
-                         file=str(path), key=f"node '{node.name or node.op_type}'", value=name,
+                         file=str(path), key=f"node {node.name or node.op_type}", value=name,
                          has_value=True)
 
     out: list[Layer] = []
@@ -212,7 +212,7 @@ def read_onnx(path: Path, branch: str) -> tuple[Layer, ...]:
             if op not in MAPPED_OPS:
                 raise InputError("operator cannot be mapped onto the PE array or the vector "
                                  f"unit; mapped: {', '.join(MAPPED_OPS)}; folded: activations, "
-                                 "batch norm, reshapes", file=str(path), key=f"node '{name}'",
+                                 "batch norm, reshapes", file=str(path), key=f"node {name}",
                                  value=op, has_value=True)
             a = _attrs(node)
             ins = chw(node, acts[0])
@@ -221,10 +221,10 @@ def read_onnx(path: Path, branch: str) -> tuple[Layer, ...]:
                 w = consts.get(node.input[1])
                 if w is None:
                     raise InputError("a Conv needs constant weights", file=str(path),
-                                     key=f"node '{name}'", value=op, has_value=True)
+                                     key=f"node {name}", value=op, has_value=True)
                 if any(d != 1 for d in a.get("dilations", [1, 1])):
                     raise InputError("dilated convolution cannot be mapped", file=str(path),
-                                     key=f"node '{name}'.dilations", value=a["dilations"],
+                                     key=f"node {name} dilations", value=a["dilations"],
                                      has_value=True)
                 group = int(a.get("group", 1))
                 cout, _cin_g, kh, kw = w.shape
@@ -233,7 +233,7 @@ def read_onnx(path: Path, branch: str) -> tuple[Layer, ...]:
                 w = consts.get(node.input[1])
                 if w is None or int(a.get("group", 1)) != 1:
                     raise InputError("only a group-1 ConvTranspose with constant weights is "
-                                     "mapped", file=str(path), key=f"node '{name}'", value=op,
+                                     "mapped", file=str(path), key=f"node {name}", value=op,
                                      has_value=True)
                 _cin, cout_g, kh, kw = w.shape
                 stride = int(a.get("strides", [1, 1])[0])
@@ -246,7 +246,7 @@ def read_onnx(path: Path, branch: str) -> tuple[Layer, ...]:
                 if wname not in consts:
                     raise InputError(f"a {op} of two activations (attention) cannot be mapped; "
                                      "the second input must be a constant weight",
-                                     file=str(path), key=f"node '{name}'", value=op,
+                                     file=str(path), key=f"node {name}", value=op,
                                      has_value=True)
                 w = consts[wname]
                 trans_b = bool(a.get("transB", 0)) if op == "Gemm" else False
@@ -267,14 +267,14 @@ def read_onnx(path: Path, branch: str) -> tuple[Layer, ...]:
             elif op == "Concat":
                 if int(a.get("axis", 1)) != 1:
                     raise InputError("only a channel Concat (axis 1) is mapped", file=str(path),
-                                     key=f"node '{name}'.axis", value=a.get("axis"),
+                                     key=f"node {name} axis", value=a.get("axis"),
                                      has_value=True)
                 layer = make_layer(name, "concat", branch, [chw(node, x) for x in acts])
             else:  # Upsample, Resize
                 scale = max(1, outs[0] // max(ins[0], 1))
                 layer = _with_out(make_layer(name, "upsample", branch, [ins], scale=scale), outs)
         except ValueError as exc:
-            raise InputError(str(exc), file=str(path), key=f"node '{name}'", value=op,
+            raise InputError(str(exc), file=str(path), key=f"node {name}", value=op,
                              has_value=True) from None
         out.append(layer)
     if not out:

@@ -326,23 +326,18 @@ def generate(net: CnnSpec) -> tuple[Layer, ...]:
         raise ValueError(f"key 'fusion_stage' = {k}: past the last stage; with stages = {S} "
                          f"it is 0 (early), 1 to {S} (after that encoder stage) or {S + 1} "
                          "(late: after each branch's decoder)")
-    cam, lid = net.camera, net.lidar
-    for field in ("height_px", "width_px"):
-        if getattr(lid, field) != getattr(cam, field):
-            raise ValueError(f"key 'lidar.{field}' = {getattr(lid, field)}: the branches fuse "
-                             f"feature maps of one size, so it must equal camera.{field} = "
-                             f"{getattr(cam, field)} (project the scan into the camera image)")
-    if min(cam.height_px, cam.width_px) >> S < 1:
-        raise ValueError(f"key 'stages' = {S}: a {cam.height_px} x {cam.width_px} input is too "
+    if min(net.height_px, net.width_px) >> S < 1:
+        raise ValueError(f"key 'stages' = {S}: a {net.height_px} x {net.width_px} input is too "
                          f"small for {S} 2 x 2 poolings")
     b = _Builder()
     late = k == S + 1
-    for branch, tag, spec in (("camera", "cam", cam), ("lidar", "lid", lid)):
-        b.shape[branch] = (spec.height_px, spec.width_px, spec.channels)
-        sep = spec.block == "separable"
-        _encoder(b, branch, tag, range(1, min(k, S) + 1), spec.width, spec.depth, sep)
+    for branch, tag in (("camera", "cam"), ("lidar", "lid")):
+        width, depth = getattr(net, f"{branch}_width"), getattr(net, f"{branch}_depth")
+        b.shape[branch] = (net.height_px, net.width_px, getattr(net, f"{branch}_channels"))
+        sep = getattr(net, f"{branch}_block") == "separable"
+        _encoder(b, branch, tag, range(1, min(k, S) + 1), width, depth, sep)
         if late:
-            _decoder(b, branch, tag, net, spec.width, sep)
+            _decoder(b, branch, tag, net, width, sep)
     c_cam, c_lid = b.shape["camera"][2], b.shape["lidar"][2]
     fused_c = max(c_cam, c_lid)
     if net.fusion_op == "add":
@@ -355,8 +350,8 @@ def generate(net: CnnSpec) -> tuple[Layer, ...]:
         b.add("fusion_conv", "conv", "fused", fused_c)
     if late:
         return tuple(b.layers)
-    tw, td = max(cam.width, lid.width), max(cam.depth, lid.depth)
-    sep = cam.block == "separable"
+    tw, td = max(net.camera_width, net.lidar_width), max(net.camera_depth, net.lidar_depth)
+    sep = net.camera_block == "separable"
     for s in range(k + 1, S + 1):
         for d in range(td):
             b.conv3(f"trunk_s{s}_c{d + 1}", "fused", tw * 2 ** (s - 1),

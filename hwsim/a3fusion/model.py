@@ -25,12 +25,12 @@
 **Per frame**: ``shared`` runs every layer on the whole array, the branches alternating layer
 by layer until the fusion (their arrival times follow from that order); ``partitioned`` gives
 the camera branch ``camera_cols`` columns (and that share of each buffer) and LiDAR the rest,
-running both at once, and takes the branch phase as ``max(T_cam, T_lid, (D_cam + D_lid) / bw)``
-(both branches' traffic passes one DRAM); ``camera_cols = 0`` picks the split with the earliest
-fusion among the 33 around the MAC-proportional one (every split, for arrays up to 34 columns):
-the branches *aligned* at the fusion layer. The fused layers run on the whole array. Compute
-and stall cycles are counted on the critical path (both branches when shared; the later branch
-when partitioned), so ``latency = (compute_cycles + stall_cycles) / clock``.
+running both at once on one DRAM (:func:`contended`: a fluid model of the two sharing it);
+``camera_cols = 0`` picks the split with the earliest fusion among the 33 around the
+MAC-proportional one (every split, for arrays of up to 34 columns): the branches *aligned* at
+the fusion layer. The fused layers run on the whole array. Compute and stall cycles are counted
+on the critical path (both branches when shared; the later branch when partitioned), so
+``latency = (compute_cycles + stall_cycles) / clock``.
 """
 
 from __future__ import annotations
@@ -206,8 +206,10 @@ def frame(net: Network, dataflow: str, loop_order: str, branch_mode: str,
         prop = np.clip(np.round(cols * mc / max(mc + ml, 1.0)), 1, cols - 1)
         best_phase = np.full(npts, np.inf)
         split = np.where(fixed > 0, fixed, prop)
-        for off in SPLIT_OFFSETS if not np.all(fixed > 0) else SPLIT_OFFSETS[:1]:
-            c = np.where(fixed > 0, fixed, np.clip(prop + off, 1, cols - 1))
+        small = cols <= len(SPLIT_OFFSETS) + 1  # every split is a candidate
+        for j, off in enumerate(SPLIT_OFFSETS if not np.all(fixed > 0) else SPLIT_OFFSETS[:1]):
+            c = np.where(small, np.minimum(j + 1, cols - 1), np.clip(prop + off, 1, cols - 1))
+            c = np.where(fixed > 0, fixed, c)
             rc = layer_model(segs["camera"], dataflow, loop_order, rows, c, p, c / cols)
             rl = layer_model(segs["lidar"], dataflow, loop_order, rows, cols - c, p,
                              1.0 - c / cols)

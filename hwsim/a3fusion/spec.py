@@ -34,32 +34,6 @@ LOOP_ORDERS = ("auto", "weights-outer", "inputs-outer")
 
 
 @dataclass(frozen=True, kw_only=True)
-class BranchSpec:
-    """One sensor branch of a generated network: its input image and its encoder's shape."""
-
-    height_px: int = param(192, ge=1, le=8192, help="input image rows")
-    width_px: int = param(624, ge=1, le=8192, help="input image columns")
-    channels: int = param(3, ge=1, le=64, help="input channels (RGB 3; a projected LiDAR "
-                          "depth image 1, depth + intensity 2)")
-    width: int = param(32, ge=1, le=1024, help="channels of encoder stage 1; each later stage "
-                       "doubles them")
-    depth: int = param(2, ge=1, le=8, help="3 x 3 convolutions per encoder stage")
-    block: str = param("conv", choices=("conv", "separable"),
-                       help="conv: 3 x 3 convolutions; separable: depthwise 3 x 3 + pointwise "
-                            "1 x 1 (the branch's first convolution stays a full one)")
-
-
-@dataclass(frozen=True, kw_only=True)
-class LidarBranchSpec(BranchSpec):
-    """The LiDAR branch: a projected depth + intensity image, half as wide by default."""
-
-    channels: int = param(2, ge=1, le=64, help="input channels (a LiDAR scan projected into the "
-                          "camera image: depth and intensity, 2)")
-    width: int = param(16, ge=1, le=1024, help="channels of encoder stage 1; each later stage "
-                       "doubles them")
-
-
-@dataclass(frozen=True, kw_only=True)
 class LayerSpec:
     """One row of a layer table (``source = "table"``)."""
 
@@ -106,8 +80,21 @@ class CnnSpec:
     decoder: str = param("deconv", choices=("deconv", "upsample"),
                          help="decoder upsampling: 2 x 2 stride-2 transposed conv, or nearest "
                               "x2 (no MACs); each followed by a 3 x 3 conv")
-    camera: BranchSpec = param(default_factory=BranchSpec)
-    lidar: LidarBranchSpec = param(default_factory=LidarBranchSpec)
+    height_px: int = param(192, ge=1, le=8192, help="input rows of both branches (the LiDAR "
+                           "scan projected into the camera image)")
+    width_px: int = param(624, ge=1, le=8192, help="input columns of both branches")
+    camera_channels: int = param(3, ge=1, le=64, help="camera input channels (RGB: 3)")
+    lidar_channels: int = param(2, ge=1, le=64, help="LiDAR input channels (projected depth "
+                                "and intensity: 2)")
+    camera_width: int = param(32, ge=1, le=1024, help="camera channels of encoder stage 1; "
+                              "each later stage doubles them")
+    camera_depth: int = param(2, ge=1, le=8, help="camera 3 x 3 convolutions per stage")
+    camera_block: str = param("conv", choices=("conv", "separable"),
+                              help="conv: 3 x 3 convolutions; separable: depthwise 3 x 3 + "
+                                   "pointwise 1 x 1 (the branch's first conv stays a full one)")
+    lidar_width: int = param(16, ge=1, le=1024, help="LiDAR channels of encoder stage 1")
+    lidar_depth: int = param(2, ge=1, le=8, help="LiDAR 3 x 3 convolutions per stage")
+    lidar_block: str = param("conv", choices=("conv", "separable"), help="as camera_block")
     layers: tuple[LayerSpec, ...] = param((), help="source = table: the layer table")
     camera_file: str = param("", help="source = files: the camera branch (a SCALE-Sim "
                              "topology .csv or an .onnx), a path absolute, relative to the "
