@@ -308,3 +308,11 @@ def test_bad_input_is_one_line_with_file_key_value(capsys, sets, needles):
     for n in needles:
         assert n in err, (n, err)
 
+
+@pytest.mark.parametrize("study", ["a3fusion_ultra96", "a3fusion_zcu102"])
+def test_studies_validate(study, tmp_path, capsys):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "explore" / f"{study}.toml"
+    assert main(["sweep", str(path), "--validate-only", "--out", str(tmp_path)]) == 0
+    assert "ok (12 parameters, 2 objectives, 2 constraints" in capsys.readouterr().out
