@@ -20,7 +20,7 @@ from hwsim.a3fusion.evaluate import (
 from hwsim.a3fusion.layers import build_layers, make_layer
 from hwsim.cli import main
 from hwsim.des.trace import TraceRecorder
-from hwsim.errors import InfeasibleDesign
+from hwsim.errors import InfeasibleDesign, InputError
 from hwsim.systolic import timing
 
 TINY = ["network=fusion-seg-tiny"]
@@ -316,3 +316,21 @@ def test_studies_validate(study, tmp_path, capsys):
     path = Path(__file__).resolve().parent.parent / "explore" / f"{study}.toml"
     assert main(["sweep", str(path), "--validate-only", "--out", str(tmp_path)]) == 0
     assert "ok (12 parameters, 2 objectives, 2 constraints" in capsys.readouterr().out
+
+
+def test_the_rtl_blocks_of_a_design():
+    """The next slice's entry point: the shared generators' specs of the chosen design."""
+    from hwsim.a3fusion.hardware import array_specs, fusion_spec
+    from hwsim.systolic.array import SystolicArray
+
+    inputs = SYSTEM.resolve(TINY)
+    m = SYSTEM.evaluate(inputs)
+    arrays = array_specs(inputs)
+    assert [s.cols for s in arrays] == [m["camera_cols"], 32 - m["camera_cols"]]
+    for s in arrays:
+        assert SystolicArray(s).fold_cycles(10) == timing.fold_cycles(s.rows, s.cols, 10)
+    assert fusion_spec(inputs).lanes == inputs["accel"].vector_lanes
+    shared = SYSTEM.resolve(TINY, ['accel.branch_mode="shared"'])
+    assert [s.cols for s in array_specs(shared)] == [32]
+    with pytest.raises(InputError, match="ws and os"):
+        array_specs(SYSTEM.resolve(TINY, ['accel.dataflow="is"']))

@@ -135,11 +135,15 @@ def block(inputs: Inputs, arrays: Mapping[str, np.ndarray], n: int) -> dict[str,
 
 
 def _file_of(kind: str, name: str) -> str:
+    """The spec file of ``name`` (relative to the repository when it is under it)."""
     try:
         p = specs.find_spec_file(kind, name)
-        return str(p.relative_to(specs.models_dir().parent)) if p.is_absolute() else str(p)
-    except Exception:
+    except Exception:  # a spec built in code, or its file gone: name it by kind and name
         return f"{kind} '{name}'"
+    try:
+        return str(p.resolve().relative_to(specs.models_dir().resolve().parent))
+    except ValueError:
+        return str(p)
 
 
 def explain(inputs: Inputs, short: str = "") -> str:

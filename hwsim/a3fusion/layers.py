@@ -394,6 +394,11 @@ def build_layers(net: CnnSpec) -> Network:
 
 @functools.lru_cache(maxsize=256)
 def _build(net: CnnSpec, _stamps: tuple[float, ...]) -> Network:
+    if net.source != "files":
+        for key in ("camera_file", "lidar_file", "fused_file"):
+            if getattr(net, key):
+                raise ValueError(f"key '{key}' = {getattr(net, key)!r}: files are read only "
+                                 "with source = 'files'")
     if net.source == "generated":
         if net.layers:
             raise ValueError("key 'layers': a generated network has no layer table (set "
