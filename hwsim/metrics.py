@@ -98,3 +98,16 @@ define("micro_batch", "1", "sequences per pipeline micro-batch")
 define("memory_bound", "1", "1 when off-chip memory bandwidth (HBM, DRAM) limits the steady "
        "state, else 0")
 define("latency_s", "s", "time for the whole workload")
+
+# --- systolic accelerators on FPGAs (systolic-fpga, a3fusion) ---------------------------------
+define("compute_cycles", "cycles",
+       "cycles in which the systolic array (or the accelerator's compute units) works on the "
+       "workload, by hwsim.systolic.timing's model (folds back to back, each with its fill and "
+       "drain); memory stalls excluded")
+define("pes", "1", "processing elements (MAC units) of the systolic array: rows x cols")
+define("dsp", "1", "DSP slices the design uses (Yosys synth_xilinx of the generated array, "
+       "measured and fitted: one per PE for operands up to 18 bits)")
+define("lut", "1", "LUTs the design uses (Yosys synth_xilinx of the generated RTL, measured "
+       "and fitted)")
+define("ff", "1", "flip-flops the design uses (Yosys synth_xilinx of the generated RTL, "
+       "measured and fitted)")

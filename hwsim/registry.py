@@ -36,6 +36,7 @@ BUILTIN_PACKAGES: tuple[str, ...] = (
     "hwsim.spmm",
     "hwsim.systolic",       # the shared systolic array: kind, timing, resources, RTL
     "hwsim.systolic_fpga",
+    "hwsim.a3fusion",       # camera-LiDAR fusion network + FPGA accelerator co-search
     "hwsim.rtl.blocks",     # shared RTL blocks with no system of their own (fusion-unit)
 )
 

@@ -1,7 +1,9 @@
 """``fpga-board``: an FPGA device's resources and the off-chip memory that feeds an accelerator.
 
-Used by every FPGA accelerator system (``systolic-fpga`` today). Figures come from the device's
-data sheet and the board's user guide, cited in each file under ``models/fpga-board/``.
+Used by every FPGA accelerator system (``systolic-fpga``, ``a3fusion``). Figures come from the
+device's data sheet and the board's user guide, cited in each file under ``models/fpga-board/``.
+Fields added after the first boards have defaults that mean "not stated" (``uram = 0``,
+``dsp_slice = ""``, ``typical_clock_MHz = 0``), so every earlier file still loads.
 """
 
 from __future__ import annotations
@@ -26,3 +28,9 @@ class FpgaBoardSpec:
     dram_bandwidth_GBps: float = param(gt=0, unit="GB/s",
                                        help="peak bandwidth of the DRAM the array reads and "
                                             "writes (shared by reads and writes)")
+    uram: int = param(0, ge=0, help="288 Kb UltraRAM blocks of the device (0: none)")
+    dsp_slice: str = param("", help="the DSP primitive: DSP48E1 (7-series), DSP48E2 "
+                           "(UltraScale+); empty: not stated")
+    typical_clock_MHz: float = param(0.0, unit="MHz", ge=0,
+                                     help="a clock published accelerators run at on this board "
+                                          "(a reference, not a limit; 0: not stated)")
