@@ -28,7 +28,8 @@ class FpgaBoardSpec:
     dram_bandwidth_GBps: float = param(gt=0, unit="GB/s",
                                        help="peak bandwidth of the DRAM the array reads and "
                                             "writes (shared by reads and writes)")
-    uram: int = param(0, ge=0, help="288 Kb UltraRAM blocks of the device (0: none)")
+    uram: int = param(0, ge=0, le=100_000_000,
+                      help="288 Kb UltraRAM blocks of the device (0: none; <= 1e8)")
     dsp_slice: str = param("", help="the DSP primitive: DSP48E1 (7-series), DSP48E2 "
                            "(UltraScale+); empty: not stated")
     typical_clock_MHz: float = param(0.0, unit="MHz", ge=0,
