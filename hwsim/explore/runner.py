@@ -109,6 +109,15 @@ def n_counted(study: Any) -> int:
 # the study object
 
 
+def quiet_optuna(level: int) -> None:
+    """Show Optuna's log records from ``level`` up, never lowering a threshold already set
+    higher (opening a study must not bring back the per-trial tracebacks a worker turned off)."""
+    import optuna
+
+    if optuna.logging.get_verbosity() < level:
+        optuna.logging.set_verbosity(level)
+
+
 def make_sampler(study: StudySpec, worker_index: int = 0) -> Any:
     """The Optuna sampler the spec names, seeded, with the constraints fed to it."""
     cls = sampler_class(study.sampler, study.path)
@@ -149,7 +158,7 @@ def open_study(study: StudySpec, opts: SweepOptions, *, create: bool = True,
     """Create or load the Optuna study; the stored spec must define the same design space."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_optuna(optuna.logging.WARNING)
     url = storage_url_for(study, opts)
     st = storage_mod.open_storage(url, file=study.path)
     name = opts.study_name or study.name
@@ -474,7 +483,7 @@ def run_worker(study: StudySpec, opts: SweepOptions, budget: int,
 
     # Optuna logs every failed trial with a traceback; ours are recorded with their reason (and
     # evaluator errors logged here), and surplus trials are bookkeeping, so keep it to errors.
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    quiet_optuna(optuna.logging.ERROR)
     url = storage_url_for(study, opts)
     if not storage_mod.is_database_url(url):
         storage_mod.register_worker(url)

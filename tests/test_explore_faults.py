@@ -1,0 +1,311 @@
+"""Sweeps under faults: a disk that fills up mid-sweep, a journal that ends in a cut-off record,
+a database server restarted under two workers, workers started separately on one study, study
+names that try to leave the output folder, a study read from a read-only folder, and Optuna's
+per-trial tracebacks. Each fault is injected for real: a size-limited tmpfs (mounted by the
+test; skipped where mounting is not permitted) and a throw-away PostgreSQL server the test stops
+and starts."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from hwsim.cli import main
+from hwsim.explore import runner
+from hwsim.explore.runner import counts
+from hwsim.explore.storage import open_storage
+from hwsim.system import SYSTEMS, Metric, Role, System, get_system, register_system
+
+ROOT = Path(__file__).resolve().parents[1]
+
+STUDY = """
+name = "faults"
+system = "queue"
+fidelity = "{fidelity}"
+trials = 50
+seed = 11
+sampler = {{ name = "tpe" }}
+specs = {{ queue = "mm1" }}
+set = ["queue.arrival_rate_per_s=2", "queue.customers=20000", "queue.warmup_customers=1000"]
+[space]
+"queue.servers" = {{ low = 1, high = 12 }}
+"queue.mean_service_s" = {{ low = 0.05, high = 3.0 }}
+"queue.service_distribution" = {{ choices = ["exponential", "erlang", "deterministic"] }}
+[[objectives]]
+metric = "mean_wait_s"
+direction = "minimize"
+[[objectives]]
+metric = "utilization"
+direction = "maximize"
+"""
+
+
+def write_study(tmp_path: Path, fidelity: str = "analytical") -> Path:
+    p = tmp_path / "faults.toml"
+    p.write_text(textwrap.dedent(STUDY.format(fidelity=fidelity)))
+    return p
+
+
+def env() -> dict[str, str]:
+    """The environment of a worker process: this checkout first on the path."""
+    path = os.environ.get("PYTHONPATH")
+    return dict(os.environ, PYTHONPATH=str(ROOT) + (os.pathsep + path if path else ""))
+
+
+def sweep_cmd(path: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "hwsim.cli", "-q", "sweep", str(path), "--no-progress",
+            "--no-report", *args]
+
+
+def popen(cmd: list[str], **kw: object) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env(),
+                            cwd=ROOT, **kw)  # type: ignore[call-overload]
+
+
+def load(url: str, name: str = "faults") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=open_storage(url))
+
+
+def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False)
+            if counts(t) and t.state not in (TrialState.RUNNING, TrialState.WAITING)]
+
+
+def check_exact(study: optuna.Study, budget: int) -> None:
+    trials = study.get_trials(deepcopy=False)
+    assert len({t.number for t in trials}) == len(trials)
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    assert len(finished(study)) == budget, [(t.number, t.state.name, t.user_attrs)
+                                            for t in trials if not counts(t)]
+
+
+def design(t: optuna.trial.FrozenTrial) -> str:
+    return json.dumps(t.params, sort_keys=True)
+
+
+def one_error_line(err: str) -> str:
+    """The stderr of a command that failed cleanly: one ``error:`` line, no traceback."""
+    assert "Traceback" not in err, err[-3000:]
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, err[-3000:]
+    return lines[0]
+
+
+def wait_for(cond: object, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if cond():  # type: ignore[operator]
+                return
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+# --------------------------------------------------------------------------------------------
+# a size-limited filesystem
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` at ``path``, unmounted after; skips the test where mounting is not
+    permitted (it needs root, as in CI)."""
+    path.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs",
+                        str(path)], capture_output=True, text=True)
+    if r.returncode:
+        pytest.skip("cannot mount a size-limited tmpfs here (needs root and mount): "
+                    + (r.stderr.strip() or f"mount exited {r.returncode}"))
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def fill(fs: Path) -> Path:
+    """Fill a filesystem with one file until the disk is full."""
+    filler = fs / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
+    block = b"\0" * 4096
+    try:
+        while True:
+            try:
+                os.write(fd, block)
+            except OSError:
+                break
+        with contextlib.suppress(OSError):
+            while os.write(fd, b"\0"):
+                pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+# --------------------------------------------------------------------------------------------
+# PostgreSQL stopped and started under two workers
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A throw-away PostgreSQL cluster this module owns (it stops and starts it)."""
+
+    def __init__(self) -> None:
+        self.url: str | None = None
+        self.why = ""
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        initdb = Path(shutil.which("initdb") or (bins[-1] if bins else "initdb"))
+        if not initdb.is_file():
+            self.why = "no PostgreSQL server binaries (initdb) on this machine"
+            return
+        self.pg_ctl = str(initdb.with_name("pg_ctl"))
+        self.dir = Path(tempfile.mkdtemp(prefix="hwsim-pg-faults-"))
+        self.runas: list[str] = []
+        if os.geteuid() == 0:
+            if subprocess.run(["id", "postgres"], capture_output=True).returncode != 0:
+                self.why = "running as root and there is no postgres user for initdb"
+                return
+            shutil.chown(self.dir, "postgres")
+            self.runas = ["runuser", "-u", "postgres", "--"]
+        self.port = _free_port()
+        r = subprocess.run([*self.runas, str(initdb), "-D", str(self.dir / "db"), "-U",
+                            "postgres", "--auth=trust"], capture_output=True, text=True)
+        if r.returncode:
+            self.why = f"initdb failed: {r.stderr.strip()[-300:]}"
+            return
+        r = self.start()
+        if r.returncode:
+            self.why = f"pg_ctl start failed: {r.stderr.strip()[-300:]}"
+            return
+        self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*self.runas, self.pg_ctl, "-D", str(self.dir / "db"), "-l", str(self.dir / "log"),
+             "-w", "-t", "60", "-o",
+             f"-h 127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off", "start"],
+            capture_output=True, text=True)
+
+    def stop(self, mode: str = "fast") -> None:
+        subprocess.run([*self.runas, self.pg_ctl, "-D", str(self.dir / "db"), "-m", mode, "-w",
+                        "stop"], capture_output=True, text=True)
+
+    def remove(self) -> None:
+        if hasattr(self, "dir"):
+            self.stop("immediate")
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    s = Server()
+    try:
+        if s.url is None:
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"CI must run the PostgreSQL fault tests, but no server could "
+                            f"start: {s.why}")
+            pytest.skip(f"no PostgreSQL server could be started ({s.why})")
+        yield s
+    finally:
+        s.remove()
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{os.getpid()}-{int(time.time() * 1000) % 10**8}"
+
+
+# --------------------------------------------------------------------------------------------
+# workers started separately
+
+
+# --------------------------------------------------------------------------------------------
+# names are names
+
+
+def _sweep_small(tmp_path: Path, *extra: str) -> Path:
+    path = write_study(tmp_path)
+    assert main(["sweep", str(path), "--no-progress", "--no-report", "--trials", "4",
+                 *extra]) == 0
+    return path
+
+
+def _rename(url: str, old: str, new: str) -> None:
+    """Rename a study in its storage (Optuna has no call for it)."""
+    st = open_storage(url)
+    src = optuna.load_study(study_name=old, storage=st)
+    dst = optuna.create_study(study_name=new, storage=st, directions=src.directions)
+    for k, v in src.user_attrs.items():
+        dst.set_user_attr(k, v)
+    dst.add_trials(src.get_trials())
+    optuna.delete_study(study_name=old, storage=st)
+
+
+# --------------------------------------------------------------------------------------------
+# reading needs no write access
+
+
+# --------------------------------------------------------------------------------------------
+# Optuna's per-trial log lines
+
+
+FAULTY = "explore-faults-broken"
+
+
+@pytest.fixture()
+def broken_system() -> Iterator[str]:
+    def broken(inputs: object) -> dict[str, float]:
+        raise RuntimeError("broken evaluator")
+
+    get_system("queue")
+    register_system(System(
+        name=FAULTY, summary="the queue, whose evaluator always fails",
+        roles=(Role("queue", "queue", "mm1"),),
+        metrics=tuple(Metric(m, m.replace("_", " ")) for m in ("utilization", "mean_wait_s")),
+        analytical=broken))
+    try:
+        yield FAULTY
+    finally:
+        SYSTEMS.remove(FAULTY)
+
+
+def test_optuna_trial_failures_stay_out_of_a_workers_output(
+        tmp_path: Path, broken_system: str) -> None:
+    path = write_study(tmp_path)
+    path.write_text(path.read_text().replace('system = "queue"', f'system = "{broken_system}"'))
+    from hwsim.explore.study import load_study
+
+    spec = load_study(str(path))
+    opts = runner.SweepOptions(out_dir=tmp_path / "o")
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append  # type: ignore[method-assign]
+    optuna_logger = logging.getLogger("optuna")  # Optuna's own handler writes to stderr
+    optuna_logger.addHandler(handler)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # as in a fresh process
+    try:
+        # a worker that opens its study itself, as every --n-jobs child does
+        assert runner.run_worker(spec, opts, 3, progress=False) == 3
+    finally:
+        optuna_logger.removeHandler(handler)
+    assert not [r.getMessage() for r in seen if r.levelno >= logging.WARNING]
+    trials = load(str(tmp_path / "o" / "study.journal")).trials
+    assert [t.state for t in trials] == [TrialState.FAIL] * 3
+    assert all("broken evaluator" in t.user_attrs["reason"] for t in trials)
