@@ -247,6 +247,25 @@ def _sweep_small(tmp_path: Path, *extra: str) -> Path:
     return path
 
 
+@pytest.mark.parametrize("name", ["../../escaped", "/ABS", ".hidden", "a/b", "..", ""])
+def test_a_study_name_is_one_path_component(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str],
+                                            name: str) -> None:
+    cwd = tmp_path / "a" / "b"
+    cwd.mkdir(parents=True)
+    monkeypatch.chdir(cwd)
+    path = write_study(tmp_path)
+    name = name.replace("/ABS", str(tmp_path / "abs"))
+    assert main(["sweep", str(path), "--study-name", name, "--no-progress", "--trials",
+                 "3"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "--study-name" in line and repr(name) in line, line
+    assert not (tmp_path / "a" / "escaped").exists() and not (tmp_path / "abs").exists()
+    assert not (cwd / "results").exists()
+    assert main(["report", "--storage", str(tmp_path / "x.journal"), "--study", name]) == 2
+    assert "--study" in one_error_line(capsys.readouterr().err)
+
+
 def _rename(url: str, old: str, new: str) -> None:
     """Rename a study in its storage (Optuna has no call for it)."""
     st = open_storage(url)
@@ -256,6 +275,29 @@ def _rename(url: str, old: str, new: str) -> None:
         dst.set_user_attr(k, v)
     dst.add_trials(src.get_trials())
     optuna.delete_study(study_name=old, storage=st)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_a_stored_study_name_never_becomes_a_path(tmp_path: Path, kind: str,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    url = (f"sqlite:///{tmp_path / 'shared.db'}" if kind == "sqlite"
+           else str(tmp_path / "shared.journal"))
+    _sweep_small(tmp_path, "--storage", url, "--out", str(tmp_path / "first"))
+    _rename(url, "faults", "../../../PWNED")
+    cwd = tmp_path / "a" / "b" / "c"
+    cwd.mkdir(parents=True)
+    monkeypatch.chdir(cwd)
+    capsys.readouterr()
+    assert main(["report", "--storage", url, "--no-figures"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "'../../../PWNED'" in line and "--out" in line, line
+    assert not (tmp_path / "a" / "PWNED").exists() and not (cwd / "results").exists()
+    # with an output folder of its own choosing the study is reported as usual
+    assert main(["report", "--storage", url, "--out", str(tmp_path / "rep"),
+                 "--no-figures"]) == 0
+    assert (tmp_path / "rep" / "trials.csv").is_file()
+    assert not (tmp_path / "a" / "PWNED").exists()
 
 
 # --------------------------------------------------------------------------------------------

@@ -64,6 +64,8 @@ def run_sweep(args: argparse.Namespace) -> int:
 
     if args.n_jobs < 1:
         raise InputError(f"--n-jobs {args.n_jobs}: expected a whole number >= 1")
+    if args.study_name is not None:
+        runner.storage_mod.check_name(args.study_name, key="--study-name")
     study = load_study(args.study, trials=args.trials, seed=args.seed)
     if args.exhaustive and not study.enumerable():
         raise InputError(
@@ -104,7 +106,9 @@ def run_report(args: argparse.Namespace) -> int:
     from hwsim.explore import results, runner
     from hwsim.explore import storage as storage_mod
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    runner.quiet_optuna(optuna.logging.WARNING)
+    if args.study is not None:
+        storage_mod.check_name(args.study, key="--study")
     if args.storage:
         url = args.storage
         st = storage_mod.open_storage(url)
@@ -114,9 +118,16 @@ def run_report(args: argparse.Namespace) -> int:
             if len(names) != 1:
                 raise InputError(f"--storage {storage_mod.mask_url(url)} holds "
                                  f"{len(names)} studies; name one with --study "
-                                 f"({', '.join(names) or 'none'})")
+                                 f"({_names(names) or 'none'})")
             name = names[0]
-        out_dir = Path(args.out or args.dir or Path("results") / name)
+        if args.out or args.dir:
+            out_dir = Path(args.out or args.dir)
+        else:  # a name read from a (shared) storage becomes a folder only when it is a name
+            why = storage_mod.name_problem(name)
+            if why is not None:
+                raise InputError(f"the study name {name!r} in {storage_mod.mask_url(url)} is "
+                                 f"not a folder name ({why}); give --out DIR")
+            out_dir = Path("results") / name
     else:
         if not args.dir:
             raise InputError("hwsim report: give a results folder DIR, or --storage URL "
@@ -131,12 +142,12 @@ def run_report(args: argparse.Namespace) -> int:
         name = args.study or (names[0] if len(names) == 1 else None)
         if name is None:
             raise InputError(f"{url} holds {len(names)} studies; name one with --study "
-                             f"({', '.join(names)})")
+                             f"({_names(names)})")
         if args.out:
             out_dir = Path(args.out)
     if name not in names:
         raise InputError(f"no study named {name!r} in {storage_mod.mask_url(url)}; "
-                         f"it holds: {', '.join(names) or 'none'}")
+                         f"it holds: {_names(names) or 'none'}")
     ostudy = optuna.load_study(study_name=name, storage=st)
     study = results.spec_of(ostudy)
     del runner  # the spec travels with the study; nothing to run
@@ -144,6 +155,11 @@ def run_report(args: argparse.Namespace) -> int:
                                 run_refine=args.refine, figures=not args.no_figures)
     _print_summary(out)
     return 0
+
+
+def _names(names: list[str]) -> str:
+    """Study names for a one-line message (each quoted: a stored name may hold anything)."""
+    return ", ".join(repr(n) for n in names)
 
 
 def _print_summary(out: Any) -> None:

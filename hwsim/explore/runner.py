@@ -65,8 +65,17 @@ class SweepOptions:
     worker_index: int = 0
 
 
+def study_name_for(study: StudySpec, opts: SweepOptions) -> str:
+    """The study's name in its storage: ``--study-name``, else the spec's (one path component:
+    it also names the output folder)."""
+    if opts.study_name is None:
+        return storage_mod.check_name(study.name, key="name", file=study.path)
+    return storage_mod.check_name(opts.study_name, key="--study-name")
+
+
 def out_dir_for(study: StudySpec, opts: SweepOptions) -> Path:
-    return opts.out_dir or Path("results") / (opts.study_name or study.name)
+    name = study_name_for(study, opts)
+    return opts.out_dir or Path("results") / name
 
 
 def storage_url_for(study: StudySpec, opts: SweepOptions) -> str:
@@ -161,7 +170,7 @@ def open_study(study: StudySpec, opts: SweepOptions, *, create: bool = True,
     quiet_optuna(optuna.logging.WARNING)
     url = storage_url_for(study, opts)
     st = storage_mod.open_storage(url, file=study.path)
-    name = opts.study_name or study.name
+    name = study_name_for(study, opts)
     sampler = make_sampler(study, worker_index)
     try:
         ostudy = optuna.load_study(study_name=name, storage=st, sampler=sampler)

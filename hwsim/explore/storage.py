@@ -39,6 +39,35 @@ MAX_RETRY = 3
 _DATABASE_SCHEMES = ("postgresql", "postgres", "mysql", "sqlite")
 
 
+def name_problem(name: object) -> str | None:
+    """Why ``name`` is not a study name, or None when it is one.
+
+    A study name is also a folder name (``results/<study>/``), so it must be one path
+    component: not empty, no ``/`` or ``\\``, not starting with ``.`` (so neither ``.`` nor
+    ``..``), no control characters, at most 255 bytes.
+    """
+    if not isinstance(name, str) or not name:
+        return "expected a study name"
+    if "/" in name or "\\" in name or (os.altsep and os.altsep in name):
+        return "a study name is one path component: no '/' or '\\'"
+    if name.startswith("."):
+        return "a study name does not start with '.'"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "a study name has no control characters"
+    if len(name.encode("utf-8", "surrogatepass")) > 255:
+        return "a study name is at most 255 bytes"
+    return None
+
+
+def check_name(name: object, *, key: str, file: str | None = None) -> str:
+    """``name`` when it is a study name (:func:`name_problem`), else a one-line InputError
+    naming ``key`` and the value."""
+    why = name_problem(name)
+    if why is not None:
+        raise InputError(why, file=file, key=key, value=name, has_value=True)
+    return str(name)
+
+
 def default_storage_path(out_dir: Path) -> Path:
     return out_dir / "study.journal"
 
