@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -302,6 +303,52 @@ def test_a_stored_study_name_never_becomes_a_path(tmp_path: Path, kind: str,
 
 # --------------------------------------------------------------------------------------------
 # reading needs no write access
+
+
+def test_report_reads_a_study_in_a_read_only_folder(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_study(tmp_path)
+    with tmpfs(tmp_path / "fs", "4m") as fs:
+        out = fs / "out"  # (a sweep in another process: this one holds no file open there)
+        r = subprocess.run(sweep_cmd(path, "--out", str(out), "--trials", "6"),
+                           capture_output=True, text=True, env=env(), cwd=ROOT)
+        assert r.returncode == 0, r.stderr
+        r = subprocess.run(["mount", "-o", "remount,ro", str(fs)], capture_output=True,
+                           text=True)
+        if r.returncode:
+            pytest.skip(f"cannot remount the tmpfs read-only: {r.stderr.strip()}")
+        capsys.readouterr()
+        assert main(["report", str(out), "--out", str(tmp_path / "rep"), "--no-figures"]) == 0
+        assert len((tmp_path / "rep" / "trials.csv").read_text().splitlines()) == 7
+        assert main(["report", "--storage", str(out / "study.journal"), "--out",
+                     str(tmp_path / "rep2"), "--no-figures"]) == 0
+        # writing the report into the read-only folder itself: one line naming it
+        capsys.readouterr()
+        assert main(["report", str(out), "--no-figures"]) == 2
+        line = one_error_line(capsys.readouterr().err)
+        assert str(out) in line and "not writable" in line and "--out" in line, line
+
+
+@pytest.mark.parametrize("url", ["sqlite:///{tmp}/new.db", "{tmp}/new.journal"])
+def test_report_on_a_storage_that_does_not_exist_creates_nothing(
+        tmp_path: Path, url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    url = url.format(tmp=tmp_path)
+    assert main(["report", "--storage", url, "--out", str(tmp_path / "rep")]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "new." in line and "--storage" in line, line
+    assert not list(tmp_path.iterdir())
+
+
+def test_sqlite_report_writes_nothing_to_the_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    _sweep_small(tmp_path, "--storage", url, "--out", str(tmp_path / "o"))
+    db = tmp_path / "s.db"
+    before = db.read_bytes()
+    assert main(["report", "--storage", url, "--out", str(tmp_path / "rep"),
+                 "--no-figures"]) == 0
+    assert db.read_bytes() == before
+    with sqlite3.connect(db) as c:
+        assert c.execute("select count(*) from trials").fetchone()[0] == 4
 
 
 # --------------------------------------------------------------------------------------------

@@ -111,7 +111,7 @@ def run_report(args: argparse.Namespace) -> int:
         storage_mod.check_name(args.study, key="--study")
     if args.storage:
         url = args.storage
-        st = storage_mod.open_storage(url)
+        st = storage_mod.open_storage(url, read_only=True)
         names = [s.study_name for s in optuna.get_all_study_summaries(st)]
         name = args.study
         if name is None:
@@ -137,7 +137,7 @@ def run_report(args: argparse.Namespace) -> int:
         if not Path(url).is_file():
             raise InputError(f"{out_dir}: no study.journal here; give --storage URL "
                              "--study NAME for a study kept elsewhere", file=str(out_dir))
-        st = storage_mod.open_storage(url)
+        st = storage_mod.open_storage(url, read_only=True)
         names = [s.study_name for s in optuna.get_all_study_summaries(st)]
         name = args.study or (names[0] if len(names) == 1 else None)
         if name is None:
@@ -150,11 +150,26 @@ def run_report(args: argparse.Namespace) -> int:
                          f"it holds: {_names(names) or 'none'}")
     ostudy = optuna.load_study(study_name=name, storage=st)
     study = results.spec_of(ostudy)
+    _check_writable(out_dir)
     del runner  # the spec travels with the study; nothing to run
     out = results.write_outputs(study, ostudy, out_dir, storage=url, command=_command(),
                                 run_refine=args.refine, figures=not args.no_figures)
     _print_summary(out)
     return 0
+
+
+def _check_writable(out_dir: Path) -> None:
+    """Refuse, in one line, an output folder that cannot be written (a study read from a
+    read-only folder writes its report elsewhere)."""
+    import tempfile
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as exc:
+        raise InputError(f"{out_dir} is not writable ({exc.strerror or exc}); write the "
+                         "report elsewhere with --out DIR", key="--out") from None
 
 
 def _names(names: list[str]) -> str:

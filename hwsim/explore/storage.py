@@ -93,11 +93,13 @@ def mask_url(url: str) -> str:
         return f"{scheme}://{creds}{at}{host}"
 
 
-def open_storage(url: str, *, file: str | None = None) -> Any:
+def open_storage(url: str, *, file: str | None = None, read_only: bool = False) -> Any:
     """An Optuna storage for ``url`` (a database URL or a journal file path).
 
     An unreachable database or an unwritable path raises a one-line
-    :class:`~hwsim.errors.InputError` naming the URL (password masked).
+    :class:`~hwsim.errors.InputError` naming the URL (password masked). With ``read_only``
+    (``hwsim report``) nothing is created or written: the journal file, or the database with
+    Optuna's tables, must already exist, and the journal's folder may be read-only.
     """
     import optuna
 
@@ -109,6 +111,8 @@ def open_storage(url: str, *, file: str | None = None) -> Any:
             engine_kwargs.update(pool_size=2, max_overflow=2, pool_recycle=1800)
         if url.startswith("postgresql"):
             engine_kwargs["connect_args"] = {"connect_timeout": 10}
+        if read_only:  # Optuna would create the database (SQLite) and its tables
+            _check_database_exists(url, engine_kwargs, file)
         # Workers that start together on a fresh database race to create Optuna's tables; the
         # loser sees a duplicate-key error and simply tries again (the tables then exist).
         for attempt in range(6):
@@ -143,16 +147,57 @@ def open_storage(url: str, *, file: str | None = None) -> Any:
             f"storage {mask_url(url)}: unknown scheme; expected postgresql://, mysql://, "
             "sqlite:/// or a journal file path", file=file, key="--storage")
     path = Path(url)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("ab"):
-            pass
-    except OSError as exc:
-        raise InputError(f"storage {url} is not writable: {exc.strerror or exc}", file=file,
-                         key="--storage") from None
+    if read_only:
+        if not path.is_file():
+            raise InputError(f"storage {url}: no such journal file", file=file,
+                             key="--storage")
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as exc:
+            raise InputError(f"storage {url} is not readable: {exc.strerror or exc}",
+                             file=file, key="--storage") from None
+    else:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("ab"):
+                pass
+        except OSError as exc:
+            raise InputError(f"storage {url} is not writable: {exc.strerror or exc}",
+                             file=file, key="--storage") from None
     from optuna.storages.journal import JournalStorage
 
     return JournalStorage(optuna_adapter.journal_backend(str(path), FlockLock(str(path))))
+
+
+def _check_database_exists(url: str, engine_kwargs: dict[str, Any], file: str | None) -> None:
+    """Refuse (one line) a database that does not exist or holds no Optuna tables, creating
+    nothing: a report only reads."""
+    import sqlalchemy
+    from sqlalchemy import exc as sa_exc
+
+    if url.startswith("sqlite"):
+        db = sqlalchemy.engine.make_url(url).database
+        if not db or db == ":memory:" or not Path(db).is_file():
+            raise InputError(f"storage {mask_url(url)}: no such database file", file=file,
+                             key="--storage")
+    try:
+        engine = sqlalchemy.create_engine(url, **engine_kwargs)
+    except ImportError as exc:
+        raise InputError(f"storage {mask_url(url)}: missing database driver ({exc}); "
+                         "pip install 'hwsim[dist]'", file=file, key="--storage") from None
+    try:
+        has_tables = sqlalchemy.inspect(engine).has_table("studies")
+    except sa_exc.SQLAlchemyError as exc:
+        text = str(exc).strip()
+        raise InputError(f"storage {mask_url(url)} is not reachable: "
+                         f"{text.splitlines()[0] if text else type(exc).__name__}", file=file,
+                         key="--storage") from None
+    finally:
+        engine.dispose()
+    if not has_tables:
+        raise InputError(f"storage {mask_url(url)} holds no studies (no Optuna tables)",
+                         file=file, key="--storage")
 
 
 class FlockLock:
