@@ -156,6 +156,72 @@ def fill(fs: Path) -> Path:
     return filler
 
 
+def test_full_disk_mid_sweep_loses_no_trial_and_the_study_resumes(tmp_path: Path) -> None:
+    path = write_study(tmp_path)
+    with tmpfs(tmp_path / "fs", "384k") as fs:
+        out = fs / "out"
+        url = str(out / "study.journal")
+        proc = popen(sweep_cmd(path, "--out", str(out), "--trials", "100000"))
+        try:
+            wait_for(lambda: len(finished(load(url))) >= 20, "20 trials")
+            filler = fill(fs)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        # the worker stops with one line that names the journal and the cause
+        line = one_error_line(err.decode())
+        assert "study.journal" in line and "No space left" in line, line
+        assert proc.returncode == 3
+        # every trial that finished is readable, and the file ends in a whole record
+        assert (out / "study.journal").read_bytes().endswith(b"\n")
+        before = {t.number: t for t in finished(load(url))}
+        assert len(before) >= 20
+        filler.unlink()
+        budget = len(before) + 10
+        r = subprocess.run(sweep_cmd(path, "--out", str(out), "--trials", str(budget)),
+                           capture_output=True, text=True, timeout=120, env=env(), cwd=ROOT)
+        assert r.returncode == 0, r.stderr[-3000:]
+        study = load(url)
+        after = {t.number: t for t in study.get_trials()}
+        for n, t in before.items():
+            assert after[n].state == t.state and after[n].values == t.values
+        check_exact(study, budget)
+        assert main(["report", str(out), "--out", str(tmp_path / "rep"), "--no-figures"]) == 0
+
+
+def test_a_cut_off_record_at_the_end_is_skipped_by_readers_and_repaired_by_writers(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = write_study(tmp_path)
+    out = tmp_path / "out"
+    args = ["sweep", str(path), "--out", str(out), "--no-progress", "--no-report"]
+    assert main([*args, "--trials", "12"]) == 0
+    journal = out / "study.journal"
+    before = {t.number: t for t in finished(load(str(journal)))}
+    assert len(before) == 12
+    # what a full disk or a machine that went down leaves behind
+    cut = b'{"op_code":8,"worker_id":"0123-4567","trial_id":3,"user_attr":{"metr'
+    with journal.open("ab") as f:
+        f.write(cut)
+    size = journal.stat().st_size
+    caplog.clear()
+    assert main(["report", str(out), "--no-figures"]) == 0
+    assert journal.stat().st_size == size  # a reader writes nothing
+    notes = [r.getMessage() for r in caplog.records if "cut-off record" in r.getMessage()]
+    assert len(notes) == 1 and str(journal) in notes[0], notes
+    caplog.clear()
+    assert main([*args, "--trials", "20"]) == 0
+    notes = [r.getMessage() for r in caplog.records if "cut-off record" in r.getMessage()]
+    assert len(notes) == 1 and "removed" in notes[0], notes
+    data = journal.read_bytes()
+    assert cut not in data and data.endswith(b"\n")
+    study = load(str(journal))
+    for n, t in before.items():
+        assert study.trials[n].state == t.state and study.trials[n].values == t.values
+    check_exact(study, 20)
+
+
 # --------------------------------------------------------------------------------------------
 # PostgreSQL stopped and started under two workers
 

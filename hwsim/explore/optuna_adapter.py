@@ -11,8 +11,10 @@ Optuna to the minor release CI tests.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
+import logging
 import os
 import warnings
 from collections.abc import Sequence
@@ -148,15 +150,70 @@ def journal_backend(path: str, lock: Any) -> Any:
             self._hwsim_path, self._hwsim_lock = path, lock
 
         def append_logs(self, logs: list[dict[str, Any]]) -> None:
-            text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in logs)
+            data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in logs).encode()
             self._hwsim_lock.acquire()
             try:
-                with open(self._hwsim_path, "ab") as f:
-                    f.write(text.encode("utf-8"))
-                    f.flush()
+                fd = os.open(self._hwsim_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+                try:
+                    size = _cut_partial_tail(fd, self._hwsim_path)
+                    try:
+                        view = memoryview(data)
+                        while view:
+                            view = view[os.write(fd, view):]
+                    except OSError as exc:
+                        # a full disk cut the record short: take it back (shrinking a file
+                        # needs no space), so that the journal still ends in a whole record
+                        with contextlib.suppress(OSError):
+                            os.ftruncate(fd, size)
+                        raise _write_error(self._hwsim_path, exc) from exc
                     if any(durable(r) for r in logs):
-                        os.fsync(f.fileno())
+                        try:
+                            os.fsync(fd)
+                        except OSError as exc:
+                            raise _write_error(self._hwsim_path, exc) from exc
+                finally:
+                    os.close(fd)
             finally:
                 self._hwsim_lock.release()
 
     return SyncOnFinishBackend()
+
+
+def _write_error(path: str, exc: OSError) -> Exception:
+    from hwsim.explore.storage import StorageUnavailable
+
+    return StorageUnavailable(
+        f"storage {path}: cannot write ({exc.strerror or exc}); every finished trial is kept: "
+        "free space (or fix the disk) and run the same command again to resume")
+
+
+def partial_tail(fd: int) -> tuple[int, int]:
+    """(size of the journal open on ``fd``, bytes after its last whole record).
+
+    Every record ends in a newline; bytes after the last one are a record cut off by a full
+    disk, a killed writer or a machine that went down. Optuna's reader stops before them (a line
+    without its newline is never read), but a record appended after them would be glued to
+    them and make that line, and the journal, unreadable.
+    """
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return size, 0
+    end, chunk = size, 1 << 16
+    while end > 0:
+        start = max(0, end - chunk)
+        i = os.pread(fd, end - start, start).rfind(b"\n")
+        if i >= 0:
+            return size, size - (start + i + 1)
+        end = start
+    return size, size
+
+
+def _cut_partial_tail(fd: int, path: str) -> int:
+    """Remove a cut-off record at the end of the journal (the lock held); returns the size."""
+    size, cut = partial_tail(fd)
+    if cut:
+        os.ftruncate(fd, size - cut)
+        logging.getLogger("hwsim.explore.storage").warning(
+            "%s: removed a cut-off record at its end (%d bytes, left by a full disk or a "
+            "crash) before appending; every whole record is kept", path, cut)
+    return size - cut

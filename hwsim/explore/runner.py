@@ -488,7 +488,6 @@ def run_worker(study: StudySpec, opts: SweepOptions, budget: int,
     running; returns how many trials this worker ran. ``ostudy``: the study already opened
     for this worker (else it is opened here)."""
     import optuna
-    from optuna.trial import TrialState
 
     # Optuna logs every failed trial with a traceback; ours are recorded with their reason (and
     # evaluator errors logged here), and surplus trials are bookkeeping, so keep it to errors.
@@ -503,37 +502,53 @@ def run_worker(study: StudySpec, opts: SweepOptions, budget: int,
     bar = Progress(study, budget, finished_counted(ostudy.get_trials(deepcopy=False)), progress,
                    tally)
     journal = not storage_mod.is_database_url(url)
-    idle_since, last = time.monotonic(), None
     try:
-        while True:
-            # trials of dead workers: failed and queued again (journal: registrations; database:
-            # heartbeats), so that they neither hold a slot of the budget nor are lost
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
-                if journal:
-                    storage_mod.recover_dead_local_trials(ostudy, url)
-                else:
-                    storage_mod.fail_dead_db_trials(ostudy)
-                if n_counted(ostudy) < budget or _has_waiting(ostudy):
-                    objective.stop = False
-                    ostudy.optimize(objective, n_trials=None, catch=(_Surplus, _EvaluatorError),
-                                    callbacks=[bar])
-            # the budget is claimed; wait for other workers' running trials to finish (or to be
-            # found dead and queued again, which this worker then runs)
-            running = [t.number for t in ostudy.get_trials(deepcopy=False,
-                                                           states=(TrialState.RUNNING,))]
-            if not running:
-                break
-            if running != last:
-                idle_since, last = time.monotonic(), running
-            elif time.monotonic() - idle_since > WAIT_FOR_OTHERS_S:
-                log.warning("trials %s are still running after %d s; not waiting for them",
-                            running, WAIT_FOR_OTHERS_S)
-                break
-            time.sleep(0.5 if journal else 2.0)
+        _run_until_done(ostudy, objective, bar, budget, url, journal)
+    except Exception as exc:
+        # a storage that cannot be written or reached: one line, whatever Optuna made of it
+        failure = storage_mod.storage_failure(exc)
+        if failure is None:
+            raise
+        raise failure from None
     finally:
         bar.close()
     return bar.ran
+
+
+def _run_until_done(ostudy: Any, objective: Objective, bar: Progress, budget: int, url: str,
+                    journal: bool) -> None:
+    """run_worker's loop: optimize while the budget has room, then wait for the trials still
+    running elsewhere (or run their retries)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    idle_since, last = time.monotonic(), None
+    while True:
+        # trials of dead workers: failed and queued again (journal: registrations; database:
+        # heartbeats), so that they neither hold a slot of the budget nor are lost
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
+            if journal:
+                storage_mod.recover_dead_local_trials(ostudy, url)
+            else:
+                storage_mod.fail_dead_db_trials(ostudy)
+            if n_counted(ostudy) < budget or _has_waiting(ostudy):
+                objective.stop = False
+                ostudy.optimize(objective, n_trials=None, catch=(_Surplus, _EvaluatorError),
+                                callbacks=[bar])
+        # the budget is claimed; wait for other workers' running trials to finish (or to be
+        # found dead and queued again, which this worker then runs)
+        running = [t.number for t in ostudy.get_trials(deepcopy=False,
+                                                       states=(TrialState.RUNNING,))]
+        if not running:
+            break
+        if running != last:
+            idle_since, last = time.monotonic(), running
+        elif time.monotonic() - idle_since > WAIT_FOR_OTHERS_S:
+            log.warning("trials %s are still running after %d s; not waiting for them",
+                        running, WAIT_FOR_OTHERS_S)
+            break
+        time.sleep(0.5 if journal else 2.0)
 
 
 def _has_waiting(ostudy: Any) -> bool:
@@ -544,9 +559,15 @@ def _has_waiting(ostudy: Any) -> bool:
 
 def _worker_main(path: str, raw_trials: int | None, seed: int | None, opts: SweepOptions,
                  budget: int, index: int) -> None:  # pragma: no cover - runs in a child
+    from hwsim.errors import HwsimError
+
     logging.basicConfig(level=logging.WARNING)
     study = load_study(path, trials=raw_trials, seed=seed, validate=False)
-    run_worker(study, opts, budget, progress=False, worker_index=index)
+    try:
+        run_worker(study, opts, budget, progress=False, worker_index=index)
+    except HwsimError as exc:  # one line, as the command itself says it
+        log.error("worker %d: %s", index, exc)
+        raise SystemExit(exc.exit_code) from None
 
 
 def sweep(study: StudySpec, opts: SweepOptions,

@@ -24,7 +24,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from hwsim.errors import InputError
+from hwsim.errors import InputError, ToolError
 from hwsim.explore import optuna_adapter
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,28 @@ GRACE_PERIOD_S = int(os.environ.get("HWSIM_GRACE_S", str(4 * HEARTBEAT_INTERVAL_
 MAX_RETRY = 3
 
 _DATABASE_SCHEMES = ("postgresql", "postgres", "mysql", "sqlite")
+
+
+class StorageUnavailable(ToolError):
+    """The storage cannot be written or reached (a full disk, a database down for longer than
+    the retry allows): the worker stops with this one line (exit status 3); nothing finished is
+    lost, and the same command resumes."""
+
+
+def storage_failure(exc: BaseException) -> StorageUnavailable | None:
+    """The :class:`StorageUnavailable` behind ``exc``, if any.
+
+    Optuna's trial loop turns a storage error raised while it records a trial into an error of
+    its own (``AssertionError``, ``UnboundLocalError``), with the original as its context.
+    """
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        if isinstance(e, StorageUnavailable):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def name_problem(name: object) -> str | None:
@@ -152,8 +174,7 @@ def open_storage(url: str, *, file: str | None = None, read_only: bool = False) 
             raise InputError(f"storage {url}: no such journal file", file=file,
                              key="--storage")
         try:
-            with path.open("rb"):
-                pass
+            _note_partial_tail(path)
         except OSError as exc:
             raise InputError(f"storage {url} is not readable: {exc.strerror or exc}",
                              file=file, key="--storage") from None
@@ -198,6 +219,28 @@ def _check_database_exists(url: str, engine_kwargs: dict[str, Any], file: str | 
     if not has_tables:
         raise InputError(f"storage {mask_url(url)} holds no studies (no Optuna tables)",
                          file=file, key="--storage")
+
+
+def _note_partial_tail(path: Path) -> None:
+    """Say (one line) when a journal opened for reading ends in a cut-off record, which the
+    reader skips and the next writer removes. A writer holds the journal's lock while it
+    appends, so the check takes it too (shared) where it can."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDONLY)
+    lock = -1
+    try:
+        with contextlib.suppress(OSError):
+            lock = os.open(str(path) + ".flock", os.O_RDONLY)
+            fcntl.flock(lock, fcntl.LOCK_SH)
+        _, cut = optuna_adapter.partial_tail(fd)
+    finally:
+        if lock >= 0:
+            os.close(lock)
+        os.close(fd)
+    if cut:
+        log.warning("%s ends in a cut-off record (%d bytes, left by a full disk or a crash); "
+                    "it is skipped, and the next sweep on this study removes it", path, cut)
 
 
 class FlockLock:
