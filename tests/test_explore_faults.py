@@ -299,6 +299,64 @@ def _unique(prefix: str) -> str:
     return f"{prefix}-{os.getpid()}-{int(time.time() * 1000) % 10**8}"
 
 
+@pytest.mark.postgres
+def test_database_restart_under_two_workers_loses_and_doubles_nothing(
+        tmp_path: Path, server: Server) -> None:
+    assert server.url
+    path = write_study(tmp_path)
+    name = _unique("restart")
+    budget = 70
+    args = ["--storage", server.url, "--study-name", name, "--out", str(tmp_path / "o"),
+            "--trials", str(budget)]  # the default --db-retry-s (30 s)
+    procs = [popen(sweep_cmd(path, *args)) for _ in range(2)]
+    try:
+        wait_for(lambda: len(finished(load(server.url, name))) >= 15, "15 trials")
+        server.stop("fast")  # every connection is cut, a transaction in flight is lost
+        time.sleep(2.0)
+        assert server.start().returncode == 0
+        errs = [p.communicate(timeout=180)[1].decode() for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, err in zip(procs, errs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+        assert "Traceback" not in err, err[-3000:]
+    assert any("unreachable" in e for e in errs), errs  # a worker said it waited
+    study = load(server.url, name)
+    check_exact(study, budget)
+    # the trials in flight were carried on, not failed and run again
+    assert not [t for t in study.get_trials() if t.state == TrialState.FAIL
+                and not t.user_attrs.get("surplus")]
+    assert len({t.user_attrs.get("worker") for t in finished(study)}) == 2
+
+
+@pytest.mark.postgres
+def test_a_database_that_stays_down_stops_the_worker_with_one_line(
+        tmp_path: Path, server: Server) -> None:
+    assert server.url
+    path = write_study(tmp_path)
+    name = _unique("down")
+    proc = popen(sweep_cmd(path, "--storage", server.url, "--study-name", name, "--out",
+                           str(tmp_path / "o"), "--trials", "100000", "--db-retry-s", "1.5"))
+    try:
+        wait_for(lambda: len(finished(load(server.url, name))) >= 5, "5 trials")
+        server.stop("fast")
+        t0 = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+        waited = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert server.start().returncode == 0
+    line = one_error_line(err.decode())
+    assert "unreachable" in line and "--db-retry-s" in line, line
+    assert proc.returncode == 3
+    assert 1.5 <= waited < 30
+
+
 # --------------------------------------------------------------------------------------------
 # workers started separately
 

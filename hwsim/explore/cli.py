@@ -28,6 +28,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--study-name", metavar="NAME", help="Optuna study name (default: the spec's)")
     s.add_argument("--n-jobs", type=int, default=1, metavar="N",
                    help="worker processes on this machine (default 1)")
+    s.add_argument("--db-retry-s", type=float, metavar="S",
+                   help="how long a worker retries while its database is unreachable before it "
+                   "stops (default: the grace period less a heartbeat, 30 s)")
     s.add_argument("--out", metavar="DIR", help="output folder (default results/<study>)")
     s.add_argument("--seed", type=int, metavar="S", help="seed (default: the spec's)")
     s.add_argument("--exhaustive", action="store_true",
@@ -66,6 +69,9 @@ def run_sweep(args: argparse.Namespace) -> int:
         raise InputError(f"--n-jobs {args.n_jobs}: expected a whole number >= 1")
     if args.study_name is not None:
         runner.storage_mod.check_name(args.study_name, key="--study-name")
+    if args.db_retry_s is not None and not (0 <= args.db_retry_s < float("inf")):
+        raise InputError("expected a number of seconds >= 0", key="--db-retry-s",
+                         value=args.db_retry_s, has_value=True)
     study = load_study(args.study, trials=args.trials, seed=args.seed)
     if args.exhaustive and not study.enumerable():
         raise InputError(
@@ -78,7 +84,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     opts = runner.SweepOptions(
         storage=args.storage, study_name=args.study_name,
         out_dir=Path(args.out) if args.out else None, n_jobs=args.n_jobs,
-        progress=False if args.no_progress else None,
+        progress=False if args.no_progress else None, db_retry_s=args.db_retry_s,
     )
     if args.validate_only:
         runner.open_study(study, opts)

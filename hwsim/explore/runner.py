@@ -63,6 +63,8 @@ class SweepOptions:
     n_jobs: int = 1
     progress: bool | None = None  # None: when stderr is a terminal
     worker_index: int = 0
+    #: how long a database call is retried while the database is unreachable (None: default)
+    db_retry_s: float | None = None
 
 
 def study_name_for(study: StudySpec, opts: SweepOptions) -> str:
@@ -169,7 +171,7 @@ def open_study(study: StudySpec, opts: SweepOptions, *, create: bool = True,
 
     quiet_optuna(optuna.logging.WARNING)
     url = storage_url_for(study, opts)
-    st = storage_mod.open_storage(url, file=study.path)
+    st = storage_mod.open_storage(url, file=study.path, retry_s=opts.db_retry_s)
     name = study_name_for(study, opts)
     sampler = make_sampler(study, worker_index)
     try:

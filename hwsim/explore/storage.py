@@ -35,6 +35,11 @@ HEARTBEAT_INTERVAL_S = int(os.environ.get("HWSIM_HEARTBEAT_S", "10"))
 GRACE_PERIOD_S = int(os.environ.get("HWSIM_GRACE_S", str(4 * HEARTBEAT_INTERVAL_S)))
 #: how many times a trial of a dead worker is retried
 MAX_RETRY = 3
+#: how long a database call is retried while the database is unreachable (a restart, a
+#: fail-over) before the worker stops (``--db-retry-s``, ``HWSIM_DB_RETRY_S``). The default
+#: stays below the grace period less a heartbeat, so that no running trial goes stale meanwhile
+DB_RETRY_S = float(os.environ.get("HWSIM_DB_RETRY_S",
+                                  str(max(1, GRACE_PERIOD_S - HEARTBEAT_INTERVAL_S))))
 
 _DATABASE_SCHEMES = ("postgresql", "postgres", "mysql", "sqlite")
 
@@ -115,13 +120,16 @@ def mask_url(url: str) -> str:
         return f"{scheme}://{creds}{at}{host}"
 
 
-def open_storage(url: str, *, file: str | None = None, read_only: bool = False) -> Any:
+def open_storage(url: str, *, file: str | None = None, read_only: bool = False,
+                 retry_s: float | None = None) -> Any:
     """An Optuna storage for ``url`` (a database URL or a journal file path).
 
     An unreachable database or an unwritable path raises a one-line
     :class:`~hwsim.errors.InputError` naming the URL (password masked). With ``read_only``
     (``hwsim report``) nothing is created or written: the journal file, or the database with
-    Optuna's tables, must already exist, and the journal's folder may be read-only.
+    Optuna's tables, must already exist, and the journal's folder may be read-only. Once open, a
+    database call is retried for ``retry_s`` seconds (default :data:`DB_RETRY_S`) while the
+    database cannot be reached (:func:`hwsim.explore.optuna_adapter.rdb_storage`).
     """
     import optuna
 
@@ -141,8 +149,10 @@ def open_storage(url: str, *, file: str | None = None, read_only: bool = False) 
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    return optuna.storages.RDBStorage(
+                    return optuna_adapter.rdb_storage(
                         url,
+                        retry_s=DB_RETRY_S if retry_s is None else retry_s,
+                        label=mask_url(url),
                         engine_kwargs=engine_kwargs,
                         heartbeat_interval=HEARTBEAT_INTERVAL_S,
                         grace_period=GRACE_PERIOD_S,
