@@ -18,7 +18,10 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
+import warnings
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -359,6 +362,105 @@ def test_a_database_that_stays_down_stops_the_worker_with_one_line(
 
 # --------------------------------------------------------------------------------------------
 # workers started separately
+
+
+def test_separately_started_workers_draw_different_points_and_one_stays_reproducible(
+        tmp_path: Path) -> None:
+    path = write_study(tmp_path)
+    from hwsim.explore.study import load_study
+
+    spec = load_study(str(path))
+    out = tmp_path / "o"
+    opts = runner.SweepOptions(out_dir=out)
+
+    def first_points(n: int) -> list[dict[str, object]]:
+        shutil.rmtree(out, ignore_errors=True)
+        workers = [runner.open_study(spec, opts) for _ in range(n)]
+        asked = [w.ask() for w in workers]  # trials 0..n-1, one per worker, in lock-step
+        return [{p.name: p.suggest(t) for p in spec.space} for t in asked]
+
+    two = first_points(2)
+    assert two[0] != two[1]  # not the same seed
+    again = first_points(2)
+    assert again == two  # each worker's seed comes from the study seed and its first trial
+    # a worker alone on a fresh study draws what the study seed alone draws
+    with warnings.catch_warnings():  # (the same arguments as hwsim's, deprecated ones too)
+        warnings.simplefilter("ignore")
+        plain = optuna.samplers.TPESampler(seed=spec.seed, multivariate=True,
+                                           warn_independent_sampling=False)
+    alone = optuna.create_study(directions=spec.directions, sampler=plain)
+    t = alone.ask()
+    assert {p.name: p.suggest(t) for p in spec.space} == two[0]
+    assert isinstance(runner.make_sampler(spec), optuna.samplers.TPESampler)
+
+
+def test_four_separately_started_workers_evaluate_no_design_twice(tmp_path: Path) -> None:
+    # 90 designs, a DES of a few ms a trial so that the workers overlap: before, the workers
+    # drew the same points in lock-step (14 repeats in 40 trials, 8 designs evaluated twice);
+    # now they draw their own, and a design another worker is evaluating is waited for
+    path = write_study(tmp_path, fidelity="des")
+    path.write_text(path.read_text().replace("high = 12", "high = 6").replace(
+        "low = 0.05, high = 3.0", "low = 0.5, high = 2.5, step = 0.5"))
+    out = tmp_path / "o"
+    budget = 40
+    args = ["--out", str(out), "--trials", str(budget)]
+    r = subprocess.run(sweep_cmd(path, *args, "--validate-only"), capture_output=True,
+                       text=True, env=env(), cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    procs = [popen(sweep_cmd(path, *args)) for _ in range(4)]
+    for p in procs:
+        _, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err.decode()[-3000:]
+    study = load(str(out / "study.journal"))
+    check_exact(study, budget)
+    done = sorted(finished(study), key=lambda t: t.number)[:40]
+    evaluated = Counter(design(t) for t in done if t.user_attrs.get("reused_from") is None)
+    assert max(evaluated.values()) == 1, [d for d, n in evaluated.items() if n > 1]
+    for t in done:  # a trial that skipped its evaluation carries its source's values
+        src = t.user_attrs.get("reused_from")
+        if src is not None:
+            assert design(study.trials[src]) == design(t) and study.trials[src].values == t.values
+    assert len({t.user_attrs.get("worker") for t in done}) >= 2
+
+
+def test_a_design_another_worker_is_evaluating_is_waited_for_and_reused(
+        tmp_path: Path) -> None:
+    path = write_study(tmp_path)
+    from hwsim.explore.study import load_study
+
+    spec = load_study(str(path))
+    opts = runner.SweepOptions(out_dir=tmp_path / "o")
+    a = runner.open_study(spec, opts)
+    b = runner.open_study(spec, opts)
+    point = {"queue.servers": 4, "queue.mean_service_s": 0.5,
+             "queue.service_distribution": "erlang"}
+    a.enqueue_trial(point)
+    ta = a.ask()  # worker A draws the design and is evaluating it (trial 0)
+    for p in spec.space:
+        p.suggest(ta)
+    a_trial = a.trials[0]
+    assert a_trial.state == TrialState.RUNNING
+    b.enqueue_trial(point)  # worker B's next trial (1) proposes the same design
+    values = [0.25, 0.5]
+
+    def finish_a() -> None:
+        time.sleep(0.5)
+        for k, v in {"metrics": {"mean_wait_s": 0.25, "utilization": 0.5},
+                     "constraints": [], "run": {"seed": 1, "fidelity": "analytical",
+                                                "eval_s": 0.5}}.items():
+            ta.set_user_attr(k, v)
+        a.tell(ta, values)
+
+    thread = threading.Thread(target=finish_a)
+    objective = runner.Objective(spec, budget=10)
+    t0 = time.monotonic()
+    thread.start()
+    b.optimize(objective, n_trials=1)
+    thread.join()
+    assert time.monotonic() - t0 >= 0.4  # it waited for A's evaluation
+    tb = b.trials[1]
+    assert objective.evaluations == 0
+    assert tb.user_attrs["reused_from"] == 0 and tb.values == values
 
 
 # --------------------------------------------------------------------------------------------

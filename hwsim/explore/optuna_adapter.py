@@ -50,6 +50,19 @@ def trial_snapshot(study: Any) -> list[Any]:
         return study.get_trials(deepcopy=False)
 
 
+def fresh_trials(study: Any, trial_ids: Sequence[int]) -> list[Any]:
+    """The trials with these storage ids as the storage holds them now (not the per-trial
+    snapshot): one query on a database, a look-up each on a journal."""
+    backend = rdb_backend(study)
+    if backend is not None and len(trial_ids) > 1:
+        wanted = set(trial_ids)
+        got = backend._get_trials(study._study_id, states=None, included_trial_ids=wanted,
+                                  trial_id_greater_than=max(wanted))
+        return sorted((t for t in got if t._trial_id in wanted), key=lambda t: t.number)
+    storage = storage_of(study)
+    return [storage.get_trial(tid) for tid in trial_ids]
+
+
 def fail_trial(study: Any, trial: Any, reason: str) -> Any:
     """Mark a RUNNING trial FAIL with ``reason`` and return it as stored (for a retry
     callback). Raises when another worker finished or failed it first."""

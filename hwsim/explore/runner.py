@@ -21,6 +21,7 @@ Determinism
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
 import logging
 import math
@@ -62,7 +63,6 @@ class SweepOptions:
     out_dir: Path | None = None
     n_jobs: int = 1
     progress: bool | None = None  # None: when stderr is a terminal
-    worker_index: int = 0
     #: how long a database call is retried while the database is unreachable (None: default)
     db_retry_s: float | None = None
 
@@ -129,11 +129,56 @@ def quiet_optuna(level: int) -> None:
         optuna.logging.set_verbosity(level)
 
 
-def make_sampler(study: StudySpec, worker_index: int = 0) -> Any:
-    """The Optuna sampler the spec names, seeded, with the constraints fed to it."""
+def worker_seed(seed: int, first_trial: int) -> int:
+    """The sampler seed of a worker whose first trial has number ``first_trial``.
+
+    The worker that starts a study (trial 0) uses the study seed itself, so that one worker
+    draws what the seed alone draws; any other worker a seed derived from the study seed and its
+    first trial, a number the storage hands out to one worker only. So workers started
+    separately on one study (or by ``--n-jobs``) never draw the same points in lock-step, and a
+    study run by one worker is reproducible, resumes included.
+    """
+    if first_trial == 0:
+        return seed
+    digest = hashlib.sha256(f"hwsim-worker:{seed}:{first_trial}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+_PER_WORKER: dict[type, type] = {}
+
+
+def _per_worker_class(cls: type) -> type:
+    """``cls`` with its seed taken from the worker's first trial (:func:`worker_seed`).
+
+    The sampler is built with the study seed; in ``before_trial`` of the worker's first trial
+    (Optuna calls it once the storage has numbered the trial, before anything is sampled) it is
+    built again, in place, with the worker's seed. It stays an instance of ``cls``.
+    """
+    if cls not in _PER_WORKER:
+        def before_trial(self: Any, study: Any, trial: Any) -> None:
+            init = self.__dict__.pop("_hwsim_init", None)
+            if init is not None:
+                kwargs, seed = init
+                mine = worker_seed(seed, trial.number)
+                if mine != seed:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        cls.__init__(self, **{**kwargs, "seed": mine})
+                self.hwsim_seed = mine
+            cls.before_trial(self, study, trial)
+
+        _PER_WORKER[cls] = type(cls.__name__, (cls,), {
+            "before_trial": before_trial, "__module__": __name__,
+            "__doc__": f"{cls.__name__}, seeded per worker (hwsim.explore.runner.worker_seed)"})
+    return _PER_WORKER[cls]
+
+
+def make_sampler(study: StudySpec) -> Any:
+    """The Optuna sampler the spec names, seeded for this worker (:func:`worker_seed`), with
+    the constraints fed to it."""
     cls = sampler_class(study.sampler, study.path)
     kwargs: dict[str, Any] = dict(study.sampler_options)
-    kwargs["seed"] = study.seed + worker_index
+    kwargs["seed"] = study.seed
     if study.constraints and study.sampler in ("tpe", "nsga2", "nsga3", "gp"):
         kwargs["constraints_func"] = constraints_func
     if study.sampler == "grid":
@@ -147,13 +192,19 @@ def make_sampler(study: StudySpec, worker_index: int = 0) -> Any:
     if study.sampler == "nsga3" and len(study.objectives) < 2:
         raise InputError("nsga3 is for several objectives", file=study.path,
                          key="sampler.name", value="nsga3", has_value=True)
+    # QMC draws one low-discrepancy sequence for the whole study (its workers share the
+    # sequence, which needs the same seed), so it keeps the study seed in every worker
+    built = cls if study.sampler == "qmc" else _per_worker_class(cls)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return cls(**kwargs)
+            sampler = built(**kwargs)
     except (TypeError, ValueError) as exc:
         raise InputError(f"sampler options rejected: {exc}", file=study.path,
                          key="sampler") from None
+    if built is not cls:
+        sampler._hwsim_init = (kwargs, study.seed)
+    return sampler
 
 
 def constraints_func(trial: Any) -> Sequence[float]:
@@ -164,8 +215,7 @@ def constraints_func(trial: Any) -> Sequence[float]:
     return [float(x) if x is not None and math.isfinite(float(x)) else 1e30 for x in v]
 
 
-def open_study(study: StudySpec, opts: SweepOptions, *, create: bool = True,
-               worker_index: int = 0) -> Any:
+def open_study(study: StudySpec, opts: SweepOptions, *, create: bool = True) -> Any:
     """Create or load the Optuna study; the stored spec must define the same design space."""
     import optuna
 
@@ -173,7 +223,7 @@ def open_study(study: StudySpec, opts: SweepOptions, *, create: bool = True,
     url = storage_url_for(study, opts)
     st = storage_mod.open_storage(url, file=study.path, retry_s=opts.db_retry_s)
     name = study_name_for(study, opts)
-    sampler = make_sampler(study, worker_index)
+    sampler = make_sampler(study)
     try:
         ostudy = optuna.load_study(study_name=name, storage=st, sampler=sampler)
         created = False
@@ -288,17 +338,9 @@ class Tally:
             bisect.insort(self.uncounted, t.number)
             return
         self.finished += 1
-        reusable = t.state == TrialState.COMPLETE or (
-            t.state == TrialState.PRUNED and t.user_attrs.get("reason"))
-        key = design_key(self.study, t.params) if reusable else None
-        if key is not None and key not in self.designs:
-            attrs = {k: t.user_attrs[k] for k in ("run", "metrics", "constraints", "reason")
-                     if k in t.user_attrs}
-            source = t.user_attrs.get("reused_from")
-            self.designs[key] = Evaluation(
-                number=t.number if source is None else int(source),
-                pruned=t.state == TrialState.PRUNED,
-                values=tuple(t.values) if t.values is not None else None, attrs=attrs)
+        found = evaluation_of(self.study, t)
+        if found is not None and found[0] not in self.designs:
+            self.designs[found[0]] = found[1]
         if t.state == TrialState.COMPLETE and t.values and feasible(t):
             for i, o in enumerate(self.study.objectives):
                 v, b = t.values[i], self.best[i]
@@ -311,6 +353,25 @@ class Tally:
             return ""
         return " ".join(f"{o.metric}={b:.4g}"
                         for o, b in zip(self.study.objectives, self.best, strict=True))
+
+
+def evaluation_of(study: StudySpec, t: Any) -> tuple[str, Evaluation] | None:
+    """(design key, evaluation) of a finished trial whose result another trial of the same
+    design may reuse: COMPLETE, or PRUNED with its reason (an infeasible design); else None."""
+    from optuna.trial import TrialState
+
+    reusable = t.state == TrialState.COMPLETE or (
+        t.state == TrialState.PRUNED and t.user_attrs.get("reason"))
+    key = design_key(study, t.params) if reusable and counts(t) else None
+    if key is None:
+        return None
+    attrs = {k: t.user_attrs[k] for k in ("run", "metrics", "constraints", "reason")
+             if k in t.user_attrs}
+    source = t.user_attrs.get("reused_from")
+    return key, Evaluation(number=t.number if source is None else int(source),
+                           pruned=t.state == TrialState.PRUNED,
+                           values=tuple(t.values) if t.values is not None else None,
+                           attrs=attrs)
 
 
 def _numbered(trials: Sequence[Any], k: int) -> Any:
@@ -355,6 +416,8 @@ class Objective:
         point = {p.name: p.suggest(trial) for p in self.study.space}
         key = design_key(self.study, point)
         prior = self.tally.designs.get(key) if key is not None else None
+        if prior is None and key is not None:
+            prior = self._same_design_elsewhere(trial, key)
         if prior is not None:
             return self._reuse(trial, prior)
         if inherited.get("reused_from") is not None:
@@ -393,6 +456,57 @@ class Objective:
             trial.set_user_attr("reason", reason)
             raise optuna.TrialPruned(reason)
         return values[0] if len(values) == 1 else values
+
+    def _same_design_elsewhere(self, trial: Any, key: str) -> Evaluation | None:
+        """The evaluation of this design by a lower-numbered trial of another worker that was
+        unfinished when this trial started, waiting for it to finish if it is evaluating it.
+
+        Each trial waits until every lower-numbered trial still running has chosen its design,
+        and for the one that chose the same design (if any) to finish, then reuses its result.
+        A trial never waits for a higher-numbered one, so no two trials wait for each other;
+        and of two trials of one design running at once, the higher-numbered one always sees
+        the other's design (the lower one chose it before the higher one looked). So, with the
+        designs of finished trials (the tally), no design is evaluated twice, whatever the
+        number of workers. One worker alone never waits. A trial whose worker died (found on
+        this host, or after :data:`WAIT_FOR_OTHERS_S`) is not waited for.
+        """
+        from optuna.trial import TrialState
+
+        below = [k for k, waiting in self.tally.open.items() if k < trial.number and not waiting]
+        if not below:
+            return None
+        snapshot = optuna_adapter.trial_snapshot(trial.study)
+        ids = [optuna_adapter.trial_id(_numbered(snapshot, k)) for k in below]
+        n_params = len(self.study.space)
+        deadline = time.monotonic() + WAIT_FOR_OTHERS_S
+        delay, waited_for = 0.002, None
+        while ids:
+            pending = []
+            for t in optuna_adapter.fresh_trials(trial.study, ids):
+                if t.state.is_finished():
+                    found = evaluation_of(self.study, t)
+                    if found is not None and found[0] == key:
+                        if waited_for is not None:
+                            log.debug("trial %d: reuses trial %d of the same design, which it "
+                                      "waited for", trial.number, t.number)
+                        return found[1]
+                elif t.state == TrialState.RUNNING and storage_mod.worker_alive(
+                        str(t.user_attrs.get("worker", ""))):
+                    if len(t.params) < n_params:  # still choosing its design
+                        pending.append(optuna_adapter.trial_id(t))
+                    elif design_key(self.study, t.params) == key:  # evaluating this one
+                        pending.append(optuna_adapter.trial_id(t))
+                        waited_for = t.number
+            ids = pending
+            if not ids:
+                break
+            if time.monotonic() > deadline:
+                log.info("trial %d: trials %s did not finish in %d s; not waiting for them",
+                         trial.number, below, WAIT_FOR_OTHERS_S)
+                break
+            time.sleep(delay)
+            delay = min(2 * delay, 0.5)
+        return None
 
     def _reuse(self, trial: Any, prior: Evaluation) -> Sequence[float] | float:
         """Record the stored evaluation of the same design instead of evaluating it again."""
@@ -484,8 +598,7 @@ class SweepResult:
 
 
 def run_worker(study: StudySpec, opts: SweepOptions, budget: int,
-               progress: bool | None = False, worker_index: int = 0,
-               ostudy: Any | None = None) -> int:
+               progress: bool | None = False, ostudy: Any | None = None) -> int:
     """One worker: run trials until the study holds ``budget`` counted trials and none is
     running; returns how many trials this worker ran. ``ostudy``: the study already opened
     for this worker (else it is opened here)."""
@@ -498,7 +611,7 @@ def run_worker(study: StudySpec, opts: SweepOptions, budget: int,
     if not storage_mod.is_database_url(url):
         storage_mod.register_worker(url)
     if ostudy is None:
-        ostudy = open_study(study, opts, worker_index=worker_index)
+        ostudy = open_study(study, opts)
     tally = Tally(study)
     objective = Objective(study, budget, tally)
     bar = Progress(study, budget, finished_counted(ostudy.get_trials(deepcopy=False)), progress,
@@ -566,7 +679,7 @@ def _worker_main(path: str, raw_trials: int | None, seed: int | None, opts: Swee
     logging.basicConfig(level=logging.WARNING)
     study = load_study(path, trials=raw_trials, seed=seed, validate=False)
     try:
-        run_worker(study, opts, budget, progress=False, worker_index=index)
+        run_worker(study, opts, budget, progress=False)
     except HwsimError as exc:  # one line, as the command itself says it
         log.error("worker %d: %s", index, exc)
         raise SystemExit(exc.exit_code) from None
@@ -601,8 +714,7 @@ def sweep(study: StudySpec, opts: SweepOptions,
             p.start()
             children.append(p)
     try:
-        ran = run_worker(study, opts, budget, progress=opts.progress, worker_index=0,
-                         ostudy=ostudy)
+        ran = run_worker(study, opts, budget, progress=opts.progress, ostudy=ostudy)
     finally:
         for p in children:
             p.join()

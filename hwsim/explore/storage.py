@@ -305,6 +305,15 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def worker_alive(tag: str) -> bool:
+    """Whether the worker ``host:pid`` may be alive (False only for a gone process on this
+    host; a worker elsewhere is taken to be alive)."""
+    h, _, pid = tag.rpartition(":")
+    if h != socket.gethostname() or not pid.isdigit():
+        return True
+    return int(pid) == os.getpid() or _pid_alive(int(pid))
+
+
 _REGISTERED: dict[str, int] = {}
 
 
