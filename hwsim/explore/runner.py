@@ -14,8 +14,11 @@ The budget
     the difference.
 
 Determinism
-    The sampler is seeded from the study seed (each extra worker adds its index), and a stochastic
-    evaluator (the DES) is seeded from ``seed + trial number``; the seed is recorded in the trial.
+    Each worker's sampler is seeded from the study seed and the number of its first trial (the
+    worker that starts a study: the study seed itself; :func:`worker_seed`), so one worker is
+    reproducible and workers started together do not draw the same points; a stochastic
+    evaluator (the DES) is seeded from ``seed * 1000003 + trial number``; the seed is recorded in
+    the trial.
 """
 
 from __future__ import annotations

@@ -7,7 +7,12 @@
   (:func:`hwsim.explore.optuna_adapter.journal_backend`).
 - ``postgresql://...`` (or ``mysql://``): Optuna's ``RDBStorage`` with heartbeats, so a trial of a
   worker that died is marked failed and retried (``RetryFailedTrialCallback``), and with
-  ``pool_pre_ping`` so idle connections that the server dropped are replaced.
+  ``pool_pre_ping`` so idle connections that the server dropped are replaced; every call is
+  retried while the database is unreachable, for ``--db-retry-s`` (:data:`DB_RETRY_S`), then
+  the worker stops with :class:`StorageUnavailable`.
+- A journal write that fails (a full disk) is taken back to the last whole record and stops the
+  worker with :class:`StorageUnavailable`; a cut-off record at the end is removed before the
+  next append.
 - ``sqlite:///file.db``: accepted, for one process only (SQLite locks badly across processes).
 - any other value is a journal file path.
 """
