@@ -308,12 +308,12 @@ def test_database_restart_under_two_workers_loses_and_doubles_nothing(
     assert server.url
     path = write_study(tmp_path)
     name = _unique("restart")
-    budget = 70
+    budget = 50
     args = ["--storage", server.url, "--study-name", name, "--out", str(tmp_path / "o"),
             "--trials", str(budget)]  # the default --db-retry-s (30 s)
     procs = [popen(sweep_cmd(path, *args)) for _ in range(2)]
     try:
-        wait_for(lambda: len(finished(load(server.url, name))) >= 15, "15 trials")
+        wait_for(lambda: len(finished(load(server.url, name))) >= 10, "10 trials")
         server.stop("fast")  # every connection is cut, a transaction in flight is lost
         time.sleep(2.0)
         assert server.start().returncode == 0
