@@ -28,6 +28,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--study-name", metavar="NAME", help="Optuna study name (default: the spec's)")
     s.add_argument("--n-jobs", type=int, default=1, metavar="N",
                    help="worker processes on this machine (default 1)")
+    s.add_argument("--db-retry-s", type=float, metavar="S",
+                   help="how long a worker retries while its database is unreachable before it "
+                   "stops (default: the grace period less a heartbeat, 30 s)")
     s.add_argument("--out", metavar="DIR", help="output folder (default results/<study>)")
     s.add_argument("--seed", type=int, metavar="S", help="seed (default: the spec's)")
     s.add_argument("--exhaustive", action="store_true",
@@ -64,6 +67,11 @@ def run_sweep(args: argparse.Namespace) -> int:
 
     if args.n_jobs < 1:
         raise InputError(f"--n-jobs {args.n_jobs}: expected a whole number >= 1")
+    if args.study_name is not None:
+        runner.storage_mod.check_name(args.study_name, key="--study-name")
+    if args.db_retry_s is not None and not (0 <= args.db_retry_s < float("inf")):
+        raise InputError("expected a number of seconds >= 0", key="--db-retry-s",
+                         value=args.db_retry_s, has_value=True)
     study = load_study(args.study, trials=args.trials, seed=args.seed)
     if args.exhaustive and not study.enumerable():
         raise InputError(
@@ -76,7 +84,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     opts = runner.SweepOptions(
         storage=args.storage, study_name=args.study_name,
         out_dir=Path(args.out) if args.out else None, n_jobs=args.n_jobs,
-        progress=False if args.no_progress else None,
+        progress=False if args.no_progress else None, db_retry_s=args.db_retry_s,
     )
     from hwsim.cli import output_dir
 
@@ -107,19 +115,28 @@ def run_report(args: argparse.Namespace) -> int:
     from hwsim.explore import results, runner
     from hwsim.explore import storage as storage_mod
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    runner.quiet_optuna(optuna.logging.WARNING)
+    if args.study is not None:
+        storage_mod.check_name(args.study, key="--study")
     if args.storage:
         url = args.storage
-        st = storage_mod.open_storage(url)
+        st = storage_mod.open_storage(url, read_only=True)
         names = [s.study_name for s in optuna.get_all_study_summaries(st)]
         name = args.study
         if name is None:
             if len(names) != 1:
                 raise InputError(f"--storage {storage_mod.mask_url(url)} holds "
                                  f"{len(names)} studies; name one with --study "
-                                 f"({', '.join(names) or 'none'})")
+                                 f"({_names(names) or 'none'})")
             name = names[0]
-        out_dir = Path(args.out or args.dir or Path("results") / name)
+        if args.out or args.dir:
+            out_dir = Path(args.out or args.dir)
+        else:  # a name read from a (shared) storage becomes a folder only when it is a name
+            why = storage_mod.name_problem(name)
+            if why is not None:
+                raise InputError(f"the study name {name!r} in {storage_mod.mask_url(url)} is "
+                                 f"not a folder name ({why}); give --out DIR")
+            out_dir = Path("results") / name
     else:
         if not args.dir:
             raise InputError("hwsim report: give a results folder DIR, or --storage URL "
@@ -129,20 +146,28 @@ def run_report(args: argparse.Namespace) -> int:
         if not Path(url).is_file():
             raise InputError(f"{out_dir}: no study.journal here; give --storage URL "
                              "--study NAME for a study kept elsewhere", file=str(out_dir))
-        st = storage_mod.open_storage(url)
+        st = storage_mod.open_storage(url, read_only=True)
         names = [s.study_name for s in optuna.get_all_study_summaries(st)]
         name = args.study or (names[0] if len(names) == 1 else None)
         if name is None:
             raise InputError(f"{url} holds {len(names)} studies; name one with --study "
-                             f"({', '.join(names)})")
+                             f"({_names(names)})")
         if args.out:
             out_dir = Path(args.out)
     if name not in names:
         raise InputError(f"no study named {name!r} in {storage_mod.mask_url(url)}; "
-                         f"it holds: {', '.join(names) or 'none'}")
+                         f"it holds: {_names(names) or 'none'}")
     from hwsim.cli import output_dir
 
-    output_dir(out_dir, "--out" if args.out else "DIR")
+    try:
+        output_dir(out_dir, "--out" if args.out else "DIR")
+    except InputError as exc:
+        if args.out:
+            raise
+        # the study's own folder (read-only, say): reading needs no write access there
+        raise InputError(f"{exc.message}; the study can be read, so write the report "
+                         "elsewhere with --out DIR", key=exc.key, value=exc.value,
+                         has_value=True) from None
     ostudy = optuna.load_study(study_name=name, storage=st)
     study = results.spec_of(ostudy)
     del runner  # the spec travels with the study; nothing to run
@@ -150,6 +175,11 @@ def run_report(args: argparse.Namespace) -> int:
                                 run_refine=args.refine, figures=not args.no_figures)
     _print_summary(out)
     return 0
+
+
+def _names(names: list[str]) -> str:
+    """Study names for a one-line message (each quoted: a stored name may hold anything)."""
+    return ", ".join(repr(n) for n in names)
 
 
 def _print_summary(out: Any) -> None:

@@ -14,13 +14,17 @@ The budget
     the difference.
 
 Determinism
-    The sampler is seeded from the study seed (each extra worker adds its index), and a stochastic
-    evaluator (the DES) is seeded from ``seed + trial number``; the seed is recorded in the trial.
+    Each worker's sampler is seeded from the study seed and the number of its first trial (the
+    worker that starts a study: the study seed itself; :func:`worker_seed`), so one worker is
+    reproducible and workers started together do not draw the same points; a stochastic
+    evaluator (the DES) is seeded from ``seed * 1000003 + trial number``; the seed is recorded in
+    the trial.
 """
 
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
 import logging
 import math
@@ -62,11 +66,21 @@ class SweepOptions:
     out_dir: Path | None = None
     n_jobs: int = 1
     progress: bool | None = None  # None: when stderr is a terminal
-    worker_index: int = 0
+    #: how long a database call is retried while the database is unreachable (None: default)
+    db_retry_s: float | None = None
+
+
+def study_name_for(study: StudySpec, opts: SweepOptions) -> str:
+    """The study's name in its storage: ``--study-name``, else the spec's (one path component:
+    it also names the output folder)."""
+    if opts.study_name is None:
+        return storage_mod.check_name(study.name, key="name", file=study.path)
+    return storage_mod.check_name(opts.study_name, key="--study-name")
 
 
 def out_dir_for(study: StudySpec, opts: SweepOptions) -> Path:
-    return opts.out_dir or Path("results") / (opts.study_name or study.name)
+    name = study_name_for(study, opts)
+    return opts.out_dir or Path("results") / name
 
 
 def storage_url_for(study: StudySpec, opts: SweepOptions) -> str:
@@ -109,11 +123,65 @@ def n_counted(study: Any) -> int:
 # the study object
 
 
-def make_sampler(study: StudySpec, worker_index: int = 0) -> Any:
-    """The Optuna sampler the spec names, seeded, with the constraints fed to it."""
+def quiet_optuna(level: int) -> None:
+    """Show Optuna's log records from ``level`` up, never lowering a threshold already set
+    higher (opening a study must not bring back the per-trial tracebacks a worker turned off)."""
+    import optuna
+
+    if optuna.logging.get_verbosity() < level:
+        optuna.logging.set_verbosity(level)
+
+
+def worker_seed(seed: int, first_trial: int) -> int:
+    """The sampler seed of a worker whose first trial has number ``first_trial``.
+
+    The worker that starts a study (trial 0) uses the study seed itself, so that one worker
+    draws what the seed alone draws; any other worker a seed derived from the study seed and its
+    first trial, a number the storage hands out to one worker only. So workers started
+    separately on one study (or by ``--n-jobs``) never draw the same points in lock-step, and a
+    study run by one worker is reproducible, resumes included.
+    """
+    if first_trial == 0:
+        return seed
+    digest = hashlib.sha256(f"hwsim-worker:{seed}:{first_trial}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+_PER_WORKER: dict[type, type] = {}
+
+
+def _per_worker_class(cls: type) -> type:
+    """``cls`` with its seed taken from the worker's first trial (:func:`worker_seed`).
+
+    The sampler is built with the study seed; in ``before_trial`` of the worker's first trial
+    (Optuna calls it once the storage has numbered the trial, before anything is sampled) it is
+    built again, in place, with the worker's seed. It stays an instance of ``cls``.
+    """
+    if cls not in _PER_WORKER:
+        def before_trial(self: Any, study: Any, trial: Any) -> None:
+            init = self.__dict__.pop("_hwsim_init", None)
+            if init is not None:
+                kwargs, seed = init
+                mine = worker_seed(seed, trial.number)
+                if mine != seed:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        cls.__init__(self, **{**kwargs, "seed": mine})
+                self.hwsim_seed = mine
+            cls.before_trial(self, study, trial)
+
+        _PER_WORKER[cls] = type(cls.__name__, (cls,), {
+            "before_trial": before_trial, "__module__": __name__,
+            "__doc__": f"{cls.__name__}, seeded per worker (hwsim.explore.runner.worker_seed)"})
+    return _PER_WORKER[cls]
+
+
+def make_sampler(study: StudySpec) -> Any:
+    """The Optuna sampler the spec names, seeded for this worker (:func:`worker_seed`), with
+    the constraints fed to it."""
     cls = sampler_class(study.sampler, study.path)
     kwargs: dict[str, Any] = dict(study.sampler_options)
-    kwargs["seed"] = study.seed + worker_index
+    kwargs["seed"] = study.seed
     if study.constraints and study.sampler in ("tpe", "nsga2", "nsga3", "gp"):
         kwargs["constraints_func"] = constraints_func
     if study.sampler == "grid":
@@ -127,13 +195,19 @@ def make_sampler(study: StudySpec, worker_index: int = 0) -> Any:
     if study.sampler == "nsga3" and len(study.objectives) < 2:
         raise InputError("nsga3 is for several objectives", file=study.path,
                          key="sampler.name", value="nsga3", has_value=True)
+    # QMC draws one low-discrepancy sequence for the whole study (its workers share the
+    # sequence, which needs the same seed), so it keeps the study seed in every worker
+    built = cls if study.sampler == "qmc" else _per_worker_class(cls)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return cls(**kwargs)
+            sampler = built(**kwargs)
     except (TypeError, ValueError) as exc:
         raise InputError(f"sampler options rejected: {exc}", file=study.path,
                          key="sampler") from None
+    if built is not cls:
+        sampler._hwsim_init = (kwargs, study.seed)
+    return sampler
 
 
 def constraints_func(trial: Any) -> Sequence[float]:
@@ -144,16 +218,15 @@ def constraints_func(trial: Any) -> Sequence[float]:
     return [float(x) if x is not None and math.isfinite(float(x)) else 1e30 for x in v]
 
 
-def open_study(study: StudySpec, opts: SweepOptions, *, create: bool = True,
-               worker_index: int = 0) -> Any:
+def open_study(study: StudySpec, opts: SweepOptions, *, create: bool = True) -> Any:
     """Create or load the Optuna study; the stored spec must define the same design space."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_optuna(optuna.logging.WARNING)
     url = storage_url_for(study, opts)
-    st = storage_mod.open_storage(url, file=study.path)
-    name = opts.study_name or study.name
-    sampler = make_sampler(study, worker_index)
+    st = storage_mod.open_storage(url, file=study.path, retry_s=opts.db_retry_s)
+    name = study_name_for(study, opts)
+    sampler = make_sampler(study)
     try:
         ostudy = optuna.load_study(study_name=name, storage=st, sampler=sampler)
         created = False
@@ -268,17 +341,9 @@ class Tally:
             bisect.insort(self.uncounted, t.number)
             return
         self.finished += 1
-        reusable = t.state == TrialState.COMPLETE or (
-            t.state == TrialState.PRUNED and t.user_attrs.get("reason"))
-        key = design_key(self.study, t.params) if reusable else None
-        if key is not None and key not in self.designs:
-            attrs = {k: t.user_attrs[k] for k in ("run", "metrics", "constraints", "reason")
-                     if k in t.user_attrs}
-            source = t.user_attrs.get("reused_from")
-            self.designs[key] = Evaluation(
-                number=t.number if source is None else int(source),
-                pruned=t.state == TrialState.PRUNED,
-                values=tuple(t.values) if t.values is not None else None, attrs=attrs)
+        found = evaluation_of(self.study, t)
+        if found is not None and found[0] not in self.designs:
+            self.designs[found[0]] = found[1]
         if t.state == TrialState.COMPLETE and t.values and feasible(t):
             for i, o in enumerate(self.study.objectives):
                 v, b = t.values[i], self.best[i]
@@ -291,6 +356,25 @@ class Tally:
             return ""
         return " ".join(f"{o.metric}={b:.4g}"
                         for o, b in zip(self.study.objectives, self.best, strict=True))
+
+
+def evaluation_of(study: StudySpec, t: Any) -> tuple[str, Evaluation] | None:
+    """(design key, evaluation) of a finished trial whose result another trial of the same
+    design may reuse: COMPLETE, or PRUNED with its reason (an infeasible design); else None."""
+    from optuna.trial import TrialState
+
+    reusable = t.state == TrialState.COMPLETE or (
+        t.state == TrialState.PRUNED and t.user_attrs.get("reason"))
+    key = design_key(study, t.params) if reusable and counts(t) else None
+    if key is None:
+        return None
+    attrs = {k: t.user_attrs[k] for k in ("run", "metrics", "constraints", "reason")
+             if k in t.user_attrs}
+    source = t.user_attrs.get("reused_from")
+    return key, Evaluation(number=t.number if source is None else int(source),
+                           pruned=t.state == TrialState.PRUNED,
+                           values=tuple(t.values) if t.values is not None else None,
+                           attrs=attrs)
 
 
 def _numbered(trials: Sequence[Any], k: int) -> Any:
@@ -335,6 +419,8 @@ class Objective:
         point = {p.name: p.suggest(trial) for p in self.study.space}
         key = design_key(self.study, point)
         prior = self.tally.designs.get(key) if key is not None else None
+        if prior is None and key is not None:
+            prior = self._same_design_elsewhere(trial, key)
         if prior is not None:
             return self._reuse(trial, prior)
         if inherited.get("reused_from") is not None:
@@ -373,6 +459,57 @@ class Objective:
             trial.set_user_attr("reason", reason)
             raise optuna.TrialPruned(reason)
         return values[0] if len(values) == 1 else values
+
+    def _same_design_elsewhere(self, trial: Any, key: str) -> Evaluation | None:
+        """The evaluation of this design by a lower-numbered trial of another worker that was
+        unfinished when this trial started, waiting for it to finish if it is evaluating it.
+
+        Each trial waits until every lower-numbered trial still running has chosen its design,
+        and for the one that chose the same design (if any) to finish, then reuses its result.
+        A trial never waits for a higher-numbered one, so no two trials wait for each other;
+        and of two trials of one design running at once, the higher-numbered one always sees
+        the other's design (the lower one chose it before the higher one looked). So, with the
+        designs of finished trials (the tally), no design is evaluated twice, whatever the
+        number of workers. One worker alone never waits. A trial whose worker died (found on
+        this host, or after :data:`WAIT_FOR_OTHERS_S`) is not waited for.
+        """
+        from optuna.trial import TrialState
+
+        below = [k for k, waiting in self.tally.open.items() if k < trial.number and not waiting]
+        if not below:
+            return None
+        snapshot = optuna_adapter.trial_snapshot(trial.study)
+        ids = [optuna_adapter.trial_id(_numbered(snapshot, k)) for k in below]
+        n_params = len(self.study.space)
+        deadline = time.monotonic() + WAIT_FOR_OTHERS_S
+        delay, waited_for = 0.002, None
+        while ids:
+            pending = []
+            for t in optuna_adapter.fresh_trials(trial.study, ids):
+                if t.state.is_finished():
+                    found = evaluation_of(self.study, t)
+                    if found is not None and found[0] == key:
+                        if waited_for is not None:
+                            log.debug("trial %d: reuses trial %d of the same design, which it "
+                                      "waited for", trial.number, t.number)
+                        return found[1]
+                elif t.state == TrialState.RUNNING and storage_mod.worker_alive(
+                        str(t.user_attrs.get("worker", ""))):
+                    if len(t.params) < n_params:  # still choosing its design
+                        pending.append(optuna_adapter.trial_id(t))
+                    elif design_key(self.study, t.params) == key:  # evaluating this one
+                        pending.append(optuna_adapter.trial_id(t))
+                        waited_for = t.number
+            ids = pending
+            if not ids:
+                break
+            if time.monotonic() > deadline:
+                log.info("trial %d: trials %s did not finish in %d s; not waiting for them",
+                         trial.number, below, WAIT_FOR_OTHERS_S)
+                break
+            time.sleep(delay)
+            delay = min(2 * delay, 0.5)
+        return None
 
     def _reuse(self, trial: Any, prior: Evaluation) -> Sequence[float] | float:
         """Record the stored evaluation of the same design instead of evaluating it again."""
@@ -464,58 +601,72 @@ class SweepResult:
 
 
 def run_worker(study: StudySpec, opts: SweepOptions, budget: int,
-               progress: bool | None = False, worker_index: int = 0,
-               ostudy: Any | None = None) -> int:
+               progress: bool | None = False, ostudy: Any | None = None) -> int:
     """One worker: run trials until the study holds ``budget`` counted trials and none is
     running; returns how many trials this worker ran. ``ostudy``: the study already opened
     for this worker (else it is opened here)."""
     import optuna
-    from optuna.trial import TrialState
 
     # Optuna logs every failed trial with a traceback; ours are recorded with their reason (and
     # evaluator errors logged here), and surplus trials are bookkeeping, so keep it to errors.
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    quiet_optuna(optuna.logging.ERROR)
     url = storage_url_for(study, opts)
     if not storage_mod.is_database_url(url):
         storage_mod.register_worker(url)
     if ostudy is None:
-        ostudy = open_study(study, opts, worker_index=worker_index)
+        ostudy = open_study(study, opts)
     tally = Tally(study)
     objective = Objective(study, budget, tally)
     bar = Progress(study, budget, finished_counted(ostudy.get_trials(deepcopy=False)), progress,
                    tally)
     journal = not storage_mod.is_database_url(url)
-    idle_since, last = time.monotonic(), None
     try:
-        while True:
-            # trials of dead workers: failed and queued again (journal: registrations; database:
-            # heartbeats), so that they neither hold a slot of the budget nor are lost
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
-                if journal:
-                    storage_mod.recover_dead_local_trials(ostudy, url)
-                else:
-                    storage_mod.fail_dead_db_trials(ostudy)
-                if n_counted(ostudy) < budget or _has_waiting(ostudy):
-                    objective.stop = False
-                    ostudy.optimize(objective, n_trials=None, catch=(_Surplus, _EvaluatorError),
-                                    callbacks=[bar])
-            # the budget is claimed; wait for other workers' running trials to finish (or to be
-            # found dead and queued again, which this worker then runs)
-            running = [t.number for t in ostudy.get_trials(deepcopy=False,
-                                                           states=(TrialState.RUNNING,))]
-            if not running:
-                break
-            if running != last:
-                idle_since, last = time.monotonic(), running
-            elif time.monotonic() - idle_since > WAIT_FOR_OTHERS_S:
-                log.warning("trials %s are still running after %d s; not waiting for them",
-                            running, WAIT_FOR_OTHERS_S)
-                break
-            time.sleep(0.5 if journal else 2.0)
+        _run_until_done(ostudy, objective, bar, budget, url, journal)
+    except Exception as exc:
+        # a storage that cannot be written or reached: one line, whatever Optuna made of it
+        failure = storage_mod.storage_failure(exc)
+        if failure is None:
+            raise
+        raise failure from None
     finally:
         bar.close()
     return bar.ran
+
+
+def _run_until_done(ostudy: Any, objective: Objective, bar: Progress, budget: int, url: str,
+                    journal: bool) -> None:
+    """run_worker's loop: optimize while the budget has room, then wait for the trials still
+    running elsewhere (or run their retries)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    idle_since, last = time.monotonic(), None
+    while True:
+        # trials of dead workers: failed and queued again (journal: registrations; database:
+        # heartbeats), so that they neither hold a slot of the budget nor are lost
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
+            if journal:
+                storage_mod.recover_dead_local_trials(ostudy, url)
+            else:
+                storage_mod.fail_dead_db_trials(ostudy)
+            if n_counted(ostudy) < budget or _has_waiting(ostudy):
+                objective.stop = False
+                ostudy.optimize(objective, n_trials=None, catch=(_Surplus, _EvaluatorError),
+                                callbacks=[bar])
+        # the budget is claimed; wait for other workers' running trials to finish (or to be
+        # found dead and queued again, which this worker then runs)
+        running = [t.number for t in ostudy.get_trials(deepcopy=False,
+                                                       states=(TrialState.RUNNING,))]
+        if not running:
+            break
+        if running != last:
+            idle_since, last = time.monotonic(), running
+        elif time.monotonic() - idle_since > WAIT_FOR_OTHERS_S:
+            log.warning("trials %s are still running after %d s; not waiting for them",
+                        running, WAIT_FOR_OTHERS_S)
+            break
+        time.sleep(0.5 if journal else 2.0)
 
 
 def _has_waiting(ostudy: Any) -> bool:
@@ -526,9 +677,15 @@ def _has_waiting(ostudy: Any) -> bool:
 
 def _worker_main(path: str, raw_trials: int | None, seed: int | None, opts: SweepOptions,
                  budget: int, index: int) -> None:  # pragma: no cover - runs in a child
+    from hwsim.errors import HwsimError
+
     logging.basicConfig(level=logging.WARNING)
     study = load_study(path, trials=raw_trials, seed=seed, validate=False)
-    run_worker(study, opts, budget, progress=False, worker_index=index)
+    try:
+        run_worker(study, opts, budget, progress=False)
+    except HwsimError as exc:  # one line, as the command itself says it
+        log.error("worker %d: %s", index, exc)
+        raise SystemExit(exc.exit_code) from None
 
 
 def sweep(study: StudySpec, opts: SweepOptions,
@@ -560,8 +717,7 @@ def sweep(study: StudySpec, opts: SweepOptions,
             p.start()
             children.append(p)
     try:
-        ran = run_worker(study, opts, budget, progress=opts.progress, worker_index=0,
-                         ostudy=ostudy)
+        ran = run_worker(study, opts, budget, progress=opts.progress, ostudy=ostudy)
     finally:
         for p in children:
             p.join()

@@ -7,7 +7,12 @@
   (:func:`hwsim.explore.optuna_adapter.journal_backend`).
 - ``postgresql://...`` (or ``mysql://``): Optuna's ``RDBStorage`` with heartbeats, so a trial of a
   worker that died is marked failed and retried (``RetryFailedTrialCallback``), and with
-  ``pool_pre_ping`` so idle connections that the server dropped are replaced.
+  ``pool_pre_ping`` so idle connections that the server dropped are replaced; every call is
+  retried while the database is unreachable, for ``--db-retry-s`` (:data:`DB_RETRY_S`), then
+  the worker stops with :class:`StorageUnavailable`.
+- A journal write that fails (a full disk) is taken back to the last whole record and stops the
+  worker with :class:`StorageUnavailable`; a cut-off record at the end is removed before the
+  next append.
 - ``sqlite:///file.db``: accepted, for one process only (SQLite locks badly across processes).
 - any other value is a journal file path.
 """
@@ -24,7 +29,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from hwsim.errors import InputError
+from hwsim.errors import InputError, ToolError
 from hwsim.explore import optuna_adapter
 
 log = logging.getLogger(__name__)
@@ -35,8 +40,64 @@ HEARTBEAT_INTERVAL_S = int(os.environ.get("HWSIM_HEARTBEAT_S", "10"))
 GRACE_PERIOD_S = int(os.environ.get("HWSIM_GRACE_S", str(4 * HEARTBEAT_INTERVAL_S)))
 #: how many times a trial of a dead worker is retried
 MAX_RETRY = 3
+#: how long a database call is retried while the database is unreachable (a restart, a
+#: fail-over) before the worker stops (``--db-retry-s``, ``HWSIM_DB_RETRY_S``). The default
+#: stays below the grace period less a heartbeat, so that no running trial goes stale meanwhile
+DB_RETRY_S = float(os.environ.get("HWSIM_DB_RETRY_S",
+                                  str(max(1, GRACE_PERIOD_S - HEARTBEAT_INTERVAL_S))))
 
 _DATABASE_SCHEMES = ("postgresql", "postgres", "mysql", "sqlite")
+
+
+class StorageUnavailable(ToolError):
+    """The storage cannot be written or reached (a full disk, a database down for longer than
+    the retry allows): the worker stops with this one line (exit status 3); nothing finished is
+    lost, and the same command resumes."""
+
+
+def storage_failure(exc: BaseException) -> StorageUnavailable | None:
+    """The :class:`StorageUnavailable` behind ``exc``, if any.
+
+    Optuna's trial loop turns a storage error raised while it records a trial into an error of
+    its own (``AssertionError``, ``UnboundLocalError``), with the original as its context.
+    """
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        if isinstance(e, StorageUnavailable):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def name_problem(name: object) -> str | None:
+    """Why ``name`` is not a study name, or None when it is one.
+
+    A study name is also a folder name (``results/<study>/``), so it must be one path
+    component: not empty, no ``/`` or ``\\``, not starting with ``.`` (so neither ``.`` nor
+    ``..``), no control characters, at most 255 bytes.
+    """
+    if not isinstance(name, str) or not name:
+        return "expected a study name"
+    if "/" in name or "\\" in name or (os.altsep and os.altsep in name):
+        return "a study name is one path component: no '/' or '\\'"
+    if name.startswith("."):
+        return "a study name does not start with '.'"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "a study name has no control characters"
+    if len(name.encode("utf-8", "surrogatepass")) > 255:
+        return "a study name is at most 255 bytes"
+    return None
+
+
+def check_name(name: object, *, key: str, file: str | None = None) -> str:
+    """``name`` when it is a study name (:func:`name_problem`), else a one-line InputError
+    naming ``key`` and the value."""
+    why = name_problem(name)
+    if why is not None:
+        raise InputError(why, file=file, key=key, value=name, has_value=True)
+    return str(name)
 
 
 def default_storage_path(out_dir: Path) -> Path:
@@ -64,11 +125,16 @@ def mask_url(url: str) -> str:
         return f"{scheme}://{creds}{at}{host}"
 
 
-def open_storage(url: str, *, file: str | None = None) -> Any:
+def open_storage(url: str, *, file: str | None = None, read_only: bool = False,
+                 retry_s: float | None = None) -> Any:
     """An Optuna storage for ``url`` (a database URL or a journal file path).
 
     An unreachable database or an unwritable path raises a one-line
-    :class:`~hwsim.errors.InputError` naming the URL (password masked).
+    :class:`~hwsim.errors.InputError` naming the URL (password masked). With ``read_only``
+    (``hwsim report``) nothing is created or written: the journal file, or the database with
+    Optuna's tables, must already exist, and the journal's folder may be read-only. Once open, a
+    database call is retried for ``retry_s`` seconds (default :data:`DB_RETRY_S`) while the
+    database cannot be reached (:func:`hwsim.explore.optuna_adapter.rdb_storage`).
     """
     import optuna
 
@@ -80,14 +146,18 @@ def open_storage(url: str, *, file: str | None = None) -> Any:
             engine_kwargs.update(pool_size=2, max_overflow=2, pool_recycle=1800)
         if url.startswith("postgresql"):
             engine_kwargs["connect_args"] = {"connect_timeout": 10}
+        if read_only:  # Optuna would create the database (SQLite) and its tables
+            _check_database_exists(url, engine_kwargs, file)
         # Workers that start together on a fresh database race to create Optuna's tables; the
         # loser sees a duplicate-key error and simply tries again (the tables then exist).
         for attempt in range(6):
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    return optuna.storages.RDBStorage(
+                    return optuna_adapter.rdb_storage(
                         url,
+                        retry_s=DB_RETRY_S if retry_s is None else retry_s,
+                        label=mask_url(url),
                         engine_kwargs=engine_kwargs,
                         heartbeat_interval=HEARTBEAT_INTERVAL_S,
                         grace_period=GRACE_PERIOD_S,
@@ -114,16 +184,78 @@ def open_storage(url: str, *, file: str | None = None) -> Any:
             f"storage {mask_url(url)}: unknown scheme; expected postgresql://, mysql://, "
             "sqlite:/// or a journal file path", file=file, key="--storage")
     path = Path(url)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("ab"):
-            pass
-    except OSError as exc:
-        raise InputError(f"storage {url} is not writable: {exc.strerror or exc}", file=file,
-                         key="--storage") from None
+    if read_only:
+        if not path.is_file():
+            raise InputError(f"storage {url}: no such journal file", file=file,
+                             key="--storage")
+        try:
+            _note_partial_tail(path)
+        except OSError as exc:
+            raise InputError(f"storage {url} is not readable: {exc.strerror or exc}",
+                             file=file, key="--storage") from None
+    else:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("ab"):
+                pass
+        except OSError as exc:
+            raise InputError(f"storage {url} is not writable: {exc.strerror or exc}",
+                             file=file, key="--storage") from None
     from optuna.storages.journal import JournalStorage
 
     return JournalStorage(optuna_adapter.journal_backend(str(path), FlockLock(str(path))))
+
+
+def _check_database_exists(url: str, engine_kwargs: dict[str, Any], file: str | None) -> None:
+    """Refuse (one line) a database that does not exist or holds no Optuna tables, creating
+    nothing: a report only reads."""
+    import sqlalchemy
+    from sqlalchemy import exc as sa_exc
+
+    if url.startswith("sqlite"):
+        db = sqlalchemy.engine.make_url(url).database
+        if not db or db == ":memory:" or not Path(db).is_file():
+            raise InputError(f"storage {mask_url(url)}: no such database file", file=file,
+                             key="--storage")
+    try:
+        engine = sqlalchemy.create_engine(url, **engine_kwargs)
+    except ImportError as exc:
+        raise InputError(f"storage {mask_url(url)}: missing database driver ({exc}); "
+                         "pip install 'hwsim[dist]'", file=file, key="--storage") from None
+    try:
+        has_tables = sqlalchemy.inspect(engine).has_table("studies")
+    except sa_exc.SQLAlchemyError as exc:
+        text = str(exc).strip()
+        raise InputError(f"storage {mask_url(url)} is not reachable: "
+                         f"{text.splitlines()[0] if text else type(exc).__name__}", file=file,
+                         key="--storage") from None
+    finally:
+        engine.dispose()
+    if not has_tables:
+        raise InputError(f"storage {mask_url(url)} holds no studies (no Optuna tables)",
+                         file=file, key="--storage")
+
+
+def _note_partial_tail(path: Path) -> None:
+    """Say (one line) when a journal opened for reading ends in a cut-off record, which the
+    reader skips and the next writer removes. A writer holds the journal's lock while it
+    appends, so the check takes it too (shared) where it can."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDONLY)
+    lock = -1
+    try:
+        with contextlib.suppress(OSError):
+            lock = os.open(str(path) + ".flock", os.O_RDONLY)
+            fcntl.flock(lock, fcntl.LOCK_SH)
+        _, cut = optuna_adapter.partial_tail(fd)
+    finally:
+        if lock >= 0:
+            os.close(lock)
+        os.close(fd)
+    if cut:
+        log.warning("%s ends in a cut-off record (%d bytes, left by a full disk or a crash); "
+                    "it is skipped, and the next sweep on this study removes it", path, cut)
 
 
 class FlockLock:
@@ -176,6 +308,15 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def worker_alive(tag: str) -> bool:
+    """Whether the worker ``host:pid`` may be alive (False only for a gone process on this
+    host; a worker elsewhere is taken to be alive)."""
+    h, _, pid = tag.rpartition(":")
+    if h != socket.gethostname() or not pid.isdigit():
+        return True
+    return int(pid) == os.getpid() or _pid_alive(int(pid))
 
 
 _REGISTERED: dict[str, int] = {}
