@@ -6,10 +6,11 @@ A transfer of ``n`` bytes is serialised at the link's fair share of the bandwidt
 constant bandwidth it takes exactly ``latency_s + n / bandwidth``. Lost bytes are sampled once
 per transfer (packets of ``mtu_bytes``, each lost independently with probability ``loss``): they
 use bandwidth but are not delivered, so ``bytes_in == bytes_out + bytes_dropped`` once the link
-is drained. The bandwidth may follow a piecewise-constant trace of ``(time_s, bytes/s)`` and/or a
-stochastic factor process of ``(duration_s, factor)`` steps (e.g. :func:`markov_factors`); the
-effective bandwidth is their product. Each change costs one event, and only while transfers
-are in progress.
+is drained; a caller with its own loss process passes the bytes a transfer loses
+(``transfer(n, dropped=...)``). The bandwidth may follow a piecewise-constant trace of
+``(time_s, bytes/s)`` and/or a stochastic factor process of ``(duration_s, factor)`` steps (e.g.
+:func:`markov_factors`); the effective bandwidth is their product. Each change costs one event,
+and only while transfers are in progress.
 """
 
 from __future__ import annotations
@@ -153,11 +154,20 @@ class Link:
             lost += rest
         return lost
 
-    def transfer(self, nbytes: float, *, weight: float = 1.0, label: str = "transfer") -> Event:
-        """Send ``nbytes``; the event fires on arrival with the number of bytes delivered."""
+    def transfer(self, nbytes: float, *, weight: float = 1.0, label: str = "transfer",
+                 dropped: float | None = None) -> Event:
+        """Send ``nbytes``; the event fires on arrival with the number of bytes delivered.
+
+        ``dropped`` (0 <= dropped <= nbytes) gives the bytes lost instead of the link's own
+        independent draw, for a caller with its own loss process (bursty loss, an outage): they
+        are accounted the same way, using bandwidth and counted in ``bytes_dropped``.
+        """
         env = self.env
         t0 = env.now
-        dropped = self._dropped(nbytes)
+        if dropped is None:
+            dropped = self._dropped(nbytes)
+        elif not 0.0 <= dropped <= nbytes:
+            raise ValueError(f"dropped must be within [0, {nbytes}], got {dropped}")
         self.bytes_in += nbytes
         self.transfers += 1
         done = Event(env)

@@ -150,6 +150,8 @@ class FairShare:
         if self._cap > 0:
             t_done = now + (self._heap[0][0] - self._v) * self._wsum / self._cap
         t_change = self._next_change[0]
+        if t_done == math.inf and t_change == math.inf:
+            return  # stalled at zero capacity with no change to come
         if t_done <= t_change:
             delay, completion = t_done - now, True
         elif math.isfinite(t_change):
