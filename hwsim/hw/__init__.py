@@ -2,7 +2,9 @@
 
 - :mod:`.gpu`: ``gpu``, an HBM accelerator (GPU or TPU) and its server, as its datasheet says;
 - :mod:`.tco`: ``tco``, datacenter and economic constants, and the lifetime TCO of a server;
-- :mod:`.fpga`: ``fpga-board``, an FPGA device's resources and the DRAM beside it.
+- :mod:`.fpga`: ``fpga-board``, an FPGA device's resources and the DRAM beside it;
+- :mod:`.link`: ``link``, a road-side-unit-to-vehicle radio link (channel, rate, latency, loss,
+  handover) and its vectorised models.
 
 A device file holds published figures only; constants fitted to measurements live in the
 calibration spec of the model that uses them (for example ``gpu-calibration``), which names the
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 from hwsim.hw.fpga import FpgaBoardSpec
 from hwsim.hw.gpu import GpuSpec
+from hwsim.hw.link import LinkSpec
 from hwsim.hw.tco import TcoSpec
 
-__all__ = ["FpgaBoardSpec", "GpuSpec", "TcoSpec"]
+__all__ = ["FpgaBoardSpec", "GpuSpec", "LinkSpec", "TcoSpec"]
