@@ -37,6 +37,7 @@ BUILTIN_PACKAGES: tuple[str, ...] = (
     "hwsim.systolic",       # the shared systolic array: kind, timing, resources, RTL
     "hwsim.systolic_fpga",
     "hwsim.a3fusion",       # camera-LiDAR fusion network + FPGA accelerator co-search
+    "hwsim.iaad",           # road-side units to vehicles: links, fusion methods, adaptive policy
     "hwsim.rtl.blocks",     # shared RTL blocks with no system of their own (fusion-unit)
 )
 
