@@ -2,20 +2,22 @@
 rate, lost, retransmitted (bounded ARQ) and propagated.
 
 A message of ``B`` bytes is ``ceil(B / payload)`` packets, each carrying ``header_bytes`` more
-on air. The transmitter serves one *round* at a time, first in first out (two priority classes:
-planning hints ahead of perception data, non-preemptive): a round is the message's packets that
-still need sending, serialised as one transfer on a :class:`hwsim.des.Link` whose bandwidth
-follows the drive's :class:`~hwsim.iaad.channel.Timeline` (so the rate may change, or drop to 0
-in a handover, in the middle of a round). Which packets of a round are lost is drawn from the
-link's Gilbert-Elliott chain (:class:`hwsim.hw.link.GilbertElliott`), or the trace's loss, or
-all of them while a broadcast link is out of coverage; the Link accounts the lost bytes, so
-``bytes_in == bytes_out + bytes_dropped``. The chain runs on, in packet times at the current
-rate, while the link is idle. The lost packets are sent again as a new round
-``arq_delay_ms`` later (the feedback round trip), ahead of new messages; a packet that fails
-``max_transmissions`` times loses its message. A delivered message arrives ``base_latency_ms``
-plus an exponential jitter of mean ``jitter_ms`` (the trace's latency instead, for a trace) after
-its last round is serialised. A message not started before its ``expire`` time is dropped by
-the sender unsent.
+on air. The transmitter starts one message's first *round* at a time, first in first out (two
+priority classes: planning hints ahead of perception data, non-preemptive). A round is the
+message's packets that still need sending, serialised as one transfer on a
+:class:`hwsim.des.Link` whose bandwidth follows the drive's
+:class:`~hwsim.iaad.channel.Timeline` and cell load (so the rate may change, or drop to 0 in a
+handover, in the middle of a round). Which packets of a round are lost is drawn from the link's
+Gilbert-Elliott chain (:class:`hwsim.hw.link.GilbertElliott`; it runs on in packet times at
+the current rate while the link is idle), or the trace's loss, or all of them while a broadcast
+link is out of coverage; the Link accounts the lost bytes, so ``bytes_in == bytes_out +
+bytes_dropped``. The lost packets are sent again as a new round ``arq_delay_ms`` later (the
+feedback round trip), at once, sharing the link fairly with any round in progress (HARQ
+interleaves retransmissions with new data rather than queueing them behind a whole message); a
+packet that fails ``max_transmissions`` times loses its message. A delivered message arrives
+``base_latency_ms`` plus an exponential jitter of mean ``jitter_ms`` (the trace's latency
+instead, for a trace) after its last round is serialised. A message not started before its
+``expire`` time is dropped by the unit unsent.
 
 Events: one transfer (one or two scheduler events) per round, one timeout per retransmission,
 the bandwidth steps while a round is in flight; never one per packet or per byte.
@@ -77,7 +79,7 @@ class RadioLink:
         self.payload = spec.payload_bytes
         self.header = spec.header_bytes
         self.queues: tuple[deque, deque] = (deque(), deque())
-        self.retx: deque = deque()
+        self.active = 0              # rounds on the link now
         self.busy = False
         self.queued_bytes = 0.0      # payload waiting, not yet started
         self.on_done = on_done       # called with each message when its fate is known
@@ -103,8 +105,6 @@ class RadioLink:
         return nbytes + max(1, math.ceil(nbytes / self.payload)) * self.header
 
     def _pop(self) -> _Round | None:
-        if self.retx:
-            return self.retx.popleft()
         now = self.env.now
         for q in self.queues:
             while q:
@@ -117,22 +117,22 @@ class RadioLink:
         return None
 
     def _start_next(self) -> None:
+        """Start the next first transmission (first in first out, by priority)."""
         r = self._pop()
-        if r is None:
-            if self.busy:
-                self._idle_since = self.env.now
-            self.busy = False
-            return
-        if not self.busy and self.loss is not None:
-            # the loss chain runs on in packet times while the link is idle
+        self.busy = r is not None
+        if r is not None:
+            r.msg.start = self.env.now
+            self._transmit(r, main=True)
+
+    def _transmit(self, r: _Round, main: bool) -> None:
+        if self.active == 0 and self.loss is not None:
+            # the loss chain runs on in packet times while nothing is sent
             idle = self.env.now - self._idle_since
             steps = idle * self.link.bandwidth_Bps / (self.payload + self.header)
             if steps >= 1:
                 self.loss.skip(int(min(steps, 1e12)))
-        self.busy = True
+        self.active += 1
         msg = r.msg
-        if r.number == 1:
-            msg.start = self.env.now
         msg.attempts = r.number
         has_last = r.last > 0
         k = r.full + (1 if has_last else 0)
@@ -141,7 +141,8 @@ class RadioLink:
         nbytes = r.full * unit + ((r.last + self.header) if has_last else 0.0)
         dropped = lost_full * unit + ((r.last + self.header) if lost_last else 0.0)
         ev = self.link.transfer(nbytes, dropped=dropped, label=msg.kind)
-        ev.callbacks.append(lambda _e, r=r, lf=lost_full, ll=lost_last: self._sent(r, lf, ll))
+        ev.callbacks.append(
+            lambda _e, r=r, lf=lost_full, ll=lost_last, m=main: self._sent(r, lf, ll, m))
 
     def _losses(self, full: int, has_last: bool, k: int) -> tuple[int, bool]:
         tl = self.timeline
@@ -157,9 +158,12 @@ class RadioLink:
             return head, last
         return head + int(last), False
 
-    def _sent(self, r: _Round, lost_full: int, lost_last: bool) -> None:
+    def _sent(self, r: _Round, lost_full: int, lost_last: bool, main: bool) -> None:
         msg = r.msg
         env = self.env
+        self.active -= 1
+        if self.active == 0:
+            self._idle_since = env.now
         if lost_full or lost_last:
             if r.number >= self.spec.max_transmissions:
                 self._finish(msg, LOST)
@@ -167,18 +171,15 @@ class RadioLink:
                 nxt = _Round(msg, lost_full, r.last if lost_last else 0.0, r.number + 1)
                 delay = self.spec.arq_delay_ms / 1e3
                 if delay > 0:
-                    env.timeout(delay).callbacks.append(lambda _e, n=nxt: self._requeue(n))
+                    env.timeout(delay).callbacks.append(
+                        lambda _e, n=nxt: self._transmit(n, main=False))
                 else:
-                    self.retx.append(nxt)
+                    self._transmit(nxt, main=False)
         else:
             msg.sent_end = env.now
             msg.arrival = env.now + self.latency_s()
             self._finish(msg, DELIVERED)
-        self._start_next()
-
-    def _requeue(self, r: _Round) -> None:
-        self.retx.append(r)
-        if not self.busy:
+        if main:
             self._start_next()
 
     def latency_s(self) -> float:
