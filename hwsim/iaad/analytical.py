@@ -229,8 +229,12 @@ def block(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str,
         strict=True)]) / 1e3                                                   # (n, H)
     kinds = {"intra": sc.intra_message, "inter": sc.inter_message,
              "planning": sc.planning_message}
-    windows = {"intra": np.zeros((n, 1)), "inter": k_inter,
+    f_v = s["vehicle_frame_rate_hz"][:, None]
+    # unit messages inside each window (the unit sends at f; windows are in vehicle frames)
+    windows = {"intra": np.zeros((n, 1)), "inter": np.floor(k_inter * f / f_v + 1e-9),
                "planning": np.floor(s["planning_max_age_ms"][:, None] / 1e3 * f + 1e-9)}
+    #: share of vehicle frames with a unit frame captured at the same time (aligned clocks)
+    same_frame = np.minimum(1.0, f / f_v)
     det: dict[str, np.ndarray] = {}      # mean latency per cell
     rounds: dict[str, np.ndarray] = {}   # P(R = r), r = 1..m_max, shape (n, C, m_max)
     lat_r: dict[str, np.ndarray] = {}    # latency with r rounds, (n, C, m_max)
@@ -324,15 +328,16 @@ def block(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str,
             num = np.sum(np.where(ok, w * det[role], 0.0), axis=1, keepdims=True)
             den = np.sum(np.where(ok, w, 0.0), axis=1, keepdims=True)
             det_good[role] = np.where(den > 0, num / den, np.inf)
-        m_intra = miss("intra", lat_r["intra"], det["intra"])
+        m_intra = 1.0 - same_frame * (1.0 - miss("intra", lat_r["intra"], det["intra"]))
         m_inter = miss("inter", lat_r["inter"], det["inter"])
         m_plan = miss("planning", lat_r["planning"], det["planning"])
         # adaptive: intra where it fits the load limit, inter paced to every m-th frame, the
         # hint always; hints wait for the residual of a perception message in service
         limit = s["adaptive_load_limit"][:, None]
+        win_inter = windows["inter"]
         every = np.maximum(1.0, np.ceil(pload["inter"] / limit))
-        inter_ok = pred["inter"] <= deadline + k_inter * period - sc.adaptive_margin_ms / 1e3
-        paced = np.where((every <= k_inter + 1) & inter_ok, every, np.inf)
+        inter_ok = pred["inter"] <= deadline + k_inter / f_v - sc.adaptive_margin_ms / 1e3
+        paced = np.where((every <= win_inter + 1) & inter_ok, every, np.inf)
         r_p = rho["inter"] / paced
         w_p = np.where(np.isfinite(paced) & (r_p < 1),
                        cs2s["inter"] / 2 * r_p / (1 - r_p) * serv["inter"], np.inf)

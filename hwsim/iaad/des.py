@@ -114,7 +114,7 @@ def run_method(method: str, link: LinkSpec, sc: ScenarioSpec, tl: channel.Timeli
             else:
                 every = max(1, math.ceil(load))
                 if (arrive <= t + deadline + inter_win - margin
-                        and every <= sc.inter_max_age_frames + 1
+                        and every <= int(inter_win * f + 1e-9) + 1
                         and k - est["last_inter"] >= every):
                     est["last_inter"] = k
                     return [*out, "inter"]

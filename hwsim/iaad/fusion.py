@@ -4,8 +4,10 @@ proxies (detection accuracy, planning displacement error).
 **Methods** (IAAD, Liu et al., RTAS 2022, arXiv 2207.00737, and its IoT-J 2023 extension; the
 definitions below are ours, from the methods' names and the papers' abstracts):
 
-- *intra-frame*: fuses the unit's data of the same frame (captured within half a unit frame of
-  the vehicle frame) if it has arrived by the frame's fusion deadline; else the frame misses;
+- *intra-frame*: fuses the unit's data of the same frame (captured within half a frame period
+  of the faster sensor from the vehicle frame) if it has arrived by the frame's fusion deadline;
+  else the frame misses (so a unit sensing at half the vehicle's rate leaves every other vehicle
+  frame without intra-frame data);
 - *inter-frame*: fuses the freshest unit data at most ``inter_max_age_frames`` vehicle frames
   older than the frame, motion-compensated (its accuracy falls with its age, below);
 - *planning*: the planner takes the freshest planning hint at most ``planning_max_age_ms`` old;
@@ -106,7 +108,8 @@ def evaluate(method: str, frames_t: np.ndarray, messages, sc: ScenarioSpec) -> F
     """What ``method`` fuses at each vehicle frame, given the delivered ``messages`` (objects
     with ``role``, ``kind``, ``capture``, ``arrival``; arrival NaN if not delivered)."""
     deadline = sc.fusion_deadline_ms / 1e3
-    tol = 0.5 / sc.rsu_frame_rate_hz
+    # "the same frame": captured within half a frame of the faster of the two sensors
+    tol = 0.5 / max(sc.rsu_frame_rate_hz, sc.vehicle_frame_rate_hz) + 1e-9
     inter_age = sc.inter_max_age_frames / sc.vehicle_frame_rate_hz
     plan_age = sc.planning_max_age_ms / 1e3
     roles = {"intra": ("intra",), "inter": ("inter",), "planning": ("planning",),
