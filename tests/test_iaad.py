@@ -96,12 +96,13 @@ def test_degraded_scenario_analytical_twin_is_close(degraded):
     assert a["displacement_error_m"] == pytest.approx(d["displacement_error_m"], rel=0.03)
 
 
-def test_confidence_intervals_cover_an_independent_run(degraded):
-    inputs, d, _ = degraded
-    e = S.evaluate(inputs, "des", seed=1)
+def test_confidence_intervals_cover_an_independent_run():
+    inputs = S.resolve(["link=lte-congested", "scenario=degraded"],
+                       ["scenario.drives=4", "scenario.road_length_m=2000"])
+    d, e = S.evaluate(inputs, "des", seed=0), S.evaluate(inputs, "des", seed=1)
     for m in ("intra", "adaptive"):
         half = math.hypot(d[f"miss_ratio_{m}_ci"], e[f"miss_ratio_{m}_ci"])
-        assert 0 < d[f"miss_ratio_{m}_ci"] < 0.1
+        assert 0 < d[f"miss_ratio_{m}_ci"] < 0.15
         assert abs(d[f"miss_ratio_{m}"] - e[f"miss_ratio_{m}"]) < 2 * half, m
 
 
