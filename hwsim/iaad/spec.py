@@ -114,6 +114,14 @@ class ScenarioSpec:
         if self.road_length_m / self.step_m > 2_000_000:
             raise ValueError(f"road_length_m / step_m = {self.road_length_m / self.step_m:.3g} "
                              "channel samples; at most 2,000,000")
+        n_units = (len(self.unit_positions_m) if self.unit_positions_m
+                    else self.road_length_m / self.unit_spacing_m + 1)
+        samples = n_units * (self.road_length_m / self.step_m + 1)
+        if samples > 4_000_000:
+            raise ValueError(f"{n_units:.0f} units x {self.road_length_m / self.step_m + 1:.0f} "
+                             f"channel samples = {samples:.3g}; at most 4,000,000 (each unit's "
+                             "channel is drawn along the whole road): raise step_m or split the "
+                             "road")
         if self.road_length_m / self.segment_m > 10_000:
             raise ValueError("more than 10,000 road segments; raise segment_m")
 
