@@ -239,11 +239,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         output_file(args.trace, "--trace")
         trace = TraceRecorder()
     try:
-        metrics = system.evaluate(inputs, args.fidelity, seed=args.seed, trace=trace)
+        metrics, tables = system.evaluate_tables(inputs, args.fidelity, seed=args.seed,
+                                                 trace=trace)
         status = "ok"
         reason = ""
     except InfeasibleDesign as exc:
-        metrics, status, reason = {}, "infeasible", str(exc)
+        metrics, tables, status, reason = {}, {}, "infeasible", str(exc)
     if trace is not None:
         trace.write(args.trace)
         log.info("wrote trace %s (open in https://ui.perfetto.dev or chrome://tracing)",
@@ -256,6 +257,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             "inputs": {role: specs.to_dict(spec) for role, spec in inputs.items()},
             "metrics": {k: (v if math.isfinite(v) else None) for k, v in metrics.items()},
         }
+        for name, rows in tables.items():
+            out[name] = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                          for k, v in r.items()} for r in rows]
         if args.fidelity == "des":
             out["seed"] = args.seed
         if reason:
@@ -268,6 +272,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print(f"infeasible: {reason}")
         return EXIT_OK
     print(_table([[k, _num(v)] for k, v in metrics.items()], ["metric", "value"]))
+    for name, rows in tables.items():
+        if rows:
+            header = list(rows[0])
+            print(f"\n# {name}")
+            print(_table([[_num(r[c]) if isinstance(r[c], float) else r[c] for c in header]
+                          for r in rows], header))
     return EXIT_OK
 
 

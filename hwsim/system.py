@@ -113,6 +113,9 @@ class System:
     batch: BatchModel | None = None
     #: validation cases (hwsim.validation.Case) of this system
     validation: Callable[[], Sequence[Any]] | None = None
+    #: the DES with its per-item tables: ``(inputs, seed=, trace=) -> (metrics, {name: rows})``
+    #: (rows: dicts of one item each, such as a road segment); ``hwsim simulate`` prints them
+    des_tables: Callable[..., tuple[Metrics, dict[str, list[dict[str, Any]]]]] | None = None
 
     def __post_init__(self) -> None:
         from hwsim.metrics import CATALOGUE
@@ -298,6 +301,15 @@ class System:
                 f"--fidelity {fidelity!r}: expected one of {', '.join(FIDELITIES)}"
             )
         return {k: float(v) for k, v in metrics.items()}
+
+    def evaluate_tables(
+        self, inputs: Inputs, fidelity: str = "analytical", *, seed: int = 0, trace: Any = None
+    ) -> tuple[Metrics, dict[str, list[dict[str, Any]]]]:
+        """:meth:`evaluate` plus the DES's per-item tables (none for the analytical model)."""
+        if fidelity == "des" and self.des_tables is not None:
+            metrics, tables = self.des_tables(inputs, seed=seed, trace=trace)
+            return {k: float(v) for k, v in metrics.items()}, tables
+        return self.evaluate(inputs, fidelity, seed=seed, trace=trace), {}
 
 
 #: the registry of systems

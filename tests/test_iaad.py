@@ -39,6 +39,18 @@ def test_simulate_json_reports_the_issue_metrics(fidelity, capsys):
     assert 0.0 <= m["miss_ratio_adaptive"] <= m["miss_ratio_intra"] <= 1.0
     if fidelity == "des":
         assert {"miss_ratio_intra_ci", "segments_flagged", "worst_segment_start_m"} <= set(m)
+        # the per-segment table, each row with its flag, in hwsim simulate's own object
+        rows = doc["segments"]
+        assert len(rows) == m["segments"] and all("flag" in r for r in rows)
+        assert sum("adaptive" in r["flag"] for r in rows) == m["segments_flagged"]
+    else:
+        assert "segments" not in doc
+
+
+def test_simulate_text_prints_the_segment_table(capsys):
+    assert main(["simulate", "iaad", "--fidelity", "des", "--set", "scenario.drives=1"]) == 0
+    out = capsys.readouterr().out
+    assert "# segments" in out and "miss_ratio_adaptive" in out.split("# segments")[1]
 
 
 def test_per_segment_table_and_flags(tmp_path, capsys):

@@ -102,7 +102,6 @@ def figure(rows: list[dict[str, Any]], units, path: str | Path, title: str = "")
 
 def run(argv: Sequence[str] | None = None) -> int:
     """The command; returns its exit status."""
-    from hwsim.iaad import des
     from hwsim.iaad.evaluate import SYSTEM
 
     p = argparse.ArgumentParser(prog="python -m hwsim.iaad",
@@ -127,13 +126,9 @@ def run(argv: Sequence[str] | None = None) -> int:
 
             trace = TraceRecorder()
         try:
-            if args.fidelity == "des":
-                link, sc = inputs["link"], inputs["scenario"]
-                drives = des.simulate(link, sc, seed=args.seed, trace=trace)
-                metrics = {k: float(v) for k, v in des.metrics(drives, link, sc).items()}
-                rows = des.segment_rows(drives, sc)
-            else:
-                metrics = SYSTEM.evaluate(inputs, "analytical")
+            metrics, tables = SYSTEM.evaluate_tables(inputs, args.fidelity, seed=args.seed,
+                                                     trace=trace)
+            rows = tables.get("segments", [])
             status, reason = "ok", ""
         except InfeasibleDesign as exc:
             metrics, status, reason = {}, "infeasible", str(exc)

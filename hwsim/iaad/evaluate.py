@@ -104,6 +104,16 @@ def _des(inputs: Inputs, *, seed: int = 0, trace: Any = None) -> Metrics:
     return evaluate(inputs, seed=seed, trace=trace)
 
 
+def _des_tables(inputs: Inputs, *, seed: int = 0,
+                trace: Any = None) -> tuple[Metrics, dict[str, list[dict[str, Any]]]]:
+    """The DES's metrics and its per-segment table (``segments``, with each row's ``flag``)."""
+    from hwsim.iaad import des
+
+    link, sc = inputs["link"], inputs["scenario"]
+    drives = des.simulate(link, sc, seed=seed, trace=trace)
+    return des.metrics(drives, link, sc), {"segments": des.segment_rows(drives, sc)}
+
+
 # ------------------------------------------------------------------------------------------------
 # validation
 
@@ -195,5 +205,6 @@ SYSTEM = register_system(System(
     metrics=_metrics(),
     batch=BatchModel(VECTOR_KEYS, block, block_points=2048),
     des=_des,
+    des_tables=_des_tables,
     validation=_cases,
 ))
