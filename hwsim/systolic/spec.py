@@ -14,7 +14,8 @@ class SystolicSpec:
 
     name: str = param("systolic", help="identifier")
     rows: int = param(8, ge=2, le=128, help="PE rows (S_R: M for os, K for ws and is)")
-    cols: int = param(8, ge=2, le=128, help="PE columns (S_C: N for os and ws, M for is)")
+    cols: int = param(8, ge=1, le=128, help="PE columns (S_C: N for os and ws, M for is); 1 "
+                      "is a partition of a split array")
     operand_width: int = param(8, unit="bit", ge=2, le=32, help="width of A and B elements")
     acc_width: int = param(32, unit="bit", ge=4, le=64,
                            help="accumulator width; sums wrap modulo 2**acc_width")
