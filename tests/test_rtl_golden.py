@@ -15,6 +15,9 @@ from hwsim.rtl import generate as g
 
 RTL = Path(__file__).resolve().parent.parent / "rtl"
 HINT = "rtl/ is out of date with its generators: run `python -m hwsim.rtl.generate`"
+#: generators whose default configuration is committed (a3fusion's is a whole design: too
+#: large to commit and to re-synthesise here; tests/test_a3fusion_rtl.py checks it)
+GOLDEN = [n for n in g.GENERATORS if g.GENERATORS.get(n).golden]
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +27,7 @@ def fresh(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.mark.parametrize("name", list(g.GENERATORS))
+@pytest.mark.parametrize("name", GOLDEN)
 def test_description_up_to_date(fresh: Path, name: str) -> None:
     top = g.GENERATORS.get(name).top
     committed = json.loads((RTL / f"{top}.json").read_text())
@@ -38,7 +41,7 @@ def test_description_up_to_date(fresh: Path, name: str) -> None:
         assert new_print == committed_print, HINT  # the netlist, independent of Yosys
 
 
-@pytest.mark.parametrize("name", list(g.GENERATORS))
+@pytest.mark.parametrize("name", GOLDEN)
 def test_verilog_up_to_date(fresh: Path, name: str) -> None:
     top = g.GENERATORS.get(name).top
     committed_tools = json.loads((RTL / f"{top}.json").read_text())["toolchain"]
@@ -48,7 +51,7 @@ def test_verilog_up_to_date(fresh: Path, name: str) -> None:
     assert (fresh / f"{top}.v").read_text() == (RTL / f"{top}.v").read_text(), HINT
 
 
-@pytest.mark.parametrize("name", list(g.GENERATORS))
+@pytest.mark.parametrize("name", GOLDEN)
 def test_synthesis_statistics_up_to_date(fresh: Path, name: str) -> None:
     top = g.GENERATORS.get(name).top
     new_path = fresh / f"{top}.synth.json"

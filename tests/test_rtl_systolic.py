@@ -23,9 +23,9 @@ def cases(draw):
     width = draw(st.integers(2, 12))
     signed = draw(st.booleans())
     spec = SystolicSpec(
-        rows=draw(st.integers(2, 4)), cols=draw(st.integers(2, 4)), operand_width=width,
+        rows=draw(st.integers(2, 4)), cols=draw(st.integers(1, 4)), operand_width=width,
         acc_width=draw(st.integers(2 * width, 2 * width + 8)), signed=signed,
-        dataflow=draw(st.sampled_from(["ws", "os"])),
+        dataflow=draw(st.sampled_from(["ws", "os", "is"])),
     )
     m, n, k = (draw(st.integers(1, 6)) for _ in range(3))
     lo, hi = _range(width, signed)
@@ -48,7 +48,7 @@ def test_random_gemm_bit_and_cycle_exact(case) -> None:
                                                       m, n, k)
 
 
-@pytest.mark.parametrize("dataflow", ["ws", "os"])
+@pytest.mark.parametrize("dataflow", ["ws", "os", "is"])
 def test_each_fold_takes_the_model_cycles(dataflow: str) -> None:
     """Folds run back to back: fold f's last output leaves in cycle (f + 1) * fold_cycles - 1."""
     spec = SystolicSpec(rows=3, cols=2, operand_width=8, acc_width=24, dataflow=dataflow)
@@ -61,7 +61,7 @@ def test_each_fold_takes_the_model_cycles(dataflow: str) -> None:
     s_r, s_c, t = timing.mapping(dataflow, m, n, k)
     fold = timing.fold_cycles(spec.rows, spec.cols, t)
     n_folds = int(timing.folds(spec.rows, spec.cols, s_r, s_c))
-    per = spec.rows if dataflow == "os" else t  # output beats per fold
+    per = spec.rows if dataflow == "os" else t  # output beats per fold (is: T = N columns)
     outs = trace.out_cycles["o"]
     assert len(outs) == n_folds * per
     for f in range(n_folds):
@@ -69,7 +69,7 @@ def test_each_fold_takes_the_model_cycles(dataflow: str) -> None:
     assert trace.first_input_cycle == 0
 
 
-@pytest.mark.parametrize("dataflow", ["ws", "os"])
+@pytest.mark.parametrize("dataflow", ["ws", "os", "is"])
 @pytest.mark.parametrize("signed", [True, False])
 def test_extreme_values_wrap_like_numpy(dataflow: str, signed: bool) -> None:
     """Maximum magnitudes everywhere with the narrowest accumulator: sums wrap identically."""

@@ -11,6 +11,7 @@ figures: ``python -m hwsim.a3fusion``. See docs/a3fusion.md.
 
 from __future__ import annotations
 
+from hwsim.a3fusion import generator as _generator  # noqa: F401  (registers "a3fusion")
 from hwsim.a3fusion.evaluate import SYSTEM
 from hwsim.a3fusion.spec import AccelSpec, AccuracySpec, CnnSpec, OpEnergySpec
 

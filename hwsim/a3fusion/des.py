@@ -13,7 +13,8 @@ cycles), store (a DRAM transfer), double-buffered. All transfers share one
 They meet at the fusion layer (the later arrival starts it); the fused layers follow on the
 whole array. With a ``TraceRecorder`` the timeline shows, per branch: each layer, each tile's
 compute on ``<branch>.array``, the array's DRAM stalls (``stall: DRAM``: the array idle within
-a layer, waiting for a load, for room for a store, or for the last store), the wait for the
+a layer, waiting for a load, for room for a store, or for the last store; a MAC layer's first
+stall also holds the tile sequencer's one-cycle buffer read), the wait for the
 array held by the other branch (``wait: array``, shared) and the wait at the fusion layer
 (``wait: fusion``); every DRAM transfer on the ``dram[i]`` lanes.
 
@@ -78,6 +79,8 @@ def simulate(inputs: Inputs, *, seed: int = 0, trace: Any = None) -> Metrics:
             return t_c
 
         t0 = env.now
+        if layer.is_mac:  # the sequencer's first buffer read (model.SEQUENCER_LATENCY): in
+            yield env.timeout(model.SEQUENCER_LATENCY / hz)  # the trace, part of the first stall
         pipe = Pipeline(env, [
             Stage("load", lambda _t: dram.transfer(load_b, label=f"load {layer.name}")),
             Stage("compute", compute),

@@ -20,7 +20,10 @@
   load and store in series: ``t_in + t_c + t_out + (n - 1) * max(t_c, t_in + t_out)``, with
   ``t_c`` the tile's compute and ``t_in``, ``t_out`` its DRAM time at the board's bandwidth
   (times ``dram_efficiency``). Layers are separated by a barrier (a layer reads what the
-  previous one wrote). A layer's *stall* is its time minus its compute.
+  previous one wrote). A MAC layer also waits :data:`SEQUENCER_LATENCY` cycle for the tile
+  sequencer's first buffer read before its first fold (:mod:`hwsim.a3fusion.rtl`: the RTL's
+  command-to-idle time is ``compute_cycles + SEQUENCER_LATENCY``; commands of a layer's tiles
+  overlap, so once per layer). A layer's *stall* is its time minus its compute.
 
 **Per frame**: ``shared`` runs every layer on the whole array, the branches alternating layer
 by layer until the fusion (their arrival times follow from that order); ``partitioned`` gives
@@ -46,6 +49,9 @@ from hwsim.systolic import timing
 
 #: split candidates around the MAC-proportional one (offsets), for camera_cols = 0
 SPLIT_OFFSETS = np.arange(-16, 17)
+#: cycles from a MAC layer's first command to its first operand in the array: the tile
+#: sequencer's buffer read (measured on the RTL, :mod:`hwsim.a3fusion.rtl`), once per layer
+SEQUENCER_LATENCY = 1
 
 
 def _latency_cycles() -> int:
@@ -138,7 +144,8 @@ def layer_model(seg: Segment, dataflow: str, loop_order: str, rows: np.ndarray,
     load, store = in_tr + w_tr, o_b
     hz, bw = p["clock_Hz"][:, None], p["dram_Bps"][:, None]
     t_c, t_in, t_out = cycles / hz / tiles, load / tiles / bw, store / tiles / bw
-    time = t_in + t_c + t_out + (tiles - 1.0) * np.maximum(t_c, t_in + t_out)
+    time = (t_in + t_c + t_out + (tiles - 1.0) * np.maximum(t_c, t_in + t_out)
+            + np.where(mac, SEQUENCER_LATENCY / hz, 0.0))
 
     # bytes between the array and the buffers, per fold (partial folds zero-padded)
     if dataflow == "os":

@@ -6,7 +6,7 @@ at no cost; the components, timing descriptions and demos are imported when firs
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,17 @@ class Generator:
     and initiation interval; ``demo(spec, vcd_path)`` simulates a random vector set against the
     numpy model and writes a waveform. Owners pass functions that import Amaranth code lazily,
     so that registering a generator costs nothing until it is used.
+
+    Optional, for a generator whose spec is a whole system's design point (``a3fusion``):
+    ``resolve(spec_args, overrides)`` builds the spec from ``--spec [ROLE=]NAME`` arguments and
+    ``--set ROLE.KEY=VALUE`` overrides (instead of one file of ``kind``); ``synthesize(text,
+    spec)`` replaces the default statistics (generic + 7-series) with the generator's own (the
+    board's family); ``golden = False`` keeps its default configuration out of the committed
+    ``rtl/`` (too large to commit and to re-synthesise in the tests). ``from_study(dir,
+    trial)`` builds the spec of a study's trial (``--study DIR --trial N``); ``check(spec,
+    out, verify=, synth=, vcd=)`` replaces the plain generation with the generator's own
+    (simulation, synthesis and comparison) and returns its summary lines; ``study_check(dir,
+    top, out, verify=, jobs=)`` is ``hwsim rtl-check``.
     """
 
     name: str
@@ -31,6 +42,12 @@ class Generator:
     component: Callable[[Any], Any]
     timing: Callable[[Any], dict[str, Any]]
     demo: Callable[[Any, Path], None]
+    resolve: Callable[[Sequence[str], Mapping[str, Any]], Any] | None = None
+    synthesize: Callable[[str, Any], dict[str, Any]] | None = None
+    golden: bool = True
+    from_study: Callable[[str, int], Any] | None = None
+    check: Callable[..., list[str]] | None = None
+    study_check: Callable[..., list[dict[str, Any]]] | None = None
 
     @property
     def top(self) -> str:

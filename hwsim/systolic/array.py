@@ -1,4 +1,4 @@
-"""Systolic MAC array generator (weight-stationary or output-stationary), and its models.
+"""Systolic MAC array generator (weight-, output- or input-stationary), and its models.
 
 The array computes the GEMM tiles of :mod:`hwsim.systolic.timing` with exactly that module's
 schedule, so one fold of ``T`` steps takes ``2 R + C + T - 2`` cycles from its first input transfer
@@ -25,6 +25,13 @@ the left edge through the skew registers, partial sums flow down the columns, an
 row's sums pass through de-skew registers (column ``j`` delayed ``C - 1 - j`` cycles) so each
 output beat is one whole row, ``R + C - 2`` cycles after its input. Back-pressure on ``o``
 stalls the whole pipeline.
+
+Input-stationary (``is``: ``S_R = K``, ``S_C = M``, ``T = N``) is the weight-stationary
+structure computing the transposed product ``C^T = B^T A^T``: the stationary tile is an input
+tile (``b`` carries row ``k`` of ``A^T``, i.e. ``A[m0:m0+C, k]``), the streamed rows are weight
+columns (``a`` carries ``B[k0:k0+R, n]``, ``last`` on ``n = T - 1``) and each output beat is one
+column of the C tile (``C[m0:m0+C, n]``). The hardware is the ``ws`` array; only the operands'
+roles differ, so the schedule and fold cycles are the same (``2 R + C + T - 2``).
 """
 
 from __future__ import annotations
@@ -69,7 +76,7 @@ class SystolicArray(wiring.Component):
         m = Module()
         if self.spec.dataflow == "os":
             self._elaborate_os(m)
-        else:
+        else:  # ws, and is (the ws structure, the operands' roles swapped)
             self._elaborate_ws(m)
         return m
 
@@ -232,7 +239,13 @@ def _tile(x: np.ndarray, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
 
 
 def gemm_vectors(spec: SystolicSpec, a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
-    """The packed input beats of a whole GEMM, fold by fold (SCALE-Sim's order), and the folds."""
+    """The packed input beats of a whole GEMM, fold by fold (SCALE-Sim's order), and the folds.
+
+    ``is`` streams the ``ws`` beats of the transposed product ``B^T @ A^T``.
+    """
+    if spec.dataflow == "is":
+        out = gemm_vectors(_as_ws(spec), np.asarray(b).T, np.asarray(a).T)
+        return out
     R, C, w = spec.rows, spec.cols, spec.operand_width
     m_dim, k_dim = a.shape
     n_dim = b.shape[1]
@@ -261,9 +274,18 @@ def gemm_vectors(spec: SystolicSpec, a: np.ndarray, b: np.ndarray) -> dict[str, 
     return {"a": a_beats, "b": b_beats, "folds": folds, "out_beats": out_beats, "t": t}
 
 
+def _as_ws(spec: SystolicSpec) -> SystolicSpec:
+    from dataclasses import replace
+
+    return replace(spec, dataflow="ws")
+
+
 def assemble_output(spec: SystolicSpec, words: Sequence[int], m_dim: int, n_dim: int,
                     folds: Sequence[tuple[int, int]]) -> np.ndarray:
-    """Rebuild ``C`` from the output beats (``ws`` row folds summed, wrapped)."""
+    """Rebuild ``C`` from the output beats (``ws`` row folds summed, wrapped; ``is`` beats are
+    columns of ``C``)."""
+    if spec.dataflow == "is":
+        return assemble_output(_as_ws(spec), words, n_dim, m_dim, folds).T
     R, C = spec.rows, spec.cols
     out = np.zeros((m_dim, n_dim), dtype=object)
     rows = [unpack(wd, spec.acc_width, C, spec.signed) for wd in words]

@@ -28,12 +28,13 @@ def describe_timing(spec: SystolicSpec) -> dict[str, Any]:
     return {
         "model": "hwsim.systolic.timing (SCALE-Sim, Samajdar et al. ISPASS 2020, eq. 1)",
         "fold_cycles": "2*rows + cols + T - 2",
-        "T": "K (reduction) for os, M (rows of A) for ws",
+        "T": "K (reduction) for os, M (rows of A) for ws, N (columns of B) for is",
         "fold_cycles_at_T64": timing.fold_cycles(spec.rows, spec.cols, t_ref),
-        "latency_cycles": (spec.rows + spec.cols - 2 if spec.dataflow == "ws"
+        "latency_cycles": (spec.rows + spec.cols - 2 if spec.dataflow != "os"
                            else spec.rows + spec.cols - 1),
-        "latency_note": ("ws: an A row's outputs leave rows + cols - 2 cycles after it enters"
-                         if spec.dataflow == "ws" else
+        "latency_note": ("ws/is: a streamed row's outputs leave rows + cols - 2 cycles after "
+                         "it enters"
+                         if spec.dataflow != "os" else
                          "os: first result row leaves rows + cols - 1 cycles after the last step"),
         "initiation_interval_cycles": 1,
         "ii_note": "one A (and B) vector per cycle within a fold; folds back to back",
@@ -54,5 +55,5 @@ def demo(spec: SystolicSpec, vcd: Path) -> None:
 
 
 GENERATOR = register_generator(Generator(
-    "systolic", "systolic", "systolic MAC array (weight- or output-stationary)",
+    "systolic", "systolic", "systolic MAC array (weight-, output- or input-stationary)",
     component, describe_timing, demo))

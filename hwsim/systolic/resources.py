@@ -175,7 +175,13 @@ def estimate(
     *,
     path: str | os.PathLike[str] = TABLE,
 ) -> dict[str, Any]:
-    """LUT, FF, DSP48E1 and BRAM36 of an array (numpy arrays broadcast), from the table."""
+    """LUT, FF, DSP48E1 and BRAM36 of an array (numpy arrays broadcast), from the table.
+
+    An input-stationary array is the weight-stationary structure (:mod:`hwsim.systolic.array`
+    elaborates ``is`` as ``ws``, the operands' roles swapped), so it takes the ``ws`` rows.
+    """
+    if dataflow == "is":
+        dataflow = "ws"
     path = str(path)
     data = _load(path)
     widths = sorted({r["operand_width"] for r in data

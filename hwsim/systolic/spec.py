@@ -13,14 +13,16 @@ class SystolicSpec:
     """A ``rows x cols`` systolic MAC array (see hwsim.systolic.timing for its timing)."""
 
     name: str = param("systolic", help="identifier")
-    rows: int = param(8, ge=2, le=128, help="PE rows (S_R: M for os, K for ws)")
-    cols: int = param(8, ge=2, le=128, help="PE columns (S_C: N)")
+    rows: int = param(8, ge=2, le=128, help="PE rows (S_R: M for os, K for ws and is)")
+    cols: int = param(8, ge=1, le=128, help="PE columns (S_C: N for os and ws, M for is); 1 "
+                      "is a partition of a split array")
     operand_width: int = param(8, unit="bit", ge=2, le=32, help="width of A and B elements")
     acc_width: int = param(32, unit="bit", ge=4, le=64,
                            help="accumulator width; sums wrap modulo 2**acc_width")
     signed: bool = param(True, help="two's-complement operands and accumulators")
-    dataflow: str = param("ws", choices=("ws", "os"),
-                          help="weight-stationary or output-stationary")
+    dataflow: str = param("ws", choices=("ws", "os", "is"),
+                          help="weight-, output- or input-stationary (is: the ws structure "
+                               "holding an input tile, the weights streamed)")
     clock_MHz: float = param(200.0, unit="MHz", gt=0, help="clock for throughput figures")
 
     def __post_init__(self) -> None:
