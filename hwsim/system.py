@@ -113,9 +113,10 @@ class System:
     batch: BatchModel | None = None
     #: validation cases (hwsim.validation.Case) of this system
     validation: Callable[[], Sequence[Any]] | None = None
-    #: the DES with its per-item tables: ``(inputs, seed=, trace=) -> (metrics, {name: rows})``
-    #: (rows: dicts of one item each, such as a road segment); ``hwsim simulate`` prints them
-    des_tables: Callable[..., tuple[Metrics, dict[str, list[dict[str, Any]]]]] | None = None
+    #: an evaluator with per-item tables: ``(inputs, fidelity, *, seed, trace) -> (metrics,
+    #: {name: rows})`` (rows: dicts of one item each, such as a layer or a road segment; a
+    #: fidelity without tables gives ``{}``); ``hwsim simulate`` prints them
+    tables: Callable[..., tuple[Metrics, dict[str, list[dict[str, Any]]]]] | None = None
 
     def __post_init__(self) -> None:
         from hwsim.metrics import CATALOGUE
@@ -305,9 +306,11 @@ class System:
     def evaluate_tables(
         self, inputs: Inputs, fidelity: str = "analytical", *, seed: int = 0, trace: Any = None
     ) -> tuple[Metrics, dict[str, list[dict[str, Any]]]]:
-        """:meth:`evaluate` plus the DES's per-item tables (none for the analytical model)."""
-        if fidelity == "des" and self.des_tables is not None:
-            metrics, tables = self.des_tables(inputs, seed=seed, trace=trace)
+        """:meth:`evaluate` plus the system's per-item tables (``{}`` when it has none)."""
+        if self.tables is not None and fidelity in FIDELITIES:
+            if fidelity == "des" and self.des is None:
+                raise InputError(f"system '{self.name}' has no DES evaluator")
+            metrics, tables = self.tables(inputs, fidelity, seed=seed, trace=trace)
             return {k: float(v) for k, v in metrics.items()}, tables
         return self.evaluate(inputs, fidelity, seed=seed, trace=trace), {}
 

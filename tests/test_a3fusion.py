@@ -268,6 +268,24 @@ def test_simulate_json_reports_the_required_metrics(capsys):
     assert out["status"] == "ok"
     for k in REQUIRED:
         assert isinstance(out["metrics"][k], float), k
+    # per-layer cycles with a flag, in hwsim simulate's own object
+    layers = out["layers"]
+    assert layers and all(r["compute_cycles"] > 0 for r in layers if r["op"] == "conv")
+    assert all(r["flag"] in ("", "memory-bound", "vector") for r in layers)
+
+
+def test_layer_flag_marks_the_dram_bound_layers(capsys):
+    """On a starved DDR the flag marks exactly the layers stalled past 10% of their compute."""
+    from hwsim.a3fusion.evaluate import STALL_FLAG_SHARE
+
+    assert main(["simulate", "a3fusion", "--json", "--set",
+                 "board.dram_bandwidth_GBps=2"]) == 0
+    layers = json.loads(capsys.readouterr().out)["layers"]
+    bound = [r for r in layers if r["flag"] == "memory-bound"]
+    assert bound and len(bound) < len(layers)
+    for r in layers:
+        assert (r["flag"] == "memory-bound") == (
+            r["stall_cycles"] > STALL_FLAG_SHARE * max(r["compute_cycles"], 1))
 
 
 def test_per_layer_json(capsys):

@@ -27,7 +27,7 @@ from hwsim.errors import HwsimError, InfeasibleDesign
 log = logging.getLogger("hwsim.a3fusion")
 
 COLUMNS = ("layer", "branch", "shape", "array", "compute_cycles", "scalesim_cycles", "tiles",
-           "loop_order", "dram_bytes", "time_us", "stall_cycles")
+           "loop_order", "dram_bytes", "time_us", "stall_cycles", "flag")
 
 
 def _fmt(v: Any) -> str:
@@ -49,7 +49,7 @@ def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """The command; returns its exit status."""
-    from hwsim.a3fusion.evaluate import SYSTEM, layer_rows
+    from hwsim.a3fusion.evaluate import SYSTEM
 
     p = argparse.ArgumentParser(prog="python -m hwsim.a3fusion", description=__doc__.split(
         "\n")[0])
@@ -71,8 +71,9 @@ def run(argv: Sequence[str] | None = None) -> int:
 
             trace = TraceRecorder()
         try:
-            metrics = SYSTEM.evaluate(inputs, args.fidelity, seed=args.seed, trace=trace)
-            status, reason, layers = "ok", "", layer_rows(inputs)
+            metrics, tables = SYSTEM.evaluate_tables(inputs, args.fidelity, seed=args.seed,
+                                                     trace=trace)
+            status, reason, layers = "ok", "", tables["layers"]
         except InfeasibleDesign as exc:
             metrics, status, reason, layers = {}, "infeasible", str(exc), []
         if trace is not None:

@@ -167,8 +167,16 @@ def explain(inputs: Inputs, short: str = "") -> str:
 # per-layer figures
 
 
+#: a layer whose DRAM stall is more than this share of its compute cycles is flagged
+#: ``memory-bound`` in :func:`layer_rows`
+STALL_FLAG_SHARE = 0.1
+
+
 def layer_rows(inputs: Inputs) -> list[dict[str, Any]]:
-    """One row per layer of one design point: shape, GEMM, cycles, tiles, traffic, time."""
+    """One row per layer of one design point (the analytical model's): shape, GEMM, cycles,
+    tiles, traffic, time, and ``flag``: ``memory-bound`` where the DRAM stall exceeds
+    :data:`STALL_FLAG_SHARE` of the compute cycles, ``vector`` for a layer of the vector unit,
+    else empty."""
     a: AccelSpec = inputs["accel"]
     p = params(a, inputs["board"], inputs["energy"], lambda k, d: np.asarray([d]))
     fr = model.frame(build_layers(inputs["network"]), a.dataflow, a.loop_order,
@@ -195,6 +203,9 @@ def layer_rows(inputs: Inputs) -> list[dict[str, Any]]:
                 "dram_bytes": int(r["load"][0, i] + r["store"][0, i]),
                 "time_us": t * 1e6, "stall_cycles": round(t * hz - c),
             })
+            stall = rows[-1]["stall_cycles"]
+            rows[-1]["flag"] = ("memory-bound" if stall > STALL_FLAG_SHARE * max(c, 1.0) else
+                                "" if layer.is_mac else "vector")
     return rows
 
 
@@ -266,6 +277,14 @@ def _des(inputs: Inputs, *, seed: int = 0, trace: Any = None) -> Metrics:
     return simulate(inputs, seed=seed, trace=trace)
 
 
+def _tables(inputs: Inputs, fidelity: str, *, seed: int = 0,
+            trace: Any = None) -> tuple[Metrics, dict[str, list[dict[str, Any]]]]:
+    """The metrics of either evaluator and the per-layer table (``layers``, the analytical
+    model's cycles, traffic and flag of each layer)."""
+    metrics = SYSTEM.evaluate(inputs, fidelity, seed=seed, trace=trace)
+    return metrics, {"layers": layer_rows(inputs)}
+
+
 _A = ("analytical",)
 SYSTEM = register_system(System(
     name="a3fusion",
@@ -312,6 +331,7 @@ SYSTEM = register_system(System(
     ),
     batch=BatchModel(VECTOR_KEYS, block, block_points=8192, explain=explain),
     des=_des,
+    tables=_tables,
     validation=_cases,
 ))
 

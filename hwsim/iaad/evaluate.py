@@ -104,11 +104,14 @@ def _des(inputs: Inputs, *, seed: int = 0, trace: Any = None) -> Metrics:
     return evaluate(inputs, seed=seed, trace=trace)
 
 
-def _des_tables(inputs: Inputs, *, seed: int = 0,
-                trace: Any = None) -> tuple[Metrics, dict[str, list[dict[str, Any]]]]:
-    """The DES's metrics and its per-segment table (``segments``, with each row's ``flag``)."""
+def _tables(inputs: Inputs, fidelity: str, *, seed: int = 0,
+            trace: Any = None) -> tuple[Metrics, dict[str, list[dict[str, Any]]]]:
+    """The DES's metrics and its per-segment table (``segments``, with each row's ``flag``);
+    the analytical twin has no per-segment table."""
     from hwsim.iaad import des
 
+    if fidelity != "des":
+        return SYSTEM.evaluate(inputs, fidelity), {}
     link, sc = inputs["link"], inputs["scenario"]
     drives = des.simulate(link, sc, seed=seed, trace=trace)
     return des.metrics(drives, link, sc), {"segments": des.segment_rows(drives, sc)}
@@ -205,6 +208,6 @@ SYSTEM = register_system(System(
     metrics=_metrics(),
     batch=BatchModel(VECTOR_KEYS, block, block_points=2048),
     des=_des,
-    des_tables=_des_tables,
+    tables=_tables,
     validation=_cases,
 ))
