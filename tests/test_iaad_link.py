@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -167,7 +166,7 @@ def test_radio_link_mean_delay_matches_mm1_and_md1(rho, service, n):
 def test_radio_link_at_rho_095_is_the_fifo_queue(service):
     """At utilisation 0.95 the DES's every delay is the exact FIFO (Lindley) delay of the same
     draws, and that recursion's mean over 4 M messages is within 3% of theory; the DES itself
-    over 4 M messages is tests/test_iaad_link.py::test_radio_link_at_rho_095_des (slow)."""
+    over 4 M messages is a validation case (tests/test_validation.py runs it)."""
     ia, size = checks.draws(0.95, service, 100_000, seed=3)
     d, _ = checks.des_delays(ia, size)
     assert np.max(np.abs(d - checks.lindley_delays(ia, size))) < 1e-9
@@ -179,14 +178,6 @@ def test_radio_link_at_rho_095_is_the_fifo_queue(service):
     est = control_variate_mean(lw, [size[n // 10:] / checks.RATE_BPS, ia[n // 10:]],
                                [checks.MEAN_S, checks.MEAN_S / 0.95], 25)
     assert est == pytest.approx(checks.theory_delay_s(0.95, service), rel=0.03)
-
-
-@pytest.mark.skipif(not os.environ.get("HWSIM_SLOW"), reason="about 45 s per case; "
-                    "HWSIM_SLOW=1 runs it")
-@pytest.mark.parametrize("service", ["exponential", "deterministic"])
-def test_radio_link_at_rho_095_des(service):
-    got = checks.des_mean_delay_s(0.95, service, 4_000_000, seed=1)
-    assert got == pytest.approx(checks.theory_delay_s(0.95, service), rel=0.03)
 
 
 # ------------------------------------------------------------------------------------------------
