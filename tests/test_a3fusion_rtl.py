@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from hwsim.a3fusion import model
 from hwsim.a3fusion.evaluate import SYSTEM
 from hwsim.a3fusion.hardware import design as design_of
-from hwsim.a3fusion.hardware import family
 from hwsim.a3fusion.rtl import (
     SEQUENCER_LATENCY,
     A3FusionCore,
@@ -144,7 +143,7 @@ def test_design_of_a_design_point() -> None:
     shared = design_of(SYSTEM.resolve(["network=fusion-seg-tiny"],
                                       {"accel.branch_mode": "shared"}))
     assert shared.part_cols == [32]
-    assert family(SYSTEM.resolve(["board=zc706"])["board"]) == "xc7"
+    assert SYSTEM.resolve(["board=zc706"])["board"].family == "xc7"
     zcu104 = design_of(SYSTEM.resolve(["board=zcu104"]))
     assert zcu104.uram and zcu104.family == "xcup"
     # each partition's buffers are its share of the accel spec's
@@ -301,6 +300,46 @@ def test_rtl_check_marks_the_pareto_designs(tiny_study, tmp_path, capsys) -> Non
     assert "RTL check" in (out_dir / "report.html").read_text()
 
 
+@needs_yosys
+def test_a_study_option_checks_its_pareto_designs(tmp_path, capsys) -> None:
+    """``[rtl_check]`` in a study: ``hwsim sweep`` synthesises its top Pareto design after the
+    trials and writes the table into the results and the report."""
+    import csv
+
+    spec = tmp_path / "tiny_rtl.toml"
+    spec.write_text(TINY_STUDY + "\n[rtl_check]\ntop = 1\nverify = false\n")
+    out = tmp_path / "results"
+    code, text, _ = run(capsys, "sweep", str(spec), "--out", str(out), "--no-progress",
+                        "--no-figures")
+    assert code == 0, text
+    rows = list(csv.DictReader((out / "rtl_check.csv").open()))
+    assert len(rows) == 1 and rows[0]["simulated"] != "bit- and cycle-exact"  # verify = false
+    assert "rtl check:" in text and f"trial {int(rows[0]['trial']):5d}" in text
+    assert "RTL check" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("extra,needle", [
+    ("[rtl_check]\ntop = 0\n", "key 'rtl_check.top' = 0: expected a whole number in [1, 100]"),
+    ("[rtl_check]\ntops = 2\n", "key 'rtl_check.tops'"),
+    ("[rtl_check]\nverify = 1\n", "key 'rtl_check.verify'"),
+])
+def test_bad_rtl_check_options(tmp_path, capsys, extra, needle) -> None:
+    spec = tmp_path / "bad.toml"
+    spec.write_text(TINY_STUDY + "\n" + extra)
+    code, _, err = run(capsys, "sweep", str(spec), "--out", str(tmp_path / "r"),
+                       "--validate-only")
+    assert code == 2 and needle in err and "bad.toml" in err and err.count("\n") == 1, err
+
+
+def test_rtl_check_needs_a_system_with_a_study_checker(tmp_path, capsys) -> None:
+    spec = tmp_path / "q.toml"
+    spec.write_text('name = "q"\nsystem = "queue"\ntrials = 2\n[space]\n'
+                    '"queue.arrival_rate" = { low = 0.1, high = 0.5 }\n[[objectives]]\n'
+                    'metric = "mean_wait_s"\ndirection = "minimize"\n[rtl_check]\ntop = 1\n')
+    code, _, err = run(capsys, "sweep", str(spec), "--validate-only")
+    assert code == 2 and "no RTL generator that checks" in err, err
+
+
 def test_rtl_check_section_is_replaced_not_repeated(tmp_path) -> None:
     from hwsim.a3fusion.rtlcheck import write_table
 
@@ -327,3 +366,18 @@ def test_is_design_replace_keeps_shapes() -> None:
                        ofmap_buffer_KiB=4)
     assert d.roles() == ("filter", "ifmap")
     assert d.depth(0, "a") == 2 * replace(d, filter_buffer_KiB=4).depth(0, "a")
+
+
+def test_resource_estimate_tracks_the_synthesised_cores() -> None:
+    """The whole estimate (array + fusion units + control) against the ten synthesised cores of
+    data/a3fusion_core_xcup.csv, each predicted with the control fitted on the other nine:
+    LUTs within 5%, FFs within 10%; without the control term it would under-count every one."""
+    from hwsim.a3fusion import resources
+
+    checks = resources.check_control("xcup")
+    assert len(checks) == 10
+    for c in checks:
+        assert abs(c["lut_err"]) < 0.05 and abs(c["ff_err"]) < 0.10, c
+    d = resources.control("xcup", 16, 16, 8, 32, False)
+    assert d["lut"] > 1000 and d["ff"] > 0
+    assert resources.control("xc7", 16, 16, 8, 32, False)["lut"] == 0  # no xc7 core table

@@ -76,7 +76,8 @@ def _metrics(inputs: Inputs, p: Mapping[str, Any]) -> tuple[dict[str, Any], dict
     dram_pJ = fr["traffic_B"] * E.dram_pJ_per_byte(e)
     res = resources.estimate(a.dataflow, p["rows"], p["cols"], fr["camera_cols"],
                              p["operand_width"], a.acc_width, p["lanes"], p["buffer_KiB"],
-                             p["board"]["uram"] > 0, fr["partitioned"])
+                             p["board"]["uram"] > 0, fr["partitioned"],
+                             family=inputs["board"].family)
     bd = p["board"]
     fits = ((res["dsp"] <= bd["dsp"]) & (res["lut"] <= bd["lut"]) & (res["ff"] <= bd["ff"])
             & (res["bram"] <= bd["bram36"]) & (res["uram"] <= bd["uram"]))

@@ -47,16 +47,6 @@ def camera_cols(inputs: Inputs) -> int:
     return int(fr["camera_cols"][0]) if fr["partitioned"] else 0
 
 
-def family(board: Any) -> str:
-    """The Yosys ``synth_xilinx -family`` of a board: ``xcup`` for UltraScale+ (DSP48E2
-    slices, or a Zynq UltraScale+ / Virtex / Kintex UltraScale+ part), ``xc7`` otherwise."""
-    dev = str(getattr(board, "device", "")).lower()
-    if getattr(board, "dsp_slice", "") == "DSP48E2" or dev.startswith(
-            ("xczu", "xcvu", "xcku", "xcu")):
-        return "xcup"
-    return "xc7"
-
-
 def design(inputs: Inputs, source: str = "") -> Any:
     """The :class:`hwsim.a3fusion.rtl.A3FusionDesign` of a design point (the ``a3fusion``
     generator's spec): the accel spec's array, dataflow, widths, buffers and lanes, the
@@ -70,7 +60,7 @@ def design(inputs: Inputs, source: str = "") -> Any:
         vector_lanes=a.vector_lanes, fusion_op=net.fusion_op,
         ifmap_buffer_KiB=a.ifmap_buffer_KiB, filter_buffer_KiB=a.filter_buffer_KiB,
         ofmap_buffer_KiB=a.ofmap_buffer_KiB, clock_MHz=a.clock_MHz, board=b.name,
-        family=family(b), uram=bool(b.uram), board_dsp=b.dsp, board_lut=b.lut, board_ff=b.ff,
+        family=b.family, uram=bool(b.uram), board_dsp=b.dsp, board_lut=b.lut, board_ff=b.ff,
         board_bram36=b.bram36, board_uram=b.uram, source=source)
 
 

@@ -54,7 +54,8 @@ def estimate(design: Any) -> dict[str, float]:
     sizes = {b: getattr(design, f"{b}_buffer_KiB") for b in ("ifmap", "filter", "ofmap")}
     est = resources.estimate(design.dataflow, design.rows, design.cols,
                              design.camera_cols, design.operand_width, design.acc_width,
-                             design.vector_lanes, sizes, design.uram, design.partitioned)
+                             design.vector_lanes, sizes, design.uram, design.partitioned,
+                             family=design.family)
     return {k: float(est[k]) for k in RESOURCES}
 
 
@@ -82,9 +83,10 @@ def compare(design: Any, stats: Mapping[str, Any]) -> dict[str, Any]:
     return {"board": design.board, "family": design.family, "resources": rows,
             "fits_estimated": known and all(x["fits_estimated"] for x in rows),
             "fits_after_synthesis": known and all(x["fits_measured"] for x in rows),
-            "note": "estimate: hwsim.a3fusion.resources (7-series fits of the array and the "
-                    "fusion unit, buffers by capacity and port width; DMA and control not "
-                    "counted); measured: Yosys " + stats.get("script", "")}
+            "note": "estimate: hwsim.a3fusion.resources (the board family's array table, the "
+                    "fusion unit, the control fitted on synthesised cores, buffers by capacity "
+                    "and port width; the DMA not counted); measured: Yosys "
+                    + stats.get("script", "")}
 
 
 # ----------------------------------------------------------------------------------------------

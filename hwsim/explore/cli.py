@@ -41,6 +41,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.add_argument("--validate-only", action="store_true",
                    help="check the study spec and the storage, run nothing")
+    s.add_argument("--no-rtl-check", action="store_true",
+                   help="skip the study's [rtl_check] (synthesis of its top Pareto designs)")
     s.set_defaults(func=run_sweep)
 
     s = sub.add_parser(
@@ -106,7 +108,30 @@ def run_sweep(args: argparse.Namespace) -> int:
                                 command=_command(), sweep_seconds=res.seconds,
                                 figures=not args.no_figures)
     _print_summary(out)
+    if study.rtl_check is not None and not args.no_rtl_check:
+        _rtl_check(study, res.out_dir)
     return 0
+
+
+def _rtl_check(study: Any, out_dir: Path) -> None:
+    """The study's ``[rtl_check]``: its generator's ``study_check`` on the results folder (a
+    missing Yosys or simulator is a warning: the sweep's results stand without it)."""
+    from hwsim.errors import ToolError
+    from hwsim.rtl.registry import get_generator
+
+    rc = study.rtl_check
+    gen = get_generator(study.system)
+    log.info("rtl check: the first %d Pareto designs (generate, simulate, synthesise)", rc.top)
+    from hwsim.rtl.cli import check_lines
+
+    try:
+        rows = gen.study_check(str(out_dir), rc.top, None, verify=rc.verify, jobs=rc.jobs)
+    except ToolError as exc:
+        log.warning("rtl check skipped: %s", exc)
+        return
+    print(f"rtl check: {out_dir}/rtl_check.md (and the section in report.md/html)")
+    for line in check_lines(rows):
+        print(line)
 
 
 def run_report(args: argparse.Namespace) -> int:

@@ -205,6 +205,8 @@ def _spec_from_json(d: dict[str, Any]) -> StudySpec:
     }
     if d.get("refine"):
         raw["refine"] = d["refine"]
+    if d.get("rtl_check"):
+        raw["rtl_check"] = d["rtl_check"]
     if d.get("description"):
         raw["description"] = d["description"]
     if d.get("baselines"):

@@ -72,6 +72,7 @@ DIRECTIONS = ("minimize", "maximize")
 _TOP_KEYS = (
     "name", "system", "fidelity", "trials", "seed", "specs", "workload", "set", "sampler",
     "space", "objectives", "constraints", "exhaustive", "refine", "description", "baselines",
+    "rtl_check",
 )
 
 
@@ -264,6 +265,16 @@ class Refine:
 
 
 @dataclass(frozen=True)
+class RtlCheck:
+    """After the sweep: generate, simulate and synthesise the first ``top`` Pareto designs with
+    the system's RTL generator (``hwsim rtl-check``) and mark those that do not fit."""
+
+    top: int = 3
+    verify: bool = True
+    jobs: int = 1
+
+
+@dataclass(frozen=True)
 class Baseline:
     """A reference design, of this study's system or another, evaluated analytically on the
     study's objectives and shown beside its results: the metric names mean the same in every
@@ -307,6 +318,7 @@ class StudySpec:
     refine: Refine | None = None
     description: str = ""
     baselines: tuple[Baseline, ...] = ()
+    rtl_check: RtlCheck | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
 
     # ----------------------------------------------------------------------------------------
@@ -369,6 +381,7 @@ class StudySpec:
             "refine": None if self.refine is None else vars(self.refine),
             "description": self.description,
             "baselines": [b.as_json() for b in self.baselines],
+            "rtl_check": None if self.rtl_check is None else vars(self.rtl_check),
         }
 
     # ----------------------------------------------------------------------------------------
@@ -522,6 +535,7 @@ def study_from_dict(
 
     refine = _refine(raw, file, system, [o.metric for o in objectives])
     baselines = _baselines(raw, file, [o.metric for o in objectives], base_dir, validate)
+    rtl_check = _rtl_check(raw, file, system)
 
     study = StudySpec(
         path=file, name=name, system=system.name, fidelity=fidelity, trials=n_trials,
@@ -530,7 +544,7 @@ def study_from_dict(
         objectives=tuple(objectives), constraints=tuple(constraints), exhaustive=exhaustive,
         exhaustive_max_points=max_points, refine=refine,
         description=str(raw.get("description", "")), baselines=tuple(baselines),
-        raw=MappingProxyType(dict(raw)),
+        rtl_check=rtl_check, raw=MappingProxyType(dict(raw)),
     )
     if exhaustive is True and not study.enumerable():
         raise err(
@@ -1021,6 +1035,37 @@ def _constraints(raw: Mapping[str, Any], file: str, system: System,
         out.append(Constraint(c["metric"], max=None if hi is None else float(hi),
                               min=None if lo is None else float(lo)))
     return out
+
+
+def _rtl_check(raw: Mapping[str, Any], file: str, system: System) -> RtlCheck | None:
+    r = raw.get("rtl_check")
+    if r is None or r is False:
+        return None
+    if r is True:
+        r = {}
+    if not isinstance(r, Mapping):
+        raise InputError("expected a table (top, verify, jobs) or true", file=file,
+                         key="rtl_check", value=r, has_value=True)
+    from hwsim.rtl.registry import GENERATORS
+
+    gen = GENERATORS.get(system.name) if system.name in GENERATORS else None
+    if gen is None or gen.study_check is None:
+        raise InputError(f"system '{system.name}' has no RTL generator that checks a study's "
+                         "designs", file=file, key="rtl_check", value=dict(r), has_value=True)
+    for k in r:
+        if k not in ("top", "verify", "jobs"):
+            raise InputError("unknown key; known keys: top, verify, jobs", file=file,
+                             key=f"rtl_check.{k}", value=r[k], has_value=True)
+    for k, lo, hi in (("top", 1, 100), ("jobs", 1, 64)):
+        v = r.get(k, 3 if k == "top" else 1)
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise InputError(f"expected a whole number in [{lo}, {hi}]", file=file,
+                             key=f"rtl_check.{k}", value=v, has_value=True)
+    verify = r.get("verify", True)
+    if not isinstance(verify, bool):
+        raise InputError("expected true or false", file=file, key="rtl_check.verify",
+                         value=verify, has_value=True)
+    return RtlCheck(top=r.get("top", 3), verify=verify, jobs=r.get("jobs", 1))
 
 
 def _refine(raw: Mapping[str, Any], file: str, system: System,

@@ -35,3 +35,13 @@ class FpgaBoardSpec:
     typical_clock_MHz: float = param(0.0, unit="MHz", ge=0,
                                      help="a clock published accelerators run at on this board "
                                           "(a reference, not a limit; 0: not stated)")
+
+    @property
+    def family(self) -> str:
+        """The Yosys ``synth_xilinx -family`` of the device: ``xcup`` for UltraScale+ (DSP48E2
+        slices, or a Zynq UltraScale+ / Virtex / Kintex UltraScale+ part), ``xc7`` otherwise.
+        Resource tables measured per family are looked up with it."""
+        dev = self.device.lower()
+        if self.dsp_slice == "DSP48E2" or dev.startswith(("xczu", "xcvu", "xcku", "xcu")):
+            return "xcup"
+        return "xc7"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from typing import Any
 
 from hwsim import specs
 from hwsim.errors import InputError
@@ -154,13 +155,18 @@ def run_check(args: argparse.Namespace) -> int:
     out = args.out or args.dir
     print(f"wrote {out}/rtl_check.csv, rtl_check.md (and the section in report.md/html): "
           f"{len(rows)} designs")
-    for r in rows:
-        print(f"trial {r['trial']:5d} {r['array']:14s} {r['dataflow']} {r['board']:12s} "
-              f"DSP {r['dsp_estimated']:.0f}/{r['dsp_measured']:.0f}  "
-              f"LUT {r['lut_estimated']:.0f}/{r['lut_measured']:.0f}  "
-              f"FF {r['ff_estimated']:.0f}/{r['ff_measured']:.0f}  "
-              f"BRAM {r['bram_estimated']:g}/{r['bram_measured']:g}  "
-              f"URAM {r['uram_estimated']:g}/{r['uram_measured']:g}  "
-              f"fits after synthesis: {'yes' if r['fits_after_synthesis'] else 'NO'}; "
-              f"{r['simulated']}")
+    for line in check_lines(rows):
+        print(line)
     return 0
+
+
+def check_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per checked design: estimated / measured resources, fit, simulation."""
+    return [f"trial {r['trial']:5d} {r['array']:14s} {r['dataflow']} {r['board']:12s} "
+            f"DSP {r['dsp_estimated']:.0f}/{r['dsp_measured']:.0f}  "
+            f"LUT {r['lut_estimated']:.0f}/{r['lut_measured']:.0f}  "
+            f"FF {r['ff_estimated']:.0f}/{r['ff_measured']:.0f}  "
+            f"BRAM {r['bram_estimated']:g}/{r['bram_measured']:g}  "
+            f"URAM {r['uram_estimated']:g}/{r['uram_measured']:g}  "
+            f"fits after synthesis: {'yes' if r['fits_after_synthesis'] else 'NO'}; "
+            f"{r['simulated']}" for r in rows]

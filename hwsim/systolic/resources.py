@@ -1,10 +1,15 @@
 """FPGA resources of the systolic array from measured synthesis, for the explorer.
 
 Synthesising an array takes seconds to minutes, far too slow for a sweep of thousands of points, so
-the statistics are measured once on a grid of configurations (Yosys ``synth_xilinx`` for Xilinx
-7-series; :func:`measure`) and committed as a table, ``hwsim/systolic/data/systolic_xc7.csv``,
-keyed by the parameters that shape the hardware (dataflow, rows, cols, operand and accumulator
-widths). :func:`estimate` answers any configuration:
+the statistics are measured once on a grid of configurations (Yosys ``synth_xilinx`` per FPGA
+family; :func:`measure`) and committed as a table per family, ``hwsim/systolic/data/
+systolic_<family>.csv`` (``xc7``: 7-series, DSP48E1; ``xcup``: UltraScale+, DSP48E2), keyed by
+the parameters that shape the hardware (dataflow, rows, cols, operand and accumulator widths).
+The families differ: Yosys 0.23 packs a PE's multiply and accumulate into one DSP48E1 on
+7-series, but on UltraScale+ it maps only the multiply to the DSP48E2 and builds the
+accumulator's adder and registers in the fabric (an 8 x 8 ws array of 8-bit operands: 82 LUTs
+and 1,618 FFs on xc7, 1,514 LUTs and 3,546 FFs on xcup), so a board is costed with its own
+family's table. :func:`estimate` answers any configuration:
 
 - a configuration in the table: the measured numbers;
 - otherwise, per (dataflow, operand_width, acc_width) in the table, a least-squares fit of each
@@ -38,8 +43,12 @@ from hwsim.errors import InputError
 
 log = logging.getLogger(__name__)
 
-TABLE = Path(__file__).with_name("data") / "systolic_xc7.csv"
-RESOURCES = ("lut", "ff", "dsp48e1", "bram36")
+DATA = Path(__file__).with_name("data")
+#: the measured table of each FPGA family
+TABLES = {"xc7": DATA / "systolic_xc7.csv", "xcup": DATA / "systolic_xcup.csv"}
+TABLE = TABLES["xc7"]
+#: ``dsp``: DSP slices of the family (DSP48E1 on xc7, DSP48E2 on xcup)
+RESOURCES = ("lut", "ff", "dsp", "bram36")
 KEYS = ("dataflow", "rows", "cols", "operand_width", "acc_width")
 COLUMNS = (*KEYS, *RESOURCES, "carry4", "tool")
 
@@ -50,8 +59,16 @@ GRID_WIDTHS = ((8, 32), (16, 32))
 GRID_DATAFLOWS = ("ws", "os")
 
 
-def _synth_one(dataflow: str, rows: int, cols: int, width: int, acc: int) -> dict[str, Any]:
-    from hwsim.rtl.generate import XILINX_SCRIPT, _stat, emit_verilog, find_yosys, yosys_version
+def _synth_one(dataflow: str, rows: int, cols: int, width: int, acc: int,
+               family: str = "xc7") -> dict[str, Any]:
+    from hwsim.rtl.generate import (
+        FAMILY_DSP,
+        FAMILY_SCRIPT,
+        _stat,
+        emit_verilog,
+        find_yosys,
+        yosys_version,
+    )
     from hwsim.systolic.array import SystolicArray
     from hwsim.systolic.spec import SystolicSpec
 
@@ -64,14 +81,16 @@ def _synth_one(dataflow: str, rows: int, cols: int, width: int, acc: int) -> dic
     with tempfile.TemporaryDirectory(prefix="hwsim-res-") as tmp:
         v = Path(tmp) / "systolic.v"
         v.write_text(text)
-        stat = _stat(binary, v, "systolic", XILINX_SCRIPT.format(top="systolic"), Path(tmp))
+        stat = _stat(binary, v, "systolic", FAMILY_SCRIPT.format(top="systolic", family=family),
+                     Path(tmp))
     cells = {k: int(n) for k, n in stat.get("num_cells_by_type", {}).items()}
     row = {"dataflow": dataflow, "rows": rows, "cols": cols, "operand_width": width,
            "acc_width": acc,
            "lut": sum(n for k, n in cells.items() if k[:3] == "LUT" and k[3:].isdigit()),
            "ff": sum(cells.get(k, 0) for k in ("FDRE", "FDSE", "FDCE", "FDPE")),
-           "dsp48e1": cells.get("DSP48E1", 0),
-           "bram36": cells.get("RAMB36E1", 0) + 0.5 * cells.get("RAMB18E1", 0),
+           "dsp": cells.get(FAMILY_DSP[family], 0),
+           "bram36": sum(cells.get(f"RAMB36E{i}", 0) + 0.5 * cells.get(f"RAMB18E{i}", 0)
+                         for i in (1, 2)),
            "carry4": cells.get("CARRY4", 0),
            "tool": f"yosys {yosys_version(binary)}"}
     log.info("measured %s", row)
@@ -82,34 +101,40 @@ def measure(
     points: Iterable[tuple[str, int, int, int, int]] | None = None,
     *,
     jobs: int = 2,
-    out: Path = TABLE,
+    family: str = "xc7",
+    out: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Synthesise ``points`` (dataflow, rows, cols, operand_width, acc_width); write the table."""
+    """Synthesise ``points`` (dataflow, rows, cols, operand_width, acc_width) for ``family``;
+    write its table."""
+    out = TABLES[family] if out is None else out
     if points is None:
         points = [(df, r, c, w, a) for df in GRID_DATAFLOWS for w, a in GRID_WIDTHS
                   for r, c in GRID_SIZES]
     points = list(points)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        rows = list(pool.map(lambda p: _synth_one(*p), points))
+        rows = list(pool.map(lambda p: _synth_one(*p, family=family), points))
     if out.is_file():  # keep measured rows that were not measured again
         measured = {tuple(r[k] for k in KEYS) for r in rows}
         rows += [r for r in table(out) if tuple(r[k] for k in KEYS) not in measured]
-    write_table(rows, out)
+    write_table(rows, out, family)
     return rows
 
 
-def write_table(rows: Iterable[dict[str, Any]], out: Path = TABLE) -> None:
+FAMILY_NAMES = {"xc7": "Xilinx 7-series (DSP48E1)", "xcup": "Xilinx UltraScale+ (DSP48E2)"}
+
+
+def write_table(rows: Iterable[dict[str, Any]], out: Path = TABLE, family: str = "xc7") -> None:
     """Write measured rows (sorted by their parameters) as the CSV table."""
     rows = sorted(rows, key=lambda r: tuple(r[k] for k in KEYS))
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as fh:
-        fh.write("# Xilinx 7-series resources of hwsim.systolic.array, measured with Yosys "
-                 "synth_xilinx -flatten -noiopad -noclkbuf\n")
-        fh.write("# regenerate: python -m hwsim.systolic.resources --measure\n")
+        fh.write(f"# {FAMILY_NAMES[family]} resources of hwsim.systolic.array, measured with "
+                 f"Yosys synth_xilinx -family {family} -flatten -noiopad -noclkbuf\n")
+        fh.write(f"# regenerate: python -m hwsim.systolic.resources --measure --family {family}\n")
         w = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
         w.writeheader()
         for r in rows:
-            w.writerow({**r, **{k: int(r[k]) for k in ("lut", "ff", "dsp48e1", "carry4")},
+            w.writerow({**r, **{k: int(r[k]) for k in ("lut", "ff", "dsp", "carry4")},
                         "bram36": float(r["bram36"])})
     _load.cache_clear()
 
@@ -145,7 +170,7 @@ def _register_terms(rows: np.ndarray, cols: np.ndarray) -> list[np.ndarray]:
 
 
 #: the terms each resource is fitted on (chosen by leave-one-out error over the table)
-TERMS = {"lut": _linear_terms, "ff": _register_terms, "dsp48e1": _linear_terms,
+TERMS = {"lut": _linear_terms, "ff": _register_terms, "dsp": _linear_terms,
          "bram36": _linear_terms}
 
 
@@ -173,15 +198,22 @@ def estimate(
     operand_width: Any,
     acc_width: int,
     *,
-    path: str | os.PathLike[str] = TABLE,
+    family: str = "xc7",
+    path: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
-    """LUT, FF, DSP48E1 and BRAM36 of an array (numpy arrays broadcast), from the table.
+    """LUT, FF, DSP slices and BRAM36 of an array (numpy arrays broadcast), from the table of
+    ``family`` (or the table at ``path``).
 
     An input-stationary array is the weight-stationary structure (:mod:`hwsim.systolic.array`
     elaborates ``is`` as ``ws``, the operands' roles swapped), so it takes the ``ws`` rows.
     """
     if dataflow == "is":
         dataflow = "ws"
+    if path is None:
+        if family not in TABLES:
+            raise InputError(f"no measured arrays for FPGA family {family!r} (measured: "
+                             f"{', '.join(TABLES)})")
+        path = TABLES[family]
     path = str(path)
     data = _load(path)
     widths = sorted({r["operand_width"] for r in data
@@ -233,7 +265,7 @@ def check(path: str | os.PathLike[str] = TABLE) -> list[dict[str, Any]]:
             if len(others) < 6:
                 continue
             entry = {k: r[k] for k in KEYS}
-            for res in ("lut", "ff", "dsp48e1"):
+            for res in ("lut", "ff", "dsp"):
                 pred = float(_features(res, r["rows"], r["cols"]) @ _lstsq(res, others))
                 entry[f"{res}_err"] = (pred - r[res]) / r[res] if r[res] else pred
             report.append(entry)
@@ -248,17 +280,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="with --measure: only grid points not in the table yet")
     p.add_argument("--check", action="store_true", help="leave-one-out errors of the fit")
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--family", choices=sorted(TABLES), default="xc7",
+                   help="the FPGA family's table (xc7: 7-series, xcup: UltraScale+)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.measure:
         points = [(df, r, c, w, a) for df in GRID_DATAFLOWS for w, a in GRID_WIDTHS
                   for r, c in GRID_SIZES]
-        if args.missing and TABLE.is_file():
-            have = {tuple(r[k] for k in KEYS) for r in table()}
+        if args.missing and TABLES[args.family].is_file():
+            have = {tuple(r[k] for k in KEYS) for r in table(TABLES[args.family])}
             points = [p for p in points if p not in have]
-        measure(points, jobs=args.jobs)
+        measure(points, jobs=args.jobs, family=args.family)
     if args.check:
-        for e in check():
+        for e in check(TABLES[args.family]):
             log.info("%s", " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                                     for k, v in e.items()))
     return 0

@@ -47,9 +47,11 @@ MAX_DES_FOLDS = 2_000_000
 
 
 def _metrics(dataflow: str, rows: Any, cols: Any, width: Any, acc: int, clock_mhz: Any,
-             m: Any, n: Any, k: Any, count: Any, board: Mapping[str, Any]) -> dict[str, Any]:
-    """All metrics; every argument but ``dataflow`` and ``acc`` may be a numpy array."""
-    res = resources.estimate(dataflow, rows, cols, width, acc)
+             m: Any, n: Any, k: Any, count: Any, board: Mapping[str, Any],
+             family: str = "xc7") -> dict[str, Any]:
+    """All metrics; every argument but ``dataflow``, ``acc`` and ``family`` (the board's FPGA
+    family, whose measured resource table is used) may be a numpy array."""
+    res = resources.estimate(dataflow, rows, cols, width, acc, family=family)
     rows, cols = np.asarray(rows), np.asarray(cols)
     clock_hz = np.asarray(clock_mhz, dtype=float) * 1e6
     s_r, s_c, t = timing.mapping(dataflow, m, n, k)
@@ -64,11 +66,11 @@ def _metrics(dataflow: str, rows: Any, cols: Any, width: Any, acc: int, clock_mh
     gops = ops / seconds / 1e9
     peak = 2.0 * rows * cols * clock_hz * 1e-9
     out = {
-        "dsp": res["dsp48e1"],
+        "dsp": res["dsp"],
         "lut": res["lut"],
         "ff": res["ff"],
         "bram36": res["bram36"],
-        "dsp_utilization": res["dsp48e1"] / board["dsp"],
+        "dsp_utilization": res["dsp"] / board["dsp"],
         "lut_utilization": res["lut"] / board["lut"],
         "pes": rows * cols,
         "compute_cycles": cycles,
@@ -81,9 +83,9 @@ def _metrics(dataflow: str, rows: Any, cols: Any, width: Any, acc: int, clock_mh
         "peak_gops": peak,
         "utilization": timing.utilization(dataflow, rows, cols, m, n, k) * (
             np.asarray(cycles, dtype=float) / clock_hz / seconds),
-        "gops_per_dsp": gops / np.maximum(res["dsp48e1"], 1.0),
+        "gops_per_dsp": gops / np.maximum(res["dsp"], 1.0),
     }
-    fits = ((res["dsp48e1"] <= board["dsp"]) & (res["lut"] <= board["lut"])
+    fits = ((res["dsp"] <= board["dsp"]) & (res["lut"] <= board["lut"])
             & (res["ff"] <= board["ff"]))
     out["fits"] = fits
     return out
@@ -116,7 +118,7 @@ def block(inputs: Inputs, arrays: Mapping[str, np.ndarray], n: int) -> dict[str,
                    get("array.operand_width", a.operand_width), a.acc_width,
                    get("array.clock_MHz", a.clock_MHz), get("workload.m", w.m),
                    get("workload.n", w.n), get("workload.k", w.k),
-                   get("workload.count", w.count), board)
+                   get("workload.count", w.count), board, family=b.family)
     fits = np.asarray(out.pop("fits"))
     res: dict[str, Any] = {k: np.where(fits, np.asarray(v, dtype=float), np.nan)
                            for k, v in out.items()}
@@ -132,7 +134,7 @@ def explain(inputs: Inputs, short: str = "") -> str:
     w: GemmSpec = inputs["workload"]
     b: FpgaBoardSpec = inputs["board"]
     out = _metrics(a.dataflow, a.rows, a.cols, a.operand_width, a.acc_width, a.clock_MHz,
-                   w.m, w.n, w.k, w.count, _board(b))
+                   w.m, w.n, w.k, w.count, _board(b), family=b.family)
     return (f"{a.rows}x{a.cols} {a.dataflow} array needs {float(out['dsp']):.0f} DSP, "
             f"{float(out['lut']):.0f} LUT, {float(out['ff']):.0f} FF; {b.device} has {b.dsp}, "
             f"{b.lut}, {b.ff}")
