@@ -94,9 +94,9 @@ def _p_late(det, budget, jitter_s, sd=None):
         z = budget - det
         sdp = np.where(sd > 0, sd, 1.0)
         jp = np.where(jitter_s > 0, jitter_s, 1.0)
-        normal = ndtr(-z / sdp)
-        emg = 1.0 - ndtr(z / sdp) + np.exp(-z / jp + sdp ** 2 / (2 * jp ** 2)
-                                           + log_ndtr(z / sdp - sdp / jp))
+        u = z / sdp
+        normal = ndtr(-u)  # the Gaussian's tail, also the first term of the EMG's
+        emg = normal + np.exp(-z / jp + sdp ** 2 / (2 * jp ** 2) + log_ndtr(u - sdp / jp))
         gauss = np.where(jitter_s > 0, emg, normal)
         out = np.where(sd > 0, gauss, plain)
     return np.clip(np.nan_to_num(out, nan=1.0), 0.0, 1.0)
