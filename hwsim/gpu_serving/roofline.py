@@ -13,17 +13,27 @@ are separate, so the DES can treat the links as resources of their own.
 allowed to be a numpy array (one value per design point): the batch evaluator
 (:mod:`hwsim.gpu_serving.batch`) and the per-stage :class:`RooflineStepModel` (the DES) both use
 it, so there is one implementation of the step model.
+
+With a calibration whose ``model`` is ``"kernels"`` (the A100, H100 and H200 files) each kernel is
+timed by the per-operator fits of :mod:`hwsim.gpu_serving.kernels` instead: the GEMMs with tile
+and wave quantisation, decode and prefill attention, the norms, adds, activation and rotary
+embedding (the share of their unfused time the serving framework pays), the framework's
+all-reduce, and once per step the LM head, the final norm, the embedding gather and the
+framework's fixed step overhead. The ``roofline`` model (TPU v4, the uncalibrated fallback) is
+unchanged.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from hwsim.errors import InfeasibleDesign
+from hwsim.gpu_serving import kernels as kn
 from hwsim.gpu_serving.spec import DTYPE_BYTES, GpuCalibrationSpec, GpuMappingSpec
 from hwsim.hw.gpu import GpuSpec
 from hwsim.llm import model as llm_model
@@ -49,6 +59,54 @@ def stage_link_Bps(gpu: Any, cal: Any, crosses: ArrayLike, tp: ArrayLike) -> np.
     return bw * 1e9 * np.asarray(cal.interconnect_efficiency) * np.asarray(tp)
 
 
+def kv_charge_tokens(mapping: Any, prompt: ArrayLike, output: ArrayLike,
+                     longest: ArrayLike) -> np.ndarray:
+    """KV-cache tokens one running sequence holds, in whole blocks: its longest context
+    (``kv_reservation = "full"``) or its mean context ``prompt + output / 2`` (``"mean"``)."""
+    t = (np.asarray(longest, dtype=float) if mapping.kv_reservation == "full"
+         else np.asarray(prompt, dtype=float) + np.asarray(output, dtype=float) / 2.0)
+    blk = np.asarray(mapping.kv_block_tokens, dtype=float)
+    return np.ceil(t / blk) * blk
+
+
+@dataclass(frozen=True)
+class KvPlan:
+    """What fits on the devices of a replica, per point."""
+
+    #: the weights fit (with room for at least nothing else)
+    weights_fit: np.ndarray
+    #: sequences whose KV cache (``charge`` tokens each) fits on every stage
+    sequences: np.ndarray
+    #: KV-cache tokens the tightest stage holds
+    tokens: np.ndarray
+    #: the batch's KV cache fits as well (``sequences >= batch``, computed as HBM bytes)
+    batch_fits: np.ndarray
+
+
+def kv_plan(k: Kernels, gpu: Any, mapping: Any, batch: ArrayLike, charge: ArrayLike,
+            stage_layers: Sequence[tuple[ArrayLike, ArrayLike, ArrayLike]],
+            stages: ArrayLike) -> KvPlan:
+    """The HBM budget of the stages ``(layers, is first, is last)`` (the largest ones: stage 0
+    and the last): with ``kv_memory = "total"`` weights and KV cache share
+    ``hbm_usable_fraction`` of HBM; with ``"free"`` the KV cache gets that share of what the
+    weights leave."""
+    hbm = np.asarray(gpu.hbm_capacity_GB, dtype=float) * 1e9
+    frac = np.asarray(mapping.hbm_usable_fraction, dtype=float)
+    total = mapping.kv_memory == "total"
+    w_ok, seqs, toks, fits = True, np.inf, np.inf, True
+    for layers, first, last in stage_layers:
+        w = k.weight_bytes(layers, first, last, stages)
+        room = hbm * frac - w if total else frac * (hbm - w)
+        per_token = k.kv_bytes(layers, 1.0, 1.0)
+        w_ok = w_ok & (w <= (hbm * frac if total else hbm))
+        toks = np.minimum(toks, np.maximum(room, 0.0) / per_token)
+        seqs = np.minimum(seqs, np.floor(np.maximum(room, 0.0) / (per_token * charge)))
+        kv = k.kv_bytes(layers, batch, charge)
+        fits = fits & ((w + kv <= hbm * frac) if total else (w <= hbm) & (kv <= room))
+    return KvPlan(weights_fit=np.asarray(w_ok), sequences=np.asarray(seqs),
+                  tokens=np.asarray(toks), batch_fits=np.asarray(fits))
+
+
 @dataclass(frozen=True)
 class Kernels:
     """Kernel times of one decoder layer on one device of the tensor-parallel group, and the
@@ -62,6 +120,16 @@ class Kernels:
     batch_sharded: np.ndarray
     act_bytes: int
     overhead_s: np.ndarray
+    #: the kernels model: the calibration (a spec or a look-alike with arrays); None = roofline
+    fits: Any = None
+    #: the kernels model: peak 16-bit FLOP/s (prefill attention), SMs, devices per server
+    peak16_flops: Any = None
+    sms: Any = None
+    devices_per_server: Any = None
+
+    @property
+    def uses_kernels(self) -> bool:
+        return self.fits is not None
 
     @classmethod
     def build(cls, gpu: Any, cal: Any, llm: LlmSpec, mapping: Any) -> Kernels:
@@ -87,13 +155,34 @@ class Kernels:
             pp_link_Bps=np.asarray(gpu.network_bandwidth_GBps, dtype=float) * 1e9 * ieff,
             link_latency_s=np.asarray(cal.interconnect_latency_us, dtype=float) * 1e-6,
         )
+        kernels_model = getattr(cal, "model", "roofline") == "kernels"
+        if kernels_model and wb == 1:  # the 8-bit GEMMs: the fit at the 8-bit peak, scaled
+            eff_peak = eff_peak * np.asarray(cal.framework.fp8_speedup, dtype=float)
+            device = dataclasses.replace(device, peak_flops=eff_peak * 1e12)
         return cls(llm=llm, shape=shape, device=device, tp=t,
                    batch_sharded=(mapping.attention_sharding == "batch") & (t > 1),
                    act_bytes=DTYPE_BYTES[mapping.activation_dtype],
-                   overhead_s=np.asarray(cal.layer_overhead_us, dtype=float) * 1e-6)
+                   overhead_s=np.asarray(cal.layer_overhead_us, dtype=float) * 1e-6,
+                   fits=cal if kernels_model else None,
+                   peak16_flops=p16 * 1e12,
+                   sms=np.asarray(gpu.sms, dtype=float) if kernels_model else None,
+                   devices_per_server=gpu.devices_per_server)
 
     def layer_s(self, seqs: ArrayLike, q_len: ArrayLike, kv_len: ArrayLike) -> np.ndarray:
-        """One decoder layer: weight GEMMs, attention, all-reduces and the fixed overhead."""
+        """One decoder layer: weight GEMMs, attention, all-reduces and the fixed overhead
+        (``q_len`` new tokens per sequence after ``kv_len`` cached ones; decode: ``q_len`` 1)."""
+        if self.uses_kernels:
+            seqs = np.asarray(seqs, dtype=float)
+            q = np.asarray(q_len, dtype=float)
+            kv = np.asarray(kv_len, dtype=float)
+            dec = self.step_layer_s(seqs, kv, 0.0, 0.0, 0.0)
+            if self.fits.framework.last_prompt_token_decoded:
+                # TurboMind: the prefill covers q - 1 tokens, a decode step the last one
+                pre = (self.step_layer_s(0.0, 0.0, seqs, q - 1.0, kv)
+                       + self.step_layer_s(seqs, kv + q - 1.0, 0.0, 0.0, 0.0))
+            else:
+                pre = self.step_layer_s(0.0, 0.0, seqs, q, kv)
+            return np.where(q <= 1.0, dec, pre)
         tp, dev, shape = self.tp, self.device, self.shape
         rows = np.asarray(seqs, dtype=float) * q_len
         t = sum(perf.gemm_s(g, rows, tp, dev, shape.bytes_per_value) for g in shape.gemms)
@@ -103,12 +192,115 @@ class Kernels:
                                                         dev.link_latency_s)
         return t + self.overhead_s
 
+    # -- the kernels model ------------------------------------------------------------------
+
+    @property
+    def heads_local(self) -> np.ndarray:
+        """Query heads on one device of the tensor-parallel group."""
+        return np.ceil(self.shape.heads / self.tp)
+
+    @property
+    def kv_heads_local(self) -> np.ndarray:
+        """KV heads on one device (at least one: replicated when tp exceeds them)."""
+        return np.ceil(self.shape.kv_heads / self.kv_split())
+
+    @property
+    def kv_bytes_local(self) -> np.ndarray:
+        """KV-cache bytes one token adds to one layer on one device."""
+        return self.shape.kv_bytes_per_token / self.kv_split()
+
+    def allreduce_latency_us(self) -> np.ndarray:
+        fw = np.asarray(self.fits.framework.allreduce_latency_us, dtype=float)
+        return np.where(fw >= 0, fw, np.asarray(self.fits.collectives.allreduce_latency_us,
+                                                dtype=float))
+
+    def allreduce_bus_Bps(self) -> np.ndarray:
+        """The all-reduce's bus bandwidth: the NCCL fit within a server, the network (ring
+        traffic over each device's link) across servers."""
+        inside = (np.asarray(self.fits.collectives.allreduce_bus_bandwidth_GBps, dtype=float)
+                  * np.asarray(self.fits.framework.allreduce_bandwidth_share, dtype=float))
+        across = self.device.tp_link_Bps / 1e9
+        return np.where(self.tp > self.devices_per_server, np.minimum(inside, across),
+                        inside) * 1e9
+
+    def _gemms_s(self, rows: ArrayLike) -> np.ndarray:
+        tp, shape, f = self.tp, self.shape, self.fits
+        t = 0.0
+        for g in shape.gemms:
+            if g.split == "col":
+                n, k = np.ceil(g.n / tp), float(g.k)
+            else:
+                n, k = float(g.n), np.ceil(g.k / tp)
+            t = t + kn.gemm_s(rows, n, k, shape.bytes_per_value, self.device.peak_flops,
+                              self.device.mem_bw_Bps, self.sms, f.gemm)
+        return t
+
+    def _elementwise_s(self, rows: ArrayLike) -> np.ndarray:
+        """The unfused element-wise kernels of one layer (two norms, two residual adds, the
+        activation, the rotary embedding) for ``rows`` tokens."""
+        f, shape, llm = self.fits, self.shape, self.llm
+        d, b, bw = float(shape.d_model), float(self.act_bytes), self.device.mem_bw_Bps
+        rows = np.asarray(rows, dtype=float)
+        ff = np.ceil(llm.d_ff / self.tp)
+        gated = llm.ffn in ("swiglu", "geglu")
+        qk = np.ceil((llm.heads + llm.n_kv_heads) / self.tp) * llm.d_head
+        norms = 1 if llm.parallel_attention else 2
+        t = (norms * kn.elementwise_s(d, 2 * rows * d * b, bw, f.norm)
+             + 2 * kn.elementwise_s(d, 3 * rows * d * b, bw, f.add)
+             + kn.elementwise_s(ff, (3 if gated else 2) * rows * ff * b, bw, f.activation)
+             + kn.elementwise_s(qk, 2 * rows * qk * b, bw, f.rope))
+        return np.asarray(f.framework.elementwise_share, dtype=float) * t
+
+    def step_layer_s(self, dec_seqs: ArrayLike, dec_kv: ArrayLike, pre_seqs: ArrayLike,
+                     pre_q: ArrayLike, pre_kv: ArrayLike) -> np.ndarray:
+        """One decoder layer of a step that decodes ``dec_seqs`` sequences (``dec_kv`` tokens
+        cached each, the new one not counted) and prefills ``pre_seqs`` sequences of ``pre_q``
+        new tokens after ``pre_kv`` cached ones (mixed: chunked prefill)."""
+        dec_seqs = np.asarray(dec_seqs, dtype=float)
+        pre_seqs = np.asarray(pre_seqs, dtype=float)
+        pre_q = np.asarray(pre_q, dtype=float)
+        rows = dec_seqs + pre_seqs * pre_q
+        shape, dev = self.shape, self.device
+        if not self.uses_kernels:
+            t = sum(perf.gemm_s(g, rows, self.tp, dev, shape.bytes_per_value)
+                    for g in shape.gemms)
+            t = t + self.attention_s(dec_seqs, 1.0, dec_kv)
+            t = t + np.where(pre_seqs * pre_q > 0, self.attention_s(pre_seqs, pre_q, pre_kv),
+                             0.0)
+            nbytes = rows * shape.d_model * self.act_bytes
+            t = t + shape.allreduces * perf.ring_allreduce_s(nbytes, self.tp, dev.tp_link_Bps,
+                                                            dev.link_latency_s)
+            return t + self.overhead_s
+        f = self.fits
+        t = self._gemms_s(rows)
+        t = t + kn.decode_attention_s(dec_seqs, np.asarray(dec_kv, dtype=float) + 1.0,
+                                      self.kv_heads_local, self.kv_bytes_local,
+                                      dev.mem_bw_Bps, f.attention_decode)
+        t = t + kn.prefill_attention_s(pre_seqs, pre_q, pre_kv, self.heads_local,
+                                       shape.q_width / shape.heads, self.peak16_flops,
+                                       f.attention_prefill)
+        t = t + self._elementwise_s(rows)
+        nbytes = rows * shape.d_model * self.act_bytes
+        t = t + shape.allreduces * kn.allreduce_s(nbytes, self.tp, self.allreduce_latency_us(),
+                                                  self.allreduce_bus_Bps())
+        return t + self.overhead_s
+
     def attention_s(self, seqs: ArrayLike, q_len: ArrayLike, kv_len: ArrayLike) -> np.ndarray:
         """Attention of one layer on one device. Head-sharded: ``perf.attention_s`` over the
         group. Batch-sharded (Pope et al. 2022, sec. 3.3): each device runs every head of
         ``ceil(seqs / tp)`` whole sequences against their KV cache, after an all-to-all that
         hands it those sequences' queries and before one that returns the outputs."""
         tp, dev, shape = self.tp, self.device, self.shape
+        if self.uses_kernels:
+            f = self.fits
+            q = np.asarray(q_len, dtype=float)
+            dec = kn.decode_attention_s(seqs, np.asarray(kv_len, dtype=float) + 1.0,
+                                        self.kv_heads_local, self.kv_bytes_local,
+                                        dev.mem_bw_Bps, f.attention_decode)
+            pre = kn.prefill_attention_s(seqs, q, kv_len, self.heads_local,
+                                         shape.q_width / shape.heads, self.peak16_flops,
+                                         f.attention_prefill)
+            return np.where(q <= 1.0, dec, pre)
         heads = perf.attention_s(shape, seqs, q_len, kv_len, tp, dev)
         if not np.any(self.batch_sharded):
             return heads
@@ -124,6 +316,19 @@ class Kernels:
         """The LM head (vocabulary split across the tensor-parallel group), one row per
         sequence."""
         head = llm_model.Gemm("lm_head", self.llm.d_model, self.llm.vocab, "col")
+        if self.uses_kernels:
+            # once per step: the LM head, the final norm, the embedding gather and the
+            # framework's fixed overhead
+            f, d, b = self.fits, float(self.llm.d_model), float(self.act_bytes)
+            bw = self.device.mem_bw_Bps
+            seqs = np.asarray(seqs, dtype=float)
+            t = kn.gemm_s(seqs, np.ceil(self.llm.vocab / self.tp), d,
+                          self.shape.bytes_per_value, self.device.peak_flops, bw, self.sms,
+                          f.gemm)
+            t = t + np.asarray(f.framework.elementwise_share, dtype=float) * kn.elementwise_s(
+                d, 2 * seqs * d * b, bw, f.norm)
+            t = t + kn.elementwise_s(d, 2 * seqs * d * b, bw, f.embedding)
+            return t + np.asarray(f.framework.step_overhead_us, dtype=float) * 1e-6
         return perf.gemm_s(head, seqs, self.tp, self.device, self.shape.bytes_per_value)
 
     def kv_split(self) -> np.ndarray:
@@ -131,11 +336,10 @@ class Kernels:
         return np.where(self.batch_sharded, self.tp,
                         np.minimum(self.tp, float(self.shape.kv_heads)))
 
-    def device_bytes(self, layers: ArrayLike, first: ArrayLike, last: ArrayLike,
-                     stages: ArrayLike, sequences: ArrayLike, context: ArrayLike) -> np.ndarray:
-        """HBM bytes one device of a stage of ``layers`` layers holds: its weights (the
-        embeddings on the ``first`` stage, the LM head on the ``last``) and the KV cache of
-        ``sequences`` sequences of ``context`` tokens."""
+    def weight_bytes(self, layers: ArrayLike, first: ArrayLike, last: ArrayLike,
+                     stages: ArrayLike) -> np.ndarray:
+        """HBM bytes of the weights one device of a stage of ``layers`` layers holds (the
+        embeddings on the ``first`` stage, the LM head on the ``last``)."""
         llm = self.llm
         layers = np.asarray(layers, dtype=float)
         params = layers * llm_model.params_per_layer(llm)
@@ -144,9 +348,22 @@ class Kernels:
         params = params + np.where(first, emb, 0.0)
         untied = (np.asarray(stages) > 1) | (not llm.tied_embeddings)
         params = params + np.where(np.asarray(last) & untied, llm.vocab * llm.d_model, 0.0)
-        kv = np.asarray(sequences, dtype=float) * context * layers * \
-            self.shape.kv_bytes_per_token / self.kv_split()
-        return params / self.tp * self.shape.bytes_per_value + kv
+        return params / self.tp * self.shape.bytes_per_value
+
+    def kv_bytes(self, layers: ArrayLike, sequences: ArrayLike, context: ArrayLike
+                 ) -> np.ndarray:
+        """HBM bytes of the KV cache of ``sequences`` sequences of ``context`` tokens on one
+        device of a stage of ``layers`` layers."""
+        return np.asarray(sequences, dtype=float) * context * np.asarray(layers, dtype=float) \
+            * self.shape.kv_bytes_per_token / self.kv_split()
+
+    def device_bytes(self, layers: ArrayLike, first: ArrayLike, last: ArrayLike,
+                     stages: ArrayLike, sequences: ArrayLike, context: ArrayLike) -> np.ndarray:
+        """HBM bytes one device of a stage of ``layers`` layers holds: its weights (the
+        embeddings on the ``first`` stage, the LM head on the ``last``) and the KV cache of
+        ``sequences`` sequences of ``context`` tokens."""
+        return (self.weight_bytes(layers, first, last, stages)
+                + self.kv_bytes(layers, sequences, context))
 
 
 @dataclass(frozen=True)
