@@ -40,11 +40,20 @@ def traffic_lengths(inputs: Inputs) -> Lengths:
 
 
 def build(inputs: Inputs) -> RooflineStepModel:
-    """The step model of the inputs, checked to fit in HBM at the longest context."""
+    """The step model of the inputs, checked to fit in HBM (the batch's KV cache, or with
+    ``kv_overflow = "queue"`` at least one sequence's: :meth:`RooflineStepModel.
+    concurrent_sequences`)."""
     gpu, llm, mapping = inputs["device"], inputs["llm"], inputs["mapping"]
     model = RooflineStepModel.build(gpu, inputs["calibration"], llm, mapping)
-    model.check_fits(mapping.batch, traffic_lengths(inputs).longest_context)
+    concurrent(model, inputs)
     return model
+
+
+def concurrent(model: RooflineStepModel, inputs: Inputs) -> int:
+    """Sequences the replica of ``inputs`` runs at once (the batch, or what fits in KV
+    memory); raises InfeasibleDesign when that is none or, without queueing, not the batch."""
+    ln = traffic_lengths(inputs)
+    return model.concurrent_sequences(ln.mean_prompt, ln.mean_output, ln.longest_context)
 
 
 def explain(inputs: Inputs, short: str = "") -> str:
@@ -63,8 +72,16 @@ def stepwise(inputs: Inputs) -> Metrics:
     occupancy of :mod:`hwsim.serving.load` for Poisson and trace arrivals."""
     model = build(inputs)
     mapping, ln = inputs["mapping"], traffic_lengths(inputs)
-    b, m = mapping.batch, mapping.micro_batch_size
-    sat = saturated(model, b, m, ln.mean_prompt, ln.mean_output)
+    if mapping.max_batch_tokens > 0:
+        raise InfeasibleDesign("chunked prefill (max_batch_tokens) is modelled by the batch "
+                               "evaluator only")
+    b = concurrent(model, inputs)  # what fits in KV memory (kv_overflow = "queue")
+    m = min(mapping.micro_batch_size, b)
+    sat = dict(saturated(model, b, m, ln.mean_prompt, ln.mean_output))
+    if b < mapping.batch:  # closed traffic: the batch runs in waves, later ones wait
+        waves = -(-mapping.batch // b)
+        behind = (waves - 1) * (mapping.batch - waves * b / 2.0) / mapping.batch
+        sat["ttft_s"] += behind * (sat["fill_s"] + (ln.mean_output - 1) * sat["tpot_s"])
     rate = load.arrival_rate(inputs["traffic"])
     run = sat
     if rate is not None and math.isfinite(rate):

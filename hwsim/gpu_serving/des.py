@@ -4,17 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from hwsim.gpu_serving.analytical import build, cost_metrics, traffic_lengths
+from hwsim.errors import InfeasibleDesign
+from hwsim.gpu_serving.analytical import build, concurrent, cost_metrics, traffic_lengths
 from hwsim.serving.des import serve
 from hwsim.system import Inputs, Metrics
 
 
 def evaluate(inputs: Inputs, *, seed: int = 0, trace: Any = None) -> Metrics:
     """Serve the traffic on one replica; report latency percentiles, throughput and cost."""
-    model = build(inputs)
     mapping = inputs["mapping"]
-    first = serve(model, inputs["traffic"], batch=mapping.batch,
-                  micro_batch=mapping.micro_batch_size, seed=seed, trace=trace)
+    if mapping.max_batch_tokens > 0:
+        raise InfeasibleDesign("chunked prefill (max_batch_tokens) is modelled by the "
+                               "analytical evaluator only")
+    model = build(inputs)
+    # the KV cache bounds the sequences in flight; with kv_overflow = "queue" the rest of the
+    # batch waits in the queue for a free slot (never served beyond what fits)
+    batch = concurrent(model, inputs)
+    first = serve(model, inputs["traffic"], batch=batch,
+                  micro_batch=min(mapping.micro_batch_size, batch), seed=seed, trace=trace)
     ln = traffic_lengths(inputs)
     costs = cost_metrics(model, first.throughput_tokens_per_s, inputs.get("tco"),
                          processed_per_output=(ln.mean_prompt + ln.mean_output) / ln.mean_output)

@@ -502,6 +502,43 @@ class RooflineStepModel:
                     f"{cap / 1e9:.1f} GB is usable"
                 )
 
+    def kv_plan(self, prompt_tokens: float, output_tokens: float, longest: float) -> KvPlan:
+        """What fits in HBM for this traffic (:func:`kv_plan` on the largest stages)."""
+        charge = kv_charge_tokens(self.mapping, prompt_tokens, output_tokens, longest)
+        last = self.stages - 1
+        stages = [(self.stage_layers[0], True, last == 0),
+                  (self.stage_layers[last], last == 0, True)]
+        return kv_plan(self.kernels, self.gpu, self.mapping, self.mapping.batch, charge, stages,
+                       self.stages)
+
+    def concurrent_sequences(self, prompt_tokens: float, output_tokens: float,
+                             longest: float) -> int:
+        """Sequences the replica runs at once: the batch when its KV cache fits; with
+        ``kv_overflow = "queue"`` as many as fit (the rest wait for a free slot). Raises
+        InfeasibleDesign when the weights, or not one sequence, or (``"infeasible"``) not the
+        whole batch fits."""
+        mp = self.mapping
+        exact = mp.kv_memory == "total" and mp.kv_reservation == "full" and \
+            mp.kv_block_tokens == 1
+        if mp.kv_overflow == "infeasible" and exact:
+            self.check_fits(mp.batch, int(longest))  # the detailed message
+        plan = self.kv_plan(prompt_tokens, output_tokens, longest)
+        where = (f"{self.llm.name} does not fit {mp.devices} x {self.gpu.name} (tp "
+                 f"{mp.tensor_parallel}, pp {self.stages})")
+        if not bool(plan.weights_fit):
+            raise InfeasibleDesign(f"{where}: the weights exceed the usable HBM of a device")
+        fit = int(min(plan.sequences, 1 << 30))
+        if mp.kv_overflow == "queue":
+            if fit < 1:
+                raise InfeasibleDesign(f"{where}: not one sequence's KV cache fits beside the "
+                                       "weights in the usable HBM")
+            return min(mp.batch, fit)
+        if not bool(plan.batch_fits):
+            raise InfeasibleDesign(
+                f"{where}: the KV cache of the batch of {mp.batch} does not fit (room for "
+                f"{fit} sequences); kv_overflow = 'queue' runs what fits and queues the rest")
+        return mp.batch
+
     def decode_roofline_s(self, batch: int, kv_tokens: float) -> float:
         """Lower bound of one decode step of ``batch`` sequences through every stage, at peak
         rates: max(weight + KV bytes / peak HBM bandwidth, FLOPs / peak compute) of one
