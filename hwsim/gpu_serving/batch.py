@@ -102,7 +102,8 @@ def _evaluate(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str
         longest = longest_context(prompt, output, traffic.length_distribution)
 
     heads_ok = (tp <= llm.heads) | (mp.attention_sharding == "batch")
-    ok = (m <= b) & (pp <= llm.layers) & heads_ok
+    ep_ok = ~(bool(mp.expert_parallel and llm.is_moe) & (np.mod(llm.experts, tp) != 0))
+    ok = (m <= b) & (pp <= llm.layers) & heads_ok & ep_ok
     pp = np.where(ok, pp, 1.0)  # keep the arithmetic of rejected points harmless
     m = np.where(ok, m, 1.0)
     k = Kernels.build(gpu, cal, llm, SimpleNamespace(**{**vars(mp), "tensor_parallel": tp}))
@@ -137,6 +138,8 @@ def _evaluate(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str
         (~(pp <= llm.layers), f"more pipeline stages than the {llm.layers} layers"),
         (~heads_ok, f"tensor_parallel exceeds the {llm.heads} heads (attention_sharding = "
                     "'batch' lifts this)"),
+        (~ep_ok, f"expert_parallel: the {llm.experts} experts do not split evenly over "
+                 "tensor_parallel"),
         (~plan.weights_fit, "the weights exceed the usable HBM of a device"),
         (~fits, why),
         (chunked & (pp > 1), "chunked prefill (max_batch_tokens) is modelled for one "

@@ -126,6 +126,9 @@ class Kernels:
     peak16_flops: Any = None
     sms: Any = None
     devices_per_server: Any = None
+    #: mixture of experts: whole experts per device (all-to-all dispatch) instead of every
+    #: expert split over the tensor-parallel group
+    expert_parallel: bool = False
 
     @property
     def uses_kernels(self) -> bool:
@@ -166,7 +169,9 @@ class Kernels:
                    fits=cal if kernels_model else None,
                    peak16_flops=p16 * 1e12,
                    sms=np.asarray(gpu.sms, dtype=float) if kernels_model else None,
-                   devices_per_server=gpu.devices_per_server)
+                   devices_per_server=gpu.devices_per_server,
+                   expert_parallel=bool(getattr(mapping, "expert_parallel", False))
+                   and llm.is_moe)
 
     def layer_s(self, seqs: ArrayLike, q_len: ArrayLike, kv_len: ArrayLike) -> np.ndarray:
         """One decoder layer: weight GEMMs, attention, all-reduces and the fixed overhead
@@ -183,14 +188,63 @@ class Kernels:
             else:
                 pre = self.step_layer_s(0.0, 0.0, seqs, q, kv)
             return np.where(q <= 1.0, dec, pre)
-        tp, dev, shape = self.tp, self.device, self.shape
         rows = np.asarray(seqs, dtype=float) * q_len
-        t = sum(perf.gemm_s(g, rows, tp, dev, shape.bytes_per_value) for g in shape.gemms)
+        t = self._roofline_gemms_s(rows)
         t = t + self.attention_s(seqs, q_len, kv_len)
-        nbytes = rows * shape.d_model * self.act_bytes
-        t = t + shape.allreduces * perf.ring_allreduce_s(nbytes, tp, dev.tp_link_Bps,
-                                                        dev.link_latency_s)
-        return t + self.overhead_s
+        return t + self._roofline_comm_s(rows) + self.overhead_s
+
+    # -- weight GEMMs and communication, dense or mixture of experts -------------------------
+
+    def expert_gemm(self, g: llm_model.Gemm, rows: ArrayLike
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """How ``g`` runs for ``rows`` tokens on one device: (rows of each GEMM, GEMMs on this
+        device, tensor-parallel split of each). Dense: one GEMM of every row, split over the
+        group. Mixture of experts: one GEMM per expert the rows reach (uniform independent
+        routing reaches ``E (1 - (1 - k/E)^rows)`` of the ``E`` experts), each over its share
+        ``rows k / reached`` of the rows; every expert split over the group, or with expert
+        parallelism whole experts, ``reached / tp`` of them per device (on average: the
+        routing's imbalance across devices is not modelled)."""
+        rows = np.asarray(rows, dtype=float)
+        if g.experts == 1:
+            return rows, np.ones_like(rows), np.asarray(self.tp, dtype=float)
+        e, a = float(g.experts), float(g.active)
+        reached = e * (1.0 - (1.0 - a / e) ** rows)
+        per = np.where(reached > 0, rows * a / np.maximum(reached, 1e-30), 0.0)
+        if self.expert_parallel:
+            return per, reached / self.tp, np.ones_like(rows)
+        return per, reached, np.asarray(self.tp, dtype=float)
+
+    def _roofline_gemms_s(self, rows: ArrayLike) -> np.ndarray:
+        t = 0.0
+        for g in self.shape.gemms:
+            r, count, split = self.expert_gemm(g, rows)
+            t = t + count * perf.gemm_s(g, r, split, self.device, self.shape.bytes_per_value)
+        return np.asarray(t)
+
+    @property
+    def _allreduces(self) -> int:
+        """All-reduces per layer: with expert parallelism the FFN's is replaced by the
+        dispatch and combine all-to-alls (the attention's stays)."""
+        a = self.shape.allreduces
+        return a - 1 if self.expert_parallel and a > 1 else a
+
+    def all_to_all_bytes(self, rows: ArrayLike) -> np.ndarray:
+        """Bytes one device sends in one all-to-all of expert parallelism: its rows' copies
+        for the experts of the other devices."""
+        k = float(self.llm.experts_per_token)
+        tp = np.asarray(self.tp, dtype=float)
+        return (np.asarray(rows, dtype=float) / tp * k * self.shape.d_model * self.act_bytes
+                * (tp - 1.0) / tp)
+
+    def _roofline_comm_s(self, rows: ArrayLike) -> np.ndarray:
+        dev, shape = self.device, self.shape
+        nbytes = np.asarray(rows, dtype=float) * shape.d_model * self.act_bytes
+        t = self._allreduces * perf.ring_allreduce_s(nbytes, self.tp, dev.tp_link_Bps,
+                                                     dev.link_latency_s)
+        if self.expert_parallel:
+            a2a = dev.link_latency_s + self.all_to_all_bytes(rows) / dev.tp_link_Bps
+            t = t + 2.0 * np.where(np.asarray(self.tp) > 1, a2a, 0.0)
+        return t
 
     # -- the kernels model ------------------------------------------------------------------
 
@@ -224,15 +278,16 @@ class Kernels:
                         inside) * 1e9
 
     def _gemms_s(self, rows: ArrayLike) -> np.ndarray:
-        tp, shape, f = self.tp, self.shape, self.fits
+        shape, f = self.shape, self.fits
         t = 0.0
         for g in shape.gemms:
+            r, count, split = self.expert_gemm(g, rows)
             if g.split == "col":
-                n, k = np.ceil(g.n / tp), float(g.k)
+                n, k = np.ceil(g.n / split), float(g.k)
             else:
-                n, k = float(g.n), np.ceil(g.k / tp)
-            t = t + kn.gemm_s(rows, n, k, shape.bytes_per_value, self.device.peak_flops,
-                              self.device.mem_bw_Bps, self.sms, f.gemm)
+                n, k = float(g.n), np.ceil(g.k / split)
+            t = t + count * kn.gemm_s(r, n, k, shape.bytes_per_value, self.device.peak_flops,
+                                      self.device.mem_bw_Bps, self.sms, f.gemm)
         return t
 
     def _elementwise_s(self, rows: ArrayLike) -> np.ndarray:
@@ -262,15 +317,11 @@ class Kernels:
         rows = dec_seqs + pre_seqs * pre_q
         shape, dev = self.shape, self.device
         if not self.uses_kernels:
-            t = sum(perf.gemm_s(g, rows, self.tp, dev, shape.bytes_per_value)
-                    for g in shape.gemms)
+            t = self._roofline_gemms_s(rows)
             t = t + self.attention_s(dec_seqs, 1.0, dec_kv)
             t = t + np.where(pre_seqs * pre_q > 0, self.attention_s(pre_seqs, pre_q, pre_kv),
                              0.0)
-            nbytes = rows * shape.d_model * self.act_bytes
-            t = t + shape.allreduces * perf.ring_allreduce_s(nbytes, self.tp, dev.tp_link_Bps,
-                                                            dev.link_latency_s)
-            return t + self.overhead_s
+            return t + self._roofline_comm_s(rows) + self.overhead_s
         f = self.fits
         t = self._gemms_s(rows)
         t = t + kn.decode_attention_s(dec_seqs, np.asarray(dec_kv, dtype=float) + 1.0,
@@ -281,8 +332,11 @@ class Kernels:
                                        f.attention_prefill)
         t = t + self._elementwise_s(rows)
         nbytes = rows * shape.d_model * self.act_bytes
-        t = t + shape.allreduces * kn.allreduce_s(nbytes, self.tp, self.allreduce_latency_us(),
-                                                  self.allreduce_bus_Bps())
+        lat, bus = self.allreduce_latency_us(), self.allreduce_bus_Bps()
+        t = t + self._allreduces * kn.allreduce_s(nbytes, self.tp, lat, bus)
+        if self.expert_parallel:  # dispatch and combine: each device's share over the bus
+            a2a = lat * 1e-6 + self.all_to_all_bytes(rows) / bus
+            t = t + 2.0 * np.where(np.asarray(self.tp) > 1, a2a, 0.0)
         return t + self.overhead_s
 
     def attention_s(self, seqs: ArrayLike, q_len: ArrayLike, kv_len: ArrayLike) -> np.ndarray:
@@ -392,6 +446,9 @@ class RooflineStepModel:
         if t > llm.heads and mapping.attention_sharding == "heads":
             raise InfeasibleDesign(f"tensor_parallel {t} exceeds the {llm.heads} heads of "
                                    f"{llm.name} (attention_sharding = 'batch' lifts this)")
+        if mapping.expert_parallel and llm.is_moe and llm.experts % t:
+            raise InfeasibleDesign(f"expert_parallel: the {llm.experts} experts of {llm.name} "
+                                   f"do not split evenly over tensor_parallel {t}")
         if p > llm.layers:
             raise InfeasibleDesign(f"pipeline_parallel {p} exceeds the {llm.layers} layers of "
                                    f"{llm.name}")

@@ -198,6 +198,10 @@ class GpuMappingSpec:
     hbm_usable_fraction: float = param(0.9, gt=0, le=1,
                                        help="share of HBM the serving framework gives to weights "
                                        "and KV cache (vLLM's gpu_memory_utilization default, 0.9)")
+    expert_parallel: bool = param(False, help="mixture of experts: each device of the "
+                                  "tensor-parallel group holds experts / tensor_parallel whole "
+                                  "experts, tokens dispatched and combined by all-to-all "
+                                  "(false: every expert split over the group, as a dense FFN)")
     kv_overflow: str = param("infeasible", choices=("infeasible", "queue"),
                              help="when the KV cache of batch sequences does not fit: "
                              "infeasible, or queue (as many run as fit, the rest wait for a "
