@@ -25,9 +25,11 @@ from hwsim.system import Inputs, Metrics
 def cost_metrics(model: RooflineStepModel, throughput: float, tco: TcoSpec | None = None, *,
                  processed_per_output: float = 1.0,
                  decode_throughput: float | None = None) -> dict[str, float]:
-    """Devices, servers, utilisation, cost and energy per output token at ``throughput``
-    output tokens/s (``processed_per_output``: (prompt + output) / output tokens)."""
-    out = costs(model.gpu, model.llm, model.mapping.pricing, model.mapping.devices,
+    """Devices, servers, utilisation, cost and energy per output token of the deployment
+    (``mapping.replicas`` replicas) at ``throughput`` output tokens/s over all of them
+    (``processed_per_output``: (prompt + output) / output tokens)."""
+    devices = model.mapping.devices * model.mapping.replicas
+    out = costs(model.gpu, model.llm, model.mapping.pricing, devices,
                 model.peak_flops, throughput, tco, processed_per_output=processed_per_output,
                 decode_throughput=decode_throughput)
     return {k: float(v) for k, v in out.items()}
@@ -83,9 +85,10 @@ def stepwise(inputs: Inputs) -> Metrics:
         behind = (waves - 1) * (mapping.batch - waves * b / 2.0) / mapping.batch
         sat["ttft_s"] += behind * (sat["fill_s"] + (ln.mean_output - 1) * sat["tpot_s"])
     rate = load.arrival_rate(inputs["traffic"])
+    replicas = mapping.replicas
     run = sat
-    if rate is not None and math.isfinite(rate):
-        run = open_loop(model, b, m, ln.mean_prompt, ln.mean_output, rate)
+    if rate is not None and math.isfinite(rate):  # each replica gets 1 / replicas of them
+        run = open_loop(model, b, m, ln.mean_prompt, ln.mean_output, rate / replicas)
         if not run["stable"]:
             if inputs["traffic"].arrival != "trace":
                 raise InfeasibleDesign("arrivals outpace the replica: the offered output rate "
@@ -94,12 +97,12 @@ def stepwise(inputs: Inputs) -> Metrics:
     out = {
         "latency_ms_per_token": run["tpot_s"] * 1e3,
         "ttft_ms": run["ttft_s"] * 1e3,
-        "throughput_tokens_per_s": run["throughput_tokens_per_s"],
+        "throughput_tokens_per_s": run["throughput_tokens_per_s"] * replicas,
         "batch_prefill_ms": sat["fill_s"] * 1e3,
-        "decode_throughput_tokens_per_s": sat["decode_throughput_tokens_per_s"],
+        "decode_throughput_tokens_per_s": sat["decode_throughput_tokens_per_s"] * replicas,
     }
-    out.update(cost_metrics(model, run["throughput_tokens_per_s"], inputs.get("tco"),
+    out.update(cost_metrics(model, out["throughput_tokens_per_s"], inputs.get("tco"),
                             processed_per_output=(ln.mean_prompt + ln.mean_output)
                             / ln.mean_output,
-                            decode_throughput=sat["decode_throughput_tokens_per_s"]))
+                            decode_throughput=out["decode_throughput_tokens_per_s"]))
     return out

@@ -48,7 +48,8 @@ log = logging.getLogger(__name__)
 #: keys evaluated as arrays (anything else is grouped by the core, :mod:`hwsim.batch`)
 VECTOR_KEYS: frozenset[str] = frozenset(
     [f"mapping.{k}" for k in ("tensor_parallel", "pipeline_parallel", "batch", "micro_batch",
-                              "hbm_usable_fraction", "kv_block_tokens", "max_batch_tokens")]
+                              "hbm_usable_fraction", "kv_block_tokens", "max_batch_tokens",
+                              "replicas")]
     + [f"traffic.{k}" for k in ("prompt_tokens", "output_tokens", "arrival_rate_per_s")]
     + [f"calibration.{k}" for k in ("bandwidth_efficiency", "compute_efficiency",
                                     "interconnect_efficiency", "interconnect_latency_us",
@@ -90,6 +91,7 @@ def _evaluate(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str
         return np.broadcast_to(np.asarray(x, dtype=float), (n,))
 
     tp, pp, b = arr(mp.tensor_parallel), arr(mp.pipeline_parallel), arr(mp.batch)
+    replicas = arr(mp.replicas)
     micro = arr(mp.micro_batch)
     m = np.where(micro > 0, micro, np.ceil(b / pp))
     if traffic.arrival == "trace":
@@ -214,7 +216,8 @@ def _evaluate(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str
             wave_s = np.where(chunked, 0.0, fill + (output - 1) * full_round)
             ttft = ttft + behind * wave_s
     else:  # open arrivals: the occupancy Little's law gives (hwsim.serving.load)
-        lam = arr(vec.get("traffic.arrival_rate_per_s", rate))
+        # the router spreads the arrivals evenly: each replica sees 1 / replicas of them
+        lam = arr(vec.get("traffic.arrival_rate_per_s", rate)) / replicas
         ttft = first_token(np.ones(n))  # the request's own prefill; its wait is added below
         stretch = load.interference(lam, ttft)
 
@@ -244,15 +247,17 @@ def _evaluate(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str
                           "modelled for closed traffic (saturation)", reason)
         ok &= ~chunked
 
-    out = costs(gpu_spec, llm, mp_spec.pricing, tp * pp, dev.peak_flops, thr,
+    # the deployment: replicas x one replica's devices and throughput
+    thr = thr * replicas
+    dec_thr = replicas * b / np.where(plain_round > 0, plain_round, np.nan)
+    out = costs(gpu_spec, llm, mp_spec.pricing, tp * pp * replicas, dev.peak_flops, thr,
                 inputs.get("tco"), rental_rate=gpu.rental_usd_per_device_hour,
                 processed_per_output=(prompt + output) / output,
-                decode_throughput=np.where(output > 1, b / np.where(plain_round > 0,
-                                                                    plain_round, 1.0), np.nan))
+                decode_throughput=np.where(output > 1, replicas * b / np.where(
+                    plain_round > 0, plain_round, 1.0), np.nan))
     out.update({"latency_ms_per_token": round_s * 1e3, "ttft_ms": ttft * 1e3,
                 "throughput_tokens_per_s": thr, "batch_prefill_ms": fill * 1e3,
-                "decode_throughput_tokens_per_s": b / np.where(plain_round > 0, plain_round,
-                                                               np.nan)})
+                "decode_throughput_tokens_per_s": dec_thr})
     res = {key: np.where(ok, arr(v), np.nan) for key, v in out.items()}
     res[REASON] = reason.astype(object)
     return res

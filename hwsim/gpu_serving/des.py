@@ -1,4 +1,4 @@
-"""The DES evaluator of gpu-serving: :func:`hwsim.serving.serve` on the roofline step model."""
+"""The DES evaluator of gpu-serving: :func:`hwsim.serving.serve` on the step model."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from hwsim.system import Inputs, Metrics
 
 
 def evaluate(inputs: Inputs, *, seed: int = 0, trace: Any = None) -> Metrics:
-    """Serve the traffic on one replica; report latency percentiles, throughput and cost."""
+    """Serve the traffic on ``mapping.replicas`` replicas behind the mapping's router; report
+    latency percentiles, throughput and cost."""
     mapping = inputs["mapping"]
     if mapping.max_batch_tokens > 0:
         raise InfeasibleDesign("chunked prefill (max_batch_tokens) is modelled by the "
@@ -21,7 +22,8 @@ def evaluate(inputs: Inputs, *, seed: int = 0, trace: Any = None) -> Metrics:
     # batch waits in the queue for a free slot (never served beyond what fits)
     batch = concurrent(model, inputs)
     first = serve(model, inputs["traffic"], batch=batch,
-                  micro_batch=min(mapping.micro_batch_size, batch), seed=seed, trace=trace)
+                  micro_batch=min(mapping.micro_batch_size, batch), seed=seed, trace=trace,
+                  replicas=mapping.replicas, router=mapping.router)
     ln = traffic_lengths(inputs)
     costs = cost_metrics(model, first.throughput_tokens_per_s, inputs.get("tco"),
                          processed_per_output=(ln.mean_prompt + ln.mean_output) / ln.mean_output)

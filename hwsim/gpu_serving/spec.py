@@ -198,6 +198,14 @@ class GpuMappingSpec:
     hbm_usable_fraction: float = param(0.9, gt=0, le=1,
                                        help="share of HBM the serving framework gives to weights "
                                        "and KV cache (vLLM's gpu_memory_utilization default, 0.9)")
+    replicas: int = param(1, ge=1, le=65536, help="identical replicas behind a router, each "
+                          "with tensor_parallel x pipeline_parallel devices; throughput, "
+                          "devices and cost per hour are the deployment's, latencies a "
+                          "request's")
+    router: str = param("round-robin", choices=("round-robin", "least-tokens"),
+                        help="how the router picks a replica for an arriving request: in turn, "
+                        "or the one with the fewest outstanding tokens (prompt + output of "
+                        "its unfinished requests)")
     expert_parallel: bool = param(False, help="mixture of experts: each device of the "
                                   "tensor-parallel group holds experts / tensor_parallel whole "
                                   "experts, tokens dispatched and combined by all-to-all "

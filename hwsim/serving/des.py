@@ -316,45 +316,50 @@ class _Replica:
     """
 
     def __init__(self, env: simpy.Environment, model: StepModel, traffic: ServingSpec,
-                 req: Requests, lanes: list[int], trace: Any) -> None:
+                 req: Requests, lanes: list[int], trace: Any, *, first: np.ndarray,
+                 finish: np.ndarray, prefix: str = "") -> None:
         self.env, self.model, self.req = env, model, req
         self.stats = Stats(env)
         n_st = model.stages
-        self.stages = [ComputeUnit(env, 1.0, name=f"stage{k}", stats=self.stats,
+        self.stages = [ComputeUnit(env, 1.0, name=f"{prefix}stage{k}", stats=self.stats,
                                    recorder=trace) for k in range(n_st)]
+        self.prefix = prefix
         self.links = []
         for k in range(n_st - 1):
             bw, lat = model.link(k)
-            self.links.append(Link(env, bw, lat, name=f"link{k}", recorder=trace))
+            self.links.append(Link(env, bw, lat, name=f"{prefix}link{k}", recorder=trace))
         self.queue: deque[int] = deque()
-        self.arrived = 0
+        self.closed = False  # every request has been routed
         self.wakeup = env.event()
-        n = len(req)
-        self.first = np.full(n, math.nan)
-        self.finish = np.full(n, math.nan)
+        self.first, self.finish = first, finish
+        #: prompt + output tokens of the requests routed here and not finished
+        self.outstanding = 0
         self.steps = 0
         self.continuous = traffic.batching == "continuous"
-        env.process(self._arrivals())
         for i, cap in enumerate(lanes):
             env.process(self._lane(i, cap))
 
-    # -- arrivals -------------------------------------------------------------------------------
-    def _arrivals(self):
-        env, a = self.env, self.req.arrival_s
-        for i in range(len(a)):
-            if a[i] > env.now:
-                yield env.timeout(a[i] - env.now)
-            self.queue.append(i)
-            self.arrived += 1
-            if not self.wakeup.triggered:
-                self.wakeup.succeed()
+    def admit(self, i: int) -> None:
+        """Request ``i`` arrives at this replica."""
+        self.queue.append(i)
+        self.outstanding += int(self.req.prompt_tokens[i] + self.req.output_tokens[i])
+        self.poke()
+
+    def poke(self) -> None:
+        if not self.wakeup.triggered:
+            self.wakeup.succeed()
+
+    def _done(self, ids: np.ndarray) -> None:
+        self.finish[ids] = self.env.now
+        self.outstanding -= int(self.req.prompt_tokens[ids].sum()
+                                + self.req.output_tokens[ids].sum())
 
     # -- one step through the pipeline ------------------------------------------------------------
     def _step(self, lane: int, kind: str, batch: int, tokens: float, rows: int):
         model = self.model
         self.steps += 1
         last = model.stages - 1
-        label = f"{kind} lane{lane} x{batch}"
+        label = f"{self.prefix}{kind} lane{lane} x{batch}"
         for k, stage in enumerate(self.stages):
             dt = (model.prefill_s(k, batch, tokens) if kind == "prefill"
                   else model.decode_s(k, batch, tokens))
@@ -378,7 +383,6 @@ class _Replica:
         step = 0  # decode steps this lane has run
         next_finish = 0
         ctx_sum = 0  # sum over held requests of their context (prompt + tokens generated)
-        n_total = len(req)
         while True:
             new: list[int] = []
             if not ids.size or self.continuous:
@@ -390,7 +394,7 @@ class _Replica:
                 yield from self._step(lane, "prefill", len(new), p_tokens / len(new), p_tokens)
                 self.first[new_ids] = env.now  # the prefill yields each request's first token
                 more = output[new_ids] - 1
-                self.finish[new_ids[more == 0]] = env.now
+                self._done(new_ids[more == 0])
                 keep = more > 0
                 if keep.any():
                     ids = np.concatenate([ids, new_ids[keep]])
@@ -407,16 +411,37 @@ class _Replica:
                 if step == next_finish:
                     done = finish_at == step
                     gone = ids[done]
-                    self.finish[gone] = env.now
+                    self._done(gone)
                     ctx_sum -= int(prompt[gone].sum() + output[gone].sum())
                     ids, finish_at = ids[~done], finish_at[~done]
                     next_finish = int(finish_at.min()) if ids.size else 0
                 continue
-            if self.arrived >= n_total and not self.queue:
+            if self.closed and not self.queue:
                 return
             if self.wakeup.triggered:
                 self.wakeup = env.event()
             yield self.wakeup
+
+
+#: how a request picks its replica
+ROUTERS = ("round-robin", "least-tokens")
+
+
+def _route(env: simpy.Environment, req: Requests, reps: list[_Replica], router: str):
+    """Hand each request to a replica as it arrives: in turn, or to the one with the fewest
+    outstanding tokens (the first such on a tie)."""
+    a = req.arrival_s
+    for i in range(len(a)):
+        if a[i] > env.now:
+            yield env.timeout(a[i] - env.now)
+        if router == "round-robin":
+            rep = reps[i % len(reps)]
+        else:
+            rep = min(reps, key=lambda r: r.outstanding)
+        rep.admit(i)
+    for rep in reps:
+        rep.closed = True
+        rep.poke()
 
 
 def serve(
@@ -429,32 +454,49 @@ def serve(
     trace: Any = None,
     usd_per_hour: float = math.nan,
     requests: Requests | None = None,
+    replicas: int = 1,
+    router: str = "round-robin",
 ) -> ServeResult:
-    """Simulate one replica serving ``traffic`` and measure it.
+    """Simulate ``replicas`` identical replicas behind a router serving ``traffic`` and
+    measure them.
 
-    ``model`` gives per-stage step times; ``batch`` sequences are in flight at most, in lanes
-    of ``micro_batch`` (default: ``batch`` split evenly over the stages); ``usd_per_hour`` is
-    what the replica costs to run (rental or owned TCO), for the cost per 1k tokens.
+    ``model`` gives per-stage step times; ``batch`` sequences are in flight at most per
+    replica, in lanes of ``micro_batch`` (default: ``batch`` split evenly over the stages);
+    ``router`` (:data:`ROUTERS`) picks a replica per arriving request; ``usd_per_hour`` is what
+    the replicas cost to run (rental or owned TCO), for the cost per 1k tokens. The throughput
+    is every replica's together, the latencies and utilisation per request and stage.
     ``trace`` is an optional :class:`hwsim.des.trace.TraceRecorder`.
     """
     if micro_batch is None or micro_batch <= 0:
         micro_batch = -(-batch // model.stages)
+    if replicas < 1:
+        raise InputError(f"replicas {replicas} must be >= 1")
+    if router not in ROUTERS:
+        raise InputError(f"router {router!r} is not one of {', '.join(ROUTERS)}")
     req = requests if requests is not None else make_requests(traffic, seed)
     if len(req) == 0:
         raise InputError("no requests to serve")
     env = simpy.Environment()
-    rep = _Replica(env, model, traffic, req, lane_sizes(batch, micro_batch), trace)
+    n = len(req)
+    first, finish = np.full(n, math.nan), np.full(n, math.nan)
+    lanes = lane_sizes(batch, micro_batch)
+    reps = [_Replica(env, model, traffic, req, lanes, trace, first=first, finish=finish,
+                     prefix=f"r{r}." if replicas > 1 else "") for r in range(replicas)]
+    env.process(_route(env, req, reps, router))
     env.run()
-    if np.isnan(rep.finish).any():  # pragma: no cover - a scheduling bug, not user input
+    if np.isnan(finish).any():  # pragma: no cover - a scheduling bug, not user input
         raise RuntimeError("serving DES ended with unfinished requests")
     makespan = float(env.now)
-    rep.stats.end_window()
-    util = float(np.mean([rep.stats.utilisation(f"stage{k}.busy")
-                          for k in range(model.stages)]))
+    busy = []
+    for rep in reps:
+        rep.stats.end_window()
+        busy += [rep.stats.utilisation(f"{rep.prefix}stage{k}.busy")
+                 for k in range(model.stages)]
+    util = float(np.mean(busy))
 
     skip = min(traffic.warmup_requests, len(req) - 1)
     sel = slice(skip, None)
-    arrival, first, finish = req.arrival_s[sel], rep.first[sel], rep.finish[sel]
+    arrival, first, finish = req.arrival_s[sel], first[sel], finish[sel]
     out = req.output_tokens[sel]
     ttft = first - arrival
     multi = out > 1
@@ -491,7 +533,7 @@ def serve(
         slo_attainment=float(ok.mean()),
         stage_utilization=util,
         makespan_s=makespan,
-        steps=rep.steps,
+        steps=sum(rep.steps for rep in reps),
         usd_per_1k_tokens=per_1k(throughput),
         usd_per_1k_tokens_at_slo=per_1k(goodput),
     )
