@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from hwsim.errors import InfeasibleDesign, InputError
 from hwsim.gpu_serving.cost import costs
 from hwsim.gpu_serving.roofline import RooflineStepModel
@@ -28,7 +30,7 @@ def cost_metrics(model: RooflineStepModel, throughput: float, tco: TcoSpec | Non
     """Devices, servers, utilisation, cost and energy per output token of the deployment
     (``mapping.replicas`` replicas) at ``throughput`` output tokens/s over all of them
     (``processed_per_output``: (prompt + output) / output tokens)."""
-    devices = model.mapping.devices * model.mapping.replicas
+    devices = model.mapping.devices * (model.mapping.replicas + model.mapping.prefill_replicas)
     out = costs(model.gpu, model.llm, model.mapping.pricing, devices,
                 model.peak_flops, throughput, tco, processed_per_output=processed_per_output,
                 decode_throughput=decode_throughput)
@@ -87,7 +89,11 @@ def stepwise(inputs: Inputs) -> Metrics:
     rate = load.arrival_rate(inputs["traffic"])
     replicas = mapping.replicas
     run = sat
-    if rate is not None and math.isfinite(rate):  # each replica gets 1 / replicas of them
+    if mapping.prefill_replicas > 0:
+        run = _disaggregated(model, inputs, b, rate)
+        sat["fill_s"] = run["fill_s"]
+        replicas = 1  # the throughput above is the deployment's
+    elif rate is not None and math.isfinite(rate):  # each replica gets 1 / replicas of them
         run = open_loop(model, b, m, ln.mean_prompt, ln.mean_output, rate / replicas)
         if not run["stable"]:
             if inputs["traffic"].arrival != "trace":
@@ -99,10 +105,35 @@ def stepwise(inputs: Inputs) -> Metrics:
         "ttft_ms": run["ttft_s"] * 1e3,
         "throughput_tokens_per_s": run["throughput_tokens_per_s"] * replicas,
         "batch_prefill_ms": sat["fill_s"] * 1e3,
-        "decode_throughput_tokens_per_s": sat["decode_throughput_tokens_per_s"] * replicas,
+        "decode_throughput_tokens_per_s": sat["decode_throughput_tokens_per_s"]
+        * mapping.replicas,
     }
     out.update(cost_metrics(model, out["throughput_tokens_per_s"], inputs.get("tco"),
                             processed_per_output=(ln.mean_prompt + ln.mean_output)
                             / ln.mean_output,
                             decode_throughput=out["decode_throughput_tokens_per_s"]))
     return out
+
+
+def _disaggregated(model: RooflineStepModel, inputs: Inputs, batch: int,
+                   rate: float | None) -> dict[str, float]:
+    """Prefill/decode disaggregation on the per-stage model (one stage): the closed forms of
+    :func:`hwsim.gpu_serving.batch._disaggregated` fed with this model's step times."""
+    from hwsim.gpu_serving.batch import _disaggregated as forms
+
+    mapping, ln, gpu, cal = inputs["mapping"], traffic_lengths(inputs), model.gpu, model.cal
+    if model.stages > 1:
+        raise InfeasibleDesign("prefill/decode disaggregation is modelled for one pipeline "
+                               "stage")
+    lam = None if rate is None or not math.isfinite(rate) else np.asarray(rate, dtype=float)
+    thr, tpot, ttft, fill, ok, why = forms(
+        model.kernels, model.llm.layers, np.asarray(float(batch)),
+        np.asarray(float(mapping.replicas)), np.asarray(float(mapping.prefill_replicas)),
+        np.asarray(ln.mean_prompt), np.asarray(ln.mean_output), lam,
+        np.asarray(gpu.network_bandwidth_GBps * 1e9 * cal.interconnect_efficiency),
+        np.asarray(cal.interconnect_latency_us * 1e-6),
+        np.asarray(model.prefill_s(0, 1, ln.mean_prompt)))
+    if not bool(ok):
+        raise InfeasibleDesign(str(why))
+    return {"throughput_tokens_per_s": float(thr), "tpot_s": float(tpot),
+            "ttft_s": float(ttft), "fill_s": float(fill)}

@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 VECTOR_KEYS: frozenset[str] = frozenset(
     [f"mapping.{k}" for k in ("tensor_parallel", "pipeline_parallel", "batch", "micro_batch",
                               "hbm_usable_fraction", "kv_block_tokens", "max_batch_tokens",
-                              "replicas")]
+                              "replicas", "prefill_replicas")]
     + [f"traffic.{k}" for k in ("prompt_tokens", "output_tokens", "arrival_rate_per_s")]
     + [f"calibration.{k}" for k in ("bandwidth_efficiency", "compute_efficiency",
                                     "interconnect_efficiency", "interconnect_latency_us",
@@ -200,6 +200,8 @@ def _evaluate(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str
 
     rate = load.arrival_rate(traffic)
     plain_round = full_round  # the decode steady state alone (decode_throughput)
+    n_pre = arr(mp.prefill_replicas)
+    disagg = n_pre > 0
     if np.any(chunked):  # chunked prefill: the saturated steady state of mixed steps
         c_thr, c_step, c_ttft, _ = _chunked(k, llm.layers, b, chunk, prompt, output)
         capacity = np.where(chunked, c_thr, capacity)
@@ -238,10 +240,10 @@ def _evaluate(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str
             round_s = np.where(stable, round_s, full_round)
             ttft = np.where(stable, ttft, first_token(m))
         else:  # an endless stream faster than the replica: the queue grows forever
-            reason = np.where((reason == "") & ~stable, "arrivals outpace the replica: the "
-                              "offered output rate is at or above its saturated capacity",
-                              reason)
-            ok &= stable
+            reason = np.where((reason == "") & ~stable & ~disagg, "arrivals outpace the "
+                              "replica: the offered output rate is at or above its saturated "
+                              "capacity", reason)
+            ok &= stable | disagg  # disaggregation: its own pools' stability (below)
 
         reason = np.where((reason == "") & chunked, "chunked prefill (max_batch_tokens) is "
                           "modelled for closed traffic (saturation)", reason)
@@ -250,7 +252,26 @@ def _evaluate(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str
     # the deployment: replicas x one replica's devices and throughput
     thr = thr * replicas
     dec_thr = replicas * b / np.where(plain_round > 0, plain_round, np.nan)
-    out = costs(gpu_spec, llm, mp_spec.pricing, tp * pp * replicas, dev.peak_flops, thr,
+    if np.any(disagg):  # prefill/decode disaggregation (one stage)
+        lam = None if rate is None or not np.isfinite(rate) else arr(
+            vec.get("traffic.arrival_rate_per_s", rate))
+        d_thr, d_tpot, d_ttft, d_fill, d_ok, d_why = _disaggregated(
+            k, llm.layers, b, replicas, n_pre, prompt, output, lam,
+            arr(gpu.network_bandwidth_GBps) * 1e9 * arr(cal.interconnect_efficiency), lat,
+            first_token(np.ones(n)))
+        thr = np.where(disagg, d_thr, thr)
+        round_s = np.where(disagg, d_tpot, round_s)
+        ttft = np.where(disagg, d_ttft, ttft)
+        fill = np.where(disagg, d_fill, fill)
+        bad = disagg & (pp > 1)
+        reason = np.where((reason == "") & bad, "prefill/decode disaggregation is modelled "
+                          "for one pipeline stage", reason)
+        bad |= disagg & chunked
+        reason = np.where((reason == "") & bad, "prefill/decode disaggregation with chunked "
+                          "prefill is not modelled", reason)
+        reason = np.where((reason == "") & disagg & ~d_ok, d_why, reason)
+        ok &= ~bad & (~disagg | d_ok)
+    out = costs(gpu_spec, llm, mp_spec.pricing, tp * pp * (replicas + n_pre), dev.peak_flops, thr,
                 inputs.get("tco"), rental_rate=gpu.rental_usd_per_device_hour,
                 processed_per_output=(prompt + output) / output,
                 decode_throughput=np.where(output > 1, replicas * b / np.where(
@@ -261,6 +282,45 @@ def _evaluate(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str
     res = {key: np.where(ok, arr(v), np.nan) for key, v in out.items()}
     res[REASON] = reason.astype(object)
     return res
+
+
+def _disaggregated(k: Kernels, layers: int, b: np.ndarray, decoders: np.ndarray,
+                   prefillers: np.ndarray, prompt: np.ndarray, output: np.ndarray,
+                   lam: np.ndarray | None, net_Bps: np.ndarray, lat: np.ndarray,
+                   t_p1: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Prefill/decode disaggregation, one stage: ``prefillers`` replicas prefill one request at
+    a time (``t_p1``) and send its KV cache over the network (each device its shard, at the
+    device's network bandwidth: ``kv_s``); ``decoders`` replicas decode up to ``b`` sequences
+    each, never stalled by a prefill. Closed traffic: the slower pool sets the request rate
+    (no queueing in the first token, as the colocated closed form); open arrivals at ``lam``:
+    each prefill replica an M/D/1 queue of ``lam / prefillers``, each decode replica the
+    occupancy of ``lam / decoders``. The KV transfer delays the second token: TPOT is the
+    decode round plus ``kv_s / (O - 1)``. Returns (deployment output tokens/s, TPOT, TTFT,
+    prefill time, feasible, reason)."""
+    o1 = np.maximum(output - 1.0, 0.0)
+    kv = prompt + (output - 2.0) / 2.0
+    kv_s = k.kv_bytes(float(layers), 1.0, prompt) / net_Bps + lat
+
+    def round_at(s: np.ndarray) -> np.ndarray:
+        return layers * k.layer_s(s, 1.0, kv) + k.head_s(s)
+
+    dec_cap = np.where(o1 > 0, decoders * b / np.where(o1 > 0, o1 * round_at(b), 1.0), np.inf)
+    pre_cap = prefillers / t_p1
+    if lam is None:
+        req = np.minimum(pre_cap, dec_cap)
+        ttft, ok = t_p1, np.ones(np.shape(req), dtype=bool)
+        why = np.full(np.shape(req), "", dtype=object)
+    else:
+        req = lam
+        rho = lam * t_p1 / prefillers
+        ttft = t_p1 + np.where(rho < 1, rho * t_p1 / (2.0 * np.maximum(1.0 - rho, 1e-12)),
+                               np.inf)
+        ok = (rho < 1) & (lam < dec_cap)
+        why = np.where(rho >= 1, "arrivals outpace the prefill replicas", np.where(
+            lam >= dec_cap, "arrivals outpace the decode replicas", ""))
+    occ = load.occupancy(req / decoders, output, b, round_at)
+    tpot = np.where(o1 > 0, round_at(occ) + kv_s / np.maximum(o1, 1.0), 0.0)
+    return req * output, tpot, ttft, t_p1, ok, why
 
 
 def _chunked(k: Kernels, layers: int, flight: np.ndarray, budget: np.ndarray,

@@ -21,9 +21,20 @@ def evaluate(inputs: Inputs, *, seed: int = 0, trace: Any = None) -> Metrics:
     # the KV cache bounds the sequences in flight; with kv_overflow = "queue" the rest of the
     # batch waits in the queue for a free slot (never served beyond what fits)
     batch = concurrent(model, inputs)
+    disagg = {}
+    if mapping.prefill_replicas:
+        if model.stages > 1:
+            raise InfeasibleDesign("prefill/decode disaggregation is modelled for one "
+                                   "pipeline stage")
+        # each device sends its shard of the KV cache over its own network link
+        cal, gpu = inputs["calibration"], inputs["device"]
+        disagg = {"prefill_replicas": mapping.prefill_replicas,
+                  "kv_bytes_per_token": float(model.kernels.kv_bytes(model.llm.layers, 1, 1)),
+                  "kv_link": (gpu.network_bandwidth_GBps * 1e9 * cal.interconnect_efficiency,
+                              cal.interconnect_latency_us * 1e-6)}
     first = serve(model, inputs["traffic"], batch=batch,
                   micro_batch=min(mapping.micro_batch_size, batch), seed=seed, trace=trace,
-                  replicas=mapping.replicas, router=mapping.router)
+                  replicas=mapping.replicas, router=mapping.router, **disagg)
     ln = traffic_lengths(inputs)
     costs = cost_metrics(model, first.throughput_tokens_per_s, inputs.get("tco"),
                          processed_per_output=(ln.mean_prompt + ln.mean_output) / ln.mean_output)

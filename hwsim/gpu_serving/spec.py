@@ -206,6 +206,11 @@ class GpuMappingSpec:
                         help="how the router picks a replica for an arriving request: in turn, "
                         "or the one with the fewest outstanding tokens (prompt + output of "
                         "its unfinished requests)")
+    prefill_replicas: int = param(0, ge=0, le=65536, help="prefill/decode disaggregation: "
+                                  "replicas that only prefill (as many devices each as a "
+                                  "decode replica), their KV cache sent to a decode replica "
+                                  "over the network; 0 = every replica prefills and decodes. "
+                                  "With it, replicas counts the decode replicas")
     expert_parallel: bool = param(False, help="mixture of experts: each device of the "
                                   "tensor-parallel group holds experts / tensor_parallel whole "
                                   "experts, tokens dispatched and combined by all-to-all "

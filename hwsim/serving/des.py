@@ -317,7 +317,9 @@ class _Replica:
 
     def __init__(self, env: simpy.Environment, model: StepModel, traffic: ServingSpec,
                  req: Requests, lanes: list[int], trace: Any, *, first: np.ndarray,
-                 finish: np.ndarray, prefix: str = "") -> None:
+                 finish: np.ndarray, prefix: str = "", role: str = "both",
+                 hand_over: Any = None, kv_bytes_per_token: float = 0.0,
+                 kv_link: tuple[float, float] = (1.0, 0.0)) -> None:
         self.env, self.model, self.req = env, model, req
         self.stats = Stats(env)
         n_st = model.stages
@@ -336,8 +338,22 @@ class _Replica:
         self.outstanding = 0
         self.steps = 0
         self.continuous = traffic.batching == "continuous"
+        #: "both" (prefill and decode), "prefill" (then hand over) or "decode" (prefilled)
+        self.role = role
+        self.hand_over = hand_over
+        self.kv_bytes_per_token = kv_bytes_per_token
+        if role == "prefill":
+            self.kv_link = Link(env, kv_link[0], kv_link[1], name=f"{prefix}kv",
+                                recorder=trace)
         for i, cap in enumerate(lanes):
             env.process(self._lane(i, cap))
+
+    def _hand_over(self, i: int):
+        """Send request ``i``'s KV cache over this prefill replica's link, then to decode."""
+        nbytes = self.kv_bytes_per_token * float(self.req.prompt_tokens[i])
+        yield self.kv_link.transfer(nbytes, label=f"{self.prefix}kv {i}")
+        self.outstanding -= int(self.req.prompt_tokens[i] + self.req.output_tokens[i])
+        self.hand_over(i)
 
     def admit(self, i: int) -> None:
         """Request ``i`` arrives at this replica."""
@@ -391,9 +407,19 @@ class _Replica:
             if new:
                 new_ids = np.asarray(new, dtype=np.int64)
                 p_tokens = int(prompt[new_ids].sum())
-                yield from self._step(lane, "prefill", len(new), p_tokens / len(new), p_tokens)
-                self.first[new_ids] = env.now  # the prefill yields each request's first token
+                if self.role != "decode":  # a decode replica gets them prefilled
+                    yield from self._step(lane, "prefill", len(new), p_tokens / len(new),
+                                          p_tokens)
+                    self.first[new_ids] = env.now  # the prefill yields each first token
                 more = output[new_ids] - 1
+                if self.role == "prefill":  # hand the rest over with the KV cache
+                    ended = new_ids[more == 0]
+                    self._done(ended)
+                    if ended.size:
+                        self.hand_over.skip(int(ended.size))
+                    for i in new_ids[more > 0]:
+                        env.process(self._hand_over(int(i)))
+                    continue
                 self._done(new_ids[more == 0])
                 keep = more > 0
                 if keep.any():
@@ -427,6 +453,37 @@ class _Replica:
 ROUTERS = ("round-robin", "least-tokens")
 
 
+def _pick(reps: list[_Replica], router: str, i: int) -> _Replica:
+    if router == "round-robin":
+        return reps[i % len(reps)]
+    return min(reps, key=lambda r: r.outstanding)
+
+
+class _Handover:
+    """Prefilled requests to the decode replicas (by the router), closing them after the
+    last request of the ``total`` (those of one output token never come)."""
+
+    def __init__(self, reps: list[_Replica], router: str, total: int) -> None:
+        self.reps, self.router, self.count = reps, router, 0
+        self.expected = total
+
+    def __call__(self, i: int) -> None:
+        _pick(self.reps, self.router, self.count).admit(i)
+        self.count += 1
+        self._maybe_close()
+
+    def skip(self, k: int) -> None:
+        """``k`` requests finished at their prefill: none of them comes."""
+        self.expected -= k
+        self._maybe_close()
+
+    def _maybe_close(self) -> None:
+        if self.count >= self.expected:
+            for rep in self.reps:
+                rep.closed = True
+                rep.poke()
+
+
 def _route(env: simpy.Environment, req: Requests, reps: list[_Replica], router: str):
     """Hand each request to a replica as it arrives: in turn, or to the one with the fewest
     outstanding tokens (the first such on a tie)."""
@@ -434,11 +491,7 @@ def _route(env: simpy.Environment, req: Requests, reps: list[_Replica], router: 
     for i in range(len(a)):
         if a[i] > env.now:
             yield env.timeout(a[i] - env.now)
-        if router == "round-robin":
-            rep = reps[i % len(reps)]
-        else:
-            rep = min(reps, key=lambda r: r.outstanding)
-        rep.admit(i)
+        _pick(reps, router, i).admit(i)
     for rep in reps:
         rep.closed = True
         rep.poke()
@@ -456,6 +509,9 @@ def serve(
     requests: Requests | None = None,
     replicas: int = 1,
     router: str = "round-robin",
+    prefill_replicas: int = 0,
+    kv_bytes_per_token: float = 0.0,
+    kv_link: tuple[float, float] = (1.0, 0.0),
 ) -> ServeResult:
     """Simulate ``replicas`` identical replicas behind a router serving ``traffic`` and
     measure them.
@@ -464,7 +520,10 @@ def serve(
     replica, in lanes of ``micro_batch`` (default: ``batch`` split evenly over the stages);
     ``router`` (:data:`ROUTERS`) picks a replica per arriving request; ``usd_per_hour`` is what
     the replicas cost to run (rental or owned TCO), for the cost per 1k tokens. The throughput
-    is every replica's together, the latencies and utilisation per request and stage.
+    is every replica's together, the latencies and utilisation per request and stage. With
+    ``prefill_replicas`` (disaggregation) those replicas only prefill, one request at a time,
+    and send its KV cache (``kv_bytes_per_token`` per prompt token, over a link of
+    ``kv_link`` = (bytes/s, latency s) each) to one of the ``replicas`` decode replicas.
     ``trace`` is an optional :class:`hwsim.des.trace.TraceRecorder`.
     """
     if micro_batch is None or micro_batch <= 0:
@@ -480,9 +539,19 @@ def serve(
     n = len(req)
     first, finish = np.full(n, math.nan), np.full(n, math.nan)
     lanes = lane_sizes(batch, micro_batch)
+    role = "decode" if prefill_replicas else "both"
     reps = [_Replica(env, model, traffic, req, lanes, trace, first=first, finish=finish,
-                     prefix=f"r{r}." if replicas > 1 else "") for r in range(replicas)]
-    env.process(_route(env, req, reps, router))
+                     prefix=f"r{r}." if replicas > 1 or prefill_replicas else "", role=role)
+            for r in range(replicas)]
+    pool = reps
+    if prefill_replicas:
+        handed = _Handover(reps, router, n)
+        pool = [_Replica(env, model, traffic, req, [1], trace, first=first, finish=finish,
+                         prefix=f"p{r}.", role="prefill", hand_over=handed,
+                         kv_bytes_per_token=kv_bytes_per_token, kv_link=kv_link)
+                for r in range(prefill_replicas)]
+        reps = [*reps, *pool]
+    env.process(_route(env, req, pool, router))
     env.run()
     if np.isnan(finish).any():  # pragma: no cover - a scheduling bug, not user input
         raise RuntimeError("serving DES ended with unfinished requests")
