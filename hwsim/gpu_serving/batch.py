@@ -330,8 +330,9 @@ def _chunked(k: Kernels, layers: int, flight: np.ndarray, budget: np.ndarray,
     ``n`` sequences and prefills ``x`` prompt tokens within the token budget. In the steady
     state a request enters for every one that leaves, so ``x / P = n / (O - 1)``; ``n`` is what
     the budget allows (``n + x <= budget``) or the sequences in flight (``flight``, of which
-    ``(O - 1) / O`` are decoding). Returns (output tokens/s, step time, time to first token: a
-    prompt's ``P / x`` steps, at least one; decoding sequences)."""
+    ``(O - 1) / O`` are decoding). Returns (output tokens/s, step time, time to first token:
+    the oldest waiting prompt gets what the decodes leave of the budget, so ``P / (budget -
+    n)`` steps, at least one; decoding sequences)."""
     o1 = np.maximum(output - 1.0, 0.0)
     share = np.where(output > 0, o1 / output, 0.0)
     n_budget = np.where(o1 > 0, budget / (1.0 + prompt / np.where(o1 > 0, o1, 1.0)), 0.0)
@@ -343,7 +344,7 @@ def _chunked(k: Kernels, layers: int, flight: np.ndarray, budget: np.ndarray,
     step = layers * k.step_layer_s(n_dec, kv, pre_seqs, prompt, 0.0) + k.head_s(n_dec + pre_seqs)
     tokens = n_dec + pre_seqs  # one per decode, the first one of each prompt completed
     thr = tokens / step
-    ttft = np.maximum(prompt / np.maximum(x, 1e-30), 1.0) * step
+    ttft = np.maximum(prompt / np.maximum(budget - n_dec, 1e-30), 1.0) * step
     return thr, step, ttft, n_dec
 
 

@@ -14,9 +14,12 @@ def evaluate(inputs: Inputs, *, seed: int = 0, trace: Any = None) -> Metrics:
     """Serve the traffic on ``mapping.replicas`` replicas behind the mapping's router; report
     latency percentiles, throughput and cost."""
     mapping = inputs["mapping"]
-    if mapping.max_batch_tokens > 0:
-        raise InfeasibleDesign("chunked prefill (max_batch_tokens) is modelled by the "
-                               "analytical evaluator only")
+    if mapping.max_batch_tokens > 0 and (mapping.pipeline_parallel > 1
+                                         or mapping.prefill_replicas):
+        raise InfeasibleDesign("chunked prefill (max_batch_tokens) is modelled for one "
+                               "pipeline stage without disaggregation")
+    if mapping.max_batch_tokens > 0 and inputs["traffic"].batching != "continuous":
+        raise InfeasibleDesign("chunked prefill (max_batch_tokens) needs continuous batching")
     model = build(inputs)
     # the KV cache bounds the sequences in flight; with kv_overflow = "queue" the rest of the
     # batch waits in the queue for a free slot (never served beyond what fits)
@@ -34,7 +37,8 @@ def evaluate(inputs: Inputs, *, seed: int = 0, trace: Any = None) -> Metrics:
                               cal.interconnect_latency_us * 1e-6)}
     first = serve(model, inputs["traffic"], batch=batch,
                   micro_batch=min(mapping.micro_batch_size, batch), seed=seed, trace=trace,
-                  replicas=mapping.replicas, router=mapping.router, **disagg)
+                  replicas=mapping.replicas, router=mapping.router,
+                  max_batch_tokens=mapping.max_batch_tokens, **disagg)
     ln = traffic_lengths(inputs)
     costs = cost_metrics(model, first.throughput_tokens_per_s, inputs.get("tco"),
                          processed_per_output=(ln.mean_prompt + ln.mean_output) / ln.mean_output)

@@ -523,6 +523,16 @@ class RooflineStepModel:
         t = self.stage_layers[stage] * (fixed + attn * (kv_tokens + 1.0))
         return t + (head if stage == self.stages - 1 else 0.0)
 
+    def mixed_s(self, stage: int, decodes: float, decode_context: float, chunks: float,
+                chunk_tokens: float, chunk_context: float, rows_out: float) -> float:
+        """A chunked-prefill step of ``stage``: ``decodes`` sequences decode (``decode_context``
+        tokens cached each) beside ``chunks`` prompt chunks of ``chunk_tokens`` new tokens after
+        ``chunk_context`` prefilled ones; the LM head (last stage) for the ``rows_out``
+        sequences that produce a token."""
+        t = self.stage_layers[stage] * float(self.kernels.step_layer_s(
+            decodes, decode_context, chunks, chunk_tokens, chunk_context))
+        return t + (self.head_s(rows_out) if stage == self.stages - 1 else 0.0)
+
     def stage_crosses_servers(self, stage: int) -> bool:
         """Whether the link from ``stage`` to the next leaves the server."""
         return bool(crosses_servers(stage, self.mapping.tensor_parallel,

@@ -319,7 +319,8 @@ class _Replica:
                  req: Requests, lanes: list[int], trace: Any, *, first: np.ndarray,
                  finish: np.ndarray, prefix: str = "", role: str = "both",
                  hand_over: Any = None, kv_bytes_per_token: float = 0.0,
-                 kv_link: tuple[float, float] = (1.0, 0.0)) -> None:
+                 kv_link: tuple[float, float] = (1.0, 0.0),
+                 max_batch_tokens: int = 0) -> None:
         self.env, self.model, self.req = env, model, req
         self.stats = Stats(env)
         n_st = model.stages
@@ -345,8 +346,10 @@ class _Replica:
         if role == "prefill":
             self.kv_link = Link(env, kv_link[0], kv_link[1], name=f"{prefix}kv",
                                 recorder=trace)
+        self.max_batch_tokens = max_batch_tokens
         for i, cap in enumerate(lanes):
-            env.process(self._lane(i, cap))
+            env.process(self._lane_chunked(i, cap) if max_batch_tokens > 0
+                        else self._lane(i, cap))
 
     def _hand_over(self, i: int):
         """Send request ``i``'s KV cache over this prefill replica's link, then to decode."""
@@ -386,6 +389,70 @@ class _Replica:
                     yield self.links[k].transfer(nbytes, label=label)
 
     # -- a micro-batch lane -----------------------------------------------------------------------
+    def _lane_chunked(self, lane: int, cap: int):
+        """Chunked prefill (one stage, continuous batching): every step decodes the held
+        sequences and prefills admitted prompts in chunks within the token budget
+        ``max_batch_tokens`` (the decodes first, then the oldest prompts); a prompt's last
+        chunk yields its first token."""
+        env, req, model = self.env, self.req, self.model
+        prompt, output = req.prompt_tokens, req.output_tokens
+        ids = np.empty(0, dtype=np.int64)
+        finish_at = np.empty(0, dtype=np.int64)
+        step, next_finish, ctx_sum = 0, 0, 0
+        pending: deque[list[int]] = deque()  # [request, prompt tokens prefilled so far]
+        while True:
+            while ids.size + len(pending) < cap and self.queue:
+                pending.append([self.queue.popleft(), 0])
+            n = ids.size
+            budget = max(self.max_batch_tokens - n, 0)
+            chunks: list[tuple[list[int], int]] = []
+            for entry in pending:
+                if budget <= 0:
+                    break
+                q = min(int(prompt[entry[0]]) - entry[1], budget)
+                chunks.append((entry, q))
+                budget -= q
+            if not n and not chunks:
+                if self.closed and not self.queue:
+                    return
+                if self.wakeup.triggered:
+                    self.wakeup = env.event()
+                yield self.wakeup
+                continue
+            completing = sum(1 for e, q in chunks if e[1] + q >= int(prompt[e[0]]))
+            pre_q = sum(q for _, q in chunks) / len(chunks) if chunks else 0.0
+            pre_kv = sum(e[1] for e, _ in chunks) / len(chunks) if chunks else 0.0
+            dt = model.mixed_s(0, n, ctx_sum / n - 1.0 if n else 0.0, len(chunks), pre_q,
+                               pre_kv, n + completing)
+            self.steps += 1
+            yield self.stages[0].run(dt, label=f"{self.prefix}mixed lane{lane} x{n}"
+                                     f"+{len(chunks)}")
+            if n:
+                step += 1
+                ctx_sum += n
+                if step == next_finish:
+                    done = finish_at == step
+                    gone = ids[done]
+                    self._done(gone)
+                    ctx_sum -= int(prompt[gone].sum() + output[gone].sum())
+                    ids, finish_at = ids[~done], finish_at[~done]
+                    next_finish = int(finish_at.min()) if ids.size else 0
+            for entry, q in chunks:
+                entry[1] += q
+                i = entry[0]
+                if entry[1] < int(prompt[i]):
+                    continue
+                pending.remove(entry)
+                self.first[i] = env.now
+                more = int(output[i]) - 1
+                if more == 0:
+                    self._done(np.asarray([i], dtype=np.int64))
+                    continue
+                ids = np.append(ids, i)
+                finish_at = np.append(finish_at, step + more)
+                ctx_sum += int(prompt[i]) + 1
+                next_finish = int(finish_at.min())
+
     def _lane(self, lane: int, cap: int):
         """Admit, prefill and decode until every request has arrived and been served.
 
@@ -512,6 +579,7 @@ def serve(
     prefill_replicas: int = 0,
     kv_bytes_per_token: float = 0.0,
     kv_link: tuple[float, float] = (1.0, 0.0),
+    max_batch_tokens: int = 0,
 ) -> ServeResult:
     """Simulate ``replicas`` identical replicas behind a router serving ``traffic`` and
     measure them.
@@ -523,7 +591,10 @@ def serve(
     is every replica's together, the latencies and utilisation per request and stage. With
     ``prefill_replicas`` (disaggregation) those replicas only prefill, one request at a time,
     and send its KV cache (``kv_bytes_per_token`` per prompt token, over a link of
-    ``kv_link`` = (bytes/s, latency s) each) to one of the ``replicas`` decode replicas.
+    ``kv_link`` = (bytes/s, latency s) each) to one of the ``replicas`` decode replicas. With
+    ``max_batch_tokens`` (chunked prefill, one stage, continuous batching) every step mixes the
+    decodes with prompt chunks within that token budget; ``model`` then needs
+    ``mixed_s(stage, decodes, decode_context, chunks, chunk_tokens, chunk_context, rows_out)``.
     ``trace`` is an optional :class:`hwsim.des.trace.TraceRecorder`.
     """
     if micro_batch is None or micro_batch <= 0:
@@ -540,8 +611,13 @@ def serve(
     first, finish = np.full(n, math.nan), np.full(n, math.nan)
     lanes = lane_sizes(batch, micro_batch)
     role = "decode" if prefill_replicas else "both"
+    if max_batch_tokens > 0 and (model.stages > 1 or prefill_replicas or
+                                 traffic.batching != "continuous"):
+        raise InputError("chunked prefill (max_batch_tokens) is modelled for one stage with "
+                         "continuous batching and no disaggregation")
     reps = [_Replica(env, model, traffic, req, lanes, trace, first=first, finish=finish,
-                     prefix=f"r{r}." if replicas > 1 or prefill_replicas else "", role=role)
+                     prefix=f"r{r}." if replicas > 1 or prefill_replicas else "", role=role,
+                     max_batch_tokens=max_batch_tokens)
             for r in range(replicas)]
     pool = reps
     if prefill_replicas:
