@@ -69,6 +69,10 @@ def kv_charge_tokens(mapping: Any, prompt: ArrayLike, output: ArrayLike,
     return np.ceil(t / blk) * blk
 
 
+#: prefill times a step model remembers (distinct stage, batch and prompt length)
+PREFILL_MEMO = 1 << 16
+
+
 @dataclass(frozen=True)
 class KvPlan:
     """What fits on the devices of a replica, per point."""
@@ -180,7 +184,12 @@ class Kernels:
             seqs = np.asarray(seqs, dtype=float)
             q = np.asarray(q_len, dtype=float)
             kv = np.asarray(kv_len, dtype=float)
-            dec = self.step_layer_s(seqs, kv, 0.0, 0.0, 0.0)
+            if q.ndim == 0 and float(q) > 1.0:  # one prefill: only its branch
+                dec = 0.0
+            else:
+                dec = self.step_layer_s(seqs, kv, 0.0, 0.0, 0.0)
+            if q.ndim == 0 and float(q) <= 1.0:  # one decode
+                return np.asarray(dec)
             if self.fits.framework.last_prompt_token_decoded:
                 # TurboMind: the prefill covers q - 1 tokens, a decode step the last one
                 pre = (self.step_layer_s(0.0, 0.0, seqs, q - 1.0, kv)
@@ -436,6 +445,8 @@ class RooflineStepModel:
     stage_layers: tuple[int, ...]
     #: per decode batch size: (layer time without attention, attention time per cached token,
     #: LM head time)
+    _prefill_memo: dict[tuple[int, int, float], float] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
     _decode_memo: dict[int, tuple[float, float, float]] = field(
         default_factory=dict, init=False, repr=False, compare=False)
 
@@ -501,8 +512,16 @@ class RooflineStepModel:
         return self._layer_s(batch, 1.0, kv_tokens)
 
     def prefill_s(self, stage: int, batch: int, prompt_tokens: float) -> float:
-        t = self.stage_layers[stage] * self._layer_s(batch, prompt_tokens, 0.0)
-        return t + (self.head_s(batch) if stage == self.stages - 1 else 0.0)
+        """Time of ``stage`` to prefill ``batch`` prompts of mean length ``prompt_tokens``
+        (memoised: the DES asks for the same batches and lengths again and again)."""
+        key = (stage, batch, float(prompt_tokens))
+        t = self._prefill_memo.get(key)
+        if t is None:
+            t = self.stage_layers[stage] * self._layer_s(batch, prompt_tokens, 0.0)
+            t += self.head_s(batch) if stage == self.stages - 1 else 0.0
+            if len(self._prefill_memo) < PREFILL_MEMO:
+                self._prefill_memo[key] = t
+        return t
 
     def _decode_parts(self, batch: int) -> tuple[float, float, float]:
         """A decode layer as ``fixed + per_token x (kv_tokens + 1)``: with one new token per
