@@ -1,7 +1,8 @@
 """Calibration of the GPU step model and its validation cases.
 
 **What is fitted, per GPU** (``python -m hwsim.gpu_serving.calibration`` prints the fits and the
-errors; the files ``models/calibration/*.toml`` carry them, and tests check they still do):
+errors; ``python -m hwsim.gpu_serving.calfiles`` rewrites the files ``models/calibration/*.toml``
+that carry them, and ``tests/test_gpu_serving_fit.py`` checks they still do):
 
 1. *Operators* (:mod:`hwsim.gpu_serving.operators`): the GEMM, norm, residual-add, activation,
    rotary-embedding and embedding constants of the A100 and the H100 on Vidur's kernel times of
