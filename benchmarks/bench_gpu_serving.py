@@ -3,7 +3,7 @@
 Measures, on one core (numpy, no threads), Llama-3 70B on H100 with the ``ctx2048`` traffic:
 
 1. ``analytical_batch`` over a grid of tensor parallelism x pipeline depth x batch x prompt
-   and output lengths x HBM bandwidth efficiency (one call);
+   and output lengths x HBM bandwidth (one call);
 2. ``analytical`` (the batch evaluator on one point), point by point on prebuilt inputs, and
    with the per-point spec overrides a sweep pays;
 3. ``stepwise`` (the per-stage closed forms of :mod:`hwsim.serving.saturation`, the reference);
@@ -35,14 +35,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def grid() -> dict[str, np.ndarray]:
-    """tp x pp x batch x prompt x output x bandwidth efficiency, flattened."""
+    """tp x pp x batch x prompt x output x HBM bandwidth, flattened."""
     axes = {
         "mapping.tensor_parallel": [1, 2, 4, 8],
         "mapping.pipeline_parallel": [1, 2, 3, 4],
         "mapping.batch": list(range(1, 257)),
         "traffic.prompt_tokens": [512, 2048],
         "traffic.output_tokens": [64, 256],
-        "calibration.bandwidth_efficiency": [0.5, 0.585, 0.7],
+        "device.hbm_bandwidth_GBps": [2680.0, 3350.0, 4800.0],
     }
     mesh = np.meshgrid(*[np.asarray(v) for v in axes.values()], indexing="ij")
     return {k: m.ravel() for k, m in zip(axes, mesh, strict=True)}

@@ -156,6 +156,14 @@ class System:
             + ", ".join(r.name for r in self.roles)
         )
 
+    def _role_or_kind(self, name: str) -> Role:
+        """The role ``name``, or the one role whose kind is ``name`` (``--spec gpu=h100``
+        where the role is ``device``)."""
+        by_kind = [r for r in self.roles if r.kind == name]
+        if all(r.name != name for r in self.roles) and len(by_kind) == 1:
+            return by_kind[0]
+        return self.role(name)
+
     def metric_names(self, fidelity: str | None = None) -> list[str]:
         return [m.name for m in self.metrics if fidelity is None or fidelity in m.fidelities]
 
@@ -173,7 +181,7 @@ class System:
         for arg in spec_args:
             role_name, sep, ref = str(arg).partition("=")
             if sep and "/" not in role_name and not role_name.endswith(".toml"):
-                role = self.role(role_name)
+                role = self._role_or_kind(role_name)
                 chosen[role.name] = specs.find_spec_file(role.kind, ref)
                 continue
             path = Path(arg)

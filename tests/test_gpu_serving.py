@@ -15,13 +15,13 @@ from hwsim.errors import InfeasibleDesign, InputError
 from hwsim.gpu_serving import calibration
 from hwsim.gpu_serving.cost import owned_usd_per_hour
 from hwsim.gpu_serving.roofline import RooflineStepModel
-from hwsim.gpu_serving.spec import GpuMappingSpec
+from hwsim.gpu_serving.spec import GpuCalibrationSpec, GpuMappingSpec
 from hwsim.hw.gpu import GpuSpec
 from hwsim.hw.tco import HOURS_PER_YEAR, server_tco
 from hwsim.system import get_system
 from hwsim.validation import run_case
 
-GPUS = ("a100-sxm-80gb", "h100-sxm-80gb", "tpuv4")
+GPUS = ("a100-sxm-80gb", "h100-sxm-80gb", "h200-sxm-141gb", "tpuv4")
 REQUIRED = ("tco_usd_per_1k_tokens", "latency_ms_per_token", "throughput_tokens_per_s",
             "chips", "servers", "server_cost_usd", "server_power_W", "utilization")
 
@@ -97,12 +97,27 @@ def test_decode_never_below_roofline(name, model, tp, batch, kv, dtype, sharding
 
 
 def test_decode_is_bandwidth_bound_at_batch_one():
-    """At batch 1 the step is the weights over the achieved bandwidth, within a few percent."""
-    g, c = gpu("a100-sxm-80gb"), cal("a100-sxm-80gb")
+    """Roofline model: at batch 1 the step is the weights over the achieved bandwidth, within a
+    few percent."""
+    g = gpu("a100-sxm-80gb")
+    c = GpuCalibrationSpec(name="t", device="", fitted_on="test", bandwidth_efficiency=0.6)
     m = RooflineStepModel.build(g, c, llm("llama3-8b"), GpuMappingSpec(name="t"))
     weights = m.decode_roofline_s(1, 0) * g.hbm_bandwidth_GBps * 1e9
     ideal = weights / (g.hbm_bandwidth_GBps * 1e9 * c.bandwidth_efficiency)
     assert m.decode_s(0, 1, 0) == pytest.approx(ideal, rel=0.03)
+
+
+@pytest.mark.parametrize("name", ["a100-sxm-80gb", "h100-sxm-80gb", "h200-sxm-141gb"])
+def test_kernels_decode_at_batch_one_is_the_weights_over_the_gemm_bandwidth(name):
+    """Kernels model: at batch 1 the GEMMs read the weights at the fitted GEMM bandwidth; the
+    attention, element-wise kernels and launch costs add at most a half (the H200's fast HBM
+    leaves them the largest share: 44% at Llama-3-8B)."""
+    g, c = gpu(name), cal(name)
+    assert c.model == "kernels"
+    m = RooflineStepModel.build(g, c, llm("llama3-8b"), GpuMappingSpec(name="t"))
+    weights = m.decode_roofline_s(1, 0) * g.hbm_bandwidth_GBps * 1e9
+    ideal = weights / (g.hbm_bandwidth_GBps * 1e9 * c.gemm.bandwidth_efficiency)
+    assert ideal * 0.97 <= m.decode_s(0, 1, 0) <= ideal * 1.5
 
 
 def test_pipeline_stages_split_layers():
@@ -127,17 +142,14 @@ def test_tensor_parallel_beyond_heads_is_infeasible(system):
 # calibration
 
 
-def test_spec_efficiencies_are_the_fit():
-    fitted = calibration.calibrate()
-    assert set(fitted) == {"a100-sxm-80gb", "h100-sxm-80gb"}
-    for name, eff in fitted.items():
-        assert cal(name).bandwidth_efficiency == pytest.approx(eff, abs=0.0015), name
-
-
 @pytest.mark.parametrize("case", calibration.validation_cases(), ids=lambda c: c.case)
-def test_calibrated_decode_within_15_percent(case):
+def test_measured_cases_pass_or_are_known_deviations(case):
+    """Operator groups, serving rows and decode points: within tolerance, or a known deviation
+    within its ceiling (and a known deviation that passes drops its flag)."""
     result = run_case(case)
-    assert result.ok, (result.predicted, result.reference)
+    assert not result.counts_as_failure, (result.predicted, result.reference, result.error)
+    if case.known_deviation:
+        assert not result.ok, "a known deviation that passes: drop its flag"
 
 
 def test_a100_calibration_has_two_cases():

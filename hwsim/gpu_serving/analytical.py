@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from hwsim.errors import InfeasibleDesign, InputError
 from hwsim.gpu_serving.cost import costs
 from hwsim.gpu_serving.roofline import RooflineStepModel
@@ -25,9 +27,11 @@ from hwsim.system import Inputs, Metrics
 def cost_metrics(model: RooflineStepModel, throughput: float, tco: TcoSpec | None = None, *,
                  processed_per_output: float = 1.0,
                  decode_throughput: float | None = None) -> dict[str, float]:
-    """Devices, servers, utilisation, cost and energy per output token at ``throughput``
-    output tokens/s (``processed_per_output``: (prompt + output) / output tokens)."""
-    out = costs(model.gpu, model.llm, model.mapping.pricing, model.mapping.devices,
+    """Devices, servers, utilisation, cost and energy per output token of the deployment
+    (``mapping.replicas`` replicas) at ``throughput`` output tokens/s over all of them
+    (``processed_per_output``: (prompt + output) / output tokens)."""
+    devices = model.mapping.devices * (model.mapping.replicas + model.mapping.prefill_replicas)
+    out = costs(model.gpu, model.llm, model.mapping.pricing, devices,
                 model.peak_flops, throughput, tco, processed_per_output=processed_per_output,
                 decode_throughput=decode_throughput)
     return {k: float(v) for k, v in out.items()}
@@ -40,11 +44,20 @@ def traffic_lengths(inputs: Inputs) -> Lengths:
 
 
 def build(inputs: Inputs) -> RooflineStepModel:
-    """The step model of the inputs, checked to fit in HBM at the longest context."""
+    """The step model of the inputs, checked to fit in HBM (the batch's KV cache, or with
+    ``kv_overflow = "queue"`` at least one sequence's: :meth:`RooflineStepModel.
+    concurrent_sequences`)."""
     gpu, llm, mapping = inputs["device"], inputs["llm"], inputs["mapping"]
     model = RooflineStepModel.build(gpu, inputs["calibration"], llm, mapping)
-    model.check_fits(mapping.batch, traffic_lengths(inputs).longest_context)
+    concurrent(model, inputs)
     return model
+
+
+def concurrent(model: RooflineStepModel, inputs: Inputs) -> int:
+    """Sequences the replica of ``inputs`` runs at once (the batch, or what fits in KV
+    memory); raises InfeasibleDesign when that is none or, without queueing, not the batch."""
+    ln = traffic_lengths(inputs)
+    return model.concurrent_sequences(ln.mean_prompt, ln.mean_output, ln.longest_context)
 
 
 def explain(inputs: Inputs, short: str = "") -> str:
@@ -63,12 +76,25 @@ def stepwise(inputs: Inputs) -> Metrics:
     occupancy of :mod:`hwsim.serving.load` for Poisson and trace arrivals."""
     model = build(inputs)
     mapping, ln = inputs["mapping"], traffic_lengths(inputs)
-    b, m = mapping.batch, mapping.micro_batch_size
-    sat = saturated(model, b, m, ln.mean_prompt, ln.mean_output)
+    if mapping.max_batch_tokens > 0:
+        raise InfeasibleDesign("chunked prefill (max_batch_tokens) is modelled by the batch "
+                               "evaluator only")
+    b = concurrent(model, inputs)  # what fits in KV memory (kv_overflow = "queue")
+    m = min(mapping.micro_batch_size, b)
+    sat = dict(saturated(model, b, m, ln.mean_prompt, ln.mean_output))
+    if b < mapping.batch:  # closed traffic: the batch runs in waves, later ones wait
+        waves = -(-mapping.batch // b)
+        behind = (waves - 1) * (mapping.batch - waves * b / 2.0) / mapping.batch
+        sat["ttft_s"] += behind * (sat["fill_s"] + (ln.mean_output - 1) * sat["tpot_s"])
     rate = load.arrival_rate(inputs["traffic"])
+    replicas = mapping.replicas
     run = sat
-    if rate is not None and math.isfinite(rate):
-        run = open_loop(model, b, m, ln.mean_prompt, ln.mean_output, rate)
+    if mapping.prefill_replicas > 0:
+        run = _disaggregated(model, inputs, b, rate)
+        sat["fill_s"] = run["fill_s"]
+        replicas = 1  # the throughput above is the deployment's
+    elif rate is not None and math.isfinite(rate):  # each replica gets 1 / replicas of them
+        run = open_loop(model, b, m, ln.mean_prompt, ln.mean_output, rate / replicas)
         if not run["stable"]:
             if inputs["traffic"].arrival != "trace":
                 raise InfeasibleDesign("arrivals outpace the replica: the offered output rate "
@@ -77,12 +103,37 @@ def stepwise(inputs: Inputs) -> Metrics:
     out = {
         "latency_ms_per_token": run["tpot_s"] * 1e3,
         "ttft_ms": run["ttft_s"] * 1e3,
-        "throughput_tokens_per_s": run["throughput_tokens_per_s"],
+        "throughput_tokens_per_s": run["throughput_tokens_per_s"] * replicas,
         "batch_prefill_ms": sat["fill_s"] * 1e3,
-        "decode_throughput_tokens_per_s": sat["decode_throughput_tokens_per_s"],
+        "decode_throughput_tokens_per_s": sat["decode_throughput_tokens_per_s"]
+        * mapping.replicas,
     }
-    out.update(cost_metrics(model, run["throughput_tokens_per_s"], inputs.get("tco"),
+    out.update(cost_metrics(model, out["throughput_tokens_per_s"], inputs.get("tco"),
                             processed_per_output=(ln.mean_prompt + ln.mean_output)
                             / ln.mean_output,
-                            decode_throughput=sat["decode_throughput_tokens_per_s"]))
+                            decode_throughput=out["decode_throughput_tokens_per_s"]))
     return out
+
+
+def _disaggregated(model: RooflineStepModel, inputs: Inputs, batch: int,
+                   rate: float | None) -> dict[str, float]:
+    """Prefill/decode disaggregation on the per-stage model (one stage): the closed forms of
+    :func:`hwsim.gpu_serving.batch._disaggregated` fed with this model's step times."""
+    from hwsim.gpu_serving.batch import _disaggregated as forms
+
+    mapping, ln, gpu, cal = inputs["mapping"], traffic_lengths(inputs), model.gpu, model.cal
+    if model.stages > 1:
+        raise InfeasibleDesign("prefill/decode disaggregation is modelled for one pipeline "
+                               "stage")
+    lam = None if rate is None or not math.isfinite(rate) else np.asarray(rate, dtype=float)
+    thr, tpot, ttft, fill, ok, why = forms(
+        model.kernels, model.llm.layers, np.asarray(float(batch)),
+        np.asarray(float(mapping.replicas)), np.asarray(float(mapping.prefill_replicas)),
+        np.asarray(ln.mean_prompt), np.asarray(ln.mean_output), lam,
+        np.asarray(gpu.network_bandwidth_GBps * 1e9 * cal.interconnect_efficiency),
+        np.asarray(cal.interconnect_latency_us * 1e-6),
+        np.asarray(model.prefill_s(0, 1, ln.mean_prompt)))
+    if not bool(ok):
+        raise InfeasibleDesign(str(why))
+    return {"throughput_tokens_per_s": float(thr), "tpot_s": float(tpot),
+            "ttft_s": float(ttft), "fill_s": float(fill)}

@@ -32,7 +32,13 @@ import numpy as np
 
 from hwsim.batch import REASON, reasons
 from hwsim.gpu_serving.cost import costs
-from hwsim.gpu_serving.roofline import Kernels, crosses_servers, stage_link_Bps
+from hwsim.gpu_serving.roofline import (
+    Kernels,
+    crosses_servers,
+    kv_charge_tokens,
+    kv_plan,
+    stage_link_Bps,
+)
 from hwsim.serving import load
 from hwsim.serving.des import lengths, longest_context
 from hwsim.system import Inputs
@@ -42,7 +48,8 @@ log = logging.getLogger(__name__)
 #: keys evaluated as arrays (anything else is grouped by the core, :mod:`hwsim.batch`)
 VECTOR_KEYS: frozenset[str] = frozenset(
     [f"mapping.{k}" for k in ("tensor_parallel", "pipeline_parallel", "batch", "micro_batch",
-                              "hbm_usable_fraction")]
+                              "hbm_usable_fraction", "kv_block_tokens", "max_batch_tokens",
+                              "replicas", "prefill_replicas")]
     + [f"traffic.{k}" for k in ("prompt_tokens", "output_tokens", "arrival_rate_per_s")]
     + [f"calibration.{k}" for k in ("bandwidth_efficiency", "compute_efficiency",
                                     "interconnect_efficiency", "interconnect_latency_us",
@@ -84,6 +91,7 @@ def _evaluate(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str
         return np.broadcast_to(np.asarray(x, dtype=float), (n,))
 
     tp, pp, b = arr(mp.tensor_parallel), arr(mp.pipeline_parallel), arr(mp.batch)
+    replicas = arr(mp.replicas)
     micro = arr(mp.micro_batch)
     m = np.where(micro > 0, micro, np.ceil(b / pp))
     if traffic.arrival == "trace":
@@ -96,7 +104,8 @@ def _evaluate(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str
         longest = longest_context(prompt, output, traffic.length_distribution)
 
     heads_ok = (tp <= llm.heads) | (mp.attention_sharding == "batch")
-    ok = (m <= b) & (pp <= llm.layers) & heads_ok
+    ep_ok = ~(bool(mp.expert_parallel and llm.is_moe) & (np.mod(llm.experts, tp) != 0))
+    ok = (m <= b) & (pp <= llm.layers) & heads_ok & ep_ok
     pp = np.where(ok, pp, 1.0)  # keep the arithmetic of rejected points harmless
     m = np.where(ok, m, 1.0)
     k = Kernels.build(gpu, cal, llm, SimpleNamespace(**{**vars(mp), "tensor_parallel": tp}))
@@ -108,19 +117,39 @@ def _evaluate(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str
     n_first = base + (extra > 0)
 
     # capacity: stage 0 (embeddings, most layers) and the last stage (LM head) are the largest
-    cap = arr(gpu.hbm_capacity_GB) * 1e9 * arr(mp.hbm_usable_fraction)
-    need = np.maximum(k.device_bytes(n_first, True, pp == 1, pp, b, longest),
-                      k.device_bytes(np.where(pp == 1, n_first, base), pp == 1, True, pp, b,
-                                     longest))
-    fits = need <= cap
+    charge = kv_charge_tokens(mp, prompt, output, longest)
+    plan = kv_plan(k, gpu, mp, b, charge,
+                   [(n_first, True, pp == 1), (np.where(pp == 1, n_first, base), pp == 1, True)],
+                   pp)
+    queue = mp.kv_overflow == "queue"
+    chunk = arr(mp.max_batch_tokens)
+    chunked = chunk > 0
+    if queue:  # as many sequences run as fit; the rest of the batch waits
+        b_req = b
+        b = np.where(plan.weights_fit, np.minimum(b, np.maximum(plan.sequences, 1.0)), b)
+        m = np.where(micro > 0, np.minimum(micro, b), np.ceil(b / pp))
+        m = np.where(ok, m, 1.0)
+        fits = plan.weights_fit & (plan.sequences >= 1)
+        why = "not one sequence's KV cache fits beside the weights in the usable HBM"
+    else:
+        b_req = b
+        fits = plan.batch_fits
+        why = "weights and KV cache exceed the usable HBM of a device"
     reason = reasons(n, [
         (~(m <= b), "micro_batch exceeds batch"),
         (~(pp <= llm.layers), f"more pipeline stages than the {llm.layers} layers"),
         (~heads_ok, f"tensor_parallel exceeds the {llm.heads} heads (attention_sharding = "
                     "'batch' lifts this)"),
-        (~fits, "weights and KV cache exceed the usable HBM of a device"),
+        (~ep_ok, f"expert_parallel: the {llm.experts} experts do not split evenly over "
+                 "tensor_parallel"),
+        (~plan.weights_fit, "the weights exceed the usable HBM of a device"),
+        (~fits, why),
+        (chunked & (pp > 1), "chunked prefill (max_batch_tokens) is modelled for one "
+                             "pipeline stage"),
+        (chunked & (chunk < 2) & (output > 1), "max_batch_tokens must leave room for a "
+                                               "prefill chunk beside the decodes"),
     ])
-    ok &= fits
+    ok &= fits & ~(chunked & (pp > 1)) & ~(chunked & (chunk < 2) & (output > 1))
 
     # lanes: `full` of m sequences, then one of `rest` (if any)
     full, rest = np.floor(b / m), np.mod(b, m)
@@ -170,10 +199,27 @@ def _evaluate(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str
                 + links_s(np.floor(seqs * prompt)) + n_links * lat)
 
     rate = load.arrival_rate(traffic)
+    plain_round = full_round  # the decode steady state alone (decode_throughput)
+    n_pre = arr(mp.prefill_replicas)
+    disagg = n_pre > 0
+    if np.any(chunked):  # chunked prefill: the saturated steady state of mixed steps
+        c_thr, c_step, c_ttft, _ = _chunked(k, llm.layers, b, chunk, prompt, output)
+        capacity = np.where(chunked, c_thr, capacity)
+        full_round = np.where(chunked, c_step, full_round)
+        fill = np.where(chunked, c_ttft, fill)
     if rate is None or not np.isfinite(rate):
         thr, round_s, ttft = capacity, full_round, first_token(m)
+        if np.any(chunked):
+            ttft = np.where(chunked, c_ttft, ttft)
+        if queue:  # a batch larger than what fits runs in waves: later ones wait
+            waves = np.ceil(b_req / b)
+            behind = np.where(waves > 1, (waves - 1) * (b_req - (waves) * b / 2.0) / b_req,
+                              0.0)
+            wave_s = np.where(chunked, 0.0, fill + (output - 1) * full_round)
+            ttft = ttft + behind * wave_s
     else:  # open arrivals: the occupancy Little's law gives (hwsim.serving.load)
-        lam = arr(vec.get("traffic.arrival_rate_per_s", rate))
+        # the router spreads the arrivals evenly: each replica sees 1 / replicas of them
+        lam = arr(vec.get("traffic.arrival_rate_per_s", rate)) / replicas
         ttft = first_token(np.ones(n))  # the request's own prefill; its wait is added below
         stretch = load.interference(lam, ttft)
 
@@ -194,23 +240,112 @@ def _evaluate(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str
             round_s = np.where(stable, round_s, full_round)
             ttft = np.where(stable, ttft, first_token(m))
         else:  # an endless stream faster than the replica: the queue grows forever
-            reason = np.where((reason == "") & ~stable, "arrivals outpace the replica: the "
-                              "offered output rate is at or above its saturated capacity",
-                              reason)
-            ok &= stable
+            reason = np.where((reason == "") & ~stable & ~disagg, "arrivals outpace the "
+                              "replica: the offered output rate is at or above its saturated "
+                              "capacity", reason)
+            ok &= stable | disagg  # disaggregation: its own pools' stability (below)
 
-    out = costs(gpu_spec, llm, mp_spec.pricing, tp * pp, dev.peak_flops, thr,
+        reason = np.where((reason == "") & chunked, "chunked prefill (max_batch_tokens) is "
+                          "modelled for closed traffic (saturation)", reason)
+        ok &= ~chunked
+
+    # the deployment: replicas x one replica's devices and throughput
+    thr = thr * replicas
+    dec_thr = replicas * b / np.where(plain_round > 0, plain_round, np.nan)
+    if np.any(disagg):  # prefill/decode disaggregation (one stage)
+        lam = None if rate is None or not np.isfinite(rate) else arr(
+            vec.get("traffic.arrival_rate_per_s", rate))
+        d_thr, d_tpot, d_ttft, d_fill, d_ok, d_why = _disaggregated(
+            k, llm.layers, b, replicas, n_pre, prompt, output, lam,
+            arr(gpu.network_bandwidth_GBps) * 1e9 * arr(cal.interconnect_efficiency), lat,
+            first_token(np.ones(n)))
+        thr = np.where(disagg, d_thr, thr)
+        round_s = np.where(disagg, d_tpot, round_s)
+        ttft = np.where(disagg, d_ttft, ttft)
+        fill = np.where(disagg, d_fill, fill)
+        bad = disagg & (pp > 1)
+        reason = np.where((reason == "") & bad, "prefill/decode disaggregation is modelled "
+                          "for one pipeline stage", reason)
+        bad |= disagg & chunked
+        reason = np.where((reason == "") & bad, "prefill/decode disaggregation with chunked "
+                          "prefill is not modelled", reason)
+        reason = np.where((reason == "") & disagg & ~d_ok, d_why, reason)
+        ok &= ~bad & (~disagg | d_ok)
+    out = costs(gpu_spec, llm, mp_spec.pricing, tp * pp * (replicas + n_pre), dev.peak_flops, thr,
                 inputs.get("tco"), rental_rate=gpu.rental_usd_per_device_hour,
                 processed_per_output=(prompt + output) / output,
-                decode_throughput=np.where(output > 1, b / np.where(full_round > 0, full_round,
-                                                                    1.0), np.nan))
+                decode_throughput=np.where(output > 1, replicas * b / np.where(
+                    plain_round > 0, plain_round, 1.0), np.nan))
     out.update({"latency_ms_per_token": round_s * 1e3, "ttft_ms": ttft * 1e3,
                 "throughput_tokens_per_s": thr, "batch_prefill_ms": fill * 1e3,
-                "decode_throughput_tokens_per_s": b / np.where(full_round > 0, full_round,
-                                                               np.nan)})
+                "decode_throughput_tokens_per_s": dec_thr})
     res = {key: np.where(ok, arr(v), np.nan) for key, v in out.items()}
     res[REASON] = reason.astype(object)
     return res
+
+
+def _disaggregated(k: Kernels, layers: int, b: np.ndarray, decoders: np.ndarray,
+                   prefillers: np.ndarray, prompt: np.ndarray, output: np.ndarray,
+                   lam: np.ndarray | None, net_Bps: np.ndarray, lat: np.ndarray,
+                   t_p1: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Prefill/decode disaggregation, one stage: ``prefillers`` replicas prefill one request at
+    a time (``t_p1``) and send its KV cache over the network (each device its shard, at the
+    device's network bandwidth: ``kv_s``); ``decoders`` replicas decode up to ``b`` sequences
+    each, never stalled by a prefill. Closed traffic: the slower pool sets the request rate
+    (no queueing in the first token, as the colocated closed form); open arrivals at ``lam``:
+    each prefill replica an M/D/1 queue of ``lam / prefillers``, each decode replica the
+    occupancy of ``lam / decoders``. The KV transfer delays the second token: TPOT is the
+    decode round plus ``kv_s / (O - 1)``. Returns (deployment output tokens/s, TPOT, TTFT,
+    prefill time, feasible, reason)."""
+    o1 = np.maximum(output - 1.0, 0.0)
+    kv = prompt + (output - 2.0) / 2.0
+    kv_s = k.kv_bytes(float(layers), 1.0, prompt) / net_Bps + lat
+
+    def round_at(s: np.ndarray) -> np.ndarray:
+        return layers * k.layer_s(s, 1.0, kv) + k.head_s(s)
+
+    dec_cap = np.where(o1 > 0, decoders * b / np.where(o1 > 0, o1 * round_at(b), 1.0), np.inf)
+    pre_cap = prefillers / t_p1
+    if lam is None:
+        req = np.minimum(pre_cap, dec_cap)
+        ttft, ok = t_p1, np.ones(np.shape(req), dtype=bool)
+        why = np.full(np.shape(req), "", dtype=object)
+    else:
+        req = lam
+        rho = lam * t_p1 / prefillers
+        ttft = t_p1 + np.where(rho < 1, rho * t_p1 / (2.0 * np.maximum(1.0 - rho, 1e-12)),
+                               np.inf)
+        ok = (rho < 1) & (lam < dec_cap)
+        why = np.where(rho >= 1, "arrivals outpace the prefill replicas", np.where(
+            lam >= dec_cap, "arrivals outpace the decode replicas", ""))
+    occ = load.occupancy(req / decoders, output, b, round_at)
+    tpot = np.where(o1 > 0, round_at(occ) + kv_s / np.maximum(o1, 1.0), 0.0)
+    return req * output, tpot, ttft, t_p1, ok, why
+
+
+def _chunked(k: Kernels, layers: int, flight: np.ndarray, budget: np.ndarray,
+             prompt: np.ndarray, output: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Saturated continuous batching with chunked prefill (one stage): every step decodes
+    ``n`` sequences and prefills ``x`` prompt tokens within the token budget. In the steady
+    state a request enters for every one that leaves, so ``x / P = n / (O - 1)``; ``n`` is what
+    the budget allows (``n + x <= budget``) or the sequences in flight (``flight``, of which
+    ``(O - 1) / O`` are decoding). Returns (output tokens/s, step time, time to first token:
+    the oldest waiting prompt gets what the decodes leave of the budget, so ``P / (budget -
+    n)`` steps, at least one; decoding sequences)."""
+    o1 = np.maximum(output - 1.0, 0.0)
+    share = np.where(output > 0, o1 / output, 0.0)
+    n_budget = np.where(o1 > 0, budget / (1.0 + prompt / np.where(o1 > 0, o1, 1.0)), 0.0)
+    n_dec = np.minimum(flight * share, n_budget)
+    x = np.where(o1 > 0, n_dec * prompt / np.where(o1 > 0, o1, 1.0),
+                 np.minimum(budget, flight * prompt))
+    pre_seqs = x / prompt
+    kv = prompt + (output - 2.0) / 2.0
+    step = layers * k.step_layer_s(n_dec, kv, pre_seqs, prompt, 0.0) + k.head_s(n_dec + pre_seqs)
+    tokens = n_dec + pre_seqs  # one per decode, the first one of each prompt completed
+    thr = tokens / step
+    ttft = np.maximum(prompt / np.maximum(budget - n_dec, 1e-30), 1.0) * step
+    return thr, step, ttft, n_dec
 
 
 def _pipeline_fill(k: Kernels, per: int, tp: np.ndarray, pp: np.ndarray, base: np.ndarray,

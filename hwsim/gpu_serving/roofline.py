@@ -13,17 +13,27 @@ are separate, so the DES can treat the links as resources of their own.
 allowed to be a numpy array (one value per design point): the batch evaluator
 (:mod:`hwsim.gpu_serving.batch`) and the per-stage :class:`RooflineStepModel` (the DES) both use
 it, so there is one implementation of the step model.
+
+With a calibration whose ``model`` is ``"kernels"`` (the A100, H100 and H200 files) each kernel is
+timed by the per-operator fits of :mod:`hwsim.gpu_serving.kernels` instead: the GEMMs with tile
+and wave quantisation, decode and prefill attention, the norms, adds, activation and rotary
+embedding (the share of their unfused time the serving framework pays), the framework's
+all-reduce, and once per step the LM head, the final norm, the embedding gather and the
+framework's fixed step overhead. The ``roofline`` model (TPU v4, the uncalibrated fallback) is
+unchanged.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from hwsim.errors import InfeasibleDesign
+from hwsim.gpu_serving import kernels as kn
 from hwsim.gpu_serving.spec import DTYPE_BYTES, GpuCalibrationSpec, GpuMappingSpec
 from hwsim.hw.gpu import GpuSpec
 from hwsim.llm import model as llm_model
@@ -49,6 +59,58 @@ def stage_link_Bps(gpu: Any, cal: Any, crosses: ArrayLike, tp: ArrayLike) -> np.
     return bw * 1e9 * np.asarray(cal.interconnect_efficiency) * np.asarray(tp)
 
 
+def kv_charge_tokens(mapping: Any, prompt: ArrayLike, output: ArrayLike,
+                     longest: ArrayLike) -> np.ndarray:
+    """KV-cache tokens one running sequence holds, in whole blocks: its longest context
+    (``kv_reservation = "full"``) or its mean context ``prompt + output / 2`` (``"mean"``)."""
+    t = (np.asarray(longest, dtype=float) if mapping.kv_reservation == "full"
+         else np.asarray(prompt, dtype=float) + np.asarray(output, dtype=float) / 2.0)
+    blk = np.asarray(mapping.kv_block_tokens, dtype=float)
+    return np.ceil(t / blk) * blk
+
+
+#: prefill times a step model remembers (distinct stage, batch and prompt length)
+PREFILL_MEMO = 1 << 16
+
+
+@dataclass(frozen=True)
+class KvPlan:
+    """What fits on the devices of a replica, per point."""
+
+    #: the weights fit (with room for at least nothing else)
+    weights_fit: np.ndarray
+    #: sequences whose KV cache (``charge`` tokens each) fits on every stage
+    sequences: np.ndarray
+    #: KV-cache tokens the tightest stage holds
+    tokens: np.ndarray
+    #: the batch's KV cache fits as well (``sequences >= batch``, computed as HBM bytes)
+    batch_fits: np.ndarray
+
+
+def kv_plan(k: Kernels, gpu: Any, mapping: Any, batch: ArrayLike, charge: ArrayLike,
+            stage_layers: Sequence[tuple[ArrayLike, ArrayLike, ArrayLike]],
+            stages: ArrayLike) -> KvPlan:
+    """The HBM budget of the stages ``(layers, is first, is last)`` (the largest ones: stage 0
+    and the last): with ``kv_memory = "total"`` weights and KV cache share
+    ``hbm_usable_fraction`` of HBM; with ``"free"`` the KV cache gets that share of what the
+    weights leave."""
+    hbm = np.asarray(gpu.hbm_capacity_GB, dtype=float) * 1e9
+    frac = np.asarray(mapping.hbm_usable_fraction, dtype=float)
+    total = mapping.kv_memory == "total"
+    w_ok, seqs, toks, fits = True, np.inf, np.inf, True
+    for layers, first, last in stage_layers:
+        w = k.weight_bytes(layers, first, last, stages)
+        room = hbm * frac - w if total else frac * (hbm - w)
+        per_token = k.kv_bytes(layers, 1.0, 1.0)
+        w_ok = w_ok & (w <= (hbm * frac if total else hbm))
+        toks = np.minimum(toks, np.maximum(room, 0.0) / per_token)
+        seqs = np.minimum(seqs, np.floor(np.maximum(room, 0.0) / (per_token * charge)))
+        kv = k.kv_bytes(layers, batch, charge)
+        fits = fits & ((w + kv <= hbm * frac) if total else (w <= hbm) & (kv <= room))
+    return KvPlan(weights_fit=np.asarray(w_ok), sequences=np.asarray(seqs),
+                  tokens=np.asarray(toks), batch_fits=np.asarray(fits))
+
+
 @dataclass(frozen=True)
 class Kernels:
     """Kernel times of one decoder layer on one device of the tensor-parallel group, and the
@@ -62,6 +124,19 @@ class Kernels:
     batch_sharded: np.ndarray
     act_bytes: int
     overhead_s: np.ndarray
+    #: the kernels model: the calibration (a spec or a look-alike with arrays); None = roofline
+    fits: Any = None
+    #: the kernels model: peak 16-bit FLOP/s (prefill attention), SMs, devices per server
+    peak16_flops: Any = None
+    sms: Any = None
+    devices_per_server: Any = None
+    #: mixture of experts: whole experts per device (all-to-all dispatch) instead of every
+    #: expert split over the tensor-parallel group
+    expert_parallel: bool = False
+
+    @property
+    def uses_kernels(self) -> bool:
+        return self.fits is not None
 
     @classmethod
     def build(cls, gpu: Any, cal: Any, llm: LlmSpec, mapping: Any) -> Kernels:
@@ -87,20 +162,190 @@ class Kernels:
             pp_link_Bps=np.asarray(gpu.network_bandwidth_GBps, dtype=float) * 1e9 * ieff,
             link_latency_s=np.asarray(cal.interconnect_latency_us, dtype=float) * 1e-6,
         )
+        kernels_model = getattr(cal, "model", "roofline") == "kernels"
+        if kernels_model and wb == 1:  # the 8-bit GEMMs: the fit at the 8-bit peak, scaled
+            eff_peak = eff_peak * np.asarray(cal.framework.fp8_speedup, dtype=float)
+            device = dataclasses.replace(device, peak_flops=eff_peak * 1e12)
         return cls(llm=llm, shape=shape, device=device, tp=t,
                    batch_sharded=(mapping.attention_sharding == "batch") & (t > 1),
                    act_bytes=DTYPE_BYTES[mapping.activation_dtype],
-                   overhead_s=np.asarray(cal.layer_overhead_us, dtype=float) * 1e-6)
+                   overhead_s=np.asarray(cal.layer_overhead_us, dtype=float) * 1e-6,
+                   fits=cal if kernels_model else None,
+                   peak16_flops=p16 * 1e12,
+                   sms=np.asarray(gpu.sms, dtype=float) if kernels_model else None,
+                   devices_per_server=gpu.devices_per_server,
+                   expert_parallel=bool(getattr(mapping, "expert_parallel", False))
+                   and llm.is_moe)
 
     def layer_s(self, seqs: ArrayLike, q_len: ArrayLike, kv_len: ArrayLike) -> np.ndarray:
-        """One decoder layer: weight GEMMs, attention, all-reduces and the fixed overhead."""
-        tp, dev, shape = self.tp, self.device, self.shape
+        """One decoder layer: weight GEMMs, attention, all-reduces and the fixed overhead
+        (``q_len`` new tokens per sequence after ``kv_len`` cached ones; decode: ``q_len`` 1)."""
+        if self.uses_kernels:
+            seqs = np.asarray(seqs, dtype=float)
+            q = np.asarray(q_len, dtype=float)
+            kv = np.asarray(kv_len, dtype=float)
+            if q.ndim == 0 and float(q) > 1.0:  # one prefill: only its branch
+                dec = 0.0
+            else:
+                dec = self.step_layer_s(seqs, kv, 0.0, 0.0, 0.0)
+            if q.ndim == 0 and float(q) <= 1.0:  # one decode
+                return np.asarray(dec)
+            if self.fits.framework.last_prompt_token_decoded:
+                # TurboMind: the prefill covers q - 1 tokens, a decode step the last one
+                pre = (self.step_layer_s(0.0, 0.0, seqs, q - 1.0, kv)
+                       + self.step_layer_s(seqs, kv + q - 1.0, 0.0, 0.0, 0.0))
+            else:
+                pre = self.step_layer_s(0.0, 0.0, seqs, q, kv)
+            return np.where(q <= 1.0, dec, pre)
         rows = np.asarray(seqs, dtype=float) * q_len
-        t = sum(perf.gemm_s(g, rows, tp, dev, shape.bytes_per_value) for g in shape.gemms)
+        t = self._roofline_gemms_s(rows)
         t = t + self.attention_s(seqs, q_len, kv_len)
+        return t + self._roofline_comm_s(rows) + self.overhead_s
+
+    # -- weight GEMMs and communication, dense or mixture of experts -------------------------
+
+    def expert_gemm(self, g: llm_model.Gemm, rows: ArrayLike
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """How ``g`` runs for ``rows`` tokens on one device: (rows of each GEMM, GEMMs on this
+        device, tensor-parallel split of each). Dense: one GEMM of every row, split over the
+        group. Mixture of experts: one GEMM per expert the rows reach (uniform independent
+        routing reaches ``E (1 - (1 - k/E)^rows)`` of the ``E`` experts), each over its share
+        ``rows k / reached`` of the rows; every expert split over the group, or with expert
+        parallelism whole experts, ``reached / tp`` of them per device (on average: the
+        routing's imbalance across devices is not modelled)."""
+        rows = np.asarray(rows, dtype=float)
+        if g.experts == 1:
+            return rows, np.ones_like(rows), np.asarray(self.tp, dtype=float)
+        e, a = float(g.experts), float(g.active)
+        reached = e * (1.0 - (1.0 - a / e) ** rows)
+        per = np.where(reached > 0, rows * a / np.maximum(reached, 1e-30), 0.0)
+        if self.expert_parallel:
+            return per, reached / self.tp, np.ones_like(rows)
+        return per, reached, np.asarray(self.tp, dtype=float)
+
+    def _roofline_gemms_s(self, rows: ArrayLike) -> np.ndarray:
+        t = 0.0
+        for g in self.shape.gemms:
+            r, count, split = self.expert_gemm(g, rows)
+            t = t + count * perf.gemm_s(g, r, split, self.device, self.shape.bytes_per_value)
+        return np.asarray(t)
+
+    @property
+    def _allreduces(self) -> int:
+        """All-reduces per layer: with expert parallelism the FFN's is replaced by the
+        dispatch and combine all-to-alls (the attention's stays)."""
+        a = self.shape.allreduces
+        return a - 1 if self.expert_parallel and a > 1 else a
+
+    def all_to_all_bytes(self, rows: ArrayLike) -> np.ndarray:
+        """Bytes one device sends in one all-to-all of expert parallelism: its rows' copies
+        for the experts of the other devices."""
+        k = float(self.llm.experts_per_token)
+        tp = np.asarray(self.tp, dtype=float)
+        return (np.asarray(rows, dtype=float) / tp * k * self.shape.d_model * self.act_bytes
+                * (tp - 1.0) / tp)
+
+    def _roofline_comm_s(self, rows: ArrayLike) -> np.ndarray:
+        dev, shape = self.device, self.shape
+        nbytes = np.asarray(rows, dtype=float) * shape.d_model * self.act_bytes
+        t = self._allreduces * perf.ring_allreduce_s(nbytes, self.tp, dev.tp_link_Bps,
+                                                     dev.link_latency_s)
+        if self.expert_parallel:
+            a2a = dev.link_latency_s + self.all_to_all_bytes(rows) / dev.tp_link_Bps
+            t = t + 2.0 * np.where(np.asarray(self.tp) > 1, a2a, 0.0)
+        return t
+
+    # -- the kernels model ------------------------------------------------------------------
+
+    @property
+    def heads_local(self) -> np.ndarray:
+        """Query heads on one device of the tensor-parallel group."""
+        return np.ceil(self.shape.heads / self.tp)
+
+    @property
+    def kv_heads_local(self) -> np.ndarray:
+        """KV heads on one device (at least one: replicated when tp exceeds them)."""
+        return np.ceil(self.shape.kv_heads / self.kv_split())
+
+    @property
+    def kv_bytes_local(self) -> np.ndarray:
+        """KV-cache bytes one token adds to one layer on one device."""
+        return self.shape.kv_bytes_per_token / self.kv_split()
+
+    def allreduce_latency_us(self) -> np.ndarray:
+        fw = np.asarray(self.fits.framework.allreduce_latency_us, dtype=float)
+        return np.where(fw >= 0, fw, np.asarray(self.fits.collectives.allreduce_latency_us,
+                                                dtype=float))
+
+    def allreduce_bus_Bps(self) -> np.ndarray:
+        """The all-reduce's bus bandwidth: the NCCL fit within a server, the network (ring
+        traffic over each device's link) across servers."""
+        inside = (np.asarray(self.fits.collectives.allreduce_bus_bandwidth_GBps, dtype=float)
+                  * np.asarray(self.fits.framework.allreduce_bandwidth_share, dtype=float))
+        across = self.device.tp_link_Bps / 1e9
+        return np.where(self.tp > self.devices_per_server, np.minimum(inside, across),
+                        inside) * 1e9
+
+    def _gemms_s(self, rows: ArrayLike) -> np.ndarray:
+        shape, f = self.shape, self.fits
+        t = 0.0
+        for g in shape.gemms:
+            r, count, split = self.expert_gemm(g, rows)
+            if g.split == "col":
+                n, k = np.ceil(g.n / split), float(g.k)
+            else:
+                n, k = float(g.n), np.ceil(g.k / split)
+            t = t + count * kn.gemm_s(r, n, k, shape.bytes_per_value, self.device.peak_flops,
+                                      self.device.mem_bw_Bps, self.sms, f.gemm)
+        return t
+
+    def _elementwise_s(self, rows: ArrayLike) -> np.ndarray:
+        """The unfused element-wise kernels of one layer (two norms, two residual adds, the
+        activation, the rotary embedding) for ``rows`` tokens."""
+        f, shape, llm = self.fits, self.shape, self.llm
+        d, b, bw = float(shape.d_model), float(self.act_bytes), self.device.mem_bw_Bps
+        rows = np.asarray(rows, dtype=float)
+        ff = np.ceil(llm.d_ff / self.tp)
+        gated = llm.ffn in ("swiglu", "geglu")
+        qk = np.ceil((llm.heads + llm.n_kv_heads) / self.tp) * llm.d_head
+        norms = 1 if llm.parallel_attention else 2
+        t = (norms * kn.elementwise_s(d, 2 * rows * d * b, bw, f.norm)
+             + 2 * kn.elementwise_s(d, 3 * rows * d * b, bw, f.add)
+             + kn.elementwise_s(ff, (3 if gated else 2) * rows * ff * b, bw, f.activation)
+             + kn.elementwise_s(qk, 2 * rows * qk * b, bw, f.rope))
+        return np.asarray(f.framework.elementwise_share, dtype=float) * t
+
+    def step_layer_s(self, dec_seqs: ArrayLike, dec_kv: ArrayLike, pre_seqs: ArrayLike,
+                     pre_q: ArrayLike, pre_kv: ArrayLike) -> np.ndarray:
+        """One decoder layer of a step that decodes ``dec_seqs`` sequences (``dec_kv`` tokens
+        cached each, the new one not counted) and prefills ``pre_seqs`` sequences of ``pre_q``
+        new tokens after ``pre_kv`` cached ones (mixed: chunked prefill)."""
+        dec_seqs = np.asarray(dec_seqs, dtype=float)
+        pre_seqs = np.asarray(pre_seqs, dtype=float)
+        pre_q = np.asarray(pre_q, dtype=float)
+        rows = dec_seqs + pre_seqs * pre_q
+        shape, dev = self.shape, self.device
+        if not self.uses_kernels:
+            t = self._roofline_gemms_s(rows)
+            t = t + self.attention_s(dec_seqs, 1.0, dec_kv)
+            t = t + np.where(pre_seqs * pre_q > 0, self.attention_s(pre_seqs, pre_q, pre_kv),
+                             0.0)
+            return t + self._roofline_comm_s(rows) + self.overhead_s
+        f = self.fits
+        t = self._gemms_s(rows)
+        t = t + kn.decode_attention_s(dec_seqs, np.asarray(dec_kv, dtype=float) + 1.0,
+                                      self.kv_heads_local, self.kv_bytes_local,
+                                      dev.mem_bw_Bps, f.attention_decode)
+        t = t + kn.prefill_attention_s(pre_seqs, pre_q, pre_kv, self.heads_local,
+                                       shape.q_width / shape.heads, self.peak16_flops,
+                                       f.attention_prefill)
+        t = t + self._elementwise_s(rows)
         nbytes = rows * shape.d_model * self.act_bytes
-        t = t + shape.allreduces * perf.ring_allreduce_s(nbytes, tp, dev.tp_link_Bps,
-                                                        dev.link_latency_s)
+        lat, bus = self.allreduce_latency_us(), self.allreduce_bus_Bps()
+        t = t + self._allreduces * kn.allreduce_s(nbytes, self.tp, lat, bus)
+        if self.expert_parallel:  # dispatch and combine: each device's share over the bus
+            a2a = lat * 1e-6 + self.all_to_all_bytes(rows) / bus
+            t = t + 2.0 * np.where(np.asarray(self.tp) > 1, a2a, 0.0)
         return t + self.overhead_s
 
     def attention_s(self, seqs: ArrayLike, q_len: ArrayLike, kv_len: ArrayLike) -> np.ndarray:
@@ -109,6 +354,16 @@ class Kernels:
         ``ceil(seqs / tp)`` whole sequences against their KV cache, after an all-to-all that
         hands it those sequences' queries and before one that returns the outputs."""
         tp, dev, shape = self.tp, self.device, self.shape
+        if self.uses_kernels:
+            f = self.fits
+            q = np.asarray(q_len, dtype=float)
+            dec = kn.decode_attention_s(seqs, np.asarray(kv_len, dtype=float) + 1.0,
+                                        self.kv_heads_local, self.kv_bytes_local,
+                                        dev.mem_bw_Bps, f.attention_decode)
+            pre = kn.prefill_attention_s(seqs, q, kv_len, self.heads_local,
+                                         shape.q_width / shape.heads, self.peak16_flops,
+                                         f.attention_prefill)
+            return np.where(q <= 1.0, dec, pre)
         heads = perf.attention_s(shape, seqs, q_len, kv_len, tp, dev)
         if not np.any(self.batch_sharded):
             return heads
@@ -124,6 +379,19 @@ class Kernels:
         """The LM head (vocabulary split across the tensor-parallel group), one row per
         sequence."""
         head = llm_model.Gemm("lm_head", self.llm.d_model, self.llm.vocab, "col")
+        if self.uses_kernels:
+            # once per step: the LM head, the final norm, the embedding gather and the
+            # framework's fixed overhead
+            f, d, b = self.fits, float(self.llm.d_model), float(self.act_bytes)
+            bw = self.device.mem_bw_Bps
+            seqs = np.asarray(seqs, dtype=float)
+            t = kn.gemm_s(seqs, np.ceil(self.llm.vocab / self.tp), d,
+                          self.shape.bytes_per_value, self.device.peak_flops, bw, self.sms,
+                          f.gemm)
+            t = t + np.asarray(f.framework.elementwise_share, dtype=float) * kn.elementwise_s(
+                d, 2 * seqs * d * b, bw, f.norm)
+            t = t + kn.elementwise_s(d, 2 * seqs * d * b, bw, f.embedding)
+            return t + np.asarray(f.framework.step_overhead_us, dtype=float) * 1e-6
         return perf.gemm_s(head, seqs, self.tp, self.device, self.shape.bytes_per_value)
 
     def kv_split(self) -> np.ndarray:
@@ -131,11 +399,10 @@ class Kernels:
         return np.where(self.batch_sharded, self.tp,
                         np.minimum(self.tp, float(self.shape.kv_heads)))
 
-    def device_bytes(self, layers: ArrayLike, first: ArrayLike, last: ArrayLike,
-                     stages: ArrayLike, sequences: ArrayLike, context: ArrayLike) -> np.ndarray:
-        """HBM bytes one device of a stage of ``layers`` layers holds: its weights (the
-        embeddings on the ``first`` stage, the LM head on the ``last``) and the KV cache of
-        ``sequences`` sequences of ``context`` tokens."""
+    def weight_bytes(self, layers: ArrayLike, first: ArrayLike, last: ArrayLike,
+                     stages: ArrayLike) -> np.ndarray:
+        """HBM bytes of the weights one device of a stage of ``layers`` layers holds (the
+        embeddings on the ``first`` stage, the LM head on the ``last``)."""
         llm = self.llm
         layers = np.asarray(layers, dtype=float)
         params = layers * llm_model.params_per_layer(llm)
@@ -144,9 +411,22 @@ class Kernels:
         params = params + np.where(first, emb, 0.0)
         untied = (np.asarray(stages) > 1) | (not llm.tied_embeddings)
         params = params + np.where(np.asarray(last) & untied, llm.vocab * llm.d_model, 0.0)
-        kv = np.asarray(sequences, dtype=float) * context * layers * \
-            self.shape.kv_bytes_per_token / self.kv_split()
-        return params / self.tp * self.shape.bytes_per_value + kv
+        return params / self.tp * self.shape.bytes_per_value
+
+    def kv_bytes(self, layers: ArrayLike, sequences: ArrayLike, context: ArrayLike
+                 ) -> np.ndarray:
+        """HBM bytes of the KV cache of ``sequences`` sequences of ``context`` tokens on one
+        device of a stage of ``layers`` layers."""
+        return np.asarray(sequences, dtype=float) * context * np.asarray(layers, dtype=float) \
+            * self.shape.kv_bytes_per_token / self.kv_split()
+
+    def device_bytes(self, layers: ArrayLike, first: ArrayLike, last: ArrayLike,
+                     stages: ArrayLike, sequences: ArrayLike, context: ArrayLike) -> np.ndarray:
+        """HBM bytes one device of a stage of ``layers`` layers holds: its weights (the
+        embeddings on the ``first`` stage, the LM head on the ``last``) and the KV cache of
+        ``sequences`` sequences of ``context`` tokens."""
+        return (self.weight_bytes(layers, first, last, stages)
+                + self.kv_bytes(layers, sequences, context))
 
 
 @dataclass(frozen=True)
@@ -165,6 +445,8 @@ class RooflineStepModel:
     stage_layers: tuple[int, ...]
     #: per decode batch size: (layer time without attention, attention time per cached token,
     #: LM head time)
+    _prefill_memo: dict[tuple[int, int, float], float] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
     _decode_memo: dict[int, tuple[float, float, float]] = field(
         default_factory=dict, init=False, repr=False, compare=False)
 
@@ -175,6 +457,9 @@ class RooflineStepModel:
         if t > llm.heads and mapping.attention_sharding == "heads":
             raise InfeasibleDesign(f"tensor_parallel {t} exceeds the {llm.heads} heads of "
                                    f"{llm.name} (attention_sharding = 'batch' lifts this)")
+        if mapping.expert_parallel and llm.is_moe and llm.experts % t:
+            raise InfeasibleDesign(f"expert_parallel: the {llm.experts} experts of {llm.name} "
+                                   f"do not split evenly over tensor_parallel {t}")
         if p > llm.layers:
             raise InfeasibleDesign(f"pipeline_parallel {p} exceeds the {llm.layers} layers of "
                                    f"{llm.name}")
@@ -227,8 +512,16 @@ class RooflineStepModel:
         return self._layer_s(batch, 1.0, kv_tokens)
 
     def prefill_s(self, stage: int, batch: int, prompt_tokens: float) -> float:
-        t = self.stage_layers[stage] * self._layer_s(batch, prompt_tokens, 0.0)
-        return t + (self.head_s(batch) if stage == self.stages - 1 else 0.0)
+        """Time of ``stage`` to prefill ``batch`` prompts of mean length ``prompt_tokens``
+        (memoised: the DES asks for the same batches and lengths again and again)."""
+        key = (stage, batch, float(prompt_tokens))
+        t = self._prefill_memo.get(key)
+        if t is None:
+            t = self.stage_layers[stage] * self._layer_s(batch, prompt_tokens, 0.0)
+            t += self.head_s(batch) if stage == self.stages - 1 else 0.0
+            if len(self._prefill_memo) < PREFILL_MEMO:
+                self._prefill_memo[key] = t
+        return t
 
     def _decode_parts(self, batch: int) -> tuple[float, float, float]:
         """A decode layer as ``fixed + per_token x (kv_tokens + 1)``: with one new token per
@@ -248,6 +541,16 @@ class RooflineStepModel:
         fixed, attn, head = self._decode_parts(batch)
         t = self.stage_layers[stage] * (fixed + attn * (kv_tokens + 1.0))
         return t + (head if stage == self.stages - 1 else 0.0)
+
+    def mixed_s(self, stage: int, decodes: float, decode_context: float, chunks: float,
+                chunk_tokens: float, chunk_context: float, rows_out: float) -> float:
+        """A chunked-prefill step of ``stage``: ``decodes`` sequences decode (``decode_context``
+        tokens cached each) beside ``chunks`` prompt chunks of ``chunk_tokens`` new tokens after
+        ``chunk_context`` prefilled ones; the LM head (last stage) for the ``rows_out``
+        sequences that produce a token."""
+        t = self.stage_layers[stage] * float(self.kernels.step_layer_s(
+            decodes, decode_context, chunks, chunk_tokens, chunk_context))
+        return t + (self.head_s(rows_out) if stage == self.stages - 1 else 0.0)
 
     def stage_crosses_servers(self, stage: int) -> bool:
         """Whether the link from ``stage`` to the next leaves the server."""
@@ -284,6 +587,43 @@ class RooflineStepModel:
                     f"of {sequences} sequences x {context_tokens} tokens; "
                     f"{cap / 1e9:.1f} GB is usable"
                 )
+
+    def kv_plan(self, prompt_tokens: float, output_tokens: float, longest: float) -> KvPlan:
+        """What fits in HBM for this traffic (:func:`kv_plan` on the largest stages)."""
+        charge = kv_charge_tokens(self.mapping, prompt_tokens, output_tokens, longest)
+        last = self.stages - 1
+        stages = [(self.stage_layers[0], True, last == 0),
+                  (self.stage_layers[last], last == 0, True)]
+        return kv_plan(self.kernels, self.gpu, self.mapping, self.mapping.batch, charge, stages,
+                       self.stages)
+
+    def concurrent_sequences(self, prompt_tokens: float, output_tokens: float,
+                             longest: float) -> int:
+        """Sequences the replica runs at once: the batch when its KV cache fits; with
+        ``kv_overflow = "queue"`` as many as fit (the rest wait for a free slot). Raises
+        InfeasibleDesign when the weights, or not one sequence, or (``"infeasible"``) not the
+        whole batch fits."""
+        mp = self.mapping
+        exact = mp.kv_memory == "total" and mp.kv_reservation == "full" and \
+            mp.kv_block_tokens == 1
+        if mp.kv_overflow == "infeasible" and exact:
+            self.check_fits(mp.batch, int(longest))  # the detailed message
+        plan = self.kv_plan(prompt_tokens, output_tokens, longest)
+        where = (f"{self.llm.name} does not fit {mp.devices} x {self.gpu.name} (tp "
+                 f"{mp.tensor_parallel}, pp {self.stages})")
+        if not bool(plan.weights_fit):
+            raise InfeasibleDesign(f"{where}: the weights exceed the usable HBM of a device")
+        fit = int(min(plan.sequences, 1 << 30))
+        if mp.kv_overflow == "queue":
+            if fit < 1:
+                raise InfeasibleDesign(f"{where}: not one sequence's KV cache fits beside the "
+                                       "weights in the usable HBM")
+            return min(mp.batch, fit)
+        if not bool(plan.batch_fits):
+            raise InfeasibleDesign(
+                f"{where}: the KV cache of the batch of {mp.batch} does not fit (room for "
+                f"{fit} sequences); kv_overflow = 'queue' runs what fits and queues the rest")
+        return mp.batch
 
     def decode_roofline_s(self, batch: int, kv_tokens: float) -> float:
         """Lower bound of one decode step of ``batch`` sequences through every stage, at peak

@@ -17,6 +17,108 @@ from hwsim.specs import param, spec_kind
 DTYPE_BYTES: dict[str, int] = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1}
 
 
+@dataclass(frozen=True, kw_only=True)
+class GemmConstants:
+    """GEMM kernels (:func:`hwsim.gpu_serving.kernels.gemm_s`)."""
+
+    compute_efficiency: float = param(1.0, gt=0, le=1, help="achieved / peak matrix FLOP/s "
+                                      "of a full wave of 128 x 128 (or larger) tiles")
+    small_tile_efficiency: float = param(1.0, gt=0, le=1, help="relative efficiency of tiles "
+                                         "smaller than 128 x 128")
+    bandwidth_efficiency: float = param(1.0, gt=0, le=1, help="achieved / peak HBM bandwidth "
+                                        "on the operands and the result")
+    overhead_us: float = param(0.0, unit="us", ge=0, le=1e4, help="fixed time of one GEMM "
+                               "kernel")
+    smoothing: float = param(50.0, ge=1, le=100, help="exponent of the power mean of compute "
+                             "and memory time (100: their maximum, a roofline)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecodeAttentionConstants:
+    """Paged decode attention (:func:`hwsim.gpu_serving.kernels.decode_attention_s`)."""
+
+    overhead_us: float = param(0.0, unit="us", ge=0, le=1e4, help="fixed time of one kernel")
+    per_block_us: float = param(0.0, unit="us", ge=0, le=1e4, help="time per thread block "
+                                "(sequence x local KV head)")
+    bandwidth_efficiency_min: float = param(1.0, gt=0, le=1, help="achieved / peak HBM "
+                                            "bandwidth reading the KV cache with few thread "
+                                            "blocks")
+    bandwidth_efficiency_max: float = param(1.0, gt=0, le=1, help="... with many thread "
+                                            "blocks")
+    half_blocks: float = param(1.0, gt=0, le=1e7, help="thread blocks (sequences x local "
+                               "KV heads) half way from the one to the other")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrefillAttentionConstants:
+    """FlashAttention-style prefill (:func:`hwsim.gpu_serving.kernels.prefill_attention_s`)."""
+
+    overhead_us: float = param(0.0, unit="us", ge=0, le=1e4, help="fixed time of one kernel")
+    compute_efficiency: float = param(1.0, gt=0, le=1, help="achieved / peak 16-bit FLOP/s")
+    chunk_factor: float = param(0.5, ge=0, le=10, help="effective keys per new token among "
+                                "the chunk's own tokens, per token (0.5: an ideal causal "
+                                "mask)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ElementwiseConstants:
+    """One element-wise kernel (:func:`hwsim.gpu_serving.kernels.elementwise_s`)."""
+
+    floor_us: float = param(0.0, unit="us", ge=0, le=1e4, help="fixed part of the time floor")
+    floor_ns_per_element: float = param(0.0, unit="ns", ge=0, le=1e4, help="floor per element "
+                                        "of a token's row")
+    bandwidth_efficiency: float = param(1.0, gt=0, le=1.5, help="achieved / peak HBM bandwidth")
+    smoothing: float = param(50.0, ge=1, le=100, help="exponent of the power mean of floor "
+                             "and memory time")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CollectiveConstants:
+    """NCCL collectives within a server (:func:`hwsim.gpu_serving.kernels.allreduce_s`)."""
+
+    allreduce_latency_us: float = param(0.0, unit="us", ge=0, le=1e5,
+                                        help="start-up time of one all-reduce")
+    allreduce_bus_bandwidth_GBps: float = param(1e6, unit="GB/s", gt=0, le=1e6,
+                                                help="bus bandwidth (2 (n-1)/n of the message "
+                                                "per second)")
+    send_recv_latency_us: float = param(0.0, unit="us", ge=0, le=1e5,
+                                        help="start-up time of one send/recv")
+    send_recv_bandwidth_GBps: float = param(1e6, unit="GB/s", gt=0, le=1e6,
+                                            help="point-to-point bandwidth within a server")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FrameworkConstants:
+    """What a serving framework adds to the kernels, fitted on its serving measurements."""
+
+    name: str = param("", help="the framework and version these constants describe")
+    fitted_on: str = param("", help="the serving rows they were fitted on (file and rows)")
+    step_overhead_us: float = param(0.0, unit="us", ge=0, le=1e6,
+                                    help="fixed time per forward step (scheduling, sampling, "
+                                    "launch gaps)")
+    allreduce_latency_us: float = param(-1.0, unit="us", ge=-1, le=1e5,
+                                        help="fixed time of one of the framework's "
+                                        "all-reduces in a serving step (its kernels, the "
+                                        "group's synchronisation), fitted on serving rows; "
+                                        "-1 = the collectives' NCCL latency")
+    allreduce_bandwidth_share: float = param(1.0, gt=0, le=1,
+                                             help="share of the NCCL bus bandwidth the "
+                                             "framework's all-reduces get in a serving step "
+                                             "(contending with the step's kernels)")
+    elementwise_share: float = param(1.0, ge=0, le=1,
+                                     help="share of the unfused element-wise kernels' time "
+                                     "(norms, adds, activation, rotary embedding) the "
+                                     "framework pays (0: fused into GEMMs and attention)")
+    fp8_speedup: float = param(1.0, gt=0, le=4,
+                               help="8-bit GEMM throughput relative to the 16-bit fit scaled "
+                               "to the 8-bit peak (no 8-bit operator data: fitted on serving "
+                               "rows, or 1)")
+    last_prompt_token_decoded: bool = param(False,
+                                            help="the prefill covers all but the last prompt "
+                                            "token, which a decode step turns into the first "
+                                            "output token (TurboMind)")
+
+
 @spec_kind("gpu-calibration", folder="calibration")
 @dataclass(frozen=True, kw_only=True)
 class GpuCalibrationSpec:
@@ -30,8 +132,10 @@ class GpuCalibrationSpec:
     name: str = param(help="identifier: roofline-<device>")
     device: str = param(help="the gpu spec (its name) these constants were fitted for; "
                         "empty = any device")
-    model: str = param("roofline", choices=("roofline",),
-                       help="the performance model the constants belong to")
+    model: str = param("roofline", choices=("roofline", "kernels"),
+                       help="the step model the constants belong to: roofline (one "
+                       "efficiency per peak, the fields below) or kernels (per-operator fits: "
+                       "gemm, attention, element-wise, collectives, framework)")
     fitted_on: str = param(help="the data the constants were fitted on (file and rows), or "
                            "where an assumed value comes from")
     bandwidth_efficiency: float = param(1.0, gt=0, le=1,
@@ -48,6 +152,26 @@ class GpuCalibrationSpec:
     layer_overhead_us: float = param(0.0, unit="us", ge=0,
                                      help="fixed time per layer and step (kernel launches, "
                                      "norms, activations)")
+    # the kernels model (model = "kernels"); the roofline model ignores these tables
+    gemm: GemmConstants = param(default_factory=GemmConstants, help="GEMM kernels")
+    attention_decode: DecodeAttentionConstants = param(
+        default_factory=DecodeAttentionConstants, help="decode attention")
+    attention_prefill: PrefillAttentionConstants = param(
+        default_factory=PrefillAttentionConstants, help="prefill attention")
+    norm: ElementwiseConstants = param(default_factory=ElementwiseConstants,
+                                       help="RMSNorm / LayerNorm")
+    add: ElementwiseConstants = param(default_factory=ElementwiseConstants,
+                                      help="residual add")
+    activation: ElementwiseConstants = param(default_factory=ElementwiseConstants,
+                                             help="the FFN activation (SiLU x gate, GELU)")
+    rope: ElementwiseConstants = param(default_factory=ElementwiseConstants,
+                                       help="rotary position embedding")
+    embedding: ElementwiseConstants = param(default_factory=ElementwiseConstants,
+                                            help="the token-embedding gather")
+    collectives: CollectiveConstants = param(default_factory=CollectiveConstants,
+                                             help="NCCL all-reduce and send/recv")
+    framework: FrameworkConstants = param(default_factory=FrameworkConstants,
+                                          help="the serving framework's own costs")
 
 
 @spec_kind("gpu-mapping")
@@ -74,6 +198,45 @@ class GpuMappingSpec:
     hbm_usable_fraction: float = param(0.9, gt=0, le=1,
                                        help="share of HBM the serving framework gives to weights "
                                        "and KV cache (vLLM's gpu_memory_utilization default, 0.9)")
+    replicas: int = param(1, ge=1, le=65536, help="identical replicas behind a router, each "
+                          "with tensor_parallel x pipeline_parallel devices; throughput, "
+                          "devices and cost per hour are the deployment's, latencies a "
+                          "request's")
+    router: str = param("round-robin", choices=("round-robin", "least-tokens"),
+                        help="how the router picks a replica for an arriving request: in turn, "
+                        "or the one with the fewest outstanding tokens (prompt + output of "
+                        "its unfinished requests)")
+    prefill_replicas: int = param(0, ge=0, le=65536, help="prefill/decode disaggregation: "
+                                  "replicas that only prefill (as many devices each as a "
+                                  "decode replica), their KV cache sent to a decode replica "
+                                  "over the network; 0 = every replica prefills and decodes. "
+                                  "With it, replicas counts the decode replicas")
+    expert_parallel: bool = param(False, help="mixture of experts: each device of the "
+                                  "tensor-parallel group holds experts / tensor_parallel whole "
+                                  "experts, tokens dispatched and combined by all-to-all "
+                                  "(false: every expert split over the group, as a dense FFN)")
+    kv_overflow: str = param("infeasible", choices=("infeasible", "queue"),
+                             help="when the KV cache of batch sequences does not fit: "
+                             "infeasible, or queue (as many run as fit, the rest wait for a "
+                             "free slot)")
+    kv_reservation: str = param("full", choices=("full", "mean"),
+                                help="KV blocks a running sequence holds, for what fits: full "
+                                "(prompt + output reserved at admission, TensorRT-LLM's "
+                                "guaranteed-no-evict) or mean (allocated as generated, "
+                                "staggered sequences holding their mean context: paged "
+                                "on-demand caches such as LMDeploy's and vLLM's)")
+    kv_block_tokens: int = param(1, ge=1, le=65536, help="tokens per KV-cache block (paged "
+                                 "KV: a sequence holds whole blocks; 1 = exact)")
+    kv_memory: str = param("total", choices=("total", "free"),
+                           help="what hbm_usable_fraction is a share of: total (weights and "
+                           "KV cache in that share of HBM, vLLM's gpu_memory_utilization) or "
+                           "free (the KV cache gets that share of what the weights leave, "
+                           "TensorRT-LLM's kv_cache_free_gpu_mem_fraction)")
+    max_batch_tokens: int = param(0, ge=0, le=1 << 24,
+                                  help="tokens per forward step with chunked prefill (mixed "
+                                  "prefill and decode steps; closed traffic, one stage): "
+                                  "TensorRT-LLM's max_num_tokens; 0 = no chunking, whole "
+                                  "prompts in prefill steps of their own")
     pricing: str = param("rental", choices=("rental", "owned"),
                          help="what tco_usd_per_1k_tokens reports: rented devices or owned "
                          "servers on the Chiplet Cloud TCO model")

@@ -29,14 +29,30 @@ def attention_params_per_layer(spec: LlmSpec) -> int:
     return n
 
 
-def ffn_params_per_layer(spec: LlmSpec) -> int:
-    """Weights (and biases) of the feed-forward block of one layer."""
+def expert_params(spec: LlmSpec) -> int:
+    """Weights (and biases) of one feed-forward expert (the whole FFN when dense)."""
     d, f = spec.d_model, spec.d_ff
     mats = 3 if spec.ffn in ("swiglu", "geglu") else 2
     n = mats * d * f
     if spec.bias:
         n += (mats - 1) * f + d
     return n
+
+
+def router_params(spec: LlmSpec) -> int:
+    """The router of a mixture-of-experts layer (d_model x experts); 0 when dense."""
+    return spec.d_model * spec.experts if spec.is_moe else 0
+
+
+def ffn_params_per_layer(spec: LlmSpec) -> int:
+    """Weights (and biases) of the feed-forward block of one layer: every expert and the
+    router."""
+    return spec.experts * expert_params(spec) + router_params(spec)
+
+
+def active_ffn_params_per_layer(spec: LlmSpec) -> int:
+    """FFN weights one token multiplies by: its experts_per_token experts and the router."""
+    return spec.experts_per_token * expert_params(spec) + router_params(spec)
 
 
 def _norm_params(spec: LlmSpec) -> int:
@@ -66,8 +82,9 @@ def params(spec: LlmSpec) -> int:
 
 
 def matmul_params(spec: LlmSpec) -> int:
-    """Weights that take part in a matrix product per token (layers plus the output head)."""
-    per_layer = attention_params_per_layer(spec) + ffn_params_per_layer(spec)
+    """Weights that take part in a matrix product per token (layers plus the output head; of a
+    mixture of experts the token's own experts only)."""
+    per_layer = attention_params_per_layer(spec) + active_ffn_params_per_layer(spec)
     return spec.layers * per_layer + spec.vocab * spec.d_model
 
 
@@ -102,6 +119,10 @@ class Gemm:
     k: int
     n: int
     split: str
+    #: a mixture-of-experts GEMM: one of ``experts`` matrices, ``active`` of which each row
+    #: (token) is multiplied by
+    experts: int = 1
+    active: int = 1
 
 
 @dataclass(frozen=True)
@@ -124,7 +145,13 @@ class LayerShape:
 
     @property
     def weights_per_layer(self) -> int:
-        return sum(g.k * g.n for g in self.gemms)
+        """GEMM weights held per layer (every expert)."""
+        return sum(g.k * g.n * g.experts for g in self.gemms)
+
+    @property
+    def active_weights_per_layer(self) -> int:
+        """GEMM weights one token multiplies by per layer (its experts only)."""
+        return sum(g.k * g.n * g.active for g in self.gemms)
 
     @property
     def weight_bytes(self) -> float:
@@ -133,8 +160,8 @@ class LayerShape:
 
     @property
     def flops_per_token(self) -> float:
-        """2 FLOPs per GEMM weight, all layers (no attention scores)."""
-        return 2.0 * self.layers * self.weights_per_layer
+        """2 FLOPs per GEMM weight a token uses, all layers (no attention scores)."""
+        return 2.0 * self.layers * self.active_weights_per_layer
 
 
 def layer_shape(spec: LlmSpec, *, simplified: bool = False,
@@ -162,11 +189,13 @@ def layer_shape(spec: LlmSpec, *, simplified: bool = False,
     k_v = spec.n_kv_heads * spec.d_head
     ffn_in = 2 * spec.d_ff if spec.ffn in ("swiglu", "geglu") else spec.d_ff
     qkv_n = q + 2 * k_v + (q if spec.relative_position_projection else 0)
+    e, a = spec.experts, spec.experts_per_token
     gemms = (
         Gemm("qkv", d, qkv_n, "col"),
         Gemm("attn_out", q, d, "row"),
-        Gemm("ffn_in", d, ffn_in, "col"),
-        Gemm("ffn_out", spec.d_ff, d, "row"),
+        *((Gemm("router", d, e, "col"),) if spec.is_moe else ()),
+        Gemm("ffn_in", d, ffn_in, "col", experts=e, active=a),
+        Gemm("ffn_out", spec.d_ff, d, "row", experts=e, active=a),
     )
     return LayerShape(
         gemms=gemms, d_model=d, q_width=q, heads=spec.heads, kv_heads=spec.n_kv_heads,

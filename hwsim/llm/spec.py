@@ -48,6 +48,11 @@ class LlmSpec:
         "(Transformer-XL style, Dai et al. 2019; used by Gopher)")
     norm: str = param("layernorm", choices=("layernorm", "rmsnorm"),
                       help="normalisation: layernorm has a scale and a shift, rmsnorm a scale")
+    experts: int = param(1, ge=1, le=4096, help="feed-forward experts per layer (mixture of "
+                         "experts: each token's FFN is experts_per_token of them, chosen by a "
+                         "router); 1 = a dense FFN")
+    experts_per_token: int = param(1, ge=1, le=4096, help="experts each token is routed to "
+                                   "(top-k routing)")
     published_params_B: float = param(0.0, ge=0, unit="1e9 params",
                                       help="the published parameter count (for checks only)")
     source: str = param("", help="where the shape comes from")
@@ -56,8 +61,15 @@ class LlmSpec:
         if self.heads and self.d_model % self.heads and not self.head_dim:
             raise ValueError(f"d_model {self.d_model} is not a multiple of heads {self.heads}; "
                              "give head_dim")
+        if self.experts_per_token > self.experts:
+            raise ValueError(f"experts_per_token {self.experts_per_token} exceeds the "
+                             f"{self.experts} experts")
         if self.n_kv_heads and self.heads % self.n_kv_heads:
             raise ValueError(f"heads {self.heads} is not a multiple of kv_heads {self.kv_heads}")
+
+    @property
+    def is_moe(self) -> bool:
+        return self.experts > 1
 
     @property
     def n_kv_heads(self) -> int:

@@ -316,45 +316,69 @@ class _Replica:
     """
 
     def __init__(self, env: simpy.Environment, model: StepModel, traffic: ServingSpec,
-                 req: Requests, lanes: list[int], trace: Any) -> None:
+                 req: Requests, lanes: list[int], trace: Any, *, first: np.ndarray,
+                 finish: np.ndarray, prefix: str = "", role: str = "both",
+                 hand_over: Any = None, kv_bytes_per_token: float = 0.0,
+                 kv_link: tuple[float, float] = (1.0, 0.0),
+                 max_batch_tokens: int = 0) -> None:
         self.env, self.model, self.req = env, model, req
         self.stats = Stats(env)
         n_st = model.stages
-        self.stages = [ComputeUnit(env, 1.0, name=f"stage{k}", stats=self.stats,
+        self.stages = [ComputeUnit(env, 1.0, name=f"{prefix}stage{k}", stats=self.stats,
                                    recorder=trace) for k in range(n_st)]
+        self.prefix = prefix
         self.links = []
         for k in range(n_st - 1):
             bw, lat = model.link(k)
-            self.links.append(Link(env, bw, lat, name=f"link{k}", recorder=trace))
+            self.links.append(Link(env, bw, lat, name=f"{prefix}link{k}", recorder=trace))
         self.queue: deque[int] = deque()
-        self.arrived = 0
+        self.closed = False  # every request has been routed
         self.wakeup = env.event()
-        n = len(req)
-        self.first = np.full(n, math.nan)
-        self.finish = np.full(n, math.nan)
+        self.first, self.finish = first, finish
+        #: prompt + output tokens of the requests routed here and not finished
+        self.outstanding = 0
         self.steps = 0
         self.continuous = traffic.batching == "continuous"
-        env.process(self._arrivals())
+        #: "both" (prefill and decode), "prefill" (then hand over) or "decode" (prefilled)
+        self.role = role
+        self.hand_over = hand_over
+        self.kv_bytes_per_token = kv_bytes_per_token
+        if role == "prefill":
+            self.kv_link = Link(env, kv_link[0], kv_link[1], name=f"{prefix}kv",
+                                recorder=trace)
+        self.max_batch_tokens = max_batch_tokens
         for i, cap in enumerate(lanes):
-            env.process(self._lane(i, cap))
+            env.process(self._lane_chunked(i, cap) if max_batch_tokens > 0
+                        else self._lane(i, cap))
 
-    # -- arrivals -------------------------------------------------------------------------------
-    def _arrivals(self):
-        env, a = self.env, self.req.arrival_s
-        for i in range(len(a)):
-            if a[i] > env.now:
-                yield env.timeout(a[i] - env.now)
-            self.queue.append(i)
-            self.arrived += 1
-            if not self.wakeup.triggered:
-                self.wakeup.succeed()
+    def _hand_over(self, i: int):
+        """Send request ``i``'s KV cache over this prefill replica's link, then to decode."""
+        nbytes = self.kv_bytes_per_token * float(self.req.prompt_tokens[i])
+        yield self.kv_link.transfer(nbytes, label=f"{self.prefix}kv {i}")
+        self.outstanding -= int(self.req.prompt_tokens[i] + self.req.output_tokens[i])
+        self.hand_over(i)
+
+    def admit(self, i: int) -> None:
+        """Request ``i`` arrives at this replica."""
+        self.queue.append(i)
+        self.outstanding += int(self.req.prompt_tokens[i] + self.req.output_tokens[i])
+        self.poke()
+
+    def poke(self) -> None:
+        if not self.wakeup.triggered:
+            self.wakeup.succeed()
+
+    def _done(self, ids: np.ndarray) -> None:
+        self.finish[ids] = self.env.now
+        self.outstanding -= int(self.req.prompt_tokens[ids].sum()
+                                + self.req.output_tokens[ids].sum())
 
     # -- one step through the pipeline ------------------------------------------------------------
     def _step(self, lane: int, kind: str, batch: int, tokens: float, rows: int):
         model = self.model
         self.steps += 1
         last = model.stages - 1
-        label = f"{kind} lane{lane} x{batch}"
+        label = f"{self.prefix}{kind} lane{lane} x{batch}"
         for k, stage in enumerate(self.stages):
             dt = (model.prefill_s(k, batch, tokens) if kind == "prefill"
                   else model.decode_s(k, batch, tokens))
@@ -365,6 +389,70 @@ class _Replica:
                     yield self.links[k].transfer(nbytes, label=label)
 
     # -- a micro-batch lane -----------------------------------------------------------------------
+    def _lane_chunked(self, lane: int, cap: int):
+        """Chunked prefill (one stage, continuous batching): every step decodes the held
+        sequences and prefills admitted prompts in chunks within the token budget
+        ``max_batch_tokens`` (the decodes first, then the oldest prompts); a prompt's last
+        chunk yields its first token."""
+        env, req, model = self.env, self.req, self.model
+        prompt, output = req.prompt_tokens, req.output_tokens
+        ids = np.empty(0, dtype=np.int64)
+        finish_at = np.empty(0, dtype=np.int64)
+        step, next_finish, ctx_sum = 0, 0, 0
+        pending: deque[list[int]] = deque()  # [request, prompt tokens prefilled so far]
+        while True:
+            while ids.size + len(pending) < cap and self.queue:
+                pending.append([self.queue.popleft(), 0])
+            n = ids.size
+            budget = max(self.max_batch_tokens - n, 0)
+            chunks: list[tuple[list[int], int]] = []
+            for entry in pending:
+                if budget <= 0:
+                    break
+                q = min(int(prompt[entry[0]]) - entry[1], budget)
+                chunks.append((entry, q))
+                budget -= q
+            if not n and not chunks:
+                if self.closed and not self.queue:
+                    return
+                if self.wakeup.triggered:
+                    self.wakeup = env.event()
+                yield self.wakeup
+                continue
+            completing = sum(1 for e, q in chunks if e[1] + q >= int(prompt[e[0]]))
+            pre_q = sum(q for _, q in chunks) / len(chunks) if chunks else 0.0
+            pre_kv = sum(e[1] for e, _ in chunks) / len(chunks) if chunks else 0.0
+            dt = model.mixed_s(0, n, ctx_sum / n - 1.0 if n else 0.0, len(chunks), pre_q,
+                               pre_kv, n + completing)
+            self.steps += 1
+            yield self.stages[0].run(dt, label=f"{self.prefix}mixed lane{lane} x{n}"
+                                     f"+{len(chunks)}")
+            if n:
+                step += 1
+                ctx_sum += n
+                if step == next_finish:
+                    done = finish_at == step
+                    gone = ids[done]
+                    self._done(gone)
+                    ctx_sum -= int(prompt[gone].sum() + output[gone].sum())
+                    ids, finish_at = ids[~done], finish_at[~done]
+                    next_finish = int(finish_at.min()) if ids.size else 0
+            for entry, q in chunks:
+                entry[1] += q
+                i = entry[0]
+                if entry[1] < int(prompt[i]):
+                    continue
+                pending.remove(entry)
+                self.first[i] = env.now
+                more = int(output[i]) - 1
+                if more == 0:
+                    self._done(np.asarray([i], dtype=np.int64))
+                    continue
+                ids = np.append(ids, i)
+                finish_at = np.append(finish_at, step + more)
+                ctx_sum += int(prompt[i]) + 1
+                next_finish = int(finish_at.min())
+
     def _lane(self, lane: int, cap: int):
         """Admit, prefill and decode until every request has arrived and been served.
 
@@ -378,7 +466,6 @@ class _Replica:
         step = 0  # decode steps this lane has run
         next_finish = 0
         ctx_sum = 0  # sum over held requests of their context (prompt + tokens generated)
-        n_total = len(req)
         while True:
             new: list[int] = []
             if not ids.size or self.continuous:
@@ -387,10 +474,20 @@ class _Replica:
             if new:
                 new_ids = np.asarray(new, dtype=np.int64)
                 p_tokens = int(prompt[new_ids].sum())
-                yield from self._step(lane, "prefill", len(new), p_tokens / len(new), p_tokens)
-                self.first[new_ids] = env.now  # the prefill yields each request's first token
+                if self.role != "decode":  # a decode replica gets them prefilled
+                    yield from self._step(lane, "prefill", len(new), p_tokens / len(new),
+                                          p_tokens)
+                    self.first[new_ids] = env.now  # the prefill yields each first token
                 more = output[new_ids] - 1
-                self.finish[new_ids[more == 0]] = env.now
+                if self.role == "prefill":  # hand the rest over with the KV cache
+                    ended = new_ids[more == 0]
+                    self._done(ended)
+                    if ended.size:
+                        self.hand_over.skip(int(ended.size))
+                    for i in new_ids[more > 0]:
+                        env.process(self._hand_over(int(i)))
+                    continue
+                self._done(new_ids[more == 0])
                 keep = more > 0
                 if keep.any():
                     ids = np.concatenate([ids, new_ids[keep]])
@@ -407,16 +504,64 @@ class _Replica:
                 if step == next_finish:
                     done = finish_at == step
                     gone = ids[done]
-                    self.finish[gone] = env.now
+                    self._done(gone)
                     ctx_sum -= int(prompt[gone].sum() + output[gone].sum())
                     ids, finish_at = ids[~done], finish_at[~done]
                     next_finish = int(finish_at.min()) if ids.size else 0
                 continue
-            if self.arrived >= n_total and not self.queue:
+            if self.closed and not self.queue:
                 return
             if self.wakeup.triggered:
                 self.wakeup = env.event()
             yield self.wakeup
+
+
+#: how a request picks its replica
+ROUTERS = ("round-robin", "least-tokens")
+
+
+def _pick(reps: list[_Replica], router: str, i: int) -> _Replica:
+    if router == "round-robin":
+        return reps[i % len(reps)]
+    return min(reps, key=lambda r: r.outstanding)
+
+
+class _Handover:
+    """Prefilled requests to the decode replicas (by the router), closing them after the
+    last request of the ``total`` (those of one output token never come)."""
+
+    def __init__(self, reps: list[_Replica], router: str, total: int) -> None:
+        self.reps, self.router, self.count = reps, router, 0
+        self.expected = total
+
+    def __call__(self, i: int) -> None:
+        _pick(self.reps, self.router, self.count).admit(i)
+        self.count += 1
+        self._maybe_close()
+
+    def skip(self, k: int) -> None:
+        """``k`` requests finished at their prefill: none of them comes."""
+        self.expected -= k
+        self._maybe_close()
+
+    def _maybe_close(self) -> None:
+        if self.count >= self.expected:
+            for rep in self.reps:
+                rep.closed = True
+                rep.poke()
+
+
+def _route(env: simpy.Environment, req: Requests, reps: list[_Replica], router: str):
+    """Hand each request to a replica as it arrives: in turn, or to the one with the fewest
+    outstanding tokens (the first such on a tie)."""
+    a = req.arrival_s
+    for i in range(len(a)):
+        if a[i] > env.now:
+            yield env.timeout(a[i] - env.now)
+        _pick(reps, router, i).admit(i)
+    for rep in reps:
+        rep.closed = True
+        rep.poke()
 
 
 def serve(
@@ -429,32 +574,74 @@ def serve(
     trace: Any = None,
     usd_per_hour: float = math.nan,
     requests: Requests | None = None,
+    replicas: int = 1,
+    router: str = "round-robin",
+    prefill_replicas: int = 0,
+    kv_bytes_per_token: float = 0.0,
+    kv_link: tuple[float, float] = (1.0, 0.0),
+    max_batch_tokens: int = 0,
 ) -> ServeResult:
-    """Simulate one replica serving ``traffic`` and measure it.
+    """Simulate ``replicas`` identical replicas behind a router serving ``traffic`` and
+    measure them.
 
-    ``model`` gives per-stage step times; ``batch`` sequences are in flight at most, in lanes
-    of ``micro_batch`` (default: ``batch`` split evenly over the stages); ``usd_per_hour`` is
-    what the replica costs to run (rental or owned TCO), for the cost per 1k tokens.
+    ``model`` gives per-stage step times; ``batch`` sequences are in flight at most per
+    replica, in lanes of ``micro_batch`` (default: ``batch`` split evenly over the stages);
+    ``router`` (:data:`ROUTERS`) picks a replica per arriving request; ``usd_per_hour`` is what
+    the replicas cost to run (rental or owned TCO), for the cost per 1k tokens. The throughput
+    is every replica's together, the latencies and utilisation per request and stage. With
+    ``prefill_replicas`` (disaggregation) those replicas only prefill, one request at a time,
+    and send its KV cache (``kv_bytes_per_token`` per prompt token, over a link of
+    ``kv_link`` = (bytes/s, latency s) each) to one of the ``replicas`` decode replicas. With
+    ``max_batch_tokens`` (chunked prefill, one stage, continuous batching) every step mixes the
+    decodes with prompt chunks within that token budget; ``model`` then needs
+    ``mixed_s(stage, decodes, decode_context, chunks, chunk_tokens, chunk_context, rows_out)``.
     ``trace`` is an optional :class:`hwsim.des.trace.TraceRecorder`.
     """
     if micro_batch is None or micro_batch <= 0:
         micro_batch = -(-batch // model.stages)
+    if replicas < 1:
+        raise InputError(f"replicas {replicas} must be >= 1")
+    if router not in ROUTERS:
+        raise InputError(f"router {router!r} is not one of {', '.join(ROUTERS)}")
     req = requests if requests is not None else make_requests(traffic, seed)
     if len(req) == 0:
         raise InputError("no requests to serve")
     env = simpy.Environment()
-    rep = _Replica(env, model, traffic, req, lane_sizes(batch, micro_batch), trace)
+    n = len(req)
+    first, finish = np.full(n, math.nan), np.full(n, math.nan)
+    lanes = lane_sizes(batch, micro_batch)
+    role = "decode" if prefill_replicas else "both"
+    if max_batch_tokens > 0 and (model.stages > 1 or prefill_replicas or
+                                 traffic.batching != "continuous"):
+        raise InputError("chunked prefill (max_batch_tokens) is modelled for one stage with "
+                         "continuous batching and no disaggregation")
+    reps = [_Replica(env, model, traffic, req, lanes, trace, first=first, finish=finish,
+                     prefix=f"r{r}." if replicas > 1 or prefill_replicas else "", role=role,
+                     max_batch_tokens=max_batch_tokens)
+            for r in range(replicas)]
+    pool = reps
+    if prefill_replicas:
+        handed = _Handover(reps, router, n)
+        pool = [_Replica(env, model, traffic, req, [1], trace, first=first, finish=finish,
+                         prefix=f"p{r}.", role="prefill", hand_over=handed,
+                         kv_bytes_per_token=kv_bytes_per_token, kv_link=kv_link)
+                for r in range(prefill_replicas)]
+        reps = [*reps, *pool]
+    env.process(_route(env, req, pool, router))
     env.run()
-    if np.isnan(rep.finish).any():  # pragma: no cover - a scheduling bug, not user input
+    if np.isnan(finish).any():  # pragma: no cover - a scheduling bug, not user input
         raise RuntimeError("serving DES ended with unfinished requests")
     makespan = float(env.now)
-    rep.stats.end_window()
-    util = float(np.mean([rep.stats.utilisation(f"stage{k}.busy")
-                          for k in range(model.stages)]))
+    busy = []
+    for rep in reps:
+        rep.stats.end_window()
+        busy += [rep.stats.utilisation(f"{rep.prefix}stage{k}.busy")
+                 for k in range(model.stages)]
+    util = float(np.mean(busy))
 
     skip = min(traffic.warmup_requests, len(req) - 1)
     sel = slice(skip, None)
-    arrival, first, finish = req.arrival_s[sel], rep.first[sel], rep.finish[sel]
+    arrival, first, finish = req.arrival_s[sel], first[sel], finish[sel]
     out = req.output_tokens[sel]
     ttft = first - arrival
     multi = out > 1
@@ -491,7 +678,7 @@ def serve(
         slo_attainment=float(ok.mean()),
         stage_utilization=util,
         makespan_s=makespan,
-        steps=rep.steps,
+        steps=sum(rep.steps for rep in reps),
         usd_per_1k_tokens=per_1k(throughput),
         usd_per_1k_tokens_at_slo=per_1k(goodput),
     )

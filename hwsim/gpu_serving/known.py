@@ -1,0 +1,108 @@
+"""Known deviations of the measured serving cases (reason and ceiling per case), and the
+held-out MAPE each group claims. Filled from the report of ``hwsim validate gpu-serving``; each
+reason names the data that shows it. A case listed here that starts passing fails
+``tests/test_gpu_serving.py`` (drop it here and in ``docs/serving.md``)."""
+
+from __future__ import annotations
+
+#: (reason, ceiling, case names)
+_DEVIATIONS: tuple[tuple[str, float, tuple[str, ...]], ...] = (
+    ("TensorRT-LLM 0.10's published FP8 GPT-J-6B rows with 128-token prompts are 1.4x and 7.2x "
+     "0.11's under the same conditions (34,955 vs 24,457 tokens/s at 128/128; 54,940 vs 7,643 "
+     "at 128/2048); the model agrees with 0.11 and 0.12 within 12% on these rows", 0.9,
+     ("trtllm-0.10.0 h100 fp8 GPT-J-6B tp1 128/128 thr",
+      "trtllm-0.10.0 h100 fp8 GPT-J-6B tp1 128/2048 thr")),
+    ("TensorRT-LLM 0.10's Llama-3-8B rows are 0.42-0.79x 0.11's under the same conditions "
+     "(H100 FP8 2048/2048: 3,501 vs 8,399 tokens/s; A100 128/2048: 3,386 vs 4,838), while its "
+     "Llama-2-7B rows (the fit) are within 10% of 0.11's; the model, fitted per version on "
+     "Llama-2, predicts 0.11 and 0.12 within 20% on these rows", 1.5,
+     ("trtllm-0.10.0 h100 fp8 Llama-3-8B tp1 128/128 thr",
+      "trtllm-0.10.0 h100 fp16 Llama-3-8B tp1 128/128 thr",
+      "trtllm-0.10.0 h100 fp8 Llama-3-8B tp1 128/2048 thr",
+      "trtllm-0.10.0 h100 fp16 Llama-3-8B tp1 128/2048 thr",
+      "trtllm-0.10.0 a100 fp16 Llama-3-8B tp1 128/2048 thr",
+      "trtllm-0.10.0 h100 fp8 Llama-3-8B tp1 2048/2048 thr",
+      "trtllm-0.10.0 h100 fp16 Llama-3-8B tp1 2048/2048 thr",
+      "trtllm-0.10.0 a100 fp16 Llama-3-8B tp1 2048/2048 thr")),
+    ("Llama-2-70B in FP8 on one H100: 69 GB of weights leave about 11 GB, and the throughput "
+     "is proportional to the KV cache that fits; the model gives the cache 90% of what the "
+     "weights leave and subtracts no activation workspace, which the engine's (not "
+     "published) takes from that little room", 0.5,
+     ("trtllm-0.10.0 h100 fp8 Llama-2-70B tp1 128/128 thr",
+      "trtllm-0.10.0 h100 fp8 Llama-2-70B tp1 2048/128 thr",
+      "trtllm-0.10.0 h100 fp8 Llama-2-70B tp1 128/2048 thr")),
+    ("Llama-3-70B at TP8 with long outputs: measured 5-36% below Llama-2-70B's rows of the "
+     "same version, GPU and lengths (0.11 A100 128/2048: 3,374 vs 5,097 tokens/s), though the "
+     "two share every layer's shape and differ only in the vocabulary (128,256 vs 32,000), "
+     "which the model counts in the LM head; the engine settings of these rows are not "
+     "published, and the model predicts Llama-2-70B's within 26%", 0.8,
+     ("trtllm-0.10.0 h100 fp8 Llama-3-70B tp8 128/2048 thr",
+      "trtllm-0.11.0 h100 fp8 Llama-3-70B tp8 128/2048 thr",
+      "trtllm-0.11.0 a100 fp16 Llama-3-70B tp8 128/2048 thr",
+      "trtllm-0.11.0 h100 fp8 Llama-3-70B tp8 2048/2048 thr",
+      "trtllm-0.11.0 a100 fp16 Llama-3-70B tp8 2048/2048 thr",
+      "trtllm-0.12.0 h100 mixed Llama-3-70B tp8 128/2048 thr",
+      "trtllm-0.12.0 a100 mixed Llama-3-70B tp8 128/2048 thr",
+      "trtllm-0.12.0 h100 fp8 Llama-3-70B tp8 128/4096 thr",
+      "trtllm-0.12.0 h100 mixed Llama-3-70B tp8 128/4096 thr",
+      "trtllm-0.12.0 a100 mixed Llama-3-70B tp8 128/4096 thr",
+      "trtllm-0.12.0 h100 mixed Llama-3-70B tp8 2048/2048 thr")),
+    ("Llama-3-70B in FP16 on two GPUs: 70.6 GB of weights per 80 GB device leave about 9 GB "
+     "for the KV cache, so the throughput is proportional to a small remainder that the "
+     "engine's activation workspace (not published) shrinks; the source's README flags the "
+     "A100 2048/2048 value (87.54 tokens/s) as suspiciously low", 1.2,
+     ("trtllm-0.12.0 h100 mixed Llama-3-70B tp2 128/2048 thr",
+      "trtllm-0.12.0 a100 mixed Llama-3-70B tp2 2048/2048 thr")),
+    ("1-token prompts at batch 16-64: the measured mean first-token latency is not monotone in "
+     "the batch (Llama-2-7B: 21, 79 and 42 ms at batch 16, 32 and 64) and 2-7x one batched "
+     "decode step (the model's 10-21 ms; at batch 1 the model is within 13%): client start-up "
+     "and admission the step model does not see", 0.9,
+     ("lmdeploy a100 fp16 Llama-2-7B tp1 b16 1/128 ttft",
+      "lmdeploy a100 fp16 Llama-2-7B tp1 b32 1/128 ttft",
+      "lmdeploy a100 fp16 Llama-2-7B tp1 b64 1/128 ttft",
+      "lmdeploy a100 fp16 Llama-2-13B tp1 b16 1/128 ttft",
+      "lmdeploy a100 fp16 Llama-2-13B tp1 b32 1/128 ttft",
+      "lmdeploy a100 fp16 Llama-2-13B tp1 b64 1/128 ttft",
+      "lmdeploy a100 fp16 InternLM-20B tp2 b16 1/128 ttft",
+      "lmdeploy a100 fp16 InternLM-20B tp2 b32 1/128 ttft",
+      "lmdeploy a100 fp16 InternLM-20B tp2 b64 1/128 ttft")),
+    ("the row's own per-token latency (11 ms at batch 32, 2,909 tokens/s) implies 36% more "
+     "than the throughput it reports, and the same run's first-token latency (79 ms) is 2-4x "
+     "its neighbours': a stall in that run the step model does not see", 0.4,
+     ("lmdeploy a100 fp16 Llama-2-7B tp1 b32 1/128 thr",)),
+    ("KV-cache exhaustion: the batch's KV cache does not fit (the model runs 19-54 of the 32 or "
+     "64 sequences at once and queues the rest in whole waves), so the mean first-token "
+     "latency is the wait for free KV blocks, which depends on TurboMind's block allocation "
+     "and admission order (ttft_max reaches 307 s at Llama-2-13B b64 2048/2048)", 1.5,
+     ("lmdeploy a100 fp16 Llama-2-7B tp1 b64 2048/128 ttft",
+      "lmdeploy a100 fp16 Llama-2-13B tp1 b32 2048/128 ttft",
+      "lmdeploy a100 fp16 Llama-2-13B tp1 b64 128/2048 ttft",
+      "lmdeploy a100 fp16 Llama-2-13B tp1 b64 2048/2048 ttft",
+      "lmdeploy a100 fp16 InternLM-20B tp2 b32 2048/2048 ttft",
+      "lmdeploy a100 fp16 InternLM-20B tp2 b64 2048/2048 ttft")),
+    ("same prompt and batch, a different measured first-token latency by output length "
+     "(InternLM-20B b64: 591 ms at 128/128, 2,529 ms at 128/2048; Llama-2-13B b32: 461 and "
+     "833 ms), which static-batch waves cannot give: a client's later requests enter a "
+     "running batch, and TurboMind's admission of them is not modelled", 0.8,
+     ("lmdeploy a100 fp16 Llama-2-13B tp1 b32 128/2048 ttft",
+      "lmdeploy a100 fp16 InternLM-20B tp2 b64 128/2048 ttft")),
+    ("Llama-2-13B's 2,048-token prefill is over-predicted by 17% already at batch 1 (284 vs "
+     "242 ms, a calibration row: the prefill GEMMs and attention at 2,048 tokens of a "
+     "5,120-wide model), and a batch of 16 waits behind 16 of them", 0.5,
+     ("lmdeploy a100 fp16 Llama-2-13B tp1 b16 2048/2048 ttft",)),
+)
+
+#: case name -> (reason, ceiling)
+KNOWN: dict[str, tuple[str, float]] = {
+    name: (reason, ceiling) for reason, ceiling, names in _DEVIATIONS for name in names}
+
+#: held-out group -> the MAPE it claims (the issue's target is 15%; the groups that miss it
+#: claim what they reach, and docs/serving.md says so)
+GROUP_MAPE: dict[str, float] = {
+    "LMDeploy 0.1 A100 throughput": 0.15,
+    "LMDeploy 0.1 A100 decode step": 0.15,
+    "LMDeploy 0.1 A100 TTFT": 0.35,
+    "TensorRT-LLM A100 throughput": 0.15,
+    "TensorRT-LLM H100 throughput": 0.15,
+    "TensorRT-LLM H100 FP8 throughput": 0.20,
+}
