@@ -234,3 +234,22 @@ def test_cli_json_for_a_matrix_market_file(capsys):
     m = out["metrics"]
     assert m["nnz"] == 16 and m["gpus"] == 2 and 0 <= m["transfer_share"] <= 1
     assert m["imbalance"] == pytest.approx(1.0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(["rmat-s18", "uniform-1m", "banded-1m"]), st.sampled_from(["csr", "csc",
+                                                                                  "coo"]),
+       st.sampled_from(["row-block", "nnz-balanced", "task-pool"]), st.integers(1, 8),
+       st.sampled_from(["host", "nvlink"]), st.integers(1, 3), st.booleans())
+def test_des_equals_analytical_on_private_switches(workload, fmt, scheme, gpus, merge, iters,
+                                                   resident):
+    """With a PCIe switch per GPU and one stream nothing contends in a way the closed form
+    does not resolve, whatever the matrix, format, partition, GPU count and merge."""
+    inp = inputs([f"workload={workload}"], **{
+        "mapping.format": fmt, "mapping.partition": scheme, "mapping.gpus": gpus,
+        "mapping.merge": merge, "mapping.streams": 1, "mapping.resident": resident,
+        "mapping.tasks_per_gpu": 3, "workload.iterations": iters,
+        "node.gpus_per_pcie_switch": 1})
+    a, d = MSREP.evaluate(inp), MSREP.evaluate(inp, "des")
+    for key in a:
+        assert d[key] == pytest.approx(a[key], rel=1e-9, abs=1e-15), key
