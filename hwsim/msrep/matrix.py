@@ -11,6 +11,8 @@ matrix: a 283 M-nonzero matrix costs two integer arrays of its row and column co
   Power law with the heavy rows at low indices: contiguous row blocks are skewed.
 - **banded**: nonzeros at ``|col - row| <= w`` (exact counts).
 - **uniform**: each row ``Binomial(cols, nnz_per_row / cols)``; columns uniform.
+- ``permute_rows``: any of them with rows (and columns) shuffled, seeded: the degree skew stays,
+  its clustering in row blocks goes (a graph whose vertex ids are random).
 - **Matrix Market** (``.mtx``, coordinate): checked line by line first, so that a bad file is
   rejected with its file and line; then read with ``scipy.io.mmread`` (symmetric files
   expanded). Explicit zeros count as stored nonzeros, as a CSR built from the file would keep
@@ -198,14 +200,20 @@ def profile_of(w: SparseMatrixSpec) -> Profile:
                              key="workload.file") from None
         return _mtx_profile(str(p), st.st_mtime_ns, st.st_size)
     return _generated(w.generator, w.rows, w.cols or w.rows, w.nnz_per_row, w.half_bandwidth,
-                      w.rmat_a, w.rmat_b, w.rmat_c, w.seed)
+                      w.rmat_a, w.rmat_b, w.rmat_c, w.seed, w.permute_rows)
 
 
 @lru_cache(maxsize=16)
 def _generated(gen: str, rows: int, cols: int, nnz_per_row: float, w: int, a: float, b: float,
-               c: float, seed: int) -> Profile:
+               c: float, seed: int, permute: bool = False) -> Profile:
     if gen == "rmat":
-        return rmat_profile(rows, round(nnz_per_row * rows), a, b, c, seed)
-    if gen == "banded":
-        return banded_profile(rows, cols, w)
-    return uniform_profile(rows, cols, nnz_per_row, seed)
+        prof = rmat_profile(rows, round(nnz_per_row * rows), a, b, c, seed)
+    elif gen == "banded":
+        prof = banded_profile(rows, cols, w)
+    else:
+        prof = uniform_profile(rows, cols, nnz_per_row, seed)
+    if not permute:
+        return prof
+    rng = np.random.default_rng([seed, 2])
+    return Profile(prof.rows, prof.cols, _frozen(rng.permutation(prof.row_nnz)),
+                   _frozen(rng.permutation(prof.col_nnz)))

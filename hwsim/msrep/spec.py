@@ -42,6 +42,10 @@ class SparseMatrixSpec:
     rmat_b: float = param(0.19, gt=0, lt=1, help="R-MAT b")
     rmat_c: float = param(0.19, gt=0, lt=1, help="R-MAT c")
     seed: int = param(1, ge=0, le=2**32 - 1, help="seed of the generator (<= 2^32 - 1)")
+    permute_rows: bool = param(False, help="source = generated: shuffle the rows (seeded), so "
+                               "the degree skew stays but is no longer clustered in row blocks "
+                               "(R-MAT puts its heavy rows first; a graph with random vertex "
+                               "ids does not)")
     value_bytes: int = param(8, choices=(2, 4, 8), unit="B",
                              help="bytes per value (8: FP64, as the MSREP research code)")
     index_bytes: int = param(4, choices=(4, 8), unit="B", help="bytes per index (int32)")

@@ -102,8 +102,16 @@ SHORT_ROWS_REASON = (
     "nonzeros per row and scattered columns, where each x gather costs a 32 B sector and "
     "cuSPARSE's per-row work dominates; the model is 5x fast (docs/msrep.md)")
 
+SOCIAL_REASON = (
+    "on the two social graphs the research code's nonzero-balanced runs are 12-15% slower than "
+    "its row blocks; the model's costs (bytes per nonzero and per row, nothing per split row or "
+    "partial-format kernel) give the shuffled stand-ins a 2-3% gain instead; what makes the "
+    "measured balanced runs slower is not in the data (docs/msrep.md)")
+
 #: cases outside their tolerance: (reason, ceiling); documented in docs/msrep.md
 KNOWN_DEVIATIONS: dict[str, tuple[str, float]] = {
+    "dgx1-com-livejournal-balancing-gain-8gpu": (SOCIAL_REASON, 0.3),
+    "dgx1-com-orkut-balancing-gain-8gpu": (SOCIAL_REASON, 0.3),
     "dgx1-cit-patents-balancing-gain-2gpu": (RMAT_SKEW_REASON, 0.35),
     "dgx1-cit-patents-balancing-gain-4gpu": (RMAT_SKEW_REASON, 0.35),
     "dgx1-cit-patents-csr-1gpu-compute": (SHORT_ROWS_REASON, 0.85),
@@ -217,6 +225,18 @@ def validation_cases() -> list[Case]:
         add(f"dgx1-cit-patents-balancing-gain-{g}gpu", "speedup", rb / nb, gain, src,
             f"DGX-1 timing: cit-Patents-sized power-law matrix (cit-patents-like, R-MAT), CSR, "
             f"{g} V100: row-block / nnz-balanced compute time", group=grp)
+    for matrix in ("com-LiveJournal", "com-Orkut", "hollywood-2009", "wb-edu"):
+        rb, nb = data[(matrix, 8, "compute", "csr")]
+        spec = f"{matrix.lower()}-like"
+
+        def gain8(spec: str = spec) -> float:
+            return (evaluate(spec, "row-block", **g8)["kernel_s"]
+                    / evaluate(spec, "nnz-balanced", **g8)["kernel_s"])
+
+        add(f"dgx1-{matrix.lower()}-balancing-gain-8gpu", "speedup", rb / nb, gain8, src,
+            f"DGX-1 timing: {matrix}-sized power-law matrix with its rows shuffled ({spec}: "
+            "skewed degrees, not clustered in row blocks), CSR, 8 V100: row-block / "
+            "nnz-balanced compute time (balancing does not pay)", group=grp)
     rb, nb = data[("HV15R", 8, "compute", "csr")]
     add("dgx1-hv15r-balancing-gain-8gpu", "speedup", rb / nb,
         lambda: (evaluate("hv15r-like", "row-block", **g8)["kernel_s"]
