@@ -30,8 +30,9 @@ class SparseMatrixSpec:
                       "folder")
     generator: str = param("rmat", choices=GENERATORS,
                            help="source = generated: R-MAT (power law), banded or uniform")
-    rows: int = param(1 << 16, ge=1, le=1 << 30, help="rows (rmat: a power of two)")
-    cols: int = param(0, ge=0, le=1 << 30, help="columns; 0 = rows (rmat: square)")
+    rows: int = param(1 << 16, ge=1, le=1 << 27, help="rows (rmat: a power of two; <= 2^27: "
+                      "the row and column profiles take 8 B per row and column)")
+    cols: int = param(0, ge=0, le=1 << 27, help="columns; 0 = rows (rmat: square; <= 2^27)")
     nnz_per_row: float = param(16.0, gt=0, le=1e6, help="mean nonzeros per row (rmat: edges / "
                                "rows; uniform: the expected row length; banded: unused)")
     half_bandwidth: int = param(8, ge=0, le=1 << 20,
