@@ -34,6 +34,7 @@ BUILTIN_PACKAGES: tuple[str, ...] = (
     "hwsim.chiplet_cloud",
     "hwsim.gpu_serving",
     "hwsim.spmm",
+    "hwsim.msrep",
     "hwsim.systolic",       # the shared systolic array: kind, timing, resources, RTL
     "hwsim.systolic_fpga",
     "hwsim.a3fusion",       # camera-LiDAR fusion network + FPGA accelerator co-search

@@ -114,7 +114,6 @@ def test_random_mask_close_to_expected():
 
 @pytest.mark.parametrize("over", [
     {"workload.m": 256, "workload.k": 1024, "kernel.split_k": 1},          # one thread block
-    {"kernel.max_threads_per_sm": 128, "kernel.split_k": 7},  # one CTA per SM, equal K slices
     {"kernel.max_threads_per_sm": 128, "device.hbm_bandwidth_GBps": 1e6},  # bandwidth no limit
     {"kernel.max_threads_per_sm": 128, "workload.m": 7168, "workload.n": 32,
      "workload.sparsity": 0.9},  # K / (64 split_k) whole: every CTA takes the same steps
@@ -127,19 +126,30 @@ def test_des_matches_analytical_without_contention(over):
 
 
 def test_des_shows_contention():
-    """Where the analytical lock-step waves are an approximation the DES resolves the dynamics:
-    unequal K slices (SplitK 5 does not divide 112 K tiles) desynchronise CTAs, so one's load
-    overlaps another's extraction and the launch is faster; two co-resident CTAs that start in
-    phase contend for shared memory, which the analytical interleave bound does not charge;
-    starving HBM slows a memory-bound launch."""
-    desync = inputs(**{"kernel.max_threads_per_sm": 128})
-    assert SPMM.evaluate(desync, "des")["latency_us"] < SPMM.evaluate(desync)["latency_us"]
+    """Where the analytical waves are an approximation the DES resolves the dynamics: with one
+    CTA per SM over several waves, dynamic dispatch lets one wave's loads overlap another's
+    extraction (faster than the waves); on a single partial wave the first tiles, served in
+    dispatch order, leave the last CTA to finish alone (slower); starving HBM slows a
+    memory-bound launch."""
+    waves = inputs(**{"kernel.max_threads_per_sm": 128, "kernel.split_k": 7})
+    assert SPMM.evaluate(waves, "des")["latency_us"] < SPMM.evaluate(waves)["latency_us"]
+    tail = inputs(**{"workload.m": 7168, "workload.n": 8, "workload.sparsity": 0.7})
+    assert SPMM.evaluate(tail, "des")["latency_us"] > 1.1 * SPMM.evaluate(tail)["latency_us"]
     inp = inputs()
     a, d = SPMM.evaluate(inp), SPMM.evaluate(inp, "des")
     assert d["latency_us"] == pytest.approx(a["latency_us"], rel=0.05)
     slow = SPMM.evaluate(inputs(**{"device.hbm_bandwidth_GBps": 500}), "des")
     assert slow["latency_us"] > 2 * d["latency_us"]
     assert slow["hbm_utilization"] > d["hbm_utilization"]
+
+
+def test_des_does_not_depend_on_the_mask():
+    """Expected tile counts and a random mask of the same sparsity give the same launch time
+    (the first tiles are served in dispatch order, so CTAs never run in lock step)."""
+    for over in ({}, {"workload.m": 28672, "workload.n": 32, "workload.sparsity": 0.7}):
+        exp = SPMM.evaluate(inputs(**over), "des")["latency_us"]
+        rnd = SPMM.evaluate(inputs(**over, **{"workload.seed": 7}), "des")["latency_us"]
+        assert rnd == pytest.approx(exp, rel=0.02)
 
 
 def test_des_is_deterministic():
@@ -159,16 +169,57 @@ def test_des_rejects_baselines(capsys):
 # --- calibration and validation ------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "free", "ref"), [
-    ("flash-llm", calibration.FLASH_LLM_FREE, "flash_llm_tflops"),
-    ("cublas", calibration.CUBLAS_FREE, "cublas_tflops"),
-])
+@pytest.mark.parametrize(("name", "free", "ref"), calibration.FITS)
 def test_spec_files_carry_the_fit(name, free, ref):
     kernel, cal = calibration.load_kernel(name), calibration.load_calibration(name)
     fitted = calibration.fit(kernel, cal, free, ref)
     for key, value in fitted.items():
         assert getattr(cal, key) == pytest.approx(value, abs=1.5e-3), key
-    assert "N = 16" in cal.fitted_on and cal.device == "a100-sxm-80gb" and cal.kernel == name
+    assert calibration.FIT_ROWS[name][0] in cal.fitted_on
+    assert cal.device == "a100-sxm-80gb" and cal.kernel == name
+
+
+def test_cusparse_file_carries_its_bound_fit():
+    cal = calibration.load_calibration("cusparse")
+    assert cal.issue_efficiency == pytest.approx(
+        calibration.fit_cusparse()["issue_efficiency"], rel=2e-3)
+
+
+def test_at_most_one_constant_fitted_per_kernel():
+    for _, free, _ in calibration.FITS:
+        assert len(free) == 1
+    assert len(calibration.CUSPARSE_FREE) == 1
+    # what is borrowed is the other file's fitted value, the launch an assumed 5 us for all
+    hbm = calibration.load_calibration("cublas").hbm_efficiency
+    for name in ("flash-llm", "sputnik", "cusparse"):
+        assert calibration.load_calibration(name).hbm_efficiency == hbm, name
+    issue = calibration.load_calibration("sputnik").issue_efficiency
+    assert calibration.load_calibration("sparta").issue_efficiency == issue
+    for name in ("flash-llm", "cublas", "sputnik", "sparta", "cusparse"):
+        assert calibration.load_calibration(name).launch_overhead_us == 5.0, name
+
+
+def test_sputnik_pays_for_its_tile_width():
+    """Sputnik's half kernel runs N = 8 on the 16-column tile of N = 16 (its kernel table), so
+    its time barely drops from N = 16 to 8, while N = 32 doubles the FMAs per load."""
+    t = {n: SPMM.evaluate(inputs("sputnik", **{"workload.n": n}))["latency_us"]
+         for n in (8, 16, 32)}
+    assert t[8] == pytest.approx(t[16], rel=0.02)
+    assert 1.2 < t[32] / t[16] < 1.6
+
+
+def test_sparta_two_four_part_at_twice_the_dense_rate():
+    from hwsim.spmm import analytical as an
+
+    dev = an.device_of(inputs()["device"])
+    ker = {"hbm_efficiency": 1.0, "tensor_efficiency": 1.0, "issue_efficiency": 1.0,
+           "launch_overhead_us": 0.0}
+    big = an.sparta(4096, 4096, 8192, 1e-4, ker, dev)  # compute bound: N large, no residual
+    t_24 = 4096 * 8192 * 4096 / (2 * dev.tensor_flops)  # half the MACs, twice the rate
+    assert big["latency_s"] >= t_24
+    assert big["latency_s"] < 1.5 * t_24 + 1e-3
+    kept, residual = an.two_four_split(np.array([0.1, 0.5, 1.0]))
+    assert np.allclose(kept + residual, [0.1, 0.5, 1.0]) and np.all(kept <= 0.5)
 
 
 def test_known_deviations_are_documented_and_real():

@@ -30,7 +30,10 @@ SM's shared memory (tensor cores) busy with every resident CTA's work, whichever
 earlier model charged ``r (t_extract + t_mma)`` in series, ignoring this overlap, which the DES
 showed; :mod:`hwsim.spmm.des` runs the same two phases per CTA.)
 
-- HBM is shared by the ``c`` CTAs in flight (each loads at ``eta_hbm * BW / c``); shared memory
+- HBM is a throughput bound shared by the ``c`` CTAs in flight, which run out of phase (one
+  loads while another extracts): a step moves every CTA's records, ``c x bytes / (eta_hbm
+  BW)``; only the first tile, which all load at launch, is lock-step (the earlier lock-step
+  sharing, all load then all extract, made 70% sparsity 8-13% pessimistic); shared memory
   and the tensor cores of an SM are shared by its resident CTAs (at most what fits in shared
   memory and the thread limit: 2 on an A100 for Flash-LLM's 68-72 KiB CTAs).
 - Shared-memory time counts bytes at ``smem_bytes_per_clk_per_sm`` (32 banks x 4 B) times
@@ -40,8 +43,6 @@ showed; :mod:`hwsim.spmm.des` runs the same two phases per CTA.)
 - Pipeline fill and drain: the first tile is loaded and extracted before the loop and the last
   step issues MMAs only, so a CTA takes ``t_load + t_extract + (steps - 1) T + max(t_mma,
   t_operands)`` for a step time ``T``.
-- HBM sharing is lock-step: the ``c`` CTAs of a wave start together and do identical work, so
-  they load together (each at ``eta_hbm BW / c``) and then extract together.
 - Wave quantisation: ``grid = ceil(M / tile_m) * split_k * ceil(N / tile_n)`` CTAs run in full
   waves of ``sms * ctas_per_sm`` and one partial wave with fewer CTAs (more bandwidth each).
 - Split-K: each CTA writes its partial C (``split_k * M * N * 2 B``); a second kernel reads the
@@ -51,12 +52,10 @@ showed; :mod:`hwsim.spmm.des` runs the same two phases per CTA.)
 **cuBLAS** (dense tensor cores): a roofline, ``max(bytes / (eta_hbm BW), 2 M N K / (eta_tc
 peak))`` plus a launch overhead, bytes ``2 (M K + K N + M N)``. At N <= 32 it is bandwidth bound.
 
-**Sputnik, cuSPARSE** (CUDA-core CSR SpMM): ``max(CSR bytes / (eta_hbm BW), 2 nnz N /
-(eta_cc * FP32 peak))`` plus a launch overhead; CSR bytes ``6 nnz + 4 (M + 1)`` plus B and C.
-
-**SparTA** (as Flash-LLM benchmarks it): a 2:4 part on sparse tensor cores (cuSPARSELt; half of
-A's values plus 2-bit indices, at twice the dense tensor rate) and the residual nonzeros with the
-CSR model above, one after the other.
+**Sputnik** (1-D tiling, CUDA cores; its tile table by N): warp instructions per nonzero over
+the SM issue rate; **cuSPARSE**: scalar work per (nonzero, column); **SparTA**: a 2:4 part on
+sparse tensor cores (half of A's values plus 2-bit indices; half the MACs at twice the dense
+rate) and the residual with the Sputnik model, back to back. Each function says its sources.
 """
 
 from __future__ import annotations
@@ -171,18 +170,20 @@ def flash_llm(m: Any, k: Any, n: Any, nnz_tile: Any, split_k: Any, ker: Mapping[
     full = np.floor(grid / slots)
     rem = grid - full * slots
 
-    def wave(c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """A wave of ``c`` CTAs: its time, the per-CTA load time and the SM-shared bound."""
+    def wave(c: np.ndarray) -> tuple[np.ndarray, ...]:
+        """A wave of ``c`` CTAs: its time and the three bounds on its step period (HBM
+        throughput, the SM's shared memory or tensor cores, one CTA's own chain)."""
         resident = np.minimum(_ceil(c / dev.sms), cap)
-        t_load = a_step * c / bw
-        issue = np.maximum(np.maximum(t_load, t_mma), t_operand)
+        t_load = a_step * c / bw  # the first tile: every CTA loads at once (they start together)
+        t_hbm = a_step * c / bw  # HBM throughput: every CTA's step of records per period
+        own = np.maximum(np.maximum(a_step / bw, t_mma), t_operand)  # one CTA's issue phase
         t_chip = np.maximum(resident * (t_extract + t_operand), resident * t_mma)
-        period = np.maximum(issue + t_extract, t_chip)
+        period = np.maximum(np.maximum(t_hbm, own + t_extract), t_chip)
         t = t_load + t_extract + (steps - 1.0) * period + np.maximum(t_mma, t_operand)
-        return t, t_load, t_chip
+        return t, t_hbm, t_chip, own + t_extract
 
-    t_full, load_full, chip_full = wave(slots)
-    t_rem, load_rem, chip_rem = wave(np.maximum(rem, 1.0))
+    t_full, load_full, chip_full, chain_full = wave(slots)
+    t_rem, load_rem, chip_rem, chain_rem = wave(np.maximum(rem, 1.0))
     main = full * t_full + np.where(rem > 0, t_rem, 0.0)
     c_out = sk * m * n * 2.0  # partial C per slice (or C itself)
     reduce_bytes = np.where(sk > 1, c_out + m * n * 2.0, 0.0)
@@ -194,13 +195,11 @@ def flash_llm(m: Any, k: Any, n: Any, nnz_tile: Any, split_k: Any, ker: Mapping[
     hbm = a_bytes + k * n * 2.0 + c_out + reduce_bytes
     load = np.where(full > 0, load_full, load_rem)
     chip = np.where(full > 0, chip_full, chip_rem)
-    issue = np.maximum(np.maximum(load, t_mma), t_operand)
+    chain = np.where(full > 0, chain_full, chain_rem)
     on_chip = np.where(t_extract + t_operand >= t_mma, BOUND_CODES["smem"],
                        BOUND_CODES["compute"])
-    bound = np.where(chip > issue + t_extract, on_chip,
-                     np.where(load >= np.maximum(t_mma, t_operand), BOUND_CODES["hbm"],
-                              np.where(t_operand >= t_mma, BOUND_CODES["smem"],
-                                       BOUND_CODES["compute"])))
+    bound = np.where(load >= np.maximum(chip, chain), BOUND_CODES["hbm"],
+                     np.where(chip >= chain, on_chip, BOUND_CODES["smem"]))
     return {"latency_s": latency, "hbm_bytes": hbm, "memory_bytes": a_bytes,
             "bound": bound.astype(float), "ctas": grid, "waves": grid / slots,
             "ctas_per_sm": cap, "feasible": feasible,
@@ -226,35 +225,103 @@ def cublas(m: Any, k: Any, n: Any, ker: Mapping[str, Any], dev: Device,
             "bound": bound.astype(float)}
 
 
-def csr_spmm(m: Any, k: Any, n: Any, nnz: Any, ker: Mapping[str, Any], dev: Device,
-             elem_bytes: float = 2.0) -> dict[str, np.ndarray]:
-    """CUDA-core CSR SpMM (Sputnik, cuSPARSE): CSR bytes vs FP32 throughput, plus a launch."""
+#: warp instructions an SM can issue per clock: 4 schedulers, one each (NVIDIA A100 and H100
+#: whitepapers: 4 processing blocks per SM)
+WARP_ISSUE_PER_CLK = 4.0
+
+
+def sputnik_tile(n: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sputnik's half-precision tile for N: (rows per block, threads per row, output columns
+    per block), from its kernel selection (google-research/sputnik @ 1231afc,
+    ``sputnik/spmm/cuda_spmm.cu.cc``, ``CudaSpmmBiasRelu`` for half2): N <= 16: 4 rows x 8
+    threads x 16 columns; N <= 32: 4 x 8 x 32; N a multiple of 64: 4 x 8 x 64; else
+    2 x 16 x 64. A block is one warp (rows x threads = 32) in every case."""
+    n = np.asarray(n, dtype=float)
+    big = np.mod(n, 64) == 0
+    rows = np.where((n <= 32) | big, 4.0, 2.0)
+    width = 32.0 / rows
+    cols = np.select([n <= 16, n <= 32], [16.0, 32.0], 64.0)
+    return rows, width, cols
+
+
+def sputnik(m: Any, k: Any, n: Any, nnz: Any, ker: Mapping[str, Any], dev: Device,
+            elem_bytes: float = 2.0) -> dict[str, np.ndarray]:
+    """Sputnik (Gale et al., SC'20, arXiv 2006.10901): 1-D tiling, one subwarp per row of A
+    (rows swizzled by length so a warp's rows are alike), CUDA-core FMAs, vector loads.
+
+    Each subwarp walks its row's nonzeros; per nonzero every thread reads the column index and
+    the value (shared memory), gathers its ``c`` columns of that B row (one vector load) and
+    issues ``c`` FMAs and ``c / 2`` half-to-float conversions: ``4 + 1.5 c`` instructions
+    (derived here from the loop body of ``cuda_spmm.cu.cc``). ``c`` is the block's output
+    columns over its threads (2 for N <= 16: N = 8 pays for 16 columns, the strong dependence
+    on N). The launch is issue-bound: warp instructions over ``4 x SMs x clock x
+    issue_efficiency``, or HBM-bound on its CSR (16-bit indices, the half kernel's ``short2``)
+    plus B and C; plus a fixed time per launch."""
     m, k, n, nnz = (np.asarray(x, dtype=float) for x in (m, k, n, nnz))
-    a_bytes = fmt.csr_bytes(m, nnz, int(elem_bytes))
+    rows, width, cols = sputnik_tile(n)
+    c = cols / width
+    col_tiles = _ceil(n / cols)
+    warp_instr = nnz / rows * col_tiles * (4.0 + 1.5 * c)
+    t_issue = warp_instr / (WARP_ISSUE_PER_CLK * dev.sms * dev.clock_Hz
+                            * ker["issue_efficiency"])
+    a_bytes = (elem_bytes + 2.0) * nnz + 4.0 * (m + 1) + 4.0 * m  # + the row swizzle map
     hbm = a_bytes + elem_bytes * (k * n + m * n)
     t_mem = hbm / (dev.hbm_Bps * ker["hbm_efficiency"])
-    t_cmp = 2.0 * nnz * n / (dev.fp32_flops * ker["cuda_core_efficiency"])
-    latency = np.maximum(t_mem, t_cmp) + ker["launch_overhead_us"] * 1e-6
-    bound = np.where(t_mem >= t_cmp, BOUND_CODES["hbm"], BOUND_CODES["compute"])
+    latency = np.maximum(t_mem, t_issue) + ker["launch_overhead_us"] * 1e-6
+    bound = np.where(t_mem >= t_issue, BOUND_CODES["hbm"], BOUND_CODES["compute"])
     return {"latency_s": latency, "hbm_bytes": hbm, "memory_bytes": a_bytes,
             "bound": bound.astype(float)}
 
 
+def cusparse(m: Any, k: Any, n: Any, nnz: Any, ker: Mapping[str, Any], dev: Device,
+             elem_bytes: float = 2.0) -> dict[str, np.ndarray]:
+    """cuSPARSE ``cusparseSpMM`` on CSR with a column-major B (Flash-LLM's benchmark): modelled
+    as scalar CSR work per (nonzero, column of C), no reuse of the index and value loads
+    across columns: 4 instructions per pair (index, value, B gather, FMA), 32 pairs per warp
+    instruction, at ``issue_efficiency`` of the issue peak; or HBM-bound on its CSR (32-bit
+    indices) plus B and C; plus a fixed time per launch. Its time grows with ``nnz x N``, so
+    its dense-equivalent TFLOPS do not grow with N."""
+    m, k, n, nnz = (np.asarray(x, dtype=float) for x in (m, k, n, nnz))
+    warp_instr = nnz * n * 4.0 / 32.0
+    t_issue = warp_instr / (WARP_ISSUE_PER_CLK * dev.sms * dev.clock_Hz
+                            * ker["issue_efficiency"])
+    a_bytes = fmt.csr_bytes(m, nnz, int(elem_bytes))
+    hbm = a_bytes + elem_bytes * (k * n + m * n)
+    t_mem = hbm / (dev.hbm_Bps * ker["hbm_efficiency"])
+    latency = np.maximum(t_mem, t_issue) + ker["launch_overhead_us"] * 1e-6
+    bound = np.where(t_mem >= t_issue, BOUND_CODES["hbm"], BOUND_CODES["compute"])
+    return {"latency_s": latency, "hbm_bytes": hbm, "memory_bytes": a_bytes,
+            "bound": bound.astype(float)}
+
+
+def two_four_split(density: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Shares of A's elements kept by the 2:4 part and left to the residual, for a uniform
+    random mask: per group of 4 the 2:4 part keeps ``E[min(X, 2)]``, ``X ~ Bin(4, d)``."""
+    d = np.asarray(density, dtype=float)
+    q = 1.0 - d
+    p1 = 4.0 * d * q**3
+    kept = (p1 + 2.0 * (1.0 - q**4 - p1)) / 4.0
+    return kept, np.maximum(d - kept, 0.0)
+
+
 def sparta(m: Any, k: Any, n: Any, density: Any, ker: Mapping[str, Any], dev: Device,
            elem_bytes: float = 2.0) -> dict[str, np.ndarray]:
-    """2:4 part on sparse tensor cores plus the residual on CUDA cores, run back to back."""
+    """SparTA as Flash-LLM benchmarks it (``kernel_benchmark/sparTA.h``): A split per group of
+    4 into a 2:4 part on the sparse tensor cores (cuSPARSELt) and the residual nonzeros with
+    Sputnik, run back to back.
+
+    The 2:4 part stores half of A's values plus 2-bit indices and does half the dense MACs
+    (``M N K`` FLOPs) at twice the dense tensor rate (NVIDIA's 2:4 sparse tensor-core peak), so
+    ``max(bytes / (hbm_efficiency BW), M N K / (2 tensor_efficiency peak))`` plus a launch;
+    the residual is :func:`sputnik` with this file's issue efficiency (Sputnik's)."""
     m, k, n, d = (np.asarray(x, dtype=float) for x in (m, k, n, density))
-    q = 1.0 - d
-    # expected nonzeros of a group of 4 that fit the 2:4 pattern: E[min(X, 2)], X ~ Bin(4, d)
-    p1 = 4.0 * d * q**3
-    kept_per_group = p1 + 2.0 * (1.0 - q**4 - p1)
-    residual = np.maximum(d * m * k - kept_per_group * m * k / 4.0, 0.0)
+    _, residual = two_four_split(d)
     half_bytes = elem_bytes * m * k / 2.0 + m * k / 2.0 * 2.0 / 8.0  # values + 2-bit indices
     hbm24 = half_bytes + elem_bytes * (k * n + m * n)
     t_mem = hbm24 / (dev.hbm_Bps * ker["hbm_efficiency"])
-    t_cmp = m * n * k / (dev.tensor_flops * ker["tensor_efficiency"])  # half the MACs, 2x rate
+    t_cmp = m * n * k / (2.0 * dev.tensor_flops * ker["tensor_efficiency"])
     t24 = np.maximum(t_mem, t_cmp) + ker["launch_overhead_us"] * 1e-6
-    res = csr_spmm(m, k, n, residual, ker, dev, elem_bytes)
+    res = sputnik(m, k, n, residual * m * k, ker, dev, elem_bytes)
     bound = np.where(t_mem >= t_cmp, BOUND_CODES["hbm"], BOUND_CODES["compute"])
     return {"latency_s": t24 + res["latency_s"], "hbm_bytes": hbm24 + res["hbm_bytes"],
             "memory_bytes": half_bytes + res["memory_bytes"], "bound": bound.astype(float)}
@@ -312,8 +379,10 @@ def evaluate_arrays(w: Mapping[str, Any], ker: Mapping[str, Any], dev: Device,
         feasible = feasible & r.pop("feasible") & (d <= ker["max_tile_density"])
     elif kind == "cublas":
         r = cublas(m, k, n, ker, dev, eb)
-    elif kind in ("sputnik", "cusparse"):
-        r = csr_spmm(m, k, n, d * m * k, ker, dev, eb)
+    elif kind == "sputnik":
+        r = sputnik(m, k, n, d * m * k, ker, dev, eb)
+    elif kind == "cusparse":
+        r = cusparse(m, k, n, d * m * k, ker, dev, eb)
     else:
         r = sparta(m, k, n, d, ker, dev, eb)
     base = cublas(m, k, n, baseline, dev, eb)["latency_s"]

@@ -14,14 +14,17 @@ One event per tile-stage, never per cycle:
   the next tile in shared memory), which needs the loaded registers; the first tile is loaded
   and extracted before the loop, the last step only issues MMAs. Co-resident CTAs interleave
   their phases on the SM's shared memory and tensor cores;
-- CTAs are dispatched to SM slots as slots free up (``ctas_per_sm`` per SM); after its last step
-  a CTA writes its partial C; with split-K a reduction kernel follows.
+- CTAs are dispatched to SM slots as slots free up (``ctas_per_sm`` per SM); their first tiles
+  are served in dispatch order, one at a time, so CTAs start out of phase as on the GPU (without
+  it identical CTAs stay in lock step for the whole launch and the time depended on whether the
+  tile counts came from a random mask, up to 36%); after its last step a CTA writes its partial
+  C; with split-K a reduction kernel follows.
 
 Per-step quantities come from :func:`hwsim.spmm.analytical.flash_llm`, so with no contention
 (one CTA, or bandwidth not binding) the DES reproduces the analytical time. Where CTAs contend
 for HBM the DES resolves what the analytical wave model averages: dynamic dispatch instead of
-lock-step waves, epilogue writes overlapping other CTAs' loads, and, with a workload ``seed``
->= 0, per-tile nonzero counts drawn from a uniform random mask (load imbalance).
+waves, the tail of a partial wave, epilogue writes overlapping other CTAs' loads, and, with a
+workload ``seed`` >= 0, per-tile nonzero counts drawn from a uniform random mask.
 """
 
 from __future__ import annotations
@@ -93,12 +96,15 @@ def evaluate(inputs: Inputs, *, seed: int = 0, trace: TraceRecorder | None = Non
     tc = [ComputeUnit(env, dev.tensor_flops / sms, tensor_eff, 1, name=f"tc{i}", recorder=trace)
           for i in range(sms)]
     c_per_cta = p["c_out_B"] / grid
+    first_tiles = simpy.Resource(env, capacity=1)
     pending = list(range(grid - 1, -1, -1))  # CTAs not yet dispatched (pop from the end)
     finished: list[float] = []
 
     def cta_proc(sm: int, cta: int):
         n_steps = steps_of[cta % sk]
-        yield hbm.read(float(load_B[cta, 0]))
+        with first_tiles.request() as turn:  # first tiles served in dispatch order
+            yield turn
+            yield hbm.read(float(load_B[cta, 0]))
         yield smem[sm].submit(float(extract_s[cta, 0]))
         for step in range(n_steps):
             issue = [tc[sm].run(p["mma_flops"]), smem[sm].submit(p["operand_s"])]

@@ -98,13 +98,16 @@ class SpmmCalibrationSpec:
     tensor_efficiency: float = param(1.0, gt=0, le=1, help="achieved / peak tensor-core rate")
     cuda_core_efficiency: float = param(1.0, gt=0, le=1,
                                         help="achieved / peak FP32 CUDA-core rate (CSR kernels)")
+    issue_efficiency: float = param(1.0, gt=0, le=1,
+                                    help="achieved / peak warp-instruction issue rate (the "
+                                    "CUDA-core kernels Sputnik and cuSPARSE)")
     launch_overhead_us: float = param(0.0, unit="us", ge=0,
                                       help="fixed time per kernel launch (launch, prologue, "
                                       "epilogue, tail)")
 
     #: the fields the kernel model reads
     CONSTANTS = ("hbm_efficiency", "smem_efficiency", "tensor_efficiency",
-                 "cuda_core_efficiency", "launch_overhead_us")
+                 "cuda_core_efficiency", "issue_efficiency", "launch_overhead_us")
 
 
 @spec_kind("sparse-decoder")
