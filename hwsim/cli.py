@@ -153,10 +153,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = []
     for kind in kinds:
         specs.kind_schema(kind)
-        for p in specs.spec_files(kind):
-            rows.append([kind, p.stem, _relpath(p)])
+        for p, origin in specs.spec_files_with_origin(kind):
+            rows.append([kind, p.stem, origin, _relpath(p)])
+    print("spec search order (the first file of a kind and name wins):")
+    for n, d in enumerate(specs.model_dirs(), 1):
+        missing = "" if d.path.is_dir() else "  (missing)"
+        print(f"  {n}. {d.origin:<12}  {d.path}{missing}")
+    print()
     print("spec files:")
-    print(_table(rows, ["kind", "name", "file"]) if rows else "(none)")
+    print(_table(rows, ["kind", "name", "from", "file"]) if rows else "(none)")
     return EXIT_OK
 
 
@@ -312,11 +317,25 @@ def cmd_validate(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------
 
 
+MODELS_HELP = ("search this folder of spec files (laid out as models/<kind>/NAME.toml) before "
+               "$HWSIM_MODELS and the bundled specs; repeatable")
+
+
+def _common_options(p: argparse.ArgumentParser, *, top: bool) -> None:
+    """-v, -q and --models, accepted before the subcommand and after it."""
+    kw: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}
+    p.add_argument("-v", "--verbose", action="count", help="more log output (repeatable)",
+                   **({"default": 0} if top else kw))
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="only warnings and errors; no progress bar", **kw)
+    p.add_argument("--models", action="append", metavar="DIR", help=MODELS_HELP,
+                   **({"default": []} if top else kw))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="hwsim", description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--version", action="version", version=f"hwsim {__version__}")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
-    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    _common_options(p, top=True)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     s = sub.add_parser("list", help="list systems and spec files by kind")
@@ -360,6 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     explore_cli.add_parsers(sub)
     rtl_cli.add_parsers(sub)
+    for sp in sub.choices.values():
+        _common_options(sp, top=False)
     return p
 
 
@@ -371,7 +392,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_INPUT
+    saved_env = os.environ.get("HWSIM_MODELS")
     try:
+        specs.use_model_dirs(args.models)
         return int(args.func(args) or 0)
     except HwsimError as exc:  # InputError 2, ToolError 3, any other 1 (``exit_code``)
         sys.stderr.write("error: " + " ".join(str(exc).splitlines()) + "\n")
@@ -391,6 +414,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                  else "the traceback could not be written (set HWSIM_CRASH_DIR)")
         sys.stderr.write(f"error: internal error ({what}); {where}; please report it\n")
         return EXIT_INTERNAL
+    finally:  # main() may run again in the same process (tests, scripts)
+        if args.models:
+            specs.use_model_dirs([])
+            if saved_env is None:
+                os.environ.pop("HWSIM_MODELS", None)
+            else:
+                os.environ["HWSIM_MODELS"] = saved_env
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -602,6 +602,10 @@ def _path(ref: str, base_dir: Path | None) -> Path:
     for cand in (base_dir / p, base_dir.parent / p, specs.models_dir().parent / p):
         if cand.exists():
             return cand
+    if len(p.parts) > 1 and p.parts[0] == "models":  # models/<kind>/x.toml on the search path
+        found = specs.find_model_file(Path(*p.parts[1:]))
+        if found is not None:
+            return found
     return p
 
 
