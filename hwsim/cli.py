@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from hwsim.registry import load_builtins
 log = logging.getLogger("hwsim")
 
 EXIT_OK, EXIT_VALIDATION, EXIT_INPUT, EXIT_TOOL, EXIT_INTERNAL = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130
 SEED_MAX = 2**32 - 1  # what numpy's and Optuna's generators take
 
 
@@ -394,14 +395,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INPUT
     saved_env = os.environ.get("HWSIM_MODELS")
     try:
-        specs.use_model_dirs(args.models)
-        return int(args.func(args) or 0)
+        return run_guarded(lambda: _run(args))
+    finally:  # main() may run again in the same process (tests, scripts)
+        if args.models:
+            specs.use_model_dirs([])
+            if saved_env is None:
+                os.environ.pop("HWSIM_MODELS", None)
+            else:
+                os.environ["HWSIM_MODELS"] = saved_env
+
+
+def _run(args: argparse.Namespace) -> int:
+    specs.use_model_dirs(args.models)
+    return int(args.func(args) or 0)
+
+
+def run_guarded(func: Callable[[], int | None]) -> int:
+    """Run ``func`` as the ``hwsim`` command runs a subcommand and return the exit status: an
+    ``HwsimError`` is one ``error:`` line (2 input, 3 tool, 1 other), Ctrl-C one line and 130,
+    any other exception one line naming the file its traceback was written to (4). For scripts
+    such as ``explore/chiplet_cloud_search.py``: ``raise SystemExit(run_guarded(main))``."""
+    try:
+        return int(func() or 0)
     except HwsimError as exc:  # InputError 2, ToolError 3, any other 1 (``exit_code``)
         sys.stderr.write("error: " + " ".join(str(exc).splitlines()) + "\n")
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return EXIT_OK
@@ -414,13 +435,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                  else "the traceback could not be written (set HWSIM_CRASH_DIR)")
         sys.stderr.write(f"error: internal error ({what}); {where}; please report it\n")
         return EXIT_INTERNAL
-    finally:  # main() may run again in the same process (tests, scripts)
-        if args.models:
-            specs.use_model_dirs([])
-            if saved_env is None:
-                os.environ.pop("HWSIM_MODELS", None)
-            else:
-                os.environ["HWSIM_MODELS"] = saved_env
 
 
 if __name__ == "__main__":  # pragma: no cover

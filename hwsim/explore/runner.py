@@ -591,6 +591,9 @@ class Progress:
 
 @dataclass
 class SweepResult:
+    """What one ``sweep`` did: ``ran`` counted trials were added while it ran (by all of its
+    workers, and any other worker of the same study); ``counted`` are there now."""
+
     study_name: str
     storage: str
     out_dir: Path
@@ -598,6 +601,7 @@ class SweepResult:
     ran: int
     seconds: float
     budget: int = 0
+    before: int = 0  # counted trials when the command started
 
 
 def run_worker(study: StudySpec, opts: SweepOptions, budget: int,
@@ -703,6 +707,7 @@ def sweep(study: StudySpec, opts: SweepOptions,
     ostudy = open_study(study, opts)
     if on_start is not None:
         on_start(ostudy)
+    before = finished_counted(ostudy.get_trials(deepcopy=False))
     budget = study.trials
     if study.sampler == "grid" and study.space_size() < budget:
         budget = int(study.space_size())
@@ -717,7 +722,7 @@ def sweep(study: StudySpec, opts: SweepOptions,
             p.start()
             children.append(p)
     try:
-        ran = run_worker(study, opts, budget, progress=opts.progress, ostudy=ostudy)
+        run_worker(study, opts, budget, progress=opts.progress, ostudy=ostudy)
     finally:
         for p in children:
             p.join()
@@ -725,6 +730,7 @@ def sweep(study: StudySpec, opts: SweepOptions,
         if p.exitcode:
             log.warning("worker process %s exited with status %s", p.pid, p.exitcode)
     # the storage reads what the other workers wrote: no need to open the study again
+    counted = finished_counted(ostudy.get_trials(deepcopy=False))
     return SweepResult(study_name=ostudy.study_name, storage=url, out_dir=out,
-                       counted=finished_counted(ostudy.get_trials(deepcopy=False)), ran=ran,
-                       seconds=time.perf_counter() - t0, budget=budget)
+                       counted=counted, ran=counted - before,
+                       seconds=time.perf_counter() - t0, budget=budget, before=before)

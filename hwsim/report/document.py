@@ -102,7 +102,7 @@ def _tables(o: Outputs, units: dict[str, str]) -> list[tuple[str, str, list[str]
     gaps = [c for c in ("front_gap", "front_gap_rel") if c in par]
     prow = [[int(r["trial"]), *(r.get(c) for c in cols + gaps)]
             for r in par.head(MAX_ROWS).to_dict("records")]
-    title = f"Pareto set ({len(par)} designs" + (
+    title = f"Pareto set ({len(par)} design{'' if len(par) == 1 else 's'}" + (
         f", first {MAX_ROWS} shown; all in pareto.csv)" if len(par) > MAX_ROWS else ")")
     gap_headers = {"front_gap": "gap to exact front (fraction of its range)",
                    "front_gap_rel": "gap to exact front (relative)"}
@@ -206,9 +206,9 @@ def _summary_lines(o: Outputs) -> list[str]:
         f"study: {o.study_name}, storage {m.get('storage', '')}",
         f"sampler: {s.sampler}, seed {s.seed}, budget {s.trials} trials",
         f"finished trials: {sum(v for k, v in o.counts.items() if k != 'RUNNING')}"
-        + (f" ({o.counts.get('PRUNED', 0)} infeasible designs, recorded as pruned)"
+        + (f" ({o.counts.get('PRUNED', 0)} infeasible, recorded as pruned)"
            if o.counts.get("PRUNED") else ""),
-        f"Pareto set: {len(o.pareto)} designs",
+        f"Pareto set: {len(o.pareto)} design{'' if len(o.pareto) == 1 else 's'}",
     ]
     note = no_feasible_note(o)
     if note:
