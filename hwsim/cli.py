@@ -244,9 +244,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             raise InputError("--trace needs --fidelity des (the analytical model has no timeline)")
         output_file(args.trace, "--trace")
         trace = TraceRecorder()
+    from hwsim.des.progress import des_progress
+
+    bar = args.fidelity == "des" and not args.quiet and sys.stderr.isatty()
     try:
-        metrics, tables = system.evaluate_tables(inputs, args.fidelity, seed=args.seed,
-                                                 trace=trace)
+        with des_progress(f"{system.name} des", enabled=bar):
+            metrics, tables = system.evaluate_tables(inputs, args.fidelity, seed=args.seed,
+                                                     trace=trace)
         status = "ok"
         reason = ""
     except InfeasibleDesign as exc:
@@ -294,7 +298,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         output_file(args.report, "--report")  # before the cases run, not after
     cases = validation.select(validation.collect([args.system] if args.system else None),
                               args.case)
-    results = validation.run(cases, progress=not args.json and sys.stderr.isatty())
+    results = validation.run(cases, progress=not (args.json or args.quiet)
+                             and sys.stderr.isatty())
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
         Path(args.report).write_text(validation.markdown_report(results) + "\n")

@@ -24,11 +24,14 @@ Determinism
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
 import json
 import logging
 import math
 import multiprocessing as mp
+import os
+import signal
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -439,6 +442,11 @@ class Objective:
             trial.set_user_attr("reason", reason)
             trial.set_user_attr("constraints", [1.0] * max(1, n_violations(self.study)))
             raise optuna.TrialPruned(reason) from None
+        except KeyboardInterrupt:  # Optuna marks it FAIL (not counted: a rerun redoes it)
+            run["eval_s"] = time.perf_counter() - t0
+            trial.set_user_attr("run", run)
+            trial.set_user_attr("reason", "interrupted")
+            raise
         except Exception as exc:  # recorded, counted, and the sweep goes on
             run["eval_s"] = time.perf_counter() - t0
             trial.set_user_attr("run", run)
@@ -690,6 +698,8 @@ def _worker_main(path: str, raw_trials: int | None, seed: int | None, opts: Swee
     except HwsimError as exc:  # one line, as the command itself says it
         log.error("worker %d: %s", index, exc)
         raise SystemExit(exc.exit_code) from None
+    except KeyboardInterrupt:  # Ctrl-C reaches every worker: the command says it once
+        raise SystemExit(130) from None
 
 
 def sweep(study: StudySpec, opts: SweepOptions,
@@ -723,6 +733,12 @@ def sweep(study: StudySpec, opts: SweepOptions,
             children.append(p)
     try:
         run_worker(study, opts, budget, progress=opts.progress, ostudy=ostudy)
+    except KeyboardInterrupt:  # a terminal's Ctrl-C reaches them too; a kill -INT may not
+        for p in children:
+            if p.is_alive() and p.pid is not None:
+                with contextlib.suppress(OSError):
+                    os.kill(p.pid, signal.SIGINT)
+        raise
     finally:
         for p in children:
             p.join()
