@@ -115,13 +115,43 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_INPUT)
 
 
-def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+#: the width text tables are wrapped to (``--wide``: None, no wrapping)
+TABLE_WIDTH: int | None = 100
+
+
+def _table(rows: Sequence[Sequence[Any]], header: Sequence[str],
+           width: int | None = None) -> str:
+    """A text table; when wider than ``width`` (default :data:`TABLE_WIDTH`), its columns of
+    words (meanings, summaries) wrap onto continuation lines; keys and numbers stay whole."""
+    import textwrap
+
+    width = TABLE_WIDTH if width is None else width
     cells = [list(map(str, header))] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    n = len(header)
+    widths = [max(len(r[i]) for r in cells) for i in range(n)]
+    if width is not None and sum(widths) + 2 * (n - 1) > width:
+        # shrink only columns of words (a meaning, a summary, a list; never the first, a
+        # key): the last to 24 first, then the widest, to 12
+        text = [i for i in range(1, n) if any(" " in r[i] for r in cells[1:])]
+        while text and sum(widths) + 2 * (n - 1) > width:
+            i = text[-1] if widths[text[-1]] > 24 else max(text, key=lambda k: widths[k])
+            if widths[i] <= 12:
+                break
+            widths[i] -= 1
+        # still too wide: the widest other column too (names break at hyphens)
+        while sum(widths) + 2 * (n - 1) > width:
+            i = max(range(1, n), key=lambda k: widths[k])
+            if widths[i] <= 12:
+                break
+            widths[i] -= 1
     out = []
-    for n, r in enumerate(cells):
-        out.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-        if n == 0:
+    for k, r in enumerate(cells):
+        parts = [textwrap.wrap(c, w) or [""] if len(c) > w else [c]
+                 for c, w in zip(r, widths, strict=True)]
+        for line in range(max(len(x) for x in parts)):
+            out.append("  ".join((x[line] if line < len(x) else "").ljust(w)
+                                 for x, w in zip(parts, widths, strict=True)).rstrip())
+        if k == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)
 
@@ -155,15 +185,52 @@ def cmd_list(args: argparse.Namespace) -> int:
     for kind in kinds:
         specs.kind_schema(kind)
         for p, origin in specs.spec_files_with_origin(kind):
-            rows.append([kind, p.stem, origin, _relpath(p)])
+            rows.append([kind, p.stem, origin, f"{p.parent.name}/{p.name}"])
+    if args.kind is None:
+        from hwsim.rtl.registry import GENERATORS
+
+        print("RTL generators (hwsim rtl NAME):")
+        print(_table([[g.name, g.kind, g.summary] for g in GENERATORS.values()],
+                     ["generator", "spec kind", "summary"]))
+        print()
+        studies = _studies()
+        print("studies (hwsim sweep FILE):")
+        print(_table(studies, ["study", "system", "file", "description"]) if studies
+              else "(none in ./explore)")
+        print()
     print("spec search order (the first file of a kind and name wins):")
     for n, d in enumerate(specs.model_dirs(), 1):
         missing = "" if d.path.is_dir() else "  (missing)"
         print(f"  {n}. {d.origin:<12}  {d.path}{missing}")
     print()
     print("spec files:")
-    print(_table(rows, ["kind", "name", "from", "file"]) if rows else "(none)")
+    print(_table(rows, ["kind", "name", "from", "file (in its folder)"]) if rows else "(none)")
     return EXIT_OK
+
+
+def _studies() -> list[list[str]]:
+    """(name, system, file, description) of the study files in ./explore and, in a source
+    checkout, the repository's explore/."""
+    import tomllib
+
+    folders = [Path.cwd() / "explore", specs.models_dir().resolve().parent / "explore"]
+    rows, seen = [], set()
+    for folder in folders:
+        if not folder.is_dir() or folder.resolve() in seen:
+            continue
+        seen.add(folder.resolve())
+        for f in sorted(folder.glob("*.toml")):
+            try:
+                raw = tomllib.loads(f.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+                continue
+            if "system" in raw:
+                text = " ".join(str(raw.get("description", "")).split())
+                if len(text) > 60:
+                    text = text[:59].rstrip() + "…"
+                rows.append([str(raw.get("name", f.stem)), str(raw["system"]), _relpath(f),
+                             text])
+    return rows
 
 
 def _relpath(p: Path) -> str:
@@ -219,7 +286,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
     print(f"system {system.name}: {system.summary}\n")
     for r in system.roles:
         note = f"  ({r.help})" if r.help else ""
-        print(f"[{r.name}]  kind={r.kind}  default={r.default}{note}")
+        line = f"[{r.name}]  kind={r.kind}  default={r.default}{note}"
+        if TABLE_WIDTH is not None and len(line) > TABLE_WIDTH:
+            import textwrap
+
+            line = "\n    ".join(textwrap.wrap(line, TABLE_WIDTH - 4))
+        print(line)
         rows = [[f"{r.name}.{row.key}", row.type if not row.unit else f"{row.type} [{row.unit}]",
                  "(required)" if row.required else _num(row.default), row.range or "-", row.help]
                 for row in specs.schema_rows(specs.kind_schema(r.kind))]
@@ -276,12 +348,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             out["reason"] = reason
         print(json.dumps(out, indent=2, default=str))
         return EXIT_OK
+    from hwsim.metrics import unit
+
     names = ", ".join(f"{role}={getattr(s, 'name', '?')}" for role, s in inputs.items())
     print(f"# {system.name} ({args.fidelity}) {names}")
+    for line in _applied(inputs, args.set):
+        print(f"# set {line}")
     if status != "ok":
         print(f"infeasible: {reason}")
         return EXIT_OK
-    print(_table([[k, _num(v)] for k, v in metrics.items()], ["metric", "value"]))
+    print(_table([[k, _num(v), unit(k)] for k, v in metrics.items()],
+                 ["metric", "value", "unit"]))
     for name, rows in tables.items():
         if rows:
             header = list(rows[0])
@@ -289,6 +366,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             print(_table([[_num(r[c]) if isinstance(r[c], float) else r[c] for c in header]
                           for r in rows], header))
     return EXIT_OK
+
+
+def _applied(inputs: Any, sets: Sequence[str]) -> list[str]:
+    """Each ``--set ROLE.KEY=VALUE`` as applied: the value the spec now holds, with its unit."""
+    out = []
+    for text in sets:
+        key, _, given = text.partition("=")
+        role, _, rest = key.strip().partition(".")
+        spec = inputs.get(role) if hasattr(inputs, "get") else None
+        if spec is None or not rest:
+            out.append(text)
+            continue
+        flat = specs.flatten(spec)
+        rows = {r.key: r for r in specs.schema_rows(type(spec))}
+        value = flat.get(rest, given)
+        u = rows[rest].unit if rest in rows else ""
+        out.append(f"{role}.{rest} = {_num(value)}" + (f" {u}" if u else ""))
+    return out
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -336,6 +431,9 @@ def _common_options(p: argparse.ArgumentParser, *, top: bool) -> None:
                    help="only warnings and errors; no progress bar", **kw)
     p.add_argument("--models", action="append", metavar="DIR", help=MODELS_HELP,
                    **({"default": []} if top else kw))
+    p.add_argument("--wide", action="store_true",
+                   help="text tables as wide as their contents (default: wrapped to 100 columns)",
+                   **kw)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -349,24 +447,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_list)
 
     s = sub.add_parser("show", help="print a resolved spec with units")
-    s.add_argument("kind")
-    s.add_argument("name", help="spec name under models/<kind>/ or a file")
-    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("kind", help="the spec kind (hwsim list shows them)")
+    s.add_argument("name", help="spec name on the search path (<models>/<kind>/NAME.toml) or a "
+                   "file")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key, e.g. --set die_area_mm2=140 (repeatable)")
+    s.add_argument("--json", action="store_true", help="one JSON object")
     s.set_defaults(func=cmd_show)
 
     s = sub.add_parser("schema", help="every key a system accepts, with unit, default and range")
-    s.add_argument("system")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("system", help="a system name (hwsim list shows them)")
+    s.add_argument("--json", action="store_true", help="one JSON object")
     s.set_defaults(func=cmd_schema)
 
     s = sub.add_parser("simulate", help="evaluate one design point")
-    s.add_argument("system")
+    s.add_argument("system", help="a system name (hwsim list shows them)")
     s.add_argument("--spec", action="append", default=[], metavar="[ROLE=]FILE|NAME",
                    help="a spec file (its kind picks the input) or ROLE=NAME")
     s.add_argument("--set", action="append", default=[], metavar="ROLE.KEY=VALUE",
                    help="override a key, e.g. --set chip.die_area_mm2=140")
-    s.add_argument("--fidelity", default="analytical", choices=["analytical", "des"])
+    s.add_argument("--fidelity", default="analytical", choices=["analytical", "des"],
+                   help="analytical (closed form, default) or des (discrete-event simulation)")
     s.add_argument("--seed", type=seed_arg, default=0,
                    help=f"seed of every random choice (DES), in [0, {SEED_MAX}]")
     s.add_argument("--json", action="store_true", help="one JSON object")
@@ -374,9 +475,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_simulate)
 
     s = sub.add_parser("validate", help="compare predictions with published values")
-    s.add_argument("system", nargs="?")
-    s.add_argument("--case", action="append", default=[], help="only cases whose name has this")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("system", nargs="?", help="only this system's cases (default: every system)")
+    s.add_argument("--case", action="append", default=[],
+                   help="only cases whose name contains this text (repeatable)")
+    s.add_argument("--json", action="store_true", help="a JSON list of results")
     s.add_argument("--report", metavar="FILE", help="write the Markdown report")
     s.set_defaults(func=cmd_validate)
 
@@ -411,8 +513,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    global TABLE_WIDTH
     specs.use_model_dirs(args.models)
-    return int(args.func(args) or 0)
+    saved, TABLE_WIDTH = TABLE_WIDTH, (None if args.wide else TABLE_WIDTH)
+    try:
+        return int(args.func(args) or 0)
+    finally:
+        TABLE_WIDTH = saved
 
 
 def run_guarded(func: Callable[[], int | None]) -> int:

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import re
 
-from hwsim.metrics import CATALOGUE
+from hwsim.metrics import SUFFIX_UNITS
+from hwsim.metrics import unit as metric_unit
 
 #: words written in capitals
 ACRONYMS = {"tco", "ttft", "tpot", "slo", "dsp", "lut", "ff", "sram", "hbm", "pe", "pes",
             "tp", "pp", "llm", "mac", "io", "dram", "fps", "tops", "nre", "kv", "rsu"}
-#: unit suffixes recognised in a name with no catalogued unit
-SUFFIX_UNITS = {"s": "s", "ms": "ms", "us": "µs", "ns": "ns", "w": "W", "j": "J", "mm2": "mm²",
-                "mb": "MB", "gb": "GB", "kb": "kB", "mhz": "MHz", "ghz": "GHz", "usd": "USD",
-                "gbps": "GB/s", "tflops": "TFLOPS", "mib": "MiB", "kib": "KiB", "pct": "%"}
 #: the words of a few names that read better otherwise
 NAMES = {"tco_usd_per_1k_tokens": "TCO",
          "decode_tco_usd_per_1k_tokens": "decode-only TCO",
@@ -53,11 +50,7 @@ def unit_of(name: str, schema_unit: str = "") -> str:
     """The unit of a metric or parameter name: the schema's, the catalogue's, or its suffix."""
     if schema_unit:
         return _pretty_unit(schema_unit)
-    d = CATALOGUE.get(name)
-    if d is not None:
-        return _pretty_unit(d.unit)
-    last = name.rsplit("_", 1)[-1] if "_" in name else ""
-    return SUFFIX_UNITS.get(last.lower(), "")
+    return metric_unit(name)
 
 
 def readable(name: str, unit: str = "") -> str:
