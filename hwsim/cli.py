@@ -55,6 +55,17 @@ def seed_arg(text: str) -> int:
     return value
 
 
+def _positive(text: str) -> int:
+    """A whole number >= 1 (argparse reports anything else)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def output_file(path: str, option: str) -> Path:
     """Check that ``path`` (given with ``option``) can be written as a file, before the work
     that produces it: an existing folder, a parent that cannot be made or a place that cannot
@@ -318,11 +329,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         trace = TraceRecorder()
     from hwsim.des.progress import des_progress
 
+    if args.replications > 1:
+        if args.fidelity != "des":
+            raise InputError("needs --fidelity des (the analytical model has no randomness)",
+                             key="--replications", value=args.replications, has_value=True)
+        if args.trace:
+            raise InputError("a trace records one run; drop --trace or --replications",
+                             key="--replications", value=args.replications, has_value=True)
     bar = args.fidelity == "des" and not args.quiet and sys.stderr.isatty()
+    ci: dict[str, float] = {}
     try:
-        with des_progress(f"{system.name} des", enabled=bar):
-            metrics, tables = system.evaluate_tables(inputs, args.fidelity, seed=args.seed,
-                                                     trace=trace)
+        if args.replications > 1:
+            metrics, tables, ci = _replicate(system.name, args, bar)
+        else:
+            with des_progress(f"{system.name} des", enabled=bar):
+                metrics, tables = system.evaluate_tables(inputs, args.fidelity,
+                                                         seed=args.seed, trace=trace)
         status = "ok"
         reason = ""
     except InfeasibleDesign as exc:
@@ -344,6 +366,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                           for k, v in r.items()} for r in rows]
         if args.fidelity == "des":
             out["seed"] = args.seed
+        if args.replications > 1:
+            out["replications"] = args.replications
+            out["seeds"] = list(range(args.seed, args.seed + args.replications))
+            out["ci95"] = {k: (v if math.isfinite(v) else None) for k, v in ci.items()}
+            out["ci_method"] = CI_METHOD
         if reason:
             out["reason"] = reason
         print(json.dumps(out, indent=2, default=str))
@@ -357,8 +384,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if status != "ok":
         print(f"infeasible: {reason}")
         return EXIT_OK
-    print(_table([[k, _num(v), unit(k)] for k, v in metrics.items()],
-                 ["metric", "value", "unit"]))
+    if ci:
+        print(f"# mean of {args.replications} replications (seeds {args.seed}.."
+              f"{args.seed + args.replications - 1}) with {CI_METHOD}")
+        print(_table([[k, _num(v), _num(ci.get(k, math.nan)), unit(k)]
+                      for k, v in metrics.items()], ["metric", "value", "± 95%", "unit"]))
+    else:
+        print(_table([[k, _num(v), unit(k)] for k, v in metrics.items()],
+                     ["metric", "value", "unit"]))
     for name, rows in tables.items():
         if rows:
             header = list(rows[0])
@@ -366,6 +399,59 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             print(_table([[_num(r[c]) if isinstance(r[c], float) else r[c] for c in header]
                           for r in rows], header))
     return EXIT_OK
+
+
+CI_METHOD = ("95% confidence half-widths over independent replications (Student t, "
+             "n - 1 degrees of freedom)")
+
+
+def _replica(system_name: str, spec_args: list[str], sets: list[str], seed: int
+             ) -> tuple[dict[str, float], dict[str, list[dict[str, Any]]]]:
+    """One DES replication in a worker process (the inputs resolved there again)."""
+    from hwsim.system import get_system
+
+    system = get_system(system_name)
+    return system.evaluate_tables(system.resolve(spec_args, sets), "des", seed=seed)
+
+
+def _replicate(system_name: str, args: argparse.Namespace, bar: bool
+               ) -> tuple[dict[str, float], dict[str, list[dict[str, Any]]], dict[str, float]]:
+    """``--replications N``: seeds SEED .. SEED+N-1 in parallel processes; the mean of each
+    metric, the first seed's tables and each metric's confidence half-width."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    from hwsim.des.stats import replication_ci
+
+    seeds = list(range(args.seed, args.seed + args.replications))
+    workers = min(len(seeds), os.cpu_count() or 1)
+    runs: dict[int, tuple[dict[str, float], dict[str, list[dict[str, Any]]]]] = {}
+    with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(_replica, system_name, list(args.spec), list(args.set), s): s
+                   for s in seeds}
+        progress = None
+        if bar:
+            from tqdm import tqdm
+
+            progress = tqdm(total=len(seeds), desc=f"{system_name} des", unit="replication",
+                            leave=False, file=sys.stderr)
+        try:
+            for fut in cf.as_completed(futures):
+                runs[futures[fut]] = fut.result()
+                if progress is not None:
+                    progress.update()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        finally:
+            if progress is not None:
+                progress.close()
+    names = list(runs[seeds[0]][0])
+    metrics, ci = {}, {}
+    for name in names:
+        metrics[name], ci[name] = replication_ci([runs[s][0].get(name, math.nan)
+                                                  for s in seeds])
+    return metrics, runs[seeds[0]][1], ci
 
 
 def _applied(inputs: Any, sets: Sequence[str]) -> list[str]:
@@ -470,6 +556,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="analytical (closed form, default) or des (discrete-event simulation)")
     s.add_argument("--seed", type=seed_arg, default=0,
                    help=f"seed of every random choice (DES), in [0, {SEED_MAX}]")
+    s.add_argument("--replications", type=_positive, default=1, metavar="N",
+                   help="DES: run N seeds (SEED, SEED+1, ...) in parallel processes and print "
+                   "each metric's mean with its 95%% confidence interval (default 1: one run)")
     s.add_argument("--json", action="store_true", help="one JSON object")
     s.add_argument("--trace", metavar="FILE", help="write a Chrome/Perfetto trace (DES)")
     s.set_defaults(func=cmd_simulate)

@@ -43,8 +43,11 @@ def unit(name: str) -> str:
     d = CATALOGUE.get(name)
     if d is not None:
         return {"1": "", "mm2": "mm²"}.get(d.unit, d.unit)
-    last = name.rsplit("_", 1)[-1] if "_" in name else ""
-    return SUFFIX_UNITS.get(last.lower(), "")
+    words = name.split("_")
+    u = SUFFIX_UNITS.get(words[-1].lower(), "") if len(words) > 1 else ""
+    if u and len(words) > 2 and words[-2] == "per":  # a rate: throughput_per_s
+        return f"1/{u}"
+    return u
 
 
 def define(name: str, unit: str, meaning: str) -> MetricDef:
