@@ -359,6 +359,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             "fidelity": args.fidelity,
             "status": status,
             "inputs": {role: specs.to_dict(spec) for role, spec in inputs.items()},
+            "overrides": {k: v for k, v, _ in _applied(inputs, args.set)},
             "metrics": {k: (v if math.isfinite(v) else None) for k, v in metrics.items()},
         }
         for name, rows in tables.items():
@@ -379,8 +380,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     names = ", ".join(f"{role}={getattr(s, 'name', '?')}" for role, s in inputs.items())
     print(f"# {system.name} ({args.fidelity}) {names}")
-    for line in _applied(inputs, args.set):
-        print(f"# set {line}")
+    for key, value, u in _applied(inputs, args.set):
+        print(f"# set {key} = {_num(value)}" + (f" {u}" if u else ""))
     if status != "ok":
         print(f"infeasible: {reason}")
         return EXIT_OK
@@ -454,21 +455,19 @@ def _replicate(system_name: str, args: argparse.Namespace, bar: bool
     return metrics, runs[seeds[0]][1], ci
 
 
-def _applied(inputs: Any, sets: Sequence[str]) -> list[str]:
-    """Each ``--set ROLE.KEY=VALUE`` as applied: the value the spec now holds, with its unit."""
+def _applied(inputs: Any, sets: Sequence[str]) -> list[tuple[str, Any, str]]:
+    """Each ``--set ROLE.KEY=VALUE`` as applied: (key, the value the spec now holds, unit)."""
     out = []
     for text in sets:
         key, _, given = text.partition("=")
         role, _, rest = key.strip().partition(".")
         spec = inputs.get(role) if hasattr(inputs, "get") else None
         if spec is None or not rest:
-            out.append(text)
+            out.append((key.strip(), given, ""))
             continue
-        flat = specs.flatten(spec)
         rows = {r.key: r for r in specs.schema_rows(type(spec))}
-        value = flat.get(rest, given)
-        u = rows[rest].unit if rest in rows else ""
-        out.append(f"{role}.{rest} = {_num(value)}" + (f" {u}" if u else ""))
+        value = specs.flatten(spec).get(rest, given)
+        out.append((f"{role}.{rest}", value, rows[rest].unit if rest in rows else ""))
     return out
 
 

@@ -55,3 +55,10 @@ def test_every_argument_has_help():
 
     walk(build_parser(), ["hwsim"])
     assert not missing, missing
+
+
+def test_simulate_json_carries_the_overrides(capsys):
+    import json
+
+    code, out = run(capsys, "simulate", "queue", "--set", "queue.servers=2", "--json")
+    assert code == 0 and json.loads(out)["overrides"] == {"queue.servers": 2}
