@@ -131,12 +131,13 @@ TABLE_WIDTH: int | None = 100
 
 
 def _table(rows: Sequence[Sequence[Any]], header: Sequence[str],
-           width: int | None = None) -> str:
+           width: int | None = None, *, wrap: bool = True) -> str:
     """A text table; when wider than ``width`` (default :data:`TABLE_WIDTH`), its columns of
-    words (meanings, summaries) wrap onto continuation lines; keys and numbers stay whole."""
+    words (meanings, summaries) wrap onto continuation lines; keys and numbers stay whole.
+    ``wrap=False``: a data table (a system's per-item table) keeps one line per row."""
     import textwrap
 
-    width = TABLE_WIDTH if width is None else width
+    width = (TABLE_WIDTH if width is None else width) if wrap else None
     cells = [list(map(str, header))] + [[str(c) for c in r] for r in rows]
     n = len(header)
     widths = [max(len(r[i]) for r in cells) for i in range(n)]
@@ -398,7 +399,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             header = list(rows[0])
             print(f"\n# {name}")
             print(_table([[_num(r[c]) if isinstance(r[c], float) else r[c] for c in header]
-                          for r in rows], header))
+                          for r in rows], header, wrap=False))
     return EXIT_OK
 
 
