@@ -117,6 +117,7 @@ def test_report_keeps_the_sweeps_command(tmp_path, capsys, monkeypatch):
     argv = ["-q", "sweep", str(path), "--out", str(out), "--no-figures", "--no-progress"]
     monkeypatch.setattr(sys, "argv", ["hwsim", *argv])
     assert main(argv) == 0
+    assert "recommended (lowest mean wait): trial" in capsys.readouterr().out
     argv2 = ["-q", "report", str(out), "--no-figures"]
     monkeypatch.setattr(sys, "argv", ["hwsim", *argv2])
     assert main(argv2) == 0

@@ -53,7 +53,7 @@ def test_report_leads_with_recommendations(quickstart):
     heads = [ln for ln in md.splitlines() if ln.startswith("## ")]
     assert heads[:2] == ["## Recommended designs", "## Summary"]
     rec = md.split("## Recommended designs")[1].split("## Summary")[0]
-    assert "**lowest TCO**" in rec and "the knee" in rec
+    assert "**lowest TCO**" in rec and "knee of the front" in rec
     assert "tensor parallel" in rec and "pipeline stages" in rec and "USD per 1000 tokens" in rec
     assert "## Why designs were infeasible" in md
     why = md.split("## Why designs were infeasible")[1].split("\n## ")[0]

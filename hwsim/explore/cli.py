@@ -208,11 +208,13 @@ def _print_summary(out: Any) -> None:
              if any(f.suffix == ".svg" for f in out.files) else ""))
     counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(out.counts.items()))
     print(f"trials: {counts or 'none'}; Pareto set: {plural(len(out.pareto), 'design')}")
-    from hwsim.report.document import no_feasible_note
+    from hwsim.report.document import no_feasible_note, param_units, recommended_lines
 
     note = no_feasible_note(out)
     if note:
         print(note)
+    for why, text in recommended_lines(out, param_units(out)):
+        print(f"recommended ({why}): {text}")
     c = out.comparison
     if c and "exact_best" in c:
         print(f"best {s.objective_metrics[0]}: {c['sampler_best']:.6g} "

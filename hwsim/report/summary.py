@@ -80,7 +80,7 @@ def recommended(o: Outputs) -> list[Recommended]:
         picks.setdefault(i, []).append(f"{word} {readable(m, unit_of(m))}")
     if len(objs) > 1 and len(par) > 2 and np.isfinite(vals).all():
         picks.setdefault(knee_index(vals, s.directions), []).append(
-            "the knee (the best balance of the objectives)")
+            "knee of the front, the best balance of the objectives")
     rows = par.to_dict("records")
     return [Recommended(tuple(why), int(rows[i]["trial"]), rows[i])
             for i, why in sorted(picks.items(), key=lambda kv: kv[0])]
