@@ -22,6 +22,7 @@ import pandas as pd
 
 from hwsim import specs
 from hwsim.chiplet_cloud import search
+from hwsim.cli import output_file, run_guarded
 
 
 def _load(kind: str, name: str):
@@ -45,17 +46,19 @@ def main() -> None:
     ap.add_argument("--output", type=int, default=128)
     ap.add_argument("--csv", help="write the Pareto front(s) here")
     args = ap.parse_args()
+    if args.csv:
+        output_file(args.csv, "--csv")  # before the search, not after
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     asic, srv, tco = _load("asic", args.chip), _load("server", args.server), _load("tco", args.tco)
+    llms = [_load("llm", name) for name in args.llms]  # every name checked before the search
     servers = search.phase1(asic, srv)
     print(f"phase 1: {len(servers)} valid servers of {servers.evaluated}")
     space = search.MappingSpace(contexts=tuple(args.context), attention=args.full,
                                 simplified_layers=not args.full, objective=args.objective,
                                 prompt_tokens=args.prompt, output_tokens=args.output)
     fronts = []
-    for name in args.llms:
-        llm = _load("llm", name)
+    for llm in llms:
         res = search.phase2(llm, servers, asic, srv, tco, space)
         print(f"\n{llm.name}: {res.mappings_evaluated:,} mappings in {res.seconds:.2f} s")
         for label, d in (("TCO-optimal", res.best), ("latency-optimal", res.best_latency)):
@@ -74,4 +77,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_guarded(main))  # an unknown name: one error: line, exit 2

@@ -69,3 +69,29 @@ class InfeasibleDesign(HwsimError):
 
     Evaluators raise it with the reason; sweeps record the trial as pruned with that reason.
     """
+
+
+def suggest(name: str, known: list[str] | tuple[str, ...], n: int = 3) -> list[str]:
+    """The known names closest to ``name``, best first, for "did you mean" hints.
+
+    Names are compared by their ``_``-separated words (a plural ``s`` ignored) as well as by
+    spelling, and a shared first word counts extra, so ``tco_per_token`` finds
+    ``tco_usd_per_1k_tokens`` rather than ``comm_ms_per_token``.
+    """
+    import difflib
+
+    def words(s: str) -> list[str]:
+        return [w.lower().rstrip("s") or w.lower() for w in s.split("_") if w]
+
+    q = words(name)
+    if not q:
+        return []
+    scored = []
+    for cand in known:
+        c = words(cand)
+        overlap = len(set(q) & set(c)) / len(set(q))
+        spelling = difflib.SequenceMatcher(None, name.lower(), cand.lower()).ratio()
+        score = 0.6 * overlap + 0.4 * spelling + (0.2 if c and c[0] == q[0] else 0.0)
+        if score >= 0.5:
+            scored.append((-score, cand))
+    return [c for _, c in sorted(scored)[:n]]

@@ -30,6 +30,26 @@ class MetricDef:
 CATALOGUE: dict[str, MetricDef] = {}
 
 
+#: unit suffixes of a metric name with no catalogued unit (``mean_wait_s`` -> s)
+SUFFIX_UNITS = {"s": "s", "ms": "ms", "us": "µs", "ns": "ns", "w": "W", "j": "J", "mm2": "mm²",
+                "mb": "MB", "gb": "GB", "kb": "kB", "mhz": "MHz", "ghz": "GHz", "usd": "USD",
+                "gbps": "GB/s", "tflops": "TFLOPS", "mib": "MiB", "kib": "KiB", "pct": "%",
+                "cycles": "cycles", "fps": "frames/s"}
+
+
+def unit(name: str) -> str:
+    """The unit of a metric: the catalogue's (``1``, a pure number, as ""), else the unit
+    suffix of its name (``_s``, ``_W``, ``_mm2``), else ""."""
+    d = CATALOGUE.get(name)
+    if d is not None:
+        return {"1": "", "mm2": "mm²"}.get(d.unit, d.unit)
+    words = name.split("_")
+    u = SUFFIX_UNITS.get(words[-1].lower(), "") if len(words) > 1 else ""
+    if u and len(words) > 2 and words[-2] == "per":  # a rate: throughput_per_s
+        return f"1/{u}"
+    return u
+
+
 def define(name: str, unit: str, meaning: str) -> MetricDef:
     """Define a metric name; defining it again with another meaning is an error."""
     d = MetricDef(name, unit, meaning)

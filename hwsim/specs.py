@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.resources
 import inspect
 import math
 import os
@@ -167,38 +168,117 @@ def kind_schema(kind: str) -> type:
 # where spec files live
 
 
-def models_dir() -> Path:
-    """The ``models/`` folder: ``$HWSIM_MODELS``, else the one beside the package, else ./models."""
-    env = os.environ.get("HWSIM_MODELS")
-    if env:
-        return Path(env)
-    beside = Path(__file__).resolve().parent.parent / "models"
-    if beside.is_dir():
-        return beside
-    return Path.cwd() / "models"
+#: folders given with ``--models DIR`` (searched first); set by :func:`use_model_dirs`
+_OPTION_DIRS: list[Path] = []
 
 
-def spec_files(kind: str) -> list[Path]:
-    """Spec files of ``kind`` under ``models/``, sorted by name."""
-    cls = kind_schema(kind)
-    folder = models_dir() / cls.spec_folder  # type: ignore[attr-defined]
-    if not folder.is_dir():
-        return []
-    out = []
-    for p in sorted(folder.glob("*.toml")):
-        try:
-            with p.open("rb") as fh:
-                head = tomllib.load(fh)
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
-            out.append(p)  # listed; loading it will report the problem
-            continue
-        if head.get("kind") == kind:
-            out.append(p)
+@dataclass(frozen=True)
+class ModelDir:
+    """One folder of spec files on the search path and where it came from."""
+
+    path: Path
+    origin: str  # "--models", "HWSIM_MODELS" or "bundled"
+
+
+def use_model_dirs(dirs: Iterable[str | os.PathLike[str]]) -> None:
+    """Search ``dirs`` (``--models DIR``) before ``$HWSIM_MODELS`` and the bundled specs.
+
+    Each must be an existing folder (an InputError names it otherwise). They are also put at
+    the front of ``$HWSIM_MODELS`` so that worker processes search the same folders.
+    """
+    paths = [Path(d) for d in dirs]
+    for p in paths:
+        if not p.is_dir():
+            raise InputError("not a folder of spec files", key="--models", value=str(p),
+                             has_value=True)
+    _OPTION_DIRS[:] = paths
+    if paths:
+        env = os.environ.get("HWSIM_MODELS", "")
+        os.environ["HWSIM_MODELS"] = os.pathsep.join([str(p.resolve()) for p in paths]
+                                                     + ([env] if env else []))
+
+
+def bundled_models_dir() -> Path:
+    """The spec files shipped with hwsim: the package data ``hwsim/models`` of an installed
+    wheel (read with :mod:`importlib.resources`), else the repository's top-level ``models/``
+    beside the package (a source checkout or an editable install)."""
+    data = importlib.resources.files("hwsim") / "models"
+    if isinstance(data, Path) and data.is_dir():
+        return data
+    return Path(__file__).resolve().parent.parent / "models"
+
+
+def model_dirs() -> list[ModelDir]:
+    """The spec search path, first match wins: ``--models`` folders, then ``$HWSIM_MODELS``
+    (a list separated by ``os.pathsep``), then the bundled specs. A folder appears once."""
+    out: list[ModelDir] = []
+    seen: set[Path] = set()
+
+    def add(p: Path, origin: str) -> None:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            out.append(ModelDir(p, origin))
+
+    for p in _OPTION_DIRS:
+        add(p, "--models")
+    for part in os.environ.get("HWSIM_MODELS", "").split(os.pathsep):
+        if part.strip():
+            add(Path(part), "HWSIM_MODELS")
+    add(bundled_models_dir(), "bundled")
     return out
 
 
+def models_dir() -> Path:
+    """The bundled ``models/`` folder (the last entry of :func:`model_dirs`)."""
+    return bundled_models_dir()
+
+
+def find_model_file(rel: str | os.PathLike[str]) -> Path | None:
+    """The first file ``rel`` (a path relative to a models folder, e.g. ``cnn/x.csv``) on the
+    search path, or None."""
+    for d in model_dirs():
+        cand = d.path / rel
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _file_kind(p: Path) -> str | None:
+    """The ``kind`` a spec file declares ("" when none); None when it cannot be parsed."""
+    try:
+        with p.open("rb") as fh:
+            head = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return None
+    kind = head.get("kind")
+    return kind if isinstance(kind, str) else ""
+
+
+def spec_files_with_origin(kind: str) -> list[tuple[Path, str]]:
+    """Spec files of ``kind`` on the search path with the origin of their folder, sorted by
+    name; a file shadows those of the same kind and name in later folders."""
+    cls = kind_schema(kind)
+    found: dict[str, tuple[Path, str]] = {}
+    for d in model_dirs():
+        folder = d.path / cls.spec_folder  # type: ignore[attr-defined]
+        if not folder.is_dir():
+            continue
+        for p in sorted(folder.glob("*.toml")):
+            k = _file_kind(p)
+            if (k is None or k == kind) and p.stem not in found:
+                found[p.stem] = (p, d.origin)  # an unreadable file is listed; loading reports
+    return [found[name] for name in sorted(found)]
+
+
+def spec_files(kind: str) -> list[Path]:
+    """Spec files of ``kind`` on the search path (:func:`model_dirs`), sorted by name."""
+    return [p for p, _ in spec_files_with_origin(kind)]
+
+
 def find_spec_file(kind: str, name_or_path: str | os.PathLike[str]) -> Path:
-    """Resolve a spec file given as a path or as a name under ``models/<folder>/``."""
+    """Resolve a spec file given as a path or as a name under ``<models>/<folder>/``, searching
+    :func:`model_dirs` in order."""
     p = Path(name_or_path)
     if p.suffix == ".toml" or p.exists() or os.sep in str(name_or_path):
         if p.is_dir():
@@ -207,14 +287,16 @@ def find_spec_file(kind: str, name_or_path: str | os.PathLike[str]) -> Path:
             raise InputError(f"spec file not found: {p}", file=str(p))
         return p  # read_toml rejects what is not a regular file
     cls = kind_schema(kind)
-    folder = models_dir() / cls.spec_folder  # type: ignore[attr-defined]
-    cand = folder / f"{name_or_path}.toml"
-    if cand.is_file():
-        return cand
+    dirs = model_dirs()
+    for d in dirs:
+        cand = d.path / cls.spec_folder / f"{name_or_path}.toml"  # type: ignore[attr-defined]
+        if cand.is_file() and _file_kind(cand) in (kind, "", None):  # loading reports ""
+            return cand
     names = [f.stem for f in spec_files(kind)]
     hint = difflib.get_close_matches(str(name_or_path), names, n=3)
+    where = ", ".join(str(d.path / cls.spec_folder) for d in dirs)  # type: ignore[attr-defined]
     raise InputError(
-        f"no {kind} spec named {str(name_or_path)!r} in {folder}"
+        f"no {kind} spec named {str(name_or_path)!r} in {where}"
         + (f"; did you mean {', '.join(hint)}?" if hint else f"; available: {', '.join(names)}")
     )
 

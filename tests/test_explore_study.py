@@ -68,7 +68,7 @@ CASES = {
         ["constraints[0].metric", "only with fidelity des"]),
     "unknown key path": (
         BASE.replace('"queue.servers"', '"queue.serverz"'),
-        ["space.queue.serverz", "unknown key path", "did you mean 'servers'"]),
+        ["space.queue.serverz", "unknown key path", "did you mean 'queue.servers'"]),
     "unknown role": (
         BASE.replace('"queue.servers"', '"chip.servers"'),
         ["space.chip.servers", "has no input 'chip'"]),

@@ -146,7 +146,7 @@ def test_sweep_writes_every_output(tmp_path: Path, capsys: pytest.CaptureFixture
     page = (out / "report.html").read_text()
     assert "<script" not in page.lower() and "&lt;script&gt;" in page
     assert "<svg" in page and "<img" not in page  # figures inline, self-contained
-    assert "queue.mean_service_s [s]" in page      # tables carry units
+    assert "queue: mean service [s] (queue.mean_service_s)" in page  # tables carry units
     md = (out / "report.md").read_text()
     assert "hypervolume" in md and "Pareto set" in md
 

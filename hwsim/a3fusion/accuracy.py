@@ -60,17 +60,17 @@ def proxy(acc: AccuracySpec, f: dict[str, Any]) -> float:
 
 
 def _resolve(name: str) -> Path:
-    from hwsim.specs import models_dir
+    from hwsim.specs import find_model_file, model_dirs
 
     p = Path(name)
     if p.is_file():
         return p
-    beside = models_dir() / "cnn" / name
-    if beside.is_file():
+    beside = find_model_file(Path("cnn") / name)
+    if beside is not None:
         return beside
+    where = ", ".join(str(d.path / "cnn") for d in model_dirs())
     raise InputError(f"accuracy table not found (looked in the working directory and "
-                     f"{models_dir() / 'cnn'})", key="accuracy.table_file", value=name,
-                     has_value=True)
+                     f"{where})", key="accuracy.table_file", value=name, has_value=True)
 
 
 @functools.lru_cache(maxsize=16)

@@ -367,16 +367,16 @@ def generate(net: CnnSpec) -> tuple[Layer, ...]:
 
 def _resolve_file(name: str) -> Path:
     """A user file: absolute, relative to the working directory, or to ``models/cnn/``."""
-    from hwsim.specs import models_dir
+    from hwsim.specs import find_model_file, model_dirs
 
     p = Path(name)
     if p.is_file():
         return p
-    beside = models_dir() / "cnn" / name
-    if beside.is_file():
+    beside = find_model_file(Path("cnn") / name)
+    if beside is not None:
         return beside
-    raise ValueError(f"file not found: {name!r} (looked in {os.getcwd()} and "
-                     f"{models_dir() / 'cnn'})")
+    where = ", ".join(str(d.path / "cnn") for d in model_dirs())
+    raise ValueError(f"file not found: {name!r} (looked in {os.getcwd()} and {where})")
 
 
 def _mtime(name: str) -> float:

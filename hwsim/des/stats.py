@@ -113,6 +113,23 @@ def batch_means(values: Sequence[float] | np.ndarray, batches: int = 20) -> tupl
     return float(means.mean()), half
 
 
+def replication_ci(values: Sequence[float] | np.ndarray,
+                   level: float = 0.95) -> tuple[float, float]:
+    """Mean of independent replications (one value per seed) and its confidence half-width,
+    Student t with n - 1 degrees of freedom; NaN half-width for fewer than two finite values,
+    0 when every replication agrees (a count, a deterministic metric)."""
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return math.nan, math.nan
+    if x.size == 1:
+        return float(x[0]), math.nan
+    from scipy.stats import t
+
+    half = float(t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+    return float(x.mean()), half
+
+
 def control_variate_mean(
     values: np.ndarray,
     controls: Sequence[np.ndarray],

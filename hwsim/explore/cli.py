@@ -77,8 +77,8 @@ def run_sweep(args: argparse.Namespace) -> int:
     study = load_study(args.study, trials=args.trials, seed=args.seed)
     if args.exhaustive and not study.enumerable():
         raise InputError(
-            f"--exhaustive needs a discrete space of at most {study.exhaustive_max_points} "
-            f"points; this one has {study.space_size():g}", file=study.path, key="space")
+            f"--exhaustive needs a discrete space of at most {study.exhaustive_max_points:,} "
+            f"points; this one has {study.not_enumerable()}", file=study.path, key="space")
     if args.exhaustive:
         from dataclasses import replace
 
@@ -98,9 +98,7 @@ def run_sweep(args: argparse.Namespace) -> int:
               f"storage {runner.storage_mod.mask_url(runner.storage_url_for(study, opts))})")
         return 0
     res = runner.sweep(study, opts)
-    print(f"study {res.study_name}: {res.counted} of {res.budget} trials finished "
-          f"({res.ran} by this command) in {res.seconds:.1f} s; storage "
-          f"{runner.storage_mod.mask_url(res.storage)}")
+    print(sweep_line(res, runner.storage_mod.mask_url(res.storage)))
     if args.no_report:
         return 0
     ostudy = runner.open_study(study, opts)
@@ -132,6 +130,22 @@ def _rtl_check(study: Any, out_dir: Path) -> None:
     print(f"rtl check: {out_dir}/rtl_check.md (and the section in report.md/html)")
     for line in check_lines(rows):
         print(line)
+
+
+def plural(n: int, word: str) -> str:
+    """``1 design``, ``2 designs``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def sweep_line(res: Any, storage: str) -> str:
+    """The one line a sweep ends with: what is in the study, what this command added."""
+    if res.before >= res.budget and res.ran == 0:
+        return (f"study {res.study_name}: {plural(res.counted, 'trial')} finished, already at "
+                f"or past the budget of {res.budget}: nothing to run (give --trials above "
+                f"{res.counted} to add more); storage {storage}")
+    return (f"study {res.study_name}: {res.counted} of {plural(res.budget, 'trial')} finished "
+            f"({res.ran} added while this command ran) in {res.seconds:.1f} s; storage "
+            f"{storage}")
 
 
 def run_report(args: argparse.Namespace) -> int:
@@ -169,7 +183,10 @@ def run_report(args: argparse.Namespace) -> int:
         out_dir = Path(args.dir)
         url = str(storage_mod.default_storage_path(out_dir))
         if not Path(url).is_file():
-            raise InputError(f"{out_dir}: no study.journal here; give --storage URL "
+            what = ("no such folder" if not out_dir.exists() else
+                    "is a file, not a results folder" if not out_dir.is_dir() else
+                    "no study.journal in this folder")
+            raise InputError(f"{what}; give a study's results folder, or --storage URL "
                              "--study NAME for a study kept elsewhere", file=str(out_dir))
         st = storage_mod.open_storage(url, read_only=True)
         names = [s.study_name for s in optuna.get_all_study_summaries(st)]
@@ -197,7 +214,8 @@ def run_report(args: argparse.Namespace) -> int:
     study = results.spec_of(ostudy)
     del runner  # the spec travels with the study; nothing to run
     out = results.write_outputs(study, ostudy, out_dir, storage=url, command=_command(),
-                                run_refine=args.refine, figures=not args.no_figures)
+                                run_refine=args.refine, figures=not args.no_figures,
+                                report=True)
     _print_summary(out)
     return 0
 
@@ -214,12 +232,14 @@ def _print_summary(out: Any) -> None:
           + (f", {sum(1 for f in out.files if f.suffix == '.svg')} figures (PNG+SVG)"
              if any(f.suffix == ".svg" for f in out.files) else ""))
     counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(out.counts.items()))
-    print(f"trials: {counts or 'none'}; Pareto set: {len(out.pareto)} designs")
-    from hwsim.report.document import no_feasible_note
+    print(f"trials: {counts or 'none'}; Pareto set: {plural(len(out.pareto), 'design')}")
+    from hwsim.report.document import no_feasible_note, param_units, recommended_lines
 
     note = no_feasible_note(out)
     if note:
         print(note)
+    for why, text in recommended_lines(out, param_units(out)):
+        print(f"recommended ({why}): {text}")
     c = out.comparison
     if c and "exact_best" in c:
         print(f"best {s.objective_metrics[0]}: {c['sampler_best']:.6g} "

@@ -336,8 +336,8 @@ def run_exhaustive(study: StudySpec) -> ExhaustiveResult:
     """Evaluate every point of the study's discrete space (fidelity: analytical)."""
     if not study.enumerable():
         raise InputError(
-            f"exhaustive search needs a discrete space of at most {study.exhaustive_max_points} "
-            f"points; this one has {study.space_size():g}", file=study.path, key="space")
+            f"exhaustive search needs a discrete space of at most {study.exhaustive_max_points:,} "
+            f"points; this one has {study.not_enumerable()}", file=study.path, key="space")
     system = study.get_system()
     t0 = time.perf_counter()
     grid = pd.DataFrame(list(study.grid()))

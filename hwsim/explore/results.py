@@ -396,8 +396,13 @@ def write_outputs(
     sweep_seconds: float | None = None,
     run_refine: bool = True,
     figures: bool = True,
+    report: bool = False,
 ) -> Outputs:
-    """Write every output of a study into ``out_dir`` and return what was written."""
+    """Write every output of a study into ``out_dir`` and return what was written.
+
+    ``command`` is the sweep's command line, kept in ``meta.json`` as ``command``; with
+    ``report=True`` (``hwsim report``) it is ``report_command`` instead and the sweep's stays.
+    """
     from hwsim.report import build_report
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -460,8 +465,10 @@ def write_outputs(
         "budget": study.trials,
         "trials": counts,
         "evaluations": evaluation_counts(trials),
-        "command": list(command) if command else old_meta.get("command", []),
-        "report_command": list(command) if command else old_meta.get("report_command", []),
+        "command": (list(command) if command and not report
+                    else old_meta.get("command", [])),
+        "report_command": (list(command) if command and report
+                           else old_meta.get("report_command", [])),
         "versions": versions(),
         "git": git_commit(),
         "written_utc": now,

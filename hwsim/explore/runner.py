@@ -24,11 +24,14 @@ Determinism
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
 import json
 import logging
 import math
 import multiprocessing as mp
+import os
+import signal
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -439,6 +442,11 @@ class Objective:
             trial.set_user_attr("reason", reason)
             trial.set_user_attr("constraints", [1.0] * max(1, n_violations(self.study)))
             raise optuna.TrialPruned(reason) from None
+        except KeyboardInterrupt:  # Optuna marks it FAIL (not counted: a rerun redoes it)
+            run["eval_s"] = time.perf_counter() - t0
+            trial.set_user_attr("run", run)
+            trial.set_user_attr("reason", "interrupted")
+            raise
         except Exception as exc:  # recorded, counted, and the sweep goes on
             run["eval_s"] = time.perf_counter() - t0
             trial.set_user_attr("run", run)
@@ -591,6 +599,9 @@ class Progress:
 
 @dataclass
 class SweepResult:
+    """What one ``sweep`` did: ``ran`` counted trials were added while it ran (by all of its
+    workers, and any other worker of the same study); ``counted`` are there now."""
+
     study_name: str
     storage: str
     out_dir: Path
@@ -598,6 +609,7 @@ class SweepResult:
     ran: int
     seconds: float
     budget: int = 0
+    before: int = 0  # counted trials when the command started
 
 
 def run_worker(study: StudySpec, opts: SweepOptions, budget: int,
@@ -686,6 +698,8 @@ def _worker_main(path: str, raw_trials: int | None, seed: int | None, opts: Swee
     except HwsimError as exc:  # one line, as the command itself says it
         log.error("worker %d: %s", index, exc)
         raise SystemExit(exc.exit_code) from None
+    except KeyboardInterrupt:  # Ctrl-C reaches every worker: the command says it once
+        raise SystemExit(130) from None
 
 
 def sweep(study: StudySpec, opts: SweepOptions,
@@ -703,6 +717,7 @@ def sweep(study: StudySpec, opts: SweepOptions,
     ostudy = open_study(study, opts)
     if on_start is not None:
         on_start(ostudy)
+    before = finished_counted(ostudy.get_trials(deepcopy=False))
     budget = study.trials
     if study.sampler == "grid" and study.space_size() < budget:
         budget = int(study.space_size())
@@ -717,7 +732,13 @@ def sweep(study: StudySpec, opts: SweepOptions,
             p.start()
             children.append(p)
     try:
-        ran = run_worker(study, opts, budget, progress=opts.progress, ostudy=ostudy)
+        run_worker(study, opts, budget, progress=opts.progress, ostudy=ostudy)
+    except KeyboardInterrupt:  # a terminal's Ctrl-C reaches them too; a kill -INT may not
+        for p in children:
+            if p.is_alive() and p.pid is not None:
+                with contextlib.suppress(OSError):
+                    os.kill(p.pid, signal.SIGINT)
+        raise
     finally:
         for p in children:
             p.join()
@@ -725,6 +746,7 @@ def sweep(study: StudySpec, opts: SweepOptions,
         if p.exitcode:
             log.warning("worker process %s exited with status %s", p.pid, p.exitcode)
     # the storage reads what the other workers wrote: no need to open the study again
+    counted = finished_counted(ostudy.get_trials(deepcopy=False))
     return SweepResult(study_name=ostudy.study_name, storage=url, out_dir=out,
-                       counted=finished_counted(ostudy.get_trials(deepcopy=False)), ran=ran,
-                       seconds=time.perf_counter() - t0, budget=budget)
+                       counted=counted, ran=counted - before,
+                       seconds=time.perf_counter() - t0, budget=budget, before=before)

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from hwsim import specs
-from hwsim.errors import InputError
+from hwsim.errors import InputError, suggest
 from hwsim.system import FIDELITIES, Inputs, System, get_system
 
 SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random", "qmc", "grid")
@@ -348,6 +348,18 @@ class StudySpec:
         return (bool(self.space) and self.discrete
                 and self.space_size() <= self.exhaustive_max_points)
 
+    def not_enumerable(self) -> str:
+        """Why exhaustive search is impossible, as a clause ("" when it is possible)."""
+        if not self.space:
+            return "the space is empty"
+        cont = [p.name for p in self.space if not p.discrete]
+        if cont:
+            return (f"continuous dimension{'s' if len(cont) > 1 else ''} "
+                    f"{', '.join(repr(c) for c in cont)} (give a step, choices or type int)")
+        if self.space_size() > self.exhaustive_max_points:
+            return f"{self.space_size():,.0f} points"
+        return ""
+
     def grid(self) -> Iterator[dict[str, Any]]:
         """Every point of a discrete space."""
         names = [p.name for p in self.space]
@@ -548,8 +560,8 @@ def study_from_dict(
     )
     if exhaustive is True and not study.enumerable():
         raise err(
-            f"exhaustive search needs a discrete space of at most {max_points} points; "
-            f"this one has {study.space_size():g}", "exhaustive", exhaustive)
+            f"exhaustive search needs a discrete space of at most {max_points:,} points; "
+            f"this one has {study.not_enumerable()}", "exhaustive", exhaustive)
     if sampler == "grid" and not study.discrete:
         raise err("the grid sampler needs a discrete space (int, step, choices or specs)",
                   "sampler.name", sampler)
@@ -616,6 +628,10 @@ def _path(ref: str, base_dir: Path | None) -> Path:
     for cand in (base_dir / p, base_dir.parent / p, specs.models_dir().parent / p):
         if cand.exists():
             return cand
+    if len(p.parts) > 1 and p.parts[0] == "models":  # models/<kind>/x.toml on the search path
+        found = specs.find_model_file(Path(*p.parts[1:]))
+        if found is not None:
+            return found
     return p
 
 
@@ -666,6 +682,20 @@ def _check_role(key: str, file: str, where: str, value: Any, system: System) -> 
         system.role(role)
     except InputError as exc:
         raise InputError(str(exc), file=file, key=where, value=value, has_value=True) from None
+
+
+def _check_key_path(name: str, file: str, where: str, system: System) -> None:
+    """A space dimension ``role.key`` must name a key of the role's kind: the error names
+    that dimension (not another one whose point happened to be resolved first)."""
+    role, _, rest = name.partition(".")
+    kind = system.role(role).kind
+    known = [r.key for r in specs.schema_rows(specs.kind_schema(kind))]
+    if rest in known:
+        return
+    close = difflib.get_close_matches(rest, known, n=1)
+    raise InputError(f"unknown key path: {kind} specs have no key '{rest}'"
+                     + (f"; did you mean '{role}.{close[0]}'?" if close else
+                        f"; known keys: {', '.join(known)}"), file=file, key=where)
 
 
 def _sampler(raw: Mapping[str, Any], file: str) -> tuple[str, dict[str, Any]]:
@@ -832,6 +862,7 @@ def _space(raw: Mapping[str, Any], file: str, system: System,
             out.append(Param(name, "spec", choices=tuple(refs)))
             continue
         _check_role(name, file, key, d, system)
+        _check_key_path(name, file, key, system)
         if "choices" in d:
             ch = d["choices"]
             if not isinstance(ch, list) or not ch:
@@ -990,14 +1021,14 @@ def _check_metric(metric: Any, file: str, key: str, system: System, fidelity: st
     names = system.metric_names(fidelity)
     if metric in names:
         return
-    close = difflib.get_close_matches(str(metric), names, n=1)
+    close = suggest(str(metric), list(names), n=2)
     if metric in system.metric_names():
         fids = [f for m in system.metrics if m.name == metric for f in m.fidelities]
         msg = (f"system '{system.name}' reports this metric only with fidelity "
                f"{', '.join(fids)}, not {fidelity}")
     else:
         msg = (f"system '{system.name}' ({fidelity}) reports no such metric"
-               + (f"; did you mean '{close[0]}'?" if close else
+               + (f"; did you mean {', '.join(repr(c) for c in close)}?" if close else
                   f"; it reports: {', '.join(names)}"))
     raise InputError(msg, file=file, key=key, value=metric, has_value=True)
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from hwsim.explore.results import importance_method
 from hwsim.report.figures import Figure, all_figures
+from hwsim.report.summary import axis_label, describe, prune_reasons, recommended
 
 if TYPE_CHECKING:
     from hwsim.explore.results import Outputs
@@ -59,8 +60,8 @@ def _fmt(v: Any) -> str:
 
 
 def _header(c: str, units: dict[str, str]) -> str:
-    u = units.get(c)
-    return f"{c} [{u}]" if u else c
+    text = axis_label(c, units)
+    return text if text == c else f"{text} ({c})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -95,6 +96,11 @@ def _tables(o: Outputs, units: dict[str, str]) -> list[tuple[str, str, list[str]
                       r["reason"]] for r in o.baselines.to_dict("records")]))
     out.append(("trials", "Trials by state", ["state", "trials"],
                 [[k, v] for k, v in sorted(o.counts.items())]))
+    why = prune_reasons(o)
+    if why:
+        out.append(("pruned", "Why designs were infeasible (numbers in a reason shown as #)",
+                    ["reason", "trials", "share of the pruned (or completed) trials",
+                     "example"], why))
     cols = [p.name for p in s.space] + s.objective_metrics + [
         c.metric for c in s.constraints if c.metric not in s.objective_metrics]
     cols = list(dict.fromkeys(cols))
@@ -102,7 +108,7 @@ def _tables(o: Outputs, units: dict[str, str]) -> list[tuple[str, str, list[str]
     gaps = [c for c in ("front_gap", "front_gap_rel") if c in par]
     prow = [[int(r["trial"]), *(r.get(c) for c in cols + gaps)]
             for r in par.head(MAX_ROWS).to_dict("records")]
-    title = f"Pareto set ({len(par)} designs" + (
+    title = f"Pareto set ({len(par)} design{'' if len(par) == 1 else 's'}" + (
         f", first {MAX_ROWS} shown; all in pareto.csv)" if len(par) > MAX_ROWS else ")")
     gap_headers = {"front_gap": "gap to exact front (fraction of its range)",
                    "front_gap_rel": "gap to exact front (relative)"}
@@ -199,6 +205,11 @@ def no_feasible_note(o: Outputs) -> str:
             "the constraints" + reason)
 
 
+def recommended_lines(o: Outputs, units: dict[str, str]) -> list[tuple[str, str]]:
+    """(why, description) of each recommended design, best per objective and the knee."""
+    return [("; ".join(r.roles), describe(o, r, units)) for r in recommended(o)]
+
+
 def _summary_lines(o: Outputs) -> list[str]:
     s, m = o.study, o.meta
     lines = [
@@ -206,9 +217,9 @@ def _summary_lines(o: Outputs) -> list[str]:
         f"study: {o.study_name}, storage {m.get('storage', '')}",
         f"sampler: {s.sampler}, seed {s.seed}, budget {s.trials} trials",
         f"finished trials: {sum(v for k, v in o.counts.items() if k != 'RUNNING')}"
-        + (f" ({o.counts.get('PRUNED', 0)} infeasible designs, recorded as pruned)"
+        + (f" ({o.counts.get('PRUNED', 0)} infeasible, recorded as pruned)"
            if o.counts.get("PRUNED") else ""),
-        f"Pareto set: {len(o.pareto)} designs",
+        f"Pareto set: {len(o.pareto)} design{'' if len(o.pareto) == 1 else 's'}",
     ]
     note = no_feasible_note(o)
     if note:
@@ -261,6 +272,11 @@ def markdown(o: Outputs, figures: Sequence[Figure], units: dict[str, str]) -> st
     out = [f"# Study {_md_text(o.study_name)}", ""]
     if s.description:
         out += [_md_text(s.description), ""]
+    rec = recommended_lines(o, units)
+    if rec:
+        out += ["## Recommended designs", ""]
+        out += [f"- **{_md_text(why)}**: {_md_text(text)}" for why, text in rec] + [""]
+    out += ["## Summary", ""]
     out += [f"- {_md_text(line)}" for line in _summary_lines(o)] + [""]
     for _anchor, title, header, rows in _tables(o, units):
         out += [f"## {_md_text(title)}", "", "| " + " | ".join(_md_cell(h) for h in header) + " |",
@@ -288,8 +304,10 @@ def markdown(o: Outputs, figures: Sequence[Figure], units: dict[str, str]) -> st
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;
 margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
-table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.9em}
-th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left}
+.scroll{overflow-x:auto;max-width:100%;margin:.5em 0 1.5em}
+table{border-collapse:collapse;font-size:.9em}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
+th{max-width:14em;overflow-wrap:anywhere} td{overflow-wrap:anywhere;max-width:40em}
 th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums}
 figure{margin:1em 0 2em} figure svg{max-width:100%;height:auto}
 figcaption{font-size:.9em;color:#555} code{background:#f3f3f3;padding:0 .2em}
@@ -314,11 +332,18 @@ def html_page(o: Outputs, figures: Sequence[Figure], units: dict[str, str]) -> s
              f"<h1>Study {html.escape(o.study_name)}</h1>"]
     if s.description:
         parts.append(f"<p>{html.escape(s.description)}</p>")
+    rec = recommended_lines(o, units)
+    if rec:
+        parts.append('<h2 id="recommended">Recommended designs</h2><ul>'
+                     + "".join(f"<li><b>{html.escape(why)}</b>: {html.escape(text)}</li>"
+                               for why, text in rec) + "</ul>")
+    parts.append('<h2 id="summary">Summary</h2>')
     parts.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in _summary_lines(o))
                  + "</ul>")
     for anchor, title, header, rows in _tables(o, units):
-        parts.append(f'<h2 id="{html.escape(anchor)}">{html.escape(title)}</h2><table><thead>'
-                     "<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+        parts.append(f'<h2 id="{html.escape(anchor)}">{html.escape(title)}</h2>'
+                     '<div class="scroll"><table><thead><tr>'
+                     + "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
                      + "</tr></thead><tbody>")
         for r in rows:
             cells = []
@@ -327,7 +352,7 @@ def html_page(o: Outputs, figures: Sequence[Figure], units: dict[str, str]) -> s
                     else ""
                 cells.append(f"<td{cls}>{_h(v)}</td>")
             parts.append("<tr>" + "".join(cells) + "</tr>")
-        parts.append("</tbody></table>")
+        parts.append("</tbody></table></div>")
     if figures:
         parts.append("<h2>Figures</h2>")
         for f in figures:

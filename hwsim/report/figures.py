@@ -60,8 +60,71 @@ def _save(fig: Any, out_dir: Path, name: str, title: str, caption: str) -> Figur
 
 
 def _label(name: str, units: dict[str, str]) -> str:
-    u = units.get(name)
-    return f"{name} [{u}]" if u else name
+    from hwsim.report.summary import axis_label
+
+    return axis_label(name, units)
+
+
+def _param_kind(o: Outputs, name: str) -> str:
+    """``int``, ``float``, ``categorical`` or ``spec`` for a parameter; ``metric`` otherwise."""
+    for p in o.study.space:
+        if p.name == name:
+            return p.type
+    return "metric"
+
+
+def _discrete_ticks(ax: Any, o: Outputs, name: str, values: pd.Series, axis: str = "x") -> bool:
+    """Ticks at the values an integer or numeric categorical parameter takes (at most 6 of
+    them; whole numbers for more integers); True when it set them."""
+    from matplotlib.ticker import MaxNLocator, NullFormatter
+
+    kind = _param_kind(o, name)
+    if kind not in ("int", "categorical"):
+        return False
+    a = ax.xaxis if axis == "x" else ax.yaxis
+    vals = sorted({(int(v) if kind == "int" else float(v)) for v in values.dropna()})
+    if 0 < len(vals) <= 6:
+        a.set_ticks(vals)
+        a.set_ticklabels([f"{v:g}" for v in vals])
+        a.set_minor_formatter(NullFormatter())
+    elif kind == "categorical":
+        return False
+    else:
+        a.set_major_locator(MaxNLocator(integer=True, nbins=6))
+    return True
+
+
+def _choices(o: Outputs, name: str) -> tuple[Any, ...] | None:
+    """The declared choices of a categorical (or spec) parameter; None for any other."""
+    for p in o.study.space:
+        if p.name == name and p.type in ("categorical", "spec") and p.choices:
+            return tuple(p.choices)
+    return None
+
+
+def _constraint_lines(ax: Any, o: Outputs, x: str, y: str) -> None:
+    """A dash-dot line at each constraint bound (an SLO, a power cap) on either axis' metric."""
+    for c in o.study.constraints:
+        if c.metric not in (x, y):
+            continue
+        horizontal = c.metric == y
+        lim = ax.get_ylim() if horizontal else ax.get_xlim()
+        line = ax.axhline if horizontal else ax.axvline
+        for bound, op in ((c.max, "<="), (c.min, ">=")):
+            if bound is None:
+                continue
+            inside = min(lim) <= bound <= max(lim)
+            line(bound, color="tab:purple", ls="-.", lw=1,
+                 label=f"constraint {readable_name(c.metric)} {op} {bound:g}"
+                 + ("" if inside else " (beyond the plotted range)"))
+        (ax.set_ylim if horizontal else ax.set_xlim)(lim)  # a far bound does not squash it
+
+
+def readable_name(name: str) -> str:
+    """A metric or parameter in words, without its unit."""
+    from hwsim.report.labels import readable, unit_of
+
+    return readable(name, unit_of(name))
 
 
 def _is_num(s: pd.Series) -> bool:
@@ -155,6 +218,7 @@ def pareto_2d(o: Outputs, units: dict[str, str]) -> Figure | None:
     _maybe_log(ax, pd.concat([d[x] for d in shown]), "x", 10.0)
     _maybe_log(ax, pd.concat([d[y] for d in shown]), "y", 10.0)
     ax.margins(0.08)
+    _constraint_lines(ax, o, x, y)
     # beside the axes, so that no point (a baseline's label at the edge) hides behind it
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     return _save(fig, o.out_dir, "pareto_front", "Pareto front",
@@ -164,11 +228,18 @@ def pareto_2d(o: Outputs, units: dict[str, str]) -> Figure | None:
 
 
 def _maybe_log(ax: Any, s: pd.Series, axis: str, ratio: float = 10.0) -> None:
-    """Log scale for positive values spanning more than ``ratio``."""
+    """Log scale for positive values spanning more than ``ratio``; labels on the decades only
+    (minor ticks unlabelled, so that labels never overlap)."""
+    from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
+
     v = s.to_numpy(dtype=float)
     v = v[np.isfinite(v)]
     if len(v) and v.min() > 0 and v.max() / v.min() > ratio:
         (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+        a = ax.xaxis if axis == "x" else ax.yaxis
+        a.set_major_locator(LogLocator(base=10.0, numticks=8))
+        a.set_major_formatter(LogFormatterSciNotation(base=10.0))
+        a.set_minor_formatter(NullFormatter())
 
 
 def pareto_3d(o: Outputs, units: dict[str, str]) -> Figure | None:
@@ -199,20 +270,30 @@ def parallel_coordinates(o: Outputs, units: dict[str, str]) -> Figure | None:
     cols = [p.name for p in o.study.space] + o.study.objective_metrics
     if len(done) < 2 or len(cols) < 2:
         return None
-    mats, ticks = [], []
+    mats, marks = [], []
     for c in cols:
         v, cats = _codes(done[c])
+        choices = _choices(o, c)
+        if choices is not None:  # categorical: each choice at its place, in declared order
+            index = {str(ch): k for k, ch in enumerate(choices)}
+            v = np.array([index.get(str(x), np.nan) for x in done[c]], dtype=float)
+            cats = [str(ch) for ch in choices]
         lo, hi = np.nanmin(v), np.nanmax(v)
+        if cats is not None:
+            lo, hi = 0.0, float(len(cats) - 1)
         log_axis = bool(cats is None and lo > 0 and hi / lo > 10)
         if log_axis:
             v, lo, hi = np.log10(v), np.log10(lo), np.log10(hi)
         span = hi - lo if hi > lo else 1.0
         mats.append((v - lo) / span)
-        if cats is not None:
-            ticks.append(", ".join(cats[:4]) + ("…" if len(cats) > 4 else ""))
-        else:
-            ticks.append(f"{_fmt(10**lo if log_axis else lo)}–{_fmt(10**hi if log_axis else hi)}"
-                         + (" (log)" if log_axis else ""))
+        if cats is not None:  # each category at its place
+            marks.append([((k - lo) / span, name) for k, name in enumerate(cats)][:12])
+        elif _param_kind(o, c) == "int" and len(np.unique(v)) <= 10:  # each whole value
+            marks.append([((u - lo) / span, str(round(float(10**u if log_axis else u))))
+                          for u in np.unique(v)])
+        else:  # the ends and the middle of the range
+            vals = [lo, (lo + hi) / 2, hi] if hi > lo else [lo]
+            marks.append([((u - lo) / span, _fmt(10**u if log_axis else u)) for u in vals])
     m = np.vstack(mats).T
     color_by = done[o.study.objective_metrics[0]].to_numpy(dtype=float)
     fig, ax = plt.subplots(figsize=(max(6.4, 1.5 * len(cols)), 4.4))
@@ -228,14 +309,21 @@ def parallel_coordinates(o: Outputs, units: dict[str, str]) -> Figure | None:
     par = done["pareto"].to_numpy(dtype=bool)
     for i in np.flatnonzero(par):
         ax.plot(xs, m[i], color="tab:red", alpha=0.9, lw=1.4)
+    for i, axis_marks in enumerate(marks):
+        ax.axvline(i, color="0.5", lw=0.6, zorder=0)
+        for pos, text in axis_marks:
+            ax.text(i + 0.04, pos, text, fontsize=6, va="center", ha="left",
+                    bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none",
+                          "alpha": 0.7})
     ax.set_xticks(xs)
-    ax.set_xticklabels([f"{_label(c, units)}\n{t}" for c, t in zip(cols, ticks, strict=True)],
-                       rotation=20, ha="right", fontsize=7)
-    ax.set_yticks([0, 1])
-    ax.set_yticklabels(["low", "high"])
+    ax.set_xticklabels([_label(c, units) for c in cols], rotation=20, ha="right", fontsize=7)
+    ax.set_yticks([])
+    ax.grid(False)
     ax.set_ylim(-0.05, 1.05)
+    ax.set_xlim(-0.2, len(cols) - 0.5)
     return _save(fig, o.out_dir, "parallel_coordinates", "Parallel coordinates",
-                 "Every feasible trial, each axis scaled to its range (ticks give the range); "
+                 "Every feasible trial, each axis scaled to its range and marked with its "
+                 "values (each category, each whole value, or the ends and middle); "
                  f"colour: {o.study.objective_metrics[0]} (yellow is better); red: the Pareto "
                  "set.")
 
@@ -286,6 +374,11 @@ def objective_vs_params(o: Outputs, units: dict[str, str]) -> Figure | None:
         for j, p in enumerate(top_params(o, m, k)):
             ax = axes[i][j]
             x, cats = _codes(done[p])
+            choices = _choices(o, p)
+            if choices is not None:  # evenly spaced, in declared order, numbers or not
+                index = {str(ch): k for k, ch in enumerate(choices)}
+                x = np.array([index.get(str(v), np.nan) for v in done[p]], dtype=float)
+                cats = [str(ch) for ch in choices]
             jitter = 0.0 if cats is None else (np.random.default_rng(0).random(len(x)) - 0.5) * 0.2
             ax.scatter(x + jitter, done[m], s=8, alpha=0.5,
                        c=np.where(done["feasible"], "tab:blue", "tab:orange"))
@@ -296,6 +389,7 @@ def objective_vs_params(o: Outputs, units: dict[str, str]) -> Figure | None:
                 ax.set_xticklabels(cats, rotation=20, ha="right", fontsize=7)
             else:
                 _maybe_log(ax, done[p], "x")
+                _discrete_ticks(ax, o, p, done[p], "x")
             ax.set_xlabel(_label(p, units), fontsize=8)
             if j == 0:
                 ax.set_ylabel(_label(m, units), fontsize=8)

@@ -392,8 +392,12 @@ def generate(
 
 
 def default_dir() -> Path:
-    """The top-level ``rtl/`` folder beside ``models/``."""
-    return specs.models_dir().parent / "rtl"
+    """The top-level ``rtl/`` folder beside ``models/`` in a source checkout; ``./rtl`` when
+    hwsim is installed from a wheel (its bundled specs live inside the package)."""
+    bundled = specs.models_dir().resolve()
+    if bundled.parent == Path(__file__).resolve().parent.parent:  # inside the package
+        return Path.cwd() / "rtl"
+    return bundled.parent / "rtl"
 
 
 def regenerate_defaults(out_dir: str | os.PathLike[str] | None = None, *,
