@@ -336,6 +336,44 @@ def test_database_restart_under_two_workers_loses_and_doubles_nothing(
 
 
 @pytest.mark.postgres
+def test_a_worker_started_while_the_database_restarts_waits_for_it(server: Server) -> None:
+    """A worker whose first connection falls in a restart retries for the start-up window
+    (storage.STARTUP_RETRY_S) instead of calling the database unreachable; past the window
+    it is the one-line error."""
+    import threading
+
+    from hwsim.errors import InputError
+    from hwsim.explore import storage
+
+    assert server.url
+    server.stop("fast")
+    got: dict[str, object] = {}
+
+    def opener() -> None:
+        try:
+            got["storage"] = storage.open_storage(server.url)
+        except InputError as exc:  # pragma: no cover - the failure this test catches
+            got["error"] = exc
+
+    t = threading.Thread(target=opener)
+    try:
+        t.start()
+        time.sleep(1.5)  # the opener's first attempts find no server
+    finally:
+        assert server.start().returncode == 0
+    t.join(timeout=60)
+    assert "storage" in got, got
+    server.stop("fast")
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(InputError, match="is not reachable"):
+            storage.open_storage(server.url)
+        assert storage.STARTUP_RETRY_S <= time.monotonic() - t0 < storage.STARTUP_RETRY_S + 10
+    finally:
+        assert server.start().returncode == 0
+
+
+@pytest.mark.postgres
 def test_a_database_that_stays_down_stops_the_worker_with_one_line(
         tmp_path: Path, server: Server) -> None:
     assert server.url

@@ -45,6 +45,9 @@ MAX_RETRY = 3
 #: stays below the grace period less a heartbeat, so that no running trial goes stale meanwhile
 DB_RETRY_S = float(os.environ.get("HWSIM_DB_RETRY_S",
                                   str(max(1, GRACE_PERIOD_S - HEARTBEAT_INTERVAL_S))))
+#: seconds a worker keeps trying a database that is unreachable when it starts (a restart in
+#: progress) before the one-line error; a wrong URL costs this long
+STARTUP_RETRY_S = 5.0
 
 _DATABASE_SCHEMES = ("postgresql", "postgres", "mysql", "sqlite")
 
@@ -149,8 +152,13 @@ def open_storage(url: str, *, file: str | None = None, read_only: bool = False,
         if read_only:  # Optuna would create the database (SQLite) and its tables
             _check_database_exists(url, engine_kwargs, file)
         # Workers that start together on a fresh database race to create Optuna's tables; the
-        # loser sees a duplicate-key error and simply tries again (the tables then exist).
-        for attempt in range(6):
+        # loser sees a duplicate-key error and simply tries again (the tables then exist). A
+        # worker that starts while the database restarts retries for a short window
+        # (:data:`STARTUP_RETRY_S`, at most ``retry_s``) before calling it unreachable.
+        window = min(STARTUP_RETRY_S, DB_RETRY_S if retry_s is None else retry_s)
+        t_start = time.monotonic()
+        attempt = 0
+        while True:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -172,13 +180,18 @@ def open_storage(url: str, *, file: str | None = None, read_only: bool = False,
 
                 text = str(exc).strip()
                 first = text.splitlines()[0] if text else type(exc).__name__
-                if isinstance(exc, sa_exc.OperationalError) or attempt == 5:
-                    what = ("is not reachable" if isinstance(exc, sa_exc.OperationalError)
-                            else "cannot be used")
+                down = isinstance(exc, sa_exc.OperationalError)
+                waited = time.monotonic() - t_start
+                if (down and waited >= window) or (not down and attempt >= 5):
+                    what = "is not reachable" if down else "cannot be used"
                     raise InputError(f"storage {mask_url(url)} {what}: {first}", file=file,
                                      key="--storage") from None
-                log.debug("storage set-up raced another worker (%s); retrying", first)
-                time.sleep(0.2 * (attempt + 1) + random.random() * 0.3)
+                log.debug("storage set-up: %s (%s); retrying",
+                          "unreachable" if down else "raced another worker", first)
+                time.sleep(min(0.2 * (attempt + 1) + random.random() * 0.3,
+                               max(window - waited, 0.05)) if down else
+                           0.2 * (attempt + 1) + random.random() * 0.3)
+                attempt += 1
     if "://" in url:
         raise InputError(
             f"storage {mask_url(url)}: unknown scheme; expected postgresql://, mysql://, "
