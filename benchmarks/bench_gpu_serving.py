@@ -4,6 +4,8 @@ Measures, on one core (numpy, no threads), Llama-3 70B on H100 with the ``ctx204
 
 1. ``analytical_batch`` over a grid of tensor parallelism x pipeline depth x batch x prompt
    and output lengths x HBM bandwidth (one call);
+   and the same grid for OPT-66B on A100 with every linear layer in Tiled-CSL at 80%
+   (``weight_format = "tiled-csl"``: Flash-LLM's kernel model per layer);
 2. ``analytical`` (the batch evaluator on one point), point by point on prebuilt inputs, and
    with the per-point spec overrides a sweep pays;
 3. ``stepwise`` (the per-stage closed forms of :mod:`hwsim.serving.saturation`, the reference);
@@ -74,6 +76,13 @@ def main() -> None:
     batch_rate = n / dt
     print(f"analytical_batch: {n:,} design points in {dt:.3f} s = {batch_rate:,.0f} points/s "
           f"({feasible:,} feasible)")
+
+    sparse = system.resolve(["llm=opt-66b", "mapping=flash-llm-tp2-s80"])
+    dt = best_of(lambda: system.analytical_batch(sparse, pts), args.repeat)
+    out = system.analytical_batch(sparse, pts)
+    feasible = int(np.isfinite(out["latency_ms_per_token"]).sum())
+    print(f"analytical_batch, OPT-66B in Tiled-CSL (80%): {n:,} design points in {dt:.3f} s = "
+          f"{n / dt:,.0f} points/s ({feasible:,} feasible)")
 
     rng = np.random.default_rng(0)
     idx = rng.choice(n, size=200, replace=False)

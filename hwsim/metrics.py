@@ -105,6 +105,12 @@ define("utilization", "1",
        "achieved / peak arithmetic rate of the hardware occupied. LLM serving: FLOP/s of the "
        "prompt and output tokens processed (2 FLOPs per weight per token) at "
        "throughput_tokens_per_s over the peak FLOP/s of the occupied chips")
+define("tokens_per_gpu_s", "tokens/s/GPU",
+       "output tokens per second per accelerator: throughput_tokens_per_s / chips (Flash-LLM's "
+       "tokens per GPU-second)")
+define("fits_in_memory", "1",
+       "1 when the weights, in their stored format and size, and the KV cache of the whole "
+       "batch fit in the usable memory of every device, else 0")
 define("chips", "1", "accelerator chips (ASICs, GPUs, TPUs) the deployment occupies")
 define("servers", "1", "servers the chips occupy")
 define("server_cost_usd", "USD", "purchase price (bill of materials) of one server; NaN when "

@@ -1,4 +1,4 @@
-"""Tiled-CSL (hwsim.spmm.format): round trip, byte counts, swizzle."""
+"""Tiled-CSL (hwsim.sparse.format): round trip, byte counts, swizzle."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hwsim.spmm import format as fmt
+from hwsim.sparse import format as fmt
 
 
 def _fp16_reference(a: sp.csr_array) -> sp.csr_array:

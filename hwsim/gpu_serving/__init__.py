@@ -28,8 +28,9 @@ def _des(inputs, *, seed: int = 0, trace=None):
 
 def _cases():
     from hwsim.gpu_serving.calibration import held_out_cases, validation_cases
+    from hwsim.gpu_serving.sparse_cases import cases as sparse_cases
 
-    return [*validation_cases(), *held_out_cases()]
+    return [*validation_cases(), *held_out_cases(), *sparse_cases()]
 
 
 _DES = ("des",)
@@ -62,6 +63,10 @@ SYSTEM = register_system(System(
                "server power is published"),
         Metric("utilization"),
         Metric("chips", "devices of every replica"),
+        Metric("tokens_per_gpu_s"),
+        Metric("fits_in_memory", "the weights in mapping.weight_format's encoded size, the "
+               "usable share hbm_usable_fraction; with kv_overflow = 'queue' a 0 still runs, "
+               "in waves, with 'infeasible' it is an infeasible point"),
         Metric("servers"),
         Metric("server_cost_usd"),
         Metric("server_power_W"),

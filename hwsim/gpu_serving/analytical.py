@@ -112,7 +112,16 @@ def stepwise(inputs: Inputs) -> Metrics:
                             processed_per_output=(ln.mean_prompt + ln.mean_output)
                             / ln.mean_output,
                             decode_throughput=out["decode_throughput_tokens_per_s"]))
+    out["fits_in_memory"] = fits_in_memory(model, inputs)
     return out
+
+
+def fits_in_memory(model: RooflineStepModel, inputs: Inputs) -> float:
+    """1 when the whole batch's KV cache fits beside the (encoded) weights in the usable HBM of
+    every device, else 0 (with ``kv_overflow = "queue"`` the point still runs, in waves)."""
+    ln = traffic_lengths(inputs)
+    return float(bool(model.kv_plan(ln.mean_prompt, ln.mean_output, ln.longest_context)
+                      .batch_fits))
 
 
 def _disaggregated(model: RooflineStepModel, inputs: Inputs, batch: int,

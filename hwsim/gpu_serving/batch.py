@@ -279,6 +279,8 @@ def _evaluate(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str
     out.update({"latency_ms_per_token": round_s * 1e3, "ttft_ms": ttft * 1e3,
                 "throughput_tokens_per_s": thr, "batch_prefill_ms": fill * 1e3,
                 "decode_throughput_tokens_per_s": dec_thr})
+    # the batch's weights (encoded) and KV cache fit in the usable HBM of every device
+    out["fits_in_memory"] = plan.batch_fits.astype(float)
     res = {key: np.where(ok, arr(v), np.nan) for key, v in out.items()}
     res[REASON] = reason.astype(object)
     return res

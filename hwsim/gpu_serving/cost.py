@@ -91,6 +91,7 @@ def costs(gpu: GpuSpec, llm: LlmSpec, pricing: str, devices: Any, peak_flops: An
         "usd_per_hour": chosen,
         "energy_J_per_token": np.where(thr > 0, watts / np.where(thr > 0, thr, 1.0), math.inf),
         "chips": np.asarray(devices, dtype=float),
+        "tokens_per_gpu_s": thr / np.asarray(devices, dtype=float),
         "servers": np.ceil(np.asarray(devices, dtype=float) / gpu.devices_per_server),
         "server_cost_usd": gpu.server_price_usd if gpu.server_price_usd > 0 else math.nan,
         "server_power_W": gpu.server_power_W if gpu.server_power_W > 0 else math.nan,

@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from hwsim.errors import InfeasibleDesign
-from hwsim.gpu_serving.analytical import build, concurrent, cost_metrics, traffic_lengths
+from hwsim.gpu_serving.analytical import (
+    build,
+    concurrent,
+    cost_metrics,
+    fits_in_memory,
+    traffic_lengths,
+)
 from hwsim.serving.des import serve
 from hwsim.system import Inputs, Metrics
 
@@ -49,7 +55,9 @@ def evaluate(inputs: Inputs, *, seed: int = 0, trace: Any = None) -> Metrics:
     out["tco_at_slo_usd_per_1k_tokens"] = (usd_h / 3600.0 / good * 1e3 if good > 0
                                            else float("inf"))
     for k in ("rental_usd_per_1k_tokens", "owned_usd_per_1k_tokens", "chips", "servers",
-              "server_cost_usd", "server_power_W", "utilization", "energy_J_per_token"):
+              "server_cost_usd", "server_power_W", "utilization", "energy_J_per_token",
+              "tokens_per_gpu_s"):
         out[k] = costs[k]
+    out["fits_in_memory"] = fits_in_memory(model, inputs)
     return out
 

@@ -39,6 +39,8 @@ from hwsim.hw.gpu import GpuSpec
 from hwsim.llm import model as llm_model
 from hwsim.llm import perf
 from hwsim.llm.spec import LlmSpec
+from hwsim.sparse import format as sfmt
+from hwsim.sparse import kernels as sk
 
 ArrayLike = Any  # float | int | np.ndarray
 
@@ -67,6 +69,29 @@ def kv_charge_tokens(mapping: Any, prompt: ArrayLike, output: ArrayLike,
          else np.asarray(prompt, dtype=float) + np.asarray(output, dtype=float) / 2.0)
     blk = np.asarray(mapping.kv_block_tokens, dtype=float)
     return np.ceil(t / blk) * blk
+
+
+def _sparse_kernel(gpu: Any, weight_format: str, density: float) -> tuple[dict, sk.Device]:
+    """The kernel model's fields (``models/spmm-kernel/<kernel>`` and its constants on the
+    device) and the device's figures for a sparse ``weight_format``; InfeasibleDesign where the
+    device lacks the figures or the kernel cannot hold the format's tiles."""
+    from hwsim.gpu_serving.spec import FORMAT_KERNELS
+
+    need = ("sms", "boost_clock_MHz", "smem_per_sm_KiB", "smem_bytes_per_clk_per_sm",
+            "peak_fp32_TFLOPS")
+    missing = [k for k in need if not np.all(np.asarray(getattr(gpu, k, 0)) > 0)]
+    if missing:
+        raise InfeasibleDesign(f"weight_format '{weight_format}' needs the SpMM kernel model's "
+                               f"figures of {gpu.name}: {', '.join(missing)}")
+    kernel = FORMAT_KERNELS[weight_format]
+    ker = sk.kernel_constants(kernel, gpu.name)
+    if weight_format == "tiled-csl" and density > ker["max_tile_density"] + 1e-12:
+        raise InfeasibleDesign(
+            f"weight_format 'tiled-csl' at sparsity {1 - density:.3g}: Flash-LLM buffers at most "
+            f"{ker['max_tile_density']:.0%} nonzeros per 128x64 tile (its register budget; denser "
+            "tiles are silently truncated), so weight_sparsity must be at least "
+            f"{1 - ker['max_tile_density']:.3g}")
+    return ker, sk.device_arrays(gpu)
 
 
 #: prefill times a step model remembers (distinct stage, batch and prompt length)
@@ -133,6 +158,13 @@ class Kernels:
     #: mixture of experts: whole experts per device (all-to-all dispatch) instead of every
     #: expert split over the tensor-parallel group
     expert_parallel: bool = False
+    #: the linear layers' weight format (``dense``, ``tiled-csl``, ``2:4``), the share of
+    #: nonzero weights, and for a sparse format its kernel's fields and the device's figures
+    #: (:mod:`hwsim.sparse.kernels`)
+    weight_format: str = "dense"
+    density: float = 1.0
+    sparse_kernel: Any = None
+    sparse_device: Any = None
 
     @property
     def uses_kernels(self) -> bool:
@@ -163,6 +195,11 @@ class Kernels:
             link_latency_s=np.asarray(cal.interconnect_latency_us, dtype=float) * 1e-6,
         )
         kernels_model = getattr(cal, "model", "roofline") == "kernels"
+        wfmt = getattr(mapping, "weight_format", "dense")
+        density = 1.0 - float(getattr(mapping, "weight_sparsity", 0.0))
+        sker = sdev = None
+        if wfmt != "dense":
+            sker, sdev = _sparse_kernel(gpu, wfmt, density)
         if kernels_model and wb == 1:  # the 8-bit GEMMs: the fit at the 8-bit peak, scaled
             eff_peak = eff_peak * np.asarray(cal.framework.fp8_speedup, dtype=float)
             device = dataclasses.replace(device, peak_flops=eff_peak * 1e12)
@@ -175,7 +212,8 @@ class Kernels:
                    sms=np.asarray(gpu.sms, dtype=float) if kernels_model else None,
                    devices_per_server=gpu.devices_per_server,
                    expert_parallel=bool(getattr(mapping, "expert_parallel", False))
-                   and llm.is_moe)
+                   and llm.is_moe,
+                   weight_format=wfmt, density=density, sparse_kernel=sker, sparse_device=sdev)
 
     def layer_s(self, seqs: ArrayLike, q_len: ArrayLike, kv_len: ArrayLike) -> np.ndarray:
         """One decoder layer: weight GEMMs, attention, all-reduces and the fixed overhead
@@ -227,7 +265,56 @@ class Kernels:
         t = 0.0
         for g in self.shape.gemms:
             r, count, split = self.expert_gemm(g, rows)
-            t = t + count * perf.gemm_s(g, r, split, self.device, self.shape.bytes_per_value)
+            if self.weight_format == "dense":
+                t = t + count * perf.gemm_s(g, r, split, self.device, self.shape.bytes_per_value)
+            else:
+                t = t + count * self.sparse_gemm_s(r, *self.local_shape(g, split))
+        return np.asarray(t)
+
+    # -- the linear layers' weight format ---------------------------------------------------
+
+    @staticmethod
+    def local_shape(g: llm_model.Gemm, split: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+        """(output features, inner size) of the shard of ``g`` one device holds."""
+        if g.split == "col":
+            return np.ceil(g.n / np.asarray(split, dtype=float)), np.asarray(float(g.k))
+        return np.asarray(float(g.n)), np.ceil(g.k / np.asarray(split, dtype=float))
+
+    def sparse_gemm_s(self, rows: ArrayLike, n_out: ArrayLike, k_in: ArrayLike) -> np.ndarray:
+        """A linear layer's shard in the sparse weight format, ``rows`` tokens: Flash-LLM's
+        SpMM for Tiled-CSL (its split-K table by output features), cuSPARSELt for 2:4
+        (:mod:`hwsim.sparse.kernels`, with that kernel's constants on this device); 0 without
+        rows."""
+        rows = np.asarray(rows, dtype=float)
+        ker, dev = self.sparse_kernel, self.sparse_device
+        if self.weight_format == "tiled-csl":
+            nnz = float(sfmt.padded(np.ceil(self.density * sfmt.TILE_ELEMS - 1e-9)))
+            t = sk.flash_llm(n_out, k_in, rows, nnz, sk.default_split_k(n_out), ker,
+                             dev)["latency_s"]
+        else:
+            t = sk.two_four(n_out, k_in, rows, ker, dev)["latency_s"]
+        return np.where(rows > 0, t, 0.0)
+
+    def encoded_bytes(self, n_out: ArrayLike, k_in: ArrayLike) -> np.ndarray:
+        """HBM bytes of one ``n_out x k_in`` weight shard in the weight format: Tiled-CSL's
+        records and tile offsets (:func:`hwsim.sparse.format.expected_tiled_csl_bytes`), 2:4's
+        values and indices, or dense values."""
+        if self.weight_format == "tiled-csl":
+            return np.asarray(sfmt.expected_tiled_csl_bytes(n_out, k_in, self.density))
+        if self.weight_format == "2:4":
+            return np.asarray(sfmt.two_four_bytes(n_out, k_in, self.shape.bytes_per_value))
+        return np.asarray(n_out, dtype=float) * k_in * self.shape.bytes_per_value
+
+    def linear_bytes_per_layer(self) -> np.ndarray:
+        """HBM bytes of one layer's linear weights (every expert) on one device, encoded: each
+        GEMM's tensor-parallel shard, or with expert parallelism ``experts / tp`` whole
+        experts."""
+        t = 0.0
+        for g in self.shape.gemms:
+            if g.experts > 1 and self.expert_parallel:
+                t = t + g.experts / self.tp * self.encoded_bytes(float(g.n), float(g.k))
+            else:
+                t = t + g.experts * self.encoded_bytes(*self.local_shape(g, self.tp))
         return np.asarray(t)
 
     @property
@@ -295,6 +382,9 @@ class Kernels:
                 n, k = np.ceil(g.n / split), float(g.k)
             else:
                 n, k = float(g.n), np.ceil(g.k / split)
+            if self.weight_format != "dense":
+                t = t + count * self.sparse_gemm_s(r, n, k)
+                continue
             t = t + count * kn.gemm_s(r, n, k, shape.bytes_per_value, self.device.peak_flops,
                                       self.device.mem_bw_Bps, self.sms, f.gemm)
         return t
@@ -411,7 +501,12 @@ class Kernels:
         params = params + np.where(first, emb, 0.0)
         untied = (np.asarray(stages) > 1) | (not llm.tied_embeddings)
         params = params + np.where(np.asarray(last) & untied, llm.vocab * llm.d_model, 0.0)
-        return params / self.tp * self.shape.bytes_per_value
+        if self.weight_format == "dense":
+            return params / self.tp * self.shape.bytes_per_value
+        # the linear layers encoded; biases, norms and embeddings dense
+        params = params - layers * self.shape.weights_per_layer
+        return params / self.tp * self.shape.bytes_per_value + layers * \
+            self.linear_bytes_per_layer()
 
     def kv_bytes(self, layers: ArrayLike, sequences: ArrayLike, context: ArrayLike
                  ) -> np.ndarray:
@@ -633,5 +728,9 @@ class RooflineStepModel:
         kv_split = tp if self._batch_sharded else min(tp, self.shape.kv_heads)
         kv = batch * (kv_tokens + 1) * llm.layers * self.shape.kv_bytes_per_token / kv_split
         nbytes = llm_model.matmul_params(llm) / tp * self.shape.bytes_per_value + kv
+        if self.kernels.weight_format != "dense":  # the layers' weights as encoded
+            nbytes += llm.layers * (float(self.kernels.linear_bytes_per_layer())
+                                    - self.shape.active_weights_per_layer / tp
+                                    * self.shape.bytes_per_value)
         flops = batch * llm_model.flops_per_token(llm, int(np.floor(kv_tokens))) / tp
         return max(nbytes / (self.gpu.hbm_bandwidth_GBps * 1e9), flops / self.peak_flops)

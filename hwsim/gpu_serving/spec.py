@@ -16,6 +16,11 @@ from hwsim.specs import param, spec_kind
 #: bytes per element of each data type a mapping may name
 DTYPE_BYTES: dict[str, int] = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1}
 
+#: how a mapping may store its linear layers' weights (:mod:`hwsim.sparse`)
+WEIGHT_FORMATS: tuple[str, ...] = ("dense", "tiled-csl", "2:4")
+#: the kernel model (``models/spmm-kernel/<name>``) that multiplies each sparse format
+FORMAT_KERNELS: dict[str, str] = {"tiled-csl": "flash-llm", "2:4": "sparta"}
+
 
 @dataclass(frozen=True, kw_only=True)
 class GemmConstants:
@@ -187,6 +192,17 @@ class GpuMappingSpec:
                              help="sequences per pipeline micro-batch; 0 = batch / stages "
                              "rounded up")
     weight_dtype: str = param("fp16", choices=tuple(DTYPE_BYTES), help="weight data type")
+    weight_format: str = param(
+        "dense", choices=WEIGHT_FORMATS,
+        help="how every linear layer's weights are stored and multiplied: dense (weight_dtype, "
+        "the GEMM model; int8 weights are weight_dtype = 'int8'), tiled-csl (Flash-LLM's "
+        "Tiled-CSL at weight_sparsity, its SpMM kernel: hwsim.sparse) or 2:4 (two of every "
+        "four weights kept, cuSPARSELt on the sparse tensor cores); the embeddings, biases and "
+        "norms stay dense")
+    weight_sparsity: float = param(0.0, ge=0, lt=1,
+                                   help="share of zero weights in every linear layer: what a "
+                                   "tiled-csl layer stores (unstructured pruning; 0.8 = 80%); "
+                                   "2:4 holds 0.5 by construction (0 or 0.5 here)")
     kv_dtype: str = param("fp16", choices=tuple(DTYPE_BYTES), help="KV-cache data type")
     activation_dtype: str = param("fp16", choices=tuple(DTYPE_BYTES),
                                   help="activations sent over links")
@@ -242,6 +258,12 @@ class GpuMappingSpec:
                          "servers on the Chiplet Cloud TCO model")
 
     def __post_init__(self) -> None:
+        if self.weight_format != "dense" and self.weight_dtype not in ("fp16", "bf16"):
+            raise ValueError(f"weight_format {self.weight_format!r} stores 16-bit values; "
+                             f"weight_dtype is {self.weight_dtype!r}")
+        if self.weight_format == "2:4" and self.weight_sparsity not in (0.0, 0.5):
+            raise ValueError(f"weight_format '2:4' holds sparsity 0.5; weight_sparsity is "
+                             f"{self.weight_sparsity}")
         if self.micro_batch > self.batch:
             raise ValueError(f"micro_batch {self.micro_batch} exceeds batch {self.batch}")
 

@@ -22,7 +22,9 @@ NAMES = {"tco_usd_per_1k_tokens": "TCO",
          "tco_at_slo_usd_per_1k_tokens": "TCO of requests within the SLO",
          "latency_ms_per_token": "time per output token (TPOT)",
          "throughput_tokens_per_s": "throughput",
-         "ttft_ms": "time to first token (TTFT)"}
+         "ttft_ms": "time to first token (TTFT)",
+         "tokens_per_gpu_s": "tokens per GPU-second",
+         "fits_in_memory": "fits in memory"}
 
 
 def _pretty_unit(unit: str) -> str:

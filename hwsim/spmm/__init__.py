@@ -4,7 +4,7 @@ cuBLAS, cuSPARSE, Sputnik and SparTA.
 System ``spmm``: inputs ``workload`` (kind ``spmm``), ``kernel`` (``spmm-kernel``), ``device``
 (``gpu``) and ``calibration`` (``spmm-calibration``, the constants of that kernel on that
 device). Analytical model in :mod:`hwsim.spmm.analytical`, DES in :mod:`hwsim.spmm.des`,
-format in :mod:`hwsim.spmm.format`, validation in :mod:`hwsim.spmm.calibration`.
+format in :mod:`hwsim.sparse.format`, validation in :mod:`hwsim.spmm.calibration`.
 """
 
 from __future__ import annotations

@@ -36,8 +36,8 @@ import simpy
 
 from hwsim.des import ComputeUnit, FairShare, Memory, TraceRecorder
 from hwsim.errors import InfeasibleDesign, InputError
+from hwsim.sparse import format as fmt
 from hwsim.spmm import analytical
-from hwsim.spmm import format as fmt
 from hwsim.system import Inputs, Metrics
 
 log = logging.getLogger(__name__)

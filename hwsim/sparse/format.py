@@ -21,6 +21,7 @@ decoding does not depend on the order of the records.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -174,3 +175,63 @@ def random_tile_nnz(m: int, k: int, density: float, seed: int) -> np.ndarray:
     ``density``, as Flash-LLM's benchmark draws it), sampled per tile (binomial)."""
     tiles = (-(-m // TILE_ROWS)) * (-(-k // TILE_COLS))
     return np.random.default_rng(seed).binomial(TILE_ELEMS, density, size=tiles)
+
+
+# ---------------------------------------------------------------------------------------------
+# 2:4 structured sparsity (cuSPARSELt; NVIDIA, "Exploiting NVIDIA Ampere structured sparsity
+# with cuSPARSELt", developer blog 2020, and the Ampere whitepaper: in every group of 4
+# consecutive weights of a row 2 are kept, each with a 2-bit index of its place in the group)
+
+TWO_FOUR_INDEX_BITS = 2
+
+
+def two_four_bytes(m: Any, k: Any, value_bytes: float = 2.0) -> Any:
+    """Bytes of an ``m x k`` matrix in 2:4: half its values plus a 2-bit index each."""
+    kept = np.asarray(m, dtype=float) * np.asarray(k, dtype=float) / 2.0
+    return kept * value_bytes + kept * TWO_FOUR_INDEX_BITS / 8.0
+
+
+@dataclass(frozen=True)
+class TwoFour:
+    """A matrix in 2:4: ``values`` (FP16, ``m x k/2``) and ``metadata`` (uint8, four 2-bit
+    indices per byte, ``m x k/4``: the places of the kept values in their groups)."""
+
+    shape: tuple[int, int]
+    values: np.ndarray
+    metadata: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.values.nbytes + self.metadata.nbytes)
+
+
+def two_four_encode(a: np.ndarray) -> TwoFour:
+    """Prune a dense matrix to 2:4 (the two largest magnitudes of every group of 4 in a row,
+    as NVIDIA's ASP does) and encode it."""
+    a = np.asarray(a)
+    m, k = a.shape
+    if k % 4:
+        raise ValueError(f"2:4 needs K % 4 == 0, got {m} x {k}")
+    g = a.reshape(m, k // 4, 4).astype(np.float16)
+    keep = np.sort(np.argsort(-np.abs(g.astype(np.float32)), axis=-1, kind="stable")[..., :2],
+                   axis=-1)
+    vals = np.take_along_axis(g, keep, axis=-1).reshape(m, k // 2)
+    idx = keep.reshape(m, k // 2).astype(np.uint8)
+    packed = idx.reshape(m, k // 8, 4) if k % 8 == 0 else None
+    if packed is None:  # pad the last byte
+        idx = np.concatenate([idx, np.zeros((m, (-idx.shape[1]) % 4), np.uint8)], axis=1)
+        packed = idx.reshape(m, -1, 4)
+    meta = (packed[..., 0] | (packed[..., 1] << 2) | (packed[..., 2] << 4)
+            | (packed[..., 3] << 6)).astype(np.uint8)
+    return TwoFour(shape=(m, k), values=vals, metadata=meta)
+
+
+def two_four_decode(t: TwoFour) -> np.ndarray:
+    """The dense FP16 matrix a 2:4 encoding holds."""
+    m, k = t.shape
+    meta = t.metadata
+    idx = np.stack([(meta >> s) & 3 for s in (0, 2, 4, 6)], axis=-1).reshape(m, -1)[:, : k // 2]
+    out = np.zeros((m, k // 4, 4), dtype=np.float16)
+    np.put_along_axis(out, idx.reshape(m, k // 4, 2).astype(np.int64),
+                      t.values.reshape(m, k // 4, 2), axis=-1)
+    return out.reshape(m, k)

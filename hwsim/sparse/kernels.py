@@ -1,0 +1,384 @@
+"""Closed-form timing of skinny sparse and dense GEMMs on a GPU, per kernel: the models the
+``spmm`` system times one product with and ``gpu-serving``'s step model times its linear layers
+with (a weight format per layer: :mod:`hwsim.gpu_serving.roofline`). One product is
+``C[M,N] = A[M,K] @ B[K,N]``, ``A`` the weights (M output features, K inputs), N the tokens.
+
+**Flash-LLM** (Load-as-Sparse, Compute-as-Dense; Xia et al., arXiv 2309.10285; facts from its
+code, github.com/AlibabaResearch/flash-llm commit 1d2828a: ``csrc/SpMM_API.cu``,
+``csrc/TilingConfig.h``, ``csrc/SpMM_Kernel.cuh``, ``csrc/MatMulUtilities.cuh``). A thread block
+(CTA) owns ``tile_m`` rows of A and ``tile_n`` columns of B and walks its K slice in steps of
+``tile_k`` = 64. Each step follows the instruction order of ``SpMM_Kernel.cuh``:
+
+1. *issue phase*: ``LDG.128`` of the **next** tile's Tiled-CSL records into registers (HBM,
+   ``4 B`` per padded nonzero plus the tile offsets) and the B ``cp.async``, while the tensor
+   cores run this tile's MMAs on operands read with ``ldmatrix`` (shared memory);
+2. *extraction phase*: after ``cp.async.wait_group`` and ``__syncthreads`` the zero-fill of the
+   next dense A buffer is complete and each thread scatters its register-held nonzeros into it
+   (one 16-bit store each). The scatter reads the registers the load fills, so it cannot start
+   before the load lands: the load overlaps the MMAs, **not** the extraction.
+
+So one CTA advances at ``max(t_load, t_mma, t_operands) + t_fill + t_scatter`` per step. (The
+earlier ``max(t_load, t_extract + t_mma)`` let the load hide the extraction too, which the code
+order does not allow; it made the model 10-20% optimistic where load and on-chip times are
+close, at 80% sparsity.) The zero-fill is counted in the extraction phase because the scatter
+waits on it (``wait_group 1``) and it shares the shared-memory port with the MMAs' operand
+reads; a variant hiding the fill under the MMAs fits the N = 16 calibration rows worse (MAPE
+5.8% vs 4.3%).
+
+**Co-resident CTAs** (2 per A100 SM for Flash-LLM's 68-72 KiB CTAs) run independently: one's
+issue phase (load, MMAs) proceeds while the other extracts, so their steps interleave. The SM's
+shared-memory port and tensor cores still serve all ``r`` of them, so a step takes
+``max(chain, r (t_fill + t_operands + t_scatter), r t_mma)``: the per-CTA chain above, or the
+SM's shared memory (tensor cores) busy with every resident CTA's work, whichever is longer. (The
+earlier model charged ``r (t_extract + t_mma)`` in series, ignoring this overlap, which the DES
+showed; :mod:`hwsim.spmm.des` runs the same two phases per CTA.)
+
+- HBM is a throughput bound shared by the ``c`` CTAs in flight, which run out of phase (one
+  loads while another extracts): a step moves every CTA's records, ``c x bytes / (eta_hbm
+  BW)``; only the first tile, which all load at launch, is lock-step (the earlier lock-step
+  sharing, all load then all extract, made 70% sparsity 8-13% pessimistic); shared memory
+  and the tensor cores of an SM are shared by its resident CTAs (at most what fits in shared
+  memory and the thread limit: 2 on an A100 for Flash-LLM's 68-72 KiB CTAs).
+- Shared-memory time counts bytes at ``smem_bytes_per_clk_per_sm`` (32 banks x 4 B) times
+  ``smem_efficiency`` (zero-fill ``tile_m x 64 x 2 B``; operands: ``ldmatrix`` of the dense A
+  tile plus copy and read of the B tile), and one store per nonzero at 32 lanes per clock
+  (bank-conflict-free after Flash-LLM's ahead-of-time reordering).
+- Pipeline fill and drain: the first tile is loaded and extracted before the loop and the last
+  step issues MMAs only, so a CTA takes ``t_load + t_extract + (steps - 1) T + max(t_mma,
+  t_operands)`` for a step time ``T``.
+- Wave quantisation: ``grid = ceil(M / tile_m) * split_k * ceil(N / tile_n)`` CTAs run in full
+  waves of ``sms * ctas_per_sm`` and one partial wave with fewer CTAs (more bandwidth each).
+- Split-K: each CTA writes its partial C (``split_k * M * N * 2 B``); a second kernel reads the
+  workspace and writes C; each launch costs ``launch_overhead_us``.
+- TFLOPS count dense-equivalent FLOPs ``2 M N K``, as Flash-LLM reports.
+
+**cuBLAS** (dense tensor cores): a roofline, ``max(bytes / (eta_hbm BW), 2 M N K / (eta_tc
+peak))`` plus a launch overhead, bytes ``2 (M K + K N + M N)``. At N <= 32 it is bandwidth bound.
+
+**Sputnik** (1-D tiling, CUDA cores; its tile table by N): warp instructions per nonzero over
+the SM issue rate; **cuSPARSE**: scalar work per (nonzero, column); **SparTA**: a 2:4 part on
+sparse tensor cores (half of A's values plus 2-bit indices; half the MACs at twice the dense
+rate) and the residual with the Sputnik model, back to back. Each function says its sources.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from hwsim import specs
+from hwsim.errors import InputError
+from hwsim.sparse import format as fmt
+from hwsim.sparse.spec import FLASH_LLM_SPLIT_K, SpmmCalibrationSpec
+
+log = logging.getLogger(__name__)
+
+#: numeric codes of the ``bound`` metric
+BOUND_CODES: dict[str, int] = {"hbm": 0, "smem": 1, "compute": 2}
+SMEM_STORES_PER_CLK = 32  # one 16-bit store per lane per clock, bank-conflict-free
+_SPLIT_K_TABLE = np.array(sorted(FLASH_LLM_SPLIT_K.items()), dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Device:
+    """The GPU figures the kernel model reads (arrays broadcast over design points)."""
+
+    sms: Any
+    clock_Hz: Any
+    smem_per_sm_B: Any
+    smem_Bpc: Any
+    hbm_Bps: Any
+    tensor_flops: Any
+    fp32_flops: Any
+
+
+def device_of(gpu: Any) -> Device:
+    """The kernel model's view of a ``gpu`` spec; an InputError if a figure is missing."""
+    missing = [k for k in ("sms", "boost_clock_MHz", "smem_per_sm_KiB", "peak_fp32_TFLOPS")
+               if not getattr(gpu, k)]
+    if missing:
+        raise InputError(f"gpu '{gpu.name}' lacks {', '.join(missing)}, which the SpMM model "
+                         "needs", key=f"device.{missing[0]}")
+    return Device(sms=gpu.sms, clock_Hz=gpu.boost_clock_MHz * 1e6,
+                  smem_per_sm_B=gpu.smem_per_sm_KiB * 1024.0,
+                  smem_Bpc=gpu.smem_bytes_per_clk_per_sm, hbm_Bps=gpu.hbm_bandwidth_GBps * 1e9,
+                  tensor_flops=gpu.peak_16bit_TFLOPS * 1e12,
+                  fp32_flops=gpu.peak_fp32_TFLOPS * 1e12)
+
+
+def default_split_k(m: Any) -> np.ndarray:
+    """Flash-LLM's SplitK table by M (1 for an M it does not list)."""
+    m = np.asarray(m, dtype=np.int64)
+    keys, vals = _SPLIT_K_TABLE[:, 0], _SPLIT_K_TABLE[:, 1]
+    idx = np.clip(np.searchsorted(keys, m), 0, keys.size - 1)
+    return np.where(keys[idx] == m, vals[idx], 1)
+
+
+def flash_llm_tiles(n: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Flash-LLM's (TILE_M, TILE_N) for N (TilingConfig.h: 256/16, 256/32, 128/64, 128/128)."""
+    n = np.asarray(n)
+    tm = np.where(n <= 32, 256, 128)
+    tn = np.select([n <= 16, n <= 32, n <= 64], [16, 32, 64], 128)
+    return tm, tn
+
+
+def _ceil(x: Any) -> np.ndarray:
+    return np.ceil(np.asarray(x, dtype=float) - 1e-9)
+
+
+def flash_llm(m: Any, k: Any, n: Any, nnz_tile: Any, split_k: Any, ker: Mapping[str, Any],
+              dev: Device) -> dict[str, np.ndarray]:
+    """Flash-LLM's time and traffic; ``nnz_tile`` is the mean padded nonzeros per format tile."""
+    m, k, n = (np.asarray(x, dtype=float) for x in (m, k, n))
+    sk = np.asarray(split_k, dtype=float)
+    tm0, tn0 = flash_llm_tiles(n)
+    tm = np.where(np.asarray(ker["tile_m"]) > 0, ker["tile_m"], tm0).astype(float)
+    tn = np.where(np.asarray(ker["tile_n"]) > 0, ker["tile_n"], tn0).astype(float)
+    tk = np.asarray(ker["tile_k"], dtype=float)
+    # shared memory per CTA: staged A and B tiles, or the FP32 C tile of the epilogue
+    smem_cta = np.maximum(ker["stages"] * (tm + tn) * tk * 2.0, (tm + 4.0) * tn * 4.0)
+    per_sm_cap = np.minimum(np.floor(dev.smem_per_sm_B / smem_cta),
+                            np.floor(ker["max_threads_per_sm"] / ker["threads_per_cta"]))
+    feasible = per_sm_cap >= 1
+    cap = np.maximum(per_sm_cap, 1.0)
+    grid = _ceil(m / tm) * sk * np.maximum(_ceil(n / tn), 1.0)
+    steps = _ceil(k / (sk * tk))
+    fmt_tiles = tm * tk / fmt.TILE_ELEMS  # format tiles a CTA reads per step
+    nnz_step = nnz_tile * fmt_tiles
+    a_step = fmt.RECORD_BYTES * nnz_step + fmt.OFFSET_BYTES * fmt_tiles
+    n_mma = np.minimum(tn, 8.0 * _ceil(n / 8.0))  # N = 8 issues m16n8 MMAs only
+    eta_s = ker["smem_efficiency"]
+    smem_Bps = dev.smem_Bpc * eta_s * dev.clock_Hz
+    fill_B = tm * tk * 2.0  # zero-fill of the next dense A buffer
+    operand_B = tm * tk * 2.0 + 2.0 * tn * tk * 2.0  # ldmatrix of A; B copied in and read
+    scatter_per_nnz = 1.0 / (SMEM_STORES_PER_CLK * eta_s * dev.clock_Hz)
+    t_extract = fill_B / smem_Bps + nnz_step * scatter_per_nnz
+    t_operand = operand_B / smem_Bps
+    t_mma = 2.0 * tm * n_mma * tk / (dev.tensor_flops / dev.sms * ker["tensor_efficiency"])
+    bw = dev.hbm_Bps * ker["hbm_efficiency"]
+    slots = dev.sms * cap
+    full = np.floor(grid / slots)
+    rem = grid - full * slots
+
+    def wave(c: np.ndarray) -> tuple[np.ndarray, ...]:
+        """A wave of ``c`` CTAs: its time and the three bounds on its step period (HBM
+        throughput, the SM's shared memory or tensor cores, one CTA's own chain)."""
+        resident = np.minimum(_ceil(c / dev.sms), cap)
+        t_load = a_step * c / bw  # the first tile: every CTA loads at once (they start together)
+        t_hbm = a_step * c / bw  # HBM throughput: every CTA's step of records per period
+        own = np.maximum(np.maximum(a_step / bw, t_mma), t_operand)  # one CTA's issue phase
+        t_chip = np.maximum(resident * (t_extract + t_operand), resident * t_mma)
+        period = np.maximum(np.maximum(t_hbm, own + t_extract), t_chip)
+        t = t_load + t_extract + (steps - 1.0) * period + np.maximum(t_mma, t_operand)
+        return t, t_hbm, t_chip, own + t_extract
+
+    t_full, load_full, chip_full, chain_full = wave(slots)
+    t_rem, load_rem, chip_rem, chain_rem = wave(np.maximum(rem, 1.0))
+    main = full * t_full + np.where(rem > 0, t_rem, 0.0)
+    c_out = sk * m * n * 2.0  # partial C per slice (or C itself)
+    reduce_bytes = np.where(sk > 1, c_out + m * n * 2.0, 0.0)
+    launches = np.where(sk > 1, 2.0, 1.0)
+    latency = (main + c_out / bw + reduce_bytes / bw
+               + launches * ker["launch_overhead_us"] * 1e-6)
+    a_bytes = (fmt.RECORD_BYTES * nnz_tile * _ceil(m / fmt.TILE_ROWS) * _ceil(k / fmt.TILE_COLS)
+               + fmt.OFFSET_BYTES * (_ceil(m / fmt.TILE_ROWS) * _ceil(k / fmt.TILE_COLS) + 2))
+    hbm = a_bytes + k * n * 2.0 + c_out + reduce_bytes
+    load = np.where(full > 0, load_full, load_rem)
+    chip = np.where(full > 0, chip_full, chip_rem)
+    chain = np.where(full > 0, chain_full, chain_rem)
+    on_chip = np.where(t_extract + t_operand >= t_mma, BOUND_CODES["smem"],
+                       BOUND_CODES["compute"])
+    bound = np.where(load >= np.maximum(chip, chain), BOUND_CODES["hbm"],
+                     np.where(chip >= chain, on_chip, BOUND_CODES["smem"]))
+    return {"latency_s": latency, "hbm_bytes": hbm, "memory_bytes": a_bytes,
+            "bound": bound.astype(float), "ctas": grid, "waves": grid / slots,
+            "ctas_per_sm": cap, "feasible": feasible,
+            # per-CTA step quantities, for the DES (hwsim.spmm.des)
+            "steps": steps, "fmt_tiles_per_step": fmt_tiles, "nnz_step": nnz_step,
+            "fill_s": fill_B / smem_Bps, "operand_s": t_operand,
+            "scatter_per_nnz_s": scatter_per_nnz,
+            "mma_flops": 2.0 * tm * n_mma * tk, "hbm_Bps": bw, "c_out_B": c_out,
+            "reduce_B": reduce_bytes, "launches": launches}
+
+
+def cublas(m: Any, k: Any, n: Any, ker: Mapping[str, Any], dev: Device,
+           elem_bytes: float = 2.0) -> dict[str, np.ndarray]:
+    """Dense tensor-core GEMM as a roofline (bandwidth vs tensor throughput) plus a launch."""
+    m, k, n = (np.asarray(x, dtype=float) for x in (m, k, n))
+    a_bytes = elem_bytes * m * k
+    hbm = a_bytes + elem_bytes * (k * n + m * n)
+    t_mem = hbm / (dev.hbm_Bps * ker["hbm_efficiency"])
+    t_cmp = 2.0 * m * n * k / (dev.tensor_flops * ker["tensor_efficiency"])
+    latency = np.maximum(t_mem, t_cmp) + ker["launch_overhead_us"] * 1e-6
+    bound = np.where(t_mem >= t_cmp, BOUND_CODES["hbm"], BOUND_CODES["compute"])
+    return {"latency_s": latency, "hbm_bytes": hbm, "memory_bytes": a_bytes,
+            "bound": bound.astype(float)}
+
+
+#: warp instructions an SM can issue per clock: 4 schedulers, one each (NVIDIA A100 and H100
+#: whitepapers: 4 processing blocks per SM)
+WARP_ISSUE_PER_CLK = 4.0
+
+
+def sputnik_tile(n: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sputnik's half-precision tile for N: (rows per block, threads per row, output columns
+    per block), from its kernel selection (google-research/sputnik @ 1231afc,
+    ``sputnik/spmm/cuda_spmm.cu.cc``, ``CudaSpmmBiasRelu`` for half2): N <= 16: 4 rows x 8
+    threads x 16 columns; N <= 32: 4 x 8 x 32; N a multiple of 64: 4 x 8 x 64; else
+    2 x 16 x 64. A block is one warp (rows x threads = 32) in every case."""
+    n = np.asarray(n, dtype=float)
+    big = np.mod(n, 64) == 0
+    rows = np.where((n <= 32) | big, 4.0, 2.0)
+    width = 32.0 / rows
+    cols = np.select([n <= 16, n <= 32], [16.0, 32.0], 64.0)
+    return rows, width, cols
+
+
+def sputnik(m: Any, k: Any, n: Any, nnz: Any, ker: Mapping[str, Any], dev: Device,
+            elem_bytes: float = 2.0) -> dict[str, np.ndarray]:
+    """Sputnik (Gale et al., SC'20, arXiv 2006.10901): 1-D tiling, one subwarp per row of A
+    (rows swizzled by length so a warp's rows are alike), CUDA-core FMAs, vector loads.
+
+    Each subwarp walks its row's nonzeros; per nonzero every thread reads the column index and
+    the value (shared memory), gathers its ``c`` columns of that B row (one vector load) and
+    issues ``c`` FMAs and ``c / 2`` half-to-float conversions: ``4 + 1.5 c`` instructions
+    (derived here from the loop body of ``cuda_spmm.cu.cc``). ``c`` is the block's output
+    columns over its threads (2 for N <= 16: N = 8 pays for 16 columns, the strong dependence
+    on N). The launch is issue-bound: warp instructions over ``4 x SMs x clock x
+    issue_efficiency``, or HBM-bound on its CSR (16-bit indices, the half kernel's ``short2``)
+    plus B and C; plus a fixed time per launch."""
+    m, k, n, nnz = (np.asarray(x, dtype=float) for x in (m, k, n, nnz))
+    rows, width, cols = sputnik_tile(n)
+    c = cols / width
+    col_tiles = _ceil(n / cols)
+    warp_instr = nnz / rows * col_tiles * (4.0 + 1.5 * c)
+    t_issue = warp_instr / (WARP_ISSUE_PER_CLK * dev.sms * dev.clock_Hz
+                            * ker["issue_efficiency"])
+    a_bytes = (elem_bytes + 2.0) * nnz + 4.0 * (m + 1) + 4.0 * m  # + the row swizzle map
+    hbm = a_bytes + elem_bytes * (k * n + m * n)
+    t_mem = hbm / (dev.hbm_Bps * ker["hbm_efficiency"])
+    latency = np.maximum(t_mem, t_issue) + ker["launch_overhead_us"] * 1e-6
+    bound = np.where(t_mem >= t_issue, BOUND_CODES["hbm"], BOUND_CODES["compute"])
+    return {"latency_s": latency, "hbm_bytes": hbm, "memory_bytes": a_bytes,
+            "bound": bound.astype(float)}
+
+
+def cusparse(m: Any, k: Any, n: Any, nnz: Any, ker: Mapping[str, Any], dev: Device,
+             elem_bytes: float = 2.0) -> dict[str, np.ndarray]:
+    """cuSPARSE ``cusparseSpMM`` on CSR with a column-major B (Flash-LLM's benchmark): modelled
+    as scalar CSR work per (nonzero, column of C), no reuse of the index and value loads
+    across columns: 4 instructions per pair (index, value, B gather, FMA), 32 pairs per warp
+    instruction, at ``issue_efficiency`` of the issue peak; or HBM-bound on its CSR (32-bit
+    indices) plus B and C; plus a fixed time per launch. Its time grows with ``nnz x N``, so
+    its dense-equivalent TFLOPS do not grow with N."""
+    m, k, n, nnz = (np.asarray(x, dtype=float) for x in (m, k, n, nnz))
+    warp_instr = nnz * n * 4.0 / 32.0
+    t_issue = warp_instr / (WARP_ISSUE_PER_CLK * dev.sms * dev.clock_Hz
+                            * ker["issue_efficiency"])
+    a_bytes = fmt.csr_bytes(m, nnz, int(elem_bytes))
+    hbm = a_bytes + elem_bytes * (k * n + m * n)
+    t_mem = hbm / (dev.hbm_Bps * ker["hbm_efficiency"])
+    latency = np.maximum(t_mem, t_issue) + ker["launch_overhead_us"] * 1e-6
+    bound = np.where(t_mem >= t_issue, BOUND_CODES["hbm"], BOUND_CODES["compute"])
+    return {"latency_s": latency, "hbm_bytes": hbm, "memory_bytes": a_bytes,
+            "bound": bound.astype(float)}
+
+
+def two_four_split(density: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Shares of A's elements kept by the 2:4 part and left to the residual, for a uniform
+    random mask: per group of 4 the 2:4 part keeps ``E[min(X, 2)]``, ``X ~ Bin(4, d)``."""
+    d = np.asarray(density, dtype=float)
+    q = 1.0 - d
+    p1 = 4.0 * d * q**3
+    kept = (p1 + 2.0 * (1.0 - q**4 - p1)) / 4.0
+    return kept, np.maximum(d - kept, 0.0)
+
+
+def two_four(m: Any, k: Any, n: Any, ker: Mapping[str, Any], dev: Device,
+             elem_bytes: float = 2.0) -> dict[str, np.ndarray]:
+    """A 2:4 structured-sparse GEMM on the sparse tensor cores (cuSPARSELt, NVIDIA's 2:4 format:
+    two of every four weights kept, each with a 2-bit index; NVIDIA, "Exploiting NVIDIA Ampere
+    structured sparsity with cuSPARSELt", developer blog 2020).
+
+    It stores half of A's values plus their indices (:func:`hwsim.sparse.format.two_four_bytes`)
+    and skips the pruned half of the MACs: the sparse tensor cores run twice the dense rate in
+    dense-equivalent FLOPs (A100: 624 against 312 TFLOPS, NVIDIA A100 datasheet), so
+    ``max(bytes / (hbm_efficiency BW), 2 M N K / (2 tensor_efficiency peak))`` plus a launch.
+    (Counting half the MACs *and* twice the rate, as this model once did, was a 4x speedup,
+    twice the hardware's; it never bound at N <= 32, where the kernel is memory bound.)"""
+    m, k, n = (np.asarray(x, dtype=float) for x in (m, k, n))
+    a_bytes = fmt.two_four_bytes(m, k, elem_bytes)
+    hbm = a_bytes + elem_bytes * (k * n + m * n)
+    t_mem = hbm / (dev.hbm_Bps * ker["hbm_efficiency"])
+    t_cmp = 2.0 * m * n * k / (2.0 * dev.tensor_flops * ker["tensor_efficiency"])
+    latency = np.maximum(t_mem, t_cmp) + ker["launch_overhead_us"] * 1e-6
+    bound = np.where(t_mem >= t_cmp, BOUND_CODES["hbm"], BOUND_CODES["compute"])
+    return {"latency_s": latency, "hbm_bytes": hbm, "memory_bytes": a_bytes,
+            "bound": bound.astype(float)}
+
+
+def sparta(m: Any, k: Any, n: Any, density: Any, ker: Mapping[str, Any], dev: Device,
+           elem_bytes: float = 2.0) -> dict[str, np.ndarray]:
+    """SparTA as Flash-LLM benchmarks it (``kernel_benchmark/sparTA.h``): A split per group of
+    4 into a 2:4 part on the sparse tensor cores (cuSPARSELt, :func:`two_four`) and the
+    residual nonzeros with Sputnik, run back to back; the residual is :func:`sputnik` with
+    this file's issue efficiency (Sputnik's)."""
+    m, k, n, d = (np.asarray(x, dtype=float) for x in (m, k, n, density))
+    _, residual = two_four_split(d)
+    r24 = two_four(m, k, n, ker, dev, elem_bytes)
+    res = sputnik(m, k, n, residual * m * k, ker, dev, elem_bytes)
+    return {"latency_s": r24["latency_s"] + res["latency_s"],
+            "hbm_bytes": r24["hbm_bytes"] + res["hbm_bytes"],
+            "memory_bytes": r24["memory_bytes"] + res["memory_bytes"], "bound": r24["bound"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# the constants of a kernel on a device
+
+
+def kernel_fields(ker: Any, cal: Any) -> dict[str, Any]:
+    """What the kernel model reads: the kernel's own fields (an ``spmm-kernel`` spec) and its
+    calibrated constants (an ``spmm-calibration`` spec)."""
+    out = {f: getattr(ker, f) for f in specs.to_dict(ker) if f not in ("name", "source")}
+    out.update({f: getattr(cal, f) for f in SpmmCalibrationSpec.CONSTANTS})
+    return out
+
+
+def load_calibration(kernel: str, device: str) -> SpmmCalibrationSpec:
+    """The committed constants of ``kernel`` on ``device`` (``spmm-<kernel>-<device>``)."""
+    path = specs.find_spec_file("spmm-calibration", f"spmm-{kernel}-{device}")
+    return specs.load_spec(path, kind="spmm-calibration")
+
+
+@cache
+def kernel_constants(kernel: str, device: str) -> dict[str, Any]:
+    """The kernel model's fields for ``kernel`` (``models/spmm-kernel/<kernel>``) with its
+    constants on ``device`` (``models/calibration/spmm-<kernel>-<device>``; without that file
+    ``spmm-uncalibrated``, every efficiency 1, with a warning)."""
+    ker = specs.load_spec(specs.find_spec_file("spmm-kernel", kernel), kind="spmm-kernel")
+    try:
+        cal = load_calibration(kernel, device)
+    except InputError:
+        log.warning("no constants of kernel '%s' on '%s' (models/calibration/spmm-%s-%s.toml): "
+                    "using spmm-uncalibrated (every efficiency 1)", kernel, device, kernel,
+                    device)
+        cal = specs.load_spec(specs.find_spec_file("spmm-calibration", "spmm-uncalibrated"),
+                              kind="spmm-calibration")
+    return kernel_fields(ker, cal)
+
+
+def device_arrays(gpu: Any) -> Device:
+    """The kernel model's view of a ``gpu`` spec or a look-alike whose fields are arrays (no
+    check that the figures are there: :func:`device_of` checks a spec)."""
+    f = np.asarray
+    return Device(sms=f(gpu.sms, dtype=float), clock_Hz=f(gpu.boost_clock_MHz, dtype=float) * 1e6,
+                  smem_per_sm_B=f(gpu.smem_per_sm_KiB, dtype=float) * 1024.0,
+                  smem_Bpc=f(gpu.smem_bytes_per_clk_per_sm, dtype=float),
+                  hbm_Bps=f(gpu.hbm_bandwidth_GBps, dtype=float) * 1e9,
+                  tensor_flops=f(gpu.peak_16bit_TFLOPS, dtype=float) * 1e12,
+                  fp32_flops=f(gpu.peak_fp32_TFLOPS, dtype=float) * 1e12)
