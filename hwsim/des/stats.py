@@ -170,6 +170,64 @@ def control_variate_mean(
     return float(y.mean() - np.dot(beta, offsets))
 
 
+class TimeBins:
+    """Sums of a quantity over consecutive equal bins of simulated time, in bounded memory.
+
+    ``add(t, x)`` adds ``x`` to the bin holding ``t``; when a time falls past ``max_bins``
+    bins, neighbouring bins merge in pairs and the width doubles, so a run of any length keeps
+    at most ``max_bins`` numbers (for batch means over time: utilisation, a rate).
+    """
+
+    __slots__ = ("max_bins", "sums", "width")
+
+    def __init__(self, width: float = 1e-6, max_bins: int = 1024) -> None:
+        if width <= 0 or max_bins < 2:
+            raise ValueError("TimeBins needs width > 0 and max_bins >= 2")
+        self.width = float(width)
+        self.max_bins = max_bins
+        self.sums: list[float] = []
+
+    def add(self, t: float, x: float) -> None:
+        """Add ``x`` at time ``t`` (>= 0)."""
+        i = int(t / self.width)
+        if i >= len(self.sums):
+            while i >= self.max_bins:
+                self._merge()
+                i = int(t / self.width)
+            self.sums.extend([0.0] * (i + 1 - len(self.sums)))
+        self.sums[i] += x
+
+    def _merge(self) -> None:
+        s = self.sums
+        if len(s) % 2:
+            s.append(0.0)
+        self.sums = [s[j] + s[j + 1] for j in range(0, len(s), 2)]
+        self.width *= 2.0
+
+    def batch_rates(self, end: float, batches: int = 20) -> np.ndarray:
+        """The sum per unit time in each of ``batches`` consecutive equal groups of whole bins
+        over ``[0, end]`` (the bins past the last whole group dropped); empty when there are
+        fewer bins than batches."""
+        whole = min(int(end / self.width), len(self.sums))
+        size = whole // batches
+        if size < 1:
+            return np.empty(0)
+        x = np.asarray(self.sums[: size * batches], dtype=float).reshape(batches, size)
+        return x.sum(axis=1) / (size * self.width)
+
+
+def t_half_width(samples: Sequence[float] | np.ndarray, level: float = 0.95) -> float:
+    """Student-t confidence half-width of the mean of nearly independent ``samples`` (batch
+    means, batch percentiles); NaN for fewer than two."""
+    x = np.asarray(samples, dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        return math.nan
+    from scipy.stats import t
+
+    return float(t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+
+
 class Stats:
     """Named sample series, counters and time-weighted levels of one simulation run."""
 
