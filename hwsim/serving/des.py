@@ -8,8 +8,12 @@ for those it holds, and sends the step through every stage and link. Lanes conte
 and links, so pipeline bubbles, queueing for a stage and transfer/compute overlap come out of
 the simulation rather than a formula.
 
-Events: one per stage and link per micro-batch step (never per token of a sequence or per
-cycle). Batching policies (Yu et al., "Orca", OSDI 2022, for iteration-level scheduling):
+Events: one per micro-batch step when the stages pass their activations without transfers of
+their own (the tandem-queue recursion of :meth:`_Replica._tandem`), else one or two per stage
+and link per step (SimPy resources: fair-shared links, or a trace to record); never one per
+token of a sequence or per cycle. Per request the run keeps a few numbers in numpy arrays,
+per stage running sums, so memory does not grow with the steps. Batching policies (Yu et
+al., "Orca", OSDI 2022, for iteration-level scheduling):
 
 - ``static``: a lane takes up to its capacity of waiting requests when it is empty and runs
   them until the last one finishes;
@@ -17,7 +21,8 @@ cycle). Batching policies (Yu et al., "Orca", OSDI 2022, for iteration-level sch
   step of their own (prefill-first scheduling), then join the decode steps.
 
 Reported: TTFT and time per output token (TPOT) at p50 and p99, throughput, stage utilisation,
-goodput under the SLO, and cost per 1k tokens at the measured throughput and at the SLO.
+goodput under the SLO, and cost per 1k tokens at the measured throughput and at the SLO; every
+mean and percentile with its 95% confidence half-width by batch means (:data:`CI_METHOD`).
 """
 
 from __future__ import annotations
