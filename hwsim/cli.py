@@ -396,7 +396,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             print(f"# mean of {args.replications} replications (seeds {args.seed}.."
                   f"{args.seed + args.replications - 1}) with {CI_METHOD}")
         else:
-            print(f"# {ci_method}")
+            import textwrap
+
+            print("\n".join(textwrap.wrap(ci_method, 100, initial_indent="# ",
+                                           subsequent_indent="# ")))
         print(_table([[k, _num(v), _num(ci[k]) if k in ci else "-", unit(k)]
                       for k, v in metrics.items()], ["metric", "value", "± 95%", "unit"]))
     else:

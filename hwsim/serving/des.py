@@ -476,15 +476,17 @@ class _Replica:
         last = model.stages - 1
         label = f"{self.prefix}{kind} lane{lane} x{batch}"
         now = self.env.now
+        total = 0.0
         for k, stage in enumerate(self.stages):
             dt = f(k, batch, tokens)
-            self.busy += dt
-            self.bins.add(now, dt)
+            total += dt
             yield stage.run(dt, label=label)
             if k < last:
                 nbytes = model.transfer_bytes(k, rows)
                 if nbytes > 0:
                     yield self.links[k].transfer(nbytes, label=label)
+        self.busy += total
+        self.bins.add(now, total)
 
     def _tandem(self, f: Any, batch: int, tokens: float) -> Event:
         """One step through FIFO stages without transfers between them, as one event.
