@@ -334,7 +334,7 @@ def test_bad_rtl_check_options(tmp_path, capsys, extra, needle) -> None:
 def test_rtl_check_needs_a_system_with_a_study_checker(tmp_path, capsys) -> None:
     spec = tmp_path / "q.toml"
     spec.write_text('name = "q"\nsystem = "queue"\ntrials = 2\n[space]\n'
-                    '"queue.arrival_rate" = { low = 0.1, high = 0.5 }\n[[objectives]]\n'
+                    '"queue.arrival_rate_per_s" = { low = 0.1, high = 0.5 }\n[[objectives]]\n'
                     'metric = "mean_wait_s"\ndirection = "minimize"\n[rtl_check]\ntop = 1\n')
     code, _, err = run(capsys, "sweep", str(spec), "--validate-only")
     assert code == 2 and "no RTL generator that checks" in err, err
