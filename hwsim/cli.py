@@ -339,6 +339,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                              key="--replications", value=args.replications, has_value=True)
     bar = args.fidelity == "des" and not args.quiet and sys.stderr.isatty()
     ci: dict[str, float] = {}
+    ci_method = CI_METHOD
     try:
         if args.replications > 1:
             metrics, tables, ci = _replicate(system.name, args, bar)
@@ -346,6 +347,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             with des_progress(f"{system.name} des", enabled=bar):
                 metrics, tables = system.evaluate_tables(inputs, args.fidelity,
                                                          seed=args.seed, trace=trace)
+            # a DES run's own intervals (batch means within the run), where it gives them
+            ci = dict(getattr(metrics, "ci95", {}))
+            ci_method = getattr(metrics, "ci_method", "") or CI_METHOD
         status = "ok"
         reason = ""
     except InfeasibleDesign as exc:
@@ -371,8 +375,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if args.replications > 1:
             out["replications"] = args.replications
             out["seeds"] = list(range(args.seed, args.seed + args.replications))
+        if ci:
             out["ci95"] = {k: (v if math.isfinite(v) else None) for k, v in ci.items()}
-            out["ci_method"] = CI_METHOD
+            out["ci_method"] = ci_method
         if reason:
             out["reason"] = reason
         print(json.dumps(out, indent=2, default=str))
@@ -387,9 +392,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print(f"infeasible: {reason}")
         return EXIT_OK
     if ci:
-        print(f"# mean of {args.replications} replications (seeds {args.seed}.."
-              f"{args.seed + args.replications - 1}) with {CI_METHOD}")
-        print(_table([[k, _num(v), _num(ci.get(k, math.nan)), unit(k)]
+        if args.replications > 1:
+            print(f"# mean of {args.replications} replications (seeds {args.seed}.."
+                  f"{args.seed + args.replications - 1}) with {CI_METHOD}")
+        else:
+            import textwrap
+
+            print("\n".join(textwrap.wrap(ci_method, 100, initial_indent="# ",
+                                           subsequent_indent="# ")))
+        print(_table([[k, _num(v), _num(ci[k]) if k in ci else "-", unit(k)]
                       for k, v in metrics.items()], ["metric", "value", "± 95%", "unit"]))
     else:
         print(_table([[k, _num(v), unit(k)] for k, v in metrics.items()],

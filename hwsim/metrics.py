@@ -15,7 +15,9 @@ its own (``decode_*``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,18 @@ class MetricDef:
 
 
 CATALOGUE: dict[str, MetricDef] = {}
+
+
+class Measured(dict):
+    """Metrics (name -> value) of a DES run with the 95% confidence half-widths of those that
+    have one (``ci95``, by name) and how they were estimated (``ci_method``)."""
+
+    def __init__(self, values: Any = (), *, ci95: Mapping[str, float] | None = None,
+                 ci_method: str = "") -> None:
+        super().__init__(values)
+        self.ci95: dict[str, float] = dict(ci95 or {})
+        self.ci_method = ci_method
+
 
 
 #: unit suffixes of a metric name with no catalogued unit (``mean_wait_s`` -> s)

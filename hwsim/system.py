@@ -26,6 +26,7 @@ from typing import Any
 from hwsim import specs
 from hwsim.batch import BatchModel, BatchResult, evaluate_batch, evaluate_one
 from hwsim.errors import InputError
+from hwsim.metrics import Measured
 from hwsim.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -309,7 +310,7 @@ class System:
             raise InputError(
                 f"--fidelity {fidelity!r}: expected one of {', '.join(FIDELITIES)}"
             )
-        return {k: float(v) for k, v in metrics.items()}
+        return _floats(metrics)
 
     def evaluate_tables(
         self, inputs: Inputs, fidelity: str = "analytical", *, seed: int = 0, trace: Any = None
@@ -319,8 +320,19 @@ class System:
             if fidelity == "des" and self.des is None:
                 raise InputError(f"system '{self.name}' has no DES evaluator")
             metrics, tables = self.tables(inputs, fidelity, seed=seed, trace=trace)
-            return {k: float(v) for k, v in metrics.items()}, tables
+            return _floats(metrics), tables
         return self.evaluate(inputs, fidelity, seed=seed, trace=trace), {}
+
+
+def _floats(metrics: Mapping[str, Any]) -> Metrics:
+    """``metrics`` as plain floats, keeping a DES run's confidence half-widths
+    (:class:`hwsim.metrics.Measured`) for the names it reports."""
+    out = {k: float(v) for k, v in metrics.items()}
+    ci = getattr(metrics, "ci95", None)
+    if not ci:
+        return out
+    return Measured(out, ci95={k: float(v) for k, v in ci.items() if k in out},
+                    ci_method=getattr(metrics, "ci_method", ""))
 
 
 #: the registry of systems

@@ -170,6 +170,80 @@ def control_variate_mean(
     return float(y.mean() - np.dot(beta, offsets))
 
 
+class TimeBins:
+    """Sums of a quantity over consecutive equal bins of simulated time, in bounded memory.
+
+    ``add(t, x)`` adds ``x`` to the bin holding ``t``; when a time falls past ``max_bins``
+    bins, neighbouring bins merge in pairs and the width doubles, so a run of any length keeps
+    at most ``max_bins`` numbers (for batch means over time: utilisation, a rate).
+    """
+
+    __slots__ = ("max_bins", "sums", "width")
+
+    def __init__(self, width: float = 1e-6, max_bins: int = 1024) -> None:
+        if width <= 0 or max_bins < 2:
+            raise ValueError("TimeBins needs width > 0 and max_bins >= 2")
+        self.width = float(width)
+        self.max_bins = max_bins
+        self.sums: list[float] = []
+
+    def add(self, t: float, x: float) -> None:
+        """Add ``x`` at time ``t`` (>= 0)."""
+        i = int(t / self.width)
+        if i >= len(self.sums):
+            while i >= self.max_bins:
+                self._merge()
+                i = int(t / self.width)
+            self.sums.extend([0.0] * (i + 1 - len(self.sums)))
+        self.sums[i] += x
+
+    def _merge(self) -> None:
+        s = self.sums
+        if len(s) % 2:
+            s.append(0.0)
+        self.sums = [s[j] + s[j + 1] for j in range(0, len(s), 2)]
+        self.width *= 2.0
+
+    def batch_rates(self, end: float, batches: int = 20) -> np.ndarray:
+        """The sum per unit time in each of ``batches`` consecutive equal groups of whole bins
+        over ``[0, end]`` (the bins past the last whole group dropped); empty when there are
+        fewer bins than batches."""
+        whole = min(int(end / self.width), len(self.sums))
+        size = whole // batches
+        if size < 1:
+            return np.empty(0)
+        x = np.asarray(self.sums[: size * batches], dtype=float).reshape(batches, size)
+        return x.sum(axis=1) / (size * self.width)
+
+
+#: Student t 0.975 quantiles for 1..30 degrees of freedom (scipy.stats.t.ppf), so that a 95%
+#: interval of a short run does not import scipy.stats (a second or more of start-up)
+T975 = (12.7062047362, 4.3026527297, 3.1824463053, 2.7764451052, 2.5705818356, 2.4469118511,
+        2.3646242516, 2.3060041352, 2.2621571628, 2.228138852, 2.2009851601, 2.1788128297,
+        2.1603686565, 2.1447866879, 2.1314495456, 2.1199052992, 2.1098155778, 2.1009220402,
+        2.0930240544, 2.0859634473, 2.0796138447, 2.0738730679, 2.0686576104, 2.0638985616,
+        2.0595385528, 2.0555294386, 2.0518305165, 2.0484071418, 2.0452296421, 2.0422724563)
+
+
+def t_quantile(df: int, level: float = 0.95) -> float:
+    """The two-sided ``level`` Student t quantile with ``df`` degrees of freedom."""
+    if level == 0.95 and 1 <= df <= len(T975):
+        return T975[df - 1]
+    from scipy.stats import t
+
+    return float(t.ppf(0.5 + level / 2, df))
+
+
+def t_half_width(samples: Sequence[float] | np.ndarray, level: float = 0.95) -> float:
+    """Student-t confidence half-width of the mean of nearly independent ``samples`` (batch
+    means, batch percentiles); NaN for fewer than two."""
+    x = np.asarray(samples, dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        return math.nan
+    return t_quantile(x.size - 1, level) * float(x.std(ddof=1)) / math.sqrt(x.size)
+
+
 class Stats:
     """Named sample series, counters and time-weighted levels of one simulation run."""
 

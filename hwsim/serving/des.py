@@ -8,8 +8,12 @@ for those it holds, and sends the step through every stage and link. Lanes conte
 and links, so pipeline bubbles, queueing for a stage and transfer/compute overlap come out of
 the simulation rather than a formula.
 
-Events: one per stage and link per micro-batch step (never per token of a sequence or per
-cycle). Batching policies (Yu et al., "Orca", OSDI 2022, for iteration-level scheduling):
+Events: one per micro-batch step when the stages pass their activations without transfers of
+their own (the tandem-queue recursion of :meth:`_Replica._tandem`), else one or two per stage
+and link per step (SimPy resources: fair-shared links, or a trace to record); never one per
+token of a sequence or per cycle. Per request the run keeps a few numbers in numpy arrays,
+per stage running sums, so memory does not grow with the steps. Batching policies (Yu et
+al., "Orca", OSDI 2022, for iteration-level scheduling):
 
 - ``static``: a lane takes up to its capacity of waiting requests when it is empty and runs
   them until the last one finishes;
@@ -17,7 +21,8 @@ cycle). Batching policies (Yu et al., "Orca", OSDI 2022, for iteration-level sch
   step of their own (prefill-first scheduling), then join the decode steps.
 
 Reported: TTFT and time per output token (TPOT) at p50 and p99, throughput, stage utilisation,
-goodput under the SLO, and cost per 1k tokens at the measured throughput and at the SLO.
+goodput under the SLO, and cost per 1k tokens at the measured throughput and at the SLO; every
+mean and percentile with its 95% confidence half-width by batch means (:data:`CI_METHOD`).
 """
 
 from __future__ import annotations
@@ -31,15 +36,20 @@ import math
 from array import array
 from collections import deque
 from dataclasses import dataclass
+from heapq import heappush
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import simpy
+from simpy.core import NORMAL
+from simpy.events import Event
 
 from hwsim import specs
-from hwsim.des import ComputeUnit, Link, Stats
+from hwsim.des import ComputeUnit, Link
+from hwsim.des.stats import TimeBins, t_half_width
 from hwsim.errors import InputError
+from hwsim.metrics import Measured
 from hwsim.serving.spec import ServingSpec
 from hwsim.serving.step import StepModel
 
@@ -278,10 +288,12 @@ class ServeResult:
     steps: int
     usd_per_1k_tokens: float
     usd_per_1k_tokens_at_slo: float
+    #: 95% confidence half-widths by metric name (:data:`CI_METHOD`; ms where the name says)
+    ci95: dict[str, float] = dataclasses.field(default_factory=dict)
 
-    def metrics(self) -> dict[str, float]:
-        """The flat metric names systems report."""
-        return {
+    def metrics(self) -> Measured:
+        """The flat metric names systems report, with :attr:`ci95`."""
+        return Measured({
             "ttft_p50_ms": self.ttft_p50_s * 1e3,
             "ttft_p99_ms": self.ttft_p99_s * 1e3,
             "tpot_p50_ms": self.tpot_p50_s * 1e3,
@@ -295,7 +307,66 @@ class ServeResult:
             "requests": float(self.requests),
             "tco_usd_per_1k_tokens": self.usd_per_1k_tokens,
             "tco_at_slo_usd_per_1k_tokens": self.usd_per_1k_tokens_at_slo,
-        }
+        }, ci95=self.ci95, ci_method=CI_METHOD)
+
+
+#: batches of the batch-means confidence intervals
+CI_BATCHES = 20
+#: how :func:`serve` estimates its confidence intervals (docs/des.md says more)
+CI_METHOD = (f"95% confidence half-widths by batch means within the run: the requests after the "
+             f"warm-up in {CI_BATCHES} consecutive batches by arrival (means, percentiles, SLO "
+             f"attainment), the measured window in {CI_BATCHES} equal intervals of time "
+             f"(throughput, goodput, utilisation); Student t, {CI_BATCHES - 1} degrees of "
+             f"freedom")
+
+
+def _intervals(ttft: np.ndarray, tpot: np.ndarray, multi: np.ndarray, ok: np.ndarray,
+               arrival: np.ndarray, first: np.ndarray, finish: np.ndarray, out: np.ndarray,
+               busy: TimeBins, stages: int, makespan: float) -> dict[str, float]:
+    """95% half-widths of the serving metrics by batch means (:data:`CI_METHOD`)."""
+    b = CI_BATCHES
+    ci: dict[str, float] = {}
+
+    def by_request(name: str, x: np.ndarray, stat: Any, scale: float = 1.0) -> None:
+        size = x.size // b
+        if size >= 1:
+            parts = x[: size * b].reshape(b, size)
+            ci[name] = t_half_width(stat(parts)) * scale
+
+    def pct(q: float) -> Any:
+        return lambda parts: np.percentile(parts, q, axis=1)
+
+    def mean(parts: np.ndarray) -> np.ndarray:
+        return parts.mean(axis=1)
+
+    by_request("ttft_ms", ttft, mean, 1e3)
+    by_request("ttft_p50_ms", ttft, pct(50), 1e3)
+    by_request("ttft_p99_ms", ttft, pct(99), 1e3)
+    by_request("latency_ms_per_token", tpot, mean, 1e3)
+    by_request("tpot_p50_ms", tpot, pct(50), 1e3)
+    by_request("tpot_p99_ms", tpot, pct(99), 1e3)
+    by_request("slo_attainment", ok.astype(float), mean)
+    # token rates over equal intervals of the window, each request's output tokens spread
+    # evenly over its decode (the first at its prefill)
+    t0, t1 = float(arrival.min()), float(finish.max())
+    if t1 > t0:
+        edges = np.linspace(t0, t1, b + 1)
+        span = np.where(multi, finish - first, 1.0)
+        rest = (out - 1).astype(float)
+        for name, w in (("throughput_tokens_per_s", np.ones(out.size, dtype=bool)),
+                        ("goodput_tokens_per_s", ok)):
+            rates = np.empty(b)
+            for j in range(b):
+                lo, hi = edges[j], edges[j + 1]
+                at = (first >= lo) & ((first < hi) if j < b - 1 else (first <= hi))
+                part = np.clip(np.minimum(finish, hi) - np.maximum(first, lo), 0.0, None)
+                tok = at.astype(float) + np.where(multi, rest * part / span, 0.0)
+                rates[j] = float(tok[w].sum()) / (hi - lo)
+            ci[name] = t_half_width(rates)
+    util = busy.batch_rates(makespan, b) / stages
+    if util.size:
+        ci["stage_utilization"] = t_half_width(util)
+    return ci
 
 
 def lane_sizes(batch: int, micro_batch: int) -> list[int]:
@@ -304,6 +375,15 @@ def lane_sizes(batch: int, micro_batch: int) -> list[int]:
         raise InputError(f"batch {batch} and micro_batch {micro_batch} must be >= 1")
     full, rest = divmod(batch, micro_batch)
     return [micro_batch] * full + ([rest] if rest else [])
+
+
+def _at(env: simpy.Environment, t: float) -> Event:
+    """An event that fires at absolute time ``t`` (>= now): a timeout scheduled at ``t`` itself,
+    not at ``now + (t - now)``, which may round differently."""
+    ev = Event(env)
+    ev._ok, ev._value = True, None
+    heappush(env._queue, (t, NORMAL, next(env._eid), ev))  # what env.schedule does
+    return ev
 
 
 class _Replica:
@@ -322,13 +402,25 @@ class _Replica:
                  kv_link: tuple[float, float] = (1.0, 0.0),
                  max_batch_tokens: int = 0) -> None:
         self.env, self.model, self.req = env, model, req
-        self.stats = Stats(env)
         n_st = model.stages
-        self.stages = [ComputeUnit(env, 1.0, name=f"{prefix}stage{k}", stats=self.stats,
-                                   recorder=trace) for k in range(n_st)]
+        #: busy stage-seconds (the sum over stages), and when each stage is next free
+        self.busy = 0.0
+        self.free_at = [0.0] * n_st
+        #: the tandem path's latest step when it met no queue, kept as (entry time, stage
+        #: time) instead of free_at while the stages are uniform; None: free_at holds it
+        self.lazy: tuple[float, float] | None = None
+        self.free_end = 0.0  # when the last stage is next free
+        self.bins = TimeBins()  # busy stage-seconds over time, for the utilisation's interval
+        #: whether steps go through SimPy resources (a trace to record, or transfers on the
+        #: stage links, fair-shared); otherwise each step is one event (see _tandem)
+        self.resources = trace is not None or any(model.transfer_bytes(k, 1) > 0
+                                                  for k in range(n_st - 1))
+        self.uniform = bool(getattr(model, "uniform_stages", False))
+        self.stages = ([ComputeUnit(env, 1.0, name=f"{prefix}stage{k}", recorder=trace)
+                        for k in range(n_st)] if self.resources else [])
         self.prefix = prefix
         self.links = []
-        for k in range(n_st - 1):
+        for k in range(n_st - 1 if self.resources else 0):
             bw, lat = model.link(k)
             self.links.append(Link(env, bw, lat, name=f"{prefix}link{k}", recorder=trace))
         self.queue: deque[int] = deque()
@@ -377,16 +469,70 @@ class _Replica:
     def _step(self, lane: int, kind: str, batch: int, tokens: float, rows: int):
         model = self.model
         self.steps += 1
+        f = model.prefill_s if kind == "prefill" else model.decode_s
+        if not self.resources:
+            yield self._tandem(f, batch, tokens)
+            return
         last = model.stages - 1
         label = f"{self.prefix}{kind} lane{lane} x{batch}"
+        now = self.env.now
+        total = 0.0
         for k, stage in enumerate(self.stages):
-            dt = (model.prefill_s(k, batch, tokens) if kind == "prefill"
-                  else model.decode_s(k, batch, tokens))
+            dt = f(k, batch, tokens)
+            total += dt
             yield stage.run(dt, label=label)
             if k < last:
                 nbytes = model.transfer_bytes(k, rows)
                 if nbytes > 0:
                     yield self.links[k].transfer(nbytes, label=label)
+        self.busy += total
+        self.bins.add(now, total)
+
+    def _tandem(self, f: Any, batch: int, tokens: float) -> Event:
+        """One step through FIFO stages without transfers between them, as one event.
+
+        Steps enter stage 0 in the order of simulated time and keep that order through every
+        stage (FIFO, one unit each), so a step's departure from stage k is
+        ``max(its departure from k - 1, stage k's previous departure) + its service time`` (the
+        tandem-queue recursion), known when the step starts: the same times the SimPy
+        resources give, at one event per step instead of one or two per stage.
+        """
+        env = self.env
+        t = now = env._now
+        free = self.free_at
+        n = len(free)
+        if self.uniform:
+            dt = f(0, batch, tokens)
+            if t >= self.free_end:  # the stages are all free: no queue anywhere
+                self.lazy = (t, dt)
+                for _ in range(n):
+                    t += dt
+            else:
+                if self.lazy is not None:  # the previous step's departures, stage by stage
+                    u, du = self.lazy
+                    for k in range(n):
+                        u += du
+                        free[k] = u
+                    self.lazy = None
+                for k in range(n):
+                    if free[k] > t:
+                        t = free[k]
+                    t += dt
+                    free[k] = t
+            total = dt * n
+        else:
+            total = 0.0
+            for k in range(n):
+                dt = f(k, batch, tokens)
+                if free[k] > t:
+                    t = free[k]
+                t += dt
+                free[k] = t
+                total += dt
+        self.free_end = t
+        self.busy += total
+        self.bins.add(now, total)
+        return _at(env, t)
 
     # -- a micro-batch lane -----------------------------------------------------------------------
     def _lane_chunked(self, lane: int, cap: int):
@@ -425,8 +571,13 @@ class _Replica:
             dt = model.mixed_s(0, n, ctx_sum / n - 1.0 if n else 0.0, len(chunks), pre_q,
                                pre_kv, n + completing)
             self.steps += 1
-            yield self.stages[0].run(dt, label=f"{self.prefix}mixed lane{lane} x{n}"
-                                     f"+{len(chunks)}")
+            if self.resources:
+                self.busy += dt
+                self.bins.add(env.now, dt)
+                yield self.stages[0].run(dt, label=f"{self.prefix}mixed lane{lane} x{n}"
+                                         f"+{len(chunks)}")
+            else:
+                yield self._tandem(lambda *_, dt=dt: dt, n, 0.0)
             if n:
                 step += 1
                 ctx_sum += n
@@ -632,12 +783,9 @@ def serve(
     if np.isnan(finish).any():  # pragma: no cover - a scheduling bug, not user input
         raise RuntimeError("serving DES ended with unfinished requests")
     makespan = float(env.now)
-    busy = []
-    for rep in reps:
-        rep.stats.end_window()
-        busy += [rep.stats.utilisation(f"{rep.prefix}stage{k}.busy")
-                 for k in range(model.stages)]
-    util = float(np.mean(busy))
+    stages = sum(len(rep.free_at) for rep in reps)
+    util = (sum(rep.busy for rep in reps) / stages / makespan if makespan > 0
+            else math.nan)
 
     skip = min(traffic.warmup_requests, len(req) - 1)
     sel = slice(skip, None)
@@ -667,6 +815,18 @@ def serve(
     def pct(x: np.ndarray, q: float) -> float:
         return float(np.percentile(x, q)) if x.size else math.nan
 
+    bins = reps[0].bins
+    for rep in reps[1:]:  # same width for all: merge to the coarsest
+        while rep.bins.width > bins.width:
+            bins._merge()
+    for rep in reps[1:]:
+        while rep.bins.width < bins.width:
+            rep.bins._merge()
+        for j, x in enumerate(rep.bins.sums):
+            bins.add((j + 0.5) * bins.width, x)
+    ci = _intervals(ttft, tpot, multi, ok, arrival, first, finish, out, bins, stages,
+                    makespan)
+
     return ServeResult(
         requests=int(out.size),
         ttft_p50_s=pct(ttft, 50), ttft_p99_s=pct(ttft, 99),
@@ -681,4 +841,5 @@ def serve(
         steps=sum(rep.steps for rep in reps),
         usd_per_1k_tokens=per_1k(throughput),
         usd_per_1k_tokens_at_slo=per_1k(goodput),
+        ci95=ci,
     )

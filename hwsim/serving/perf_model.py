@@ -37,6 +37,12 @@ class PerfStepModel:
         return self.pp
 
     @property
+    def uniform_stages(self) -> bool:
+        """Every stage takes the same time (``ceil(layers / pp)`` layers each): the serving DES
+        asks for one stage's time per step."""
+        return True
+
+    @property
     def layers_per_stage(self) -> int:
         return math.ceil(self.shape.layers / self.pp)
 
