@@ -11,7 +11,7 @@ import pytest
 
 from hwsim.diffusion import arch
 from hwsim.diffusion.calibration import fit, predict, rows
-from hwsim.diffusion.spec import UnetArch
+from hwsim.diffusion.spec import TextEncoderArch, UnetArch
 from hwsim.errors import InputError
 from hwsim.specs import find_spec_file, load_spec
 from hwsim.system import get_system
@@ -34,6 +34,13 @@ def _model(name: str):
 ])
 def test_parameter_counts(model, part, count):
     assert arch.parameter_counts(_model(model))[part] == count
+
+
+def test_t5_xxl_encoder_count():
+    t5 = TextEncoderArch(name="t5-xxl", layers=24, width=4096, heads=64, ff_dim=10240,
+                         vocab=32128, max_positions=0, tokens=512, gated_ff=True, bias=False,
+                         relative_buckets=32)
+    assert arch.text_encoder(t5).total_params == 4_762_310_656
 
 
 def test_sdxl_text_encoders_total_the_published_817m():

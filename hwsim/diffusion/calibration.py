@@ -41,25 +41,33 @@ def predict(row: dict[str, str], cal: DiffusionCalibrationSpec | None = None) ->
         else value
 
 
+def _seconds(row: dict[str, str], cal: DiffusionCalibrationSpec) -> float:
+    v = predict(row, cal)
+    return 1.0 / v if row["unit"] == "it/s" else v
+
+
+def _target_s(row: dict[str, str]) -> float:
+    v = float(row["value"])
+    return 1.0 / v if row["unit"] == "it/s" else v
+
+
 def fit(base: DiffusionCalibrationSpec, first: dict[str, str], second: dict[str, str]
         ) -> DiffusionCalibrationSpec:
-    """Efficiency and overhead that reproduce ``first`` and ``second`` exactly."""
+    """Efficiency and overhead that reproduce ``first`` and ``second`` exactly. For a given
+    efficiency a latency is affine in the overhead (calls x overhead), so the overhead that
+    meets ``first`` is one linear solve; the efficiency is bisected on ``second``."""
 
     def with_eta(eta: float) -> DiffusionCalibrationSpec:
-        lo, hi = 0.0, 1.0
-        target = float(first["value"])
-        for _ in range(60):                      # overhead from the first figure
-            mid = 0.5 * (lo + hi)
-            c = replace(base, compute_efficiency=eta, overhead_s_per_call=mid)
-            v = predict(first, c)
-            slower = v < target if first["unit"] == "it/s" else v > target
-            lo, hi = (lo, mid) if slower else (mid, hi)
-        return replace(base, compute_efficiency=eta, overhead_s_per_call=0.5 * (lo + hi))
+        c0 = replace(base, compute_efficiency=eta, overhead_s_per_call=0.0)
+        c1 = replace(base, compute_efficiency=eta, overhead_s_per_call=1e-3)
+        t0, t1 = _seconds(first, c0), _seconds(first, c1)
+        over = max(0.0, (_target_s(first) - t0) / (t1 - t0) * 1e-3)
+        return replace(base, compute_efficiency=eta, overhead_s_per_call=over)
 
     lo, hi = 0.05, 1.0
-    target = float(second["value"])
-    for _ in range(40):
+    target = _target_s(second)
+    for _ in range(30):
         mid = 0.5 * (lo + hi)
-        v = predict(second, with_eta(mid))
+        v = _seconds(second, with_eta(mid))
         lo, hi = (mid, hi) if v > target else (lo, mid)
     return with_eta(0.5 * (lo + hi))
