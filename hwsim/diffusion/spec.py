@@ -20,12 +20,13 @@ class UnetArch:
     """A UNet denoiser after the latent-diffusion UNet (diffusers ``UNet2DConditionModel``)."""
 
     in_channels: int = param(4, ge=1, le=1024, help="latent channels in and out")
-    block_channels: tuple[int, ...] = param((320, 640, 1280, 1280),
+    block_channels: tuple[int, ...] = param((320, 640, 1280, 1280), ge=1, le=65536,
                                             help="output channels of each resolution level")
     layers_per_block: int = param(2, ge=1, le=16,
                                   help="residual blocks per down level (up levels have one more)")
     transformer_depth: tuple[int, ...] = param(
-        (1, 1, 1, 0), help="transformer blocks per attention module at each level (0 = none)")
+        (1, 1, 1, 0), ge=0, le=64,
+        help="transformer blocks per attention module at each level (0 = none)")
     mid_transformer_depth: int = param(1, ge=0, le=64, help="transformer blocks in the middle")
     head_dim: int = param(0, ge=0, le=4096, help="channels per attention head (0: use heads)")
     heads: int = param(8, ge=0, le=1024, help="attention heads when head_dim = 0")
@@ -106,7 +107,8 @@ class VaeArch:
 
     latent_channels: int = param(4, ge=1, le=1024, help="latent channels")
     base_channels: int = param(128, ge=1, le=65536, help="channels of the full-resolution level")
-    channel_mult: tuple[int, ...] = param((1, 2, 4, 4), help="channel multiple per level")
+    channel_mult: tuple[int, ...] = param((1, 2, 4, 4), ge=1, le=64,
+                                          help="channel multiple per level")
     layers_per_block: int = param(2, ge=1, le=16, help="residual blocks per encoder level "
                                   "(decoder levels have one more)")
 
