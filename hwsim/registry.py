@@ -39,6 +39,7 @@ BUILTIN_PACKAGES: tuple[str, ...] = (
     "hwsim.systolic_fpga",
     "hwsim.a3fusion",       # camera-LiDAR fusion network + FPGA accelerator co-search
     "hwsim.iaad",           # road-side units to vehicles: links, fusion methods, adaptive policy
+    "hwsim.diffusion",      # text-to-image diffusion: UNet/DiT, text encoders, VAE on GPUs
     "hwsim.rtl.blocks",     # shared RTL blocks with no system of their own (fusion-unit)
 )
 

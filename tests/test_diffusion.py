@@ -1,0 +1,150 @@
+"""The diffusion system: parameter counts from the architecture, FLOP monotonicity, the
+roofline bound, the memory model, bad input, the calibration file and the DES at low load."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from hwsim.diffusion import arch
+from hwsim.diffusion.calibration import fit, predict, rows
+from hwsim.diffusion.spec import TextEncoderArch, UnetArch
+from hwsim.errors import InputError
+from hwsim.specs import find_spec_file, load_spec
+from hwsim.system import get_system
+
+
+def _model(name: str):
+    return load_spec(find_spec_file("diffusion-model", name), "diffusion-model")
+
+
+# exact counts of the published checkpoints' modules (torch sum of numel), recalled from the
+# diffusers checkpoints; the validation cases hold the rounded published totals
+@pytest.mark.parametrize("model, part, count", [
+    ("sd15", "denoiser", 859_520_964),
+    ("sd15", "text_encoder_0_clip-vit-l-14", 123_060_480),
+    ("sd15", "vae", 83_653_863),
+    ("sd21", "denoiser", 865_910_724),
+    ("sd21", "text_encoder_0_openclip-vit-h-14", 340_387_840),
+    ("sdxl", "denoiser", 2_567_463_684),
+    ("sdxl", "text_encoder_1_openclip-vit-bigg-14", 694_659_840),
+])
+def test_parameter_counts(model, part, count):
+    assert arch.parameter_counts(_model(model))[part] == count
+
+
+def test_t5_xxl_encoder_count():
+    t5 = TextEncoderArch(name="t5-xxl", layers=24, width=4096, heads=64, ff_dim=10240,
+                         vocab=32128, max_positions=0, tokens=512, gated_ff=True, bias=False,
+                         relative_buckets=32)
+    assert arch.text_encoder(t5).total_params == 4_762_310_656
+
+
+def test_sdxl_text_encoders_total_the_published_817m():
+    c = arch.parameter_counts(_model("sdxl"))
+    total = sum(v for k, v in c.items() if k.startswith("text_encoder"))
+    assert total / 1e6 == pytest.approx(817, abs=1)   # Podell et al. arXiv 2307.01952 table 1
+
+
+def test_flops_grow_with_resolution_batch_and_steps():
+    s = get_system("diffusion")
+    inputs = s.resolve(["model=sdxl", "pipeline=sdxl-1024"])
+    res = np.array([512, 768, 1024, 1024, 1024, 1024])
+    batch = np.array([1, 1, 1, 2, 2, 2])
+    steps = np.array([50, 50, 50, 50, 10, 50])
+    out = s.analytical_batch(inputs, {"pipeline.resolution_px": res, "pipeline.batch": batch,
+                                      "pipeline.steps": steps})
+    f = out["denoiser_tflops_per_call"]
+    assert f[0] < f[1] < f[2] < f[3]
+    assert f[3] == pytest.approx(2 * f[2])
+    lat = out["image_latency_s"]
+    assert lat[4] < lat[5] and lat[2] < lat[3]
+    # attention makes FLOPs grow faster than the pixel count
+    assert f[2] / f[0] > 4.0
+
+
+def test_latency_is_never_below_the_roofline():
+    s = get_system("diffusion")
+    inputs = s.resolve(["model=sdxl", "pipeline=sdxl-1024", "calibration=diffusion-uncalibrated"])
+    a = s.evaluate(inputs)
+    gpu = inputs["device"]
+    flops = a["tflops_per_image"] * 1e12
+    assert a["image_latency_s"] >= flops / (gpu.peak_16bit_TFLOPS * 1e12) * (1 - 1e-9)
+    assert a["image_latency_s"] >= a["weights_GB"] * 1e9 / (gpu.hbm_bandwidth_GBps * 1e9)
+    assert a["memory_bound"] == 0            # 1024 px SDXL is compute-bound (facts file)
+
+
+def test_small_batch_sd15_is_host_bound():
+    s = get_system("diffusion")
+    a = s.evaluate(s.resolve([]))
+    assert a["host_bound"] == 1
+
+
+def test_memory_naive_attention_holds_the_scores():
+    s = get_system("diffusion")
+    inputs = s.resolve(["model=sdxl", "pipeline=sdxl-1024"])
+    fused = s.evaluate(inputs)
+    naive = s.evaluate(s.resolve(["model=sdxl", "pipeline=sdxl-1024"],
+                                 ["pipeline.fused_attention=false"]))
+    assert fused["attention_scores_GB"] == 0
+    # the UNet's 64 x 64 level: 10 heads x 4096^2 scores x 2 CFG rows, fp16; more than the
+    # VAE's one-head 16384^2 at the 128 x 128 latent
+    unet = 10 * 4096 ** 2 * 2 * 2
+    assert unet > 16384 ** 2 * 2
+    assert naive["attention_scores_GB"] == pytest.approx(unet / 1e9, rel=1e-9)
+    assert naive["memory_peak_GB"] > fused["memory_peak_GB"]
+    assert fused["weights_GB"] == pytest.approx(
+        2 * sum(v for k, v in arch.parameter_counts(inputs["model"]).items() if k != "vae")
+        / 1e9)
+
+
+def test_out_of_memory_is_infeasible_with_a_reason():
+    s = get_system("diffusion")
+    inputs = s.resolve(["model=sdxl", "pipeline=sdxl-1024"], ["pipeline.fused_attention=false"])
+    out = s.analytical_batch(inputs, {"pipeline.batch": [1, 64]})
+    assert out.feasible.tolist() == [True, False]
+    assert "GB" in out.reasons[1]
+
+
+def test_bad_input_is_one_line():
+    with pytest.raises(ValueError, match="heads do not divide"):
+        UnetArch(block_channels=(320, 640), transformer_depth=(1, 1), heads=7)
+    with pytest.raises(InputError, match="heads do not divide"):
+        get_system("diffusion").resolve([], ["model.unet.heads=7"])
+    cmd = [sys.executable, "-c", "import sys; from hwsim.cli import main; "
+           "sys.exit(main(sys.argv[1:]))", "simulate", "diffusion", "--set",
+           "pipeline.resolution_px=500"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "VAE factor" in lines[0]
+
+
+def test_calibration_file_carries_the_fit():
+    data = rows()
+    cal = load_spec(find_spec_file("diffusion-calibration", "diffusion-a100-sxm-80gb"),
+                    "diffusion-calibration")
+    refit = fit(cal, data[0], data[1])
+    assert cal.compute_efficiency == pytest.approx(refit.compute_efficiency, rel=1e-3)
+    assert cal.overhead_s_per_call == pytest.approx(refit.overhead_s_per_call, rel=1e-3)
+    assert predict(data[0]) == pytest.approx(float(data[0]["value"]), rel=2e-3)
+
+
+def test_des_equals_analytical_at_low_load():
+    s = get_system("diffusion")
+    inputs = s.resolve([], ["pipeline.arrival_rate_per_s=0.0005", "pipeline.requests=2000",
+                            "pipeline.warmup_requests=0"])
+    a, d = s.evaluate(inputs), s.evaluate(inputs, "des", seed=0)
+    assert d["image_latency_s"] == pytest.approx(a["image_latency_s"], rel=0.005)
+    assert d["latency_ci95_s"] < 0.01 * d["image_latency_s"]
+
+
+def test_des_batches_under_load():
+    s = get_system("diffusion")
+    inputs = s.resolve([], ["pipeline.arrival_rate_per_s=1.0", "pipeline.requests=2000"])
+    d = s.evaluate(inputs, "des", seed=0)
+    assert d["mean_batch"] > 2
+    assert d["served_images_per_s"] == pytest.approx(1.0, rel=0.1)
