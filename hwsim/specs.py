@@ -348,6 +348,57 @@ def decode_utf8(data: bytes, file: str) -> str:
                          f"(offset {exc.start})", file=file) from None
 
 
+class CheckedCsv:
+    """The rows of a CSV text whose header line names exactly ``columns`` (in any order), for
+    the trace files: comment (``#``) and blank lines skipped; a header with an unknown, repeated
+    or missing column, or a row with the wrong number of values, is an InputError naming
+    ``file:line``. Iterating yields ``(row, where, cells, line)``: the row's number (from 1),
+    ``file:line``, its stripped cells by column and the raw line; :attr:`header` is None after
+    the loop when the text had no header line."""
+
+    def __init__(self, text: str, file: str, columns: Iterable[str]) -> None:
+        self.text, self.file, self.columns = text, file, tuple(columns)
+        self.header: list[str] | None = None
+
+    def __iter__(self) -> Iterator[tuple[int, str, dict[str, str], str]]:
+        import csv
+        import io
+
+        expected = ", ".join(self.columns)
+        cols: dict[str, int] = {}
+        row = 0
+        for line_no, line in enumerate(io.StringIO(self.text, newline=None), start=1):
+            if line.startswith("#") or not line.strip():
+                continue
+            values = next(csv.reader([line]))
+            where = f"{self.file}:{line_no}"
+            raw = line.rstrip("\r\n")
+            if self.header is None:
+                header = [h.strip() for h in values]
+                for h in header:
+                    if h not in self.columns:
+                        raise InputError(f"unexpected column in the header line; expected "
+                                         f"exactly the columns {expected}", file=where,
+                                         key="column", value=h, has_value=True)
+                    if h in cols:
+                        raise InputError("the header line names this column twice",
+                                         file=where, key="column", value=h, has_value=True)
+                    cols[h] = len(cols)
+                missing = [c for c in self.columns if c not in cols]
+                if missing:
+                    raise InputError(f"the header line lacks column {', '.join(missing)}; "
+                                     f"expected exactly the columns {expected}", file=where,
+                                     key="header", value=raw, has_value=True)
+                self.header = header
+                continue
+            row += 1
+            if len(values) != len(self.header):
+                raise InputError(f"row {row}: expected {len(self.header)} values "
+                                 f"({', '.join(self.header)}), got {len(values)}", file=where,
+                                 key="row", value=raw, has_value=True)
+            yield row, where, {c: values[i].strip() for c, i in cols.items()}, raw
+
+
 def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a TOML file; a syntax error, invalid UTF-8, a folder, a device or a file larger
     than :data:`MAX_TOML_BYTES` becomes an InputError naming the file (and the line)."""

@@ -23,9 +23,7 @@ Position trace (``scenario.position_trace_file``)::
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,40 +72,13 @@ class PositionTrace:
 def _read(path: Path, columns: tuple[str, ...]) -> dict[str, np.ndarray]:
     file = str(path)
     text = specs.decode_utf8(specs.read_input_bytes(path, MAX_TRACE_BYTES, "trace file"), file)
-    header: list[str] | None = None
-    cols: dict[str, int] = {}
     out: dict[str, list[float]] = {c: [] for c in columns}
+    table = specs.CheckedCsv(text, file, columns)
     row = 0
     prev_t = -math.inf
-    for line_no, line in enumerate(io.StringIO(text, newline=None), start=1):
-        if line.startswith("#") or not line.strip():
-            continue
-        values = next(csv.reader([line]))
-        where = f"{file}:{line_no}"
-        if header is None:
-            header = [h.strip() for h in values]
-            for h in header:
-                if h not in columns:
-                    raise InputError(f"unexpected column in the header line; expected exactly "
-                                     f"the columns {', '.join(columns)}", file=where,
-                                     key="column", value=h, has_value=True)
-                if h in cols:
-                    raise InputError("the header line names this column twice", file=where,
-                                     key="column", value=h, has_value=True)
-                cols[h] = len(cols)
-            missing = [c for c in columns if c not in cols]
-            if missing:
-                raise InputError(f"the header line lacks column {', '.join(missing)}; expected "
-                                 f"exactly the columns {', '.join(columns)}", file=where,
-                                 key="header", value=line.rstrip("\r\n"), has_value=True)
-            continue
-        row += 1
-        if len(values) != len(header):
-            raise InputError(f"row {row}: expected {len(header)} values ({', '.join(header)}), "
-                             f"got {len(values)}", file=where, key="row",
-                             value=line.rstrip("\r\n"), has_value=True)
+    for row, where, cells, _ in table:
         for c in columns:
-            cell = values[cols[c]].strip()
+            cell = cells[c]
             lo, hi, what = _RANGES[c]
             try:
                 x = float(cell)
@@ -121,14 +92,14 @@ def _read(path: Path, columns: tuple[str, ...]) -> dict[str, np.ndarray]:
         if t <= prev_t:
             raise InputError(f"row {row}: time goes backwards or repeats (the row before is at "
                              f"{prev_t:g} s); rows must be in increasing time", file=where,
-                             key="time_s", value=values[cols["time_s"]].strip(), has_value=True)
+                             key="time_s", value=cells["time_s"], has_value=True)
         prev_t = t
         if "position_m" in out and len(out["position_m"]) > 1 \
                 and out["position_m"][-1] < out["position_m"][-2]:
             raise InputError(f"row {row}: the vehicle moves backwards (the row before is at "
                              f"{out['position_m'][-2]:g} m)", file=where, key="position_m",
-                             value=values[cols["position_m"]].strip(), has_value=True)
-    if header is None or row == 0:
+                             value=cells["position_m"], has_value=True)
+    if table.header is None or row == 0:
         raise InputError(f"empty trace; expected a header line {','.join(columns)} and at least "
                          "one row", file=file)
     return {c: np.asarray(v, dtype=float) for c, v in out.items()}

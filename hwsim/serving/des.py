@@ -27,10 +27,8 @@ mean and percentile with its 95% confidence half-width by batch means (:data:`CI
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
-import io
 import logging
 import math
 from array import array
@@ -135,39 +133,12 @@ def _read_trace(path: Path) -> Requests:
     text = specs.decode_utf8(specs.read_input_bytes(path, MAX_TRACE_BYTES, "trace file"), file)
     limits = {"prompt_tokens": _token_bound("prompt_tokens"),
               "output_tokens": _token_bound("output_tokens")}
-    header: list[str] | None = None
-    cols: dict[str, int] = {}
     arrival: array[float] = array("d")
     tokens: dict[str, array[int]] = {"prompt_tokens": array("q"), "output_tokens": array("q")}
+    table = specs.CheckedCsv(text, file, TRACE_COLUMNS)
     row = 0
-    for line_no, line in enumerate(io.StringIO(text, newline=None), start=1):
-        if line.startswith("#") or not line.strip():
-            continue
-        values = next(csv.reader([line]))
-        where = f"{file}:{line_no}"
-        if header is None:
-            header = [h.strip() for h in values]
-            for h in header:
-                if h not in TRACE_COLUMNS:
-                    raise InputError(f"unexpected column in the header line; expected exactly "
-                                     f"the columns {', '.join(TRACE_COLUMNS)}", file=where,
-                                     key="column", value=h, has_value=True)
-                if h in cols:
-                    raise InputError("the header line names this column twice", file=where,
-                                     key="column", value=h, has_value=True)
-                cols[h] = len(cols)
-            missing = [c for c in TRACE_COLUMNS if c not in cols]
-            if missing:
-                raise InputError(f"the header line lacks column {', '.join(missing)}; expected "
-                                 f"exactly the columns {', '.join(TRACE_COLUMNS)}", file=where,
-                                 key="header", value=line.rstrip("\r\n"), has_value=True)
-            continue
-        row += 1
-        if len(values) != len(header):
-            raise InputError(f"row {row}: expected {len(header)} values "
-                             f"({', '.join(header)}), got {len(values)}", file=where,
-                             key="row", value=line.rstrip("\r\n"), has_value=True)
-        cell = values[cols["arrival_s"]].strip()
+    for row, where, cells, _ in table:
+        cell = cells["arrival_s"]
         try:
             t = float(cell)
         except ValueError:
@@ -180,14 +151,14 @@ def _read_trace(path: Path) -> Requests:
                              key="arrival_s", value=cell, has_value=True)
         arrival.append(t)
         for name, out in tokens.items():
-            cell = values[cols[name]].strip()
+            cell = cells[name]
             n = _whole(cell)
             if n is None or not 1 <= n <= limits[name]:
                 raise InputError(f"row {row}: expected a whole number of tokens in "
                                  f"[1, {limits[name]:,}]", file=where, key=name, value=cell,
                                  has_value=True)
             out.append(n)
-    if header is None:
+    if table.header is None:
         raise InputError(f"empty trace; expected a header line {','.join(TRACE_COLUMNS)} and "
                          "one row per request", file=file)
     if row == 0:
