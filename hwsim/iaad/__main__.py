@@ -47,12 +47,9 @@ def _fmt(v: Any) -> str:
 
 
 def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
-    cells = [list(header)] + [[_fmt(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-             for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    from hwsim.cli import _table as table
+
+    return table([[_fmt(c) for c in r] for r in rows], header, wrap=False)
 
 
 def _clean(v: Any) -> Any:
