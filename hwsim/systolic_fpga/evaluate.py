@@ -232,14 +232,14 @@ def _cases() -> list[Any]:
 _A = ("analytical",)
 SYSTEM = register_system(System(
     name="systolic-fpga",
-    summary="systolic GEMM array on a Xilinx 7-series FPGA: measured resources, SCALE-Sim timing",
+    summary="systolic GEMM array on a Xilinx FPGA: resources measured per family, SCALE-Sim timing",
     roles=(
         Role("array", "systolic", "default", "the systolic array (hwsim rtl systolic)"),
         Role("workload", "gemm", "gpt2-ffn1-b8", "the GEMM it runs"),
         Role("board", "fpga-board", "zc706", "the FPGA device and its DRAM"),
     ),
     metrics=(
-        Metric("dsp", "DSP48E1 slices (Yosys synth_xilinx, measured and fitted)"),
+        Metric("dsp", "DSP slices of the board's family (Yosys synth_xilinx, measured and fitted)"),
         Metric("lut", "LUTs (Yosys synth_xilinx, measured and fitted)"),
         Metric("ff", "flip-flops (Yosys synth_xilinx, measured and fitted)"),
         Metric("bram36", "block RAMs in 36 Kb units"),

@@ -24,50 +24,14 @@ topology (``Layer, M, N, K``; input M x K, weights K x N).
 """
 
 import csv
-import glob
 import os
 import sys
-import tempfile
 
-from scalesim.scale_sim import scalesim
+# the SCALE-Sim driver (config, topology, report) is the systolic layer's reference script's
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "systolic", "data"))
+from scalesim_reference import CONV_HEADER, run_topology
 
-CONFIG = """[general]
-run_name = ref
-[architecture_presets]
-ArrayHeight : {rows}
-ArrayWidth : {cols}
-IfmapSramSzkB : 1000000
-FilterSramSzkB : 1000000
-OfmapSramSzkB : 1000000
-IfmapOffset : 0
-FilterOffset : 10000000
-OfmapOffset : 20000000
-Dataflow : {df}
-Bandwidth : 100000
-ReadRequestBuffer : 32
-WriteRequestBuffer : 32
-[layout]
-IfmapCustomLayout : False
-IfmapSRAMBankBandwidth : 10
-IfmapSRAMBankNum : 10
-IfmapSRAMBankPort : 2
-FilterCustomLayout : False
-FilterSRAMBankBandwidth : 10
-FilterSRAMBankNum : 10
-FilterSRAMBankPort : 2
-[sparsity]
-SparsitySupport : false
-SparseRep : ellpack_block
-OptimizedMapping : false
-BlockSize : 8
-RandomNumberGeneratorSeed : 40
-[run_presets]
-InterfaceBandwidth : CALC
-UseRamulatorTrace : False
-"""
-
-CONV_HEADER = ("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
-               "Num Filter, Strides,")
 GEMM_HEADER = "Layer, M, N, K,"
 
 #: (name, ifmap_h, ifmap_w, filter_h, filter_w, channels, num_filter, stride): conv rows
@@ -86,24 +50,6 @@ GEMMS = (("gemm_49x20x30", 49, 20, 30),)
 ARRAYS = ((8, 8), (4, 8))
 
 
-def _run(dataflow: str, rows: int, cols: int, topology: str, gemm: bool) -> list[dict]:
-    with tempfile.TemporaryDirectory() as d:
-        paths = {k: os.path.join(d, f) for k, f in (("c", "c.cfg"), ("t", "t.csv"),
-                                                     ("l", "l.csv"))}
-        with open(paths["c"], "w") as f:
-            f.write(CONFIG.format(rows=rows, cols=cols, df=dataflow))
-        with open(paths["t"], "w") as f:
-            f.write(topology)
-        with open(paths["l"], "w") as f:
-            f.write(CONV_HEADER + "\n")
-        sim = scalesim(save_disk_space=True, verbose=False, config=paths["c"],
-                       topology=paths["t"], layout=paths["l"], input_type_gemm=gemm)
-        sim.run_scale(top_path=d)
-        report = glob.glob(os.path.join(d, "**", "COMPUTE_REPORT.csv"), recursive=True)[0]
-        with open(report) as f:
-            return [dict(r) for r in csv.DictReader(f, skipinitialspace=True)]
-
-
 def main() -> None:
     """Write the reference table (CSV with a source line) to standard output."""
     out = sys.stdout
@@ -116,15 +62,16 @@ def main() -> None:
     for rows, cols in ARRAYS:
         for df in ("ws", "os", "is"):
             for name, h, wd, fh, fw, c, nf, s in CONVS:
-                rep = _run(df, rows, cols, f"{CONV_HEADER}\n{name}, {h}, {wd}, {fh}, {fw}, {c}, "
-                           f"{nf}, {s},\n", gemm=False)
+                rep = run_topology(df, rows, cols, f"{CONV_HEADER}\n{name}, {h}, {wd}, {fh}, "
+                                   f"{fw}, {c}, {nf}, {s},\n", gemm=False)
                 if any(int(r["Stall Cycles"]) for r in rep):
                     raise RuntimeError(f"{name} {df} {rows}x{cols} stalled")
                 w.writerow([name, "conv", h, wd, fh, fw, c, nf, s, "", "", "", df, rows, cols,
                             len(rep), sum(int(r["Total Cycles"]) for r in rep)])
                 out.flush()
             for name, m, n, k in GEMMS:
-                rep = _run(df, rows, cols, f"{GEMM_HEADER}\n{name}, {m}, {n}, {k},\n", gemm=True)
+                rep = run_topology(df, rows, cols, f"{GEMM_HEADER}\n{name}, {m}, {n}, {k},\n",
+                                   gemm=True)
                 if any(int(r["Stall Cycles"]) for r in rep):
                     raise RuntimeError(f"{name} {df} {rows}x{cols} stalled")
                 w.writerow([name, "gemm", "", "", "", "", "", "", "", m, n, k, df, rows, cols,

@@ -87,26 +87,36 @@ def demand_rows(dataflow: str, rows: int, cols: int, m: int, n: int, k: int) -> 
     return int(model.get_ifmap_demand_mat().shape[0])
 
 
-def reported_cycles(dataflow: str, rows: int, cols: int, m: int, n: int, k: int) -> int:
-    """SCALE-Sim's reported "Total Cycles" of a full run that never stalls."""
+CONV_HEADER = ("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
+               "Num Filter, Strides,")
+
+
+def run_topology(dataflow: str, rows: int, cols: int, topology: str, gemm: bool) -> list[dict]:
+    """SCALE-Sim's COMPUTE_REPORT rows of a full run of ``topology`` (a topology file's text,
+    GEMM or conv form) on a ``rows x cols`` array with SRAMs and bandwidth that never stall."""
     with tempfile.TemporaryDirectory() as d:
-        with open(os.path.join(d, "c.cfg"), "w") as f:
+        paths = {k: os.path.join(d, f) for k, f in (("c", "c.cfg"), ("t", "t.csv"),
+                                                     ("l", "l.csv"))}
+        with open(paths["c"], "w") as f:
             f.write(CONFIG.format(rows=rows, cols=cols, df=dataflow))
-        with open(os.path.join(d, "t.csv"), "w") as f:
-            f.write(f"Layer, M, N, K,\nL0, {m}, {n}, {k},\n")
-        with open(os.path.join(d, "l.csv"), "w") as f:
-            f.write("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, "
-                    "Channels, Num Filter, Strides,\n")
-        sim = scalesim(save_disk_space=True, verbose=False, config=os.path.join(d, "c.cfg"),
-                       topology=os.path.join(d, "t.csv"), layout=os.path.join(d, "l.csv"),
-                       input_type_gemm=True)
+        with open(paths["t"], "w") as f:
+            f.write(topology)
+        with open(paths["l"], "w") as f:
+            f.write(CONV_HEADER + "\n")
+        sim = scalesim(save_disk_space=True, verbose=False, config=paths["c"],
+                       topology=paths["t"], layout=paths["l"], input_type_gemm=gemm)
         sim.run_scale(top_path=d)
         report = glob.glob(os.path.join(d, "**", "COMPUTE_REPORT.csv"), recursive=True)[0]
         with open(report) as f:
-            row = next(csv.DictReader(f, skipinitialspace=True))
-        if int(row["Stall Cycles"]) != 0:
-            raise RuntimeError(f"{dataflow} {rows}x{cols} {m}x{n}x{k} stalled")
-        return int(row["Total Cycles"])
+            return [dict(r) for r in csv.DictReader(f, skipinitialspace=True)]
+
+
+def reported_cycles(dataflow: str, rows: int, cols: int, m: int, n: int, k: int) -> int:
+    """SCALE-Sim's reported "Total Cycles" of a full run that never stalls."""
+    row = run_topology(dataflow, rows, cols, f"Layer, M, N, K,\nL0, {m}, {n}, {k},\n", True)[0]
+    if int(row["Stall Cycles"]) != 0:
+        raise RuntimeError(f"{dataflow} {rows}x{cols} {m}x{n}x{k} stalled")
+    return int(row["Total Cycles"])
 
 
 def main() -> None:
