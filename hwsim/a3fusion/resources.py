@@ -215,20 +215,29 @@ def _control_features(rows: Any, cols: Any, width: Any, acc: Any, partitions: An
     return np.stack([p, c * a, r * w * p], axis=-1)
 
 
-@functools.lru_cache(maxsize=4)
-def _control_fit(family: str) -> dict[str, np.ndarray] | None:
+def _core_table(family: str) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+    """The measured cores of ``family``: the control features of each and, per resource, the
+    residual the control term must explain (measured less the array and fusion estimates)."""
     path = core_table_path(family)
     if not path.is_file():
         return None
     lines = [ln for ln in path.read_text().splitlines() if not ln.startswith("#")]
     rows = list(csv.DictReader(lines))
-    f = {k: np.array([float(r[k]) for r in rows]) for k in ("rows", "cols", "camera_cols",
-                                                             "operand_width", "acc_width")}
+    f = {k: np.array([float(r[k]) for r in rows])
+         for k in ("rows", "cols", "camera_cols", "operand_width", "acc_width", "lut", "ff",
+                   "array_lut", "array_ff", "fusion_lut", "fusion_ff")}
     x = _control_features(f["rows"], f["cols"], f["operand_width"], f["acc_width"],
                           np.where(f["camera_cols"] > 0, 2.0, 1.0))
-    return {res: np.linalg.lstsq(x, np.array([float(r[res]) - float(r[f"array_{res}"])
-                                              - float(r[f"fusion_{res}"]) for r in rows]),
-                                 rcond=None)[0] for res in ("lut", "ff")}
+    return x, {res: f[res] - f[f"array_{res}"] - f[f"fusion_{res}"] for res in ("lut", "ff")}
+
+
+@functools.lru_cache(maxsize=4)
+def _control_fit(family: str) -> dict[str, np.ndarray] | None:
+    table = _core_table(family)
+    if table is None:
+        return None
+    x, resid = table
+    return {res: np.linalg.lstsq(x, y, rcond=None)[0] for res, y in resid.items()}
 
 
 def control(family: str, rows: Any, cols: Any, width: Any, acc: Any,
@@ -248,23 +257,19 @@ def check_control(family: str) -> list[dict[str, Any]]:
     path = core_table_path(family)
     lines = [ln for ln in path.read_text().splitlines() if not ln.startswith("#")]
     rows = list(csv.DictReader(lines))
+    table = _core_table(family)
+    assert table is not None
+    x, resid = table
     out = []
     for i, r in enumerate(rows):
-        rest = [o for j, o in enumerate(rows) if j != i]
+        rest = np.arange(len(rows)) != i
         entry: dict[str, Any] = {k: r[k] for k in ("rows", "cols", "camera_cols", "dataflow")}
-        for res in ("lut", "ff"):
-            def feats(group: Sequence[dict[str, str]]) -> np.ndarray:
-                return _control_features(
-                    [float(g["rows"]) for g in group], [float(g["cols"]) for g in group],
-                    [float(g["operand_width"]) for g in group],
-                    [float(g["acc_width"]) for g in group],
-                    [2.0 if float(g["camera_cols"]) else 1.0 for g in group])
-            y = np.array([float(o[res]) - float(o[f"array_{res}"]) - float(o[f"fusion_{res}"])
-                          for o in rest])
-            coef = np.linalg.lstsq(feats(rest), y, rcond=None)[0]
-            pred = (float(r[f"array_{res}"]) + float(r[f"fusion_{res}"])
-                    + max(float(feats([r])[0] @ coef), 0.0))
-            entry[f"{res}_err"] = (pred - float(r[res])) / float(r[res])
+        for res, y in resid.items():
+            coef = np.linalg.lstsq(x[rest], y[rest], rcond=None)[0]
+            measured = float(r[res])
+            # the estimate = measured - residual + the control term (never negative)
+            pred = measured - float(y[i]) + max(float(x[i] @ coef), 0.0)
+            entry[f"{res}_err"] = (pred - measured) / measured
         out.append(entry)
     return out
 
