@@ -4,14 +4,14 @@ conditions, which ones fit the framework constants, and their validation cases.
 Two sources (the row's ``source`` column names the file and commit):
 
 - **LMDeploy v0.1.0a1** (TurboMind, A100 80 GB, FP16, ``profile_generation.py``): ``batch``
-  clients each sending requests of fixed lengths, one after another; every client's request
-  is in the engine at once (a static batch that refills), paged KV blocks allocated as tokens
-  are generated. Served here as closed traffic of ``batch`` requests, static batching, the KV
-  cache limiting how many run at once (``kv_overflow = "queue"``, ``kv_reservation =
-  "mean"``, blocks of 128 tokens, 95% of HBM for weights and cache: the benchmark table reports
-  73.6-78.4 GB in use per GPU). Metrics: output throughput, mean time to first token (queueing
-  behind the batch's other prefills included), the median per-token latency (rounded to 1 ms by
-  the source: its ``reference_error``). Calibration calibration ``lmdeploy-a100-sxm-80gb``.
+  client threads each sending 10 requests of fixed lengths one after another, each timed from
+  its own sending. Served here as that benchmark (:mod:`hwsim.gpu_serving.turbomind`): the
+  clients on TurboMind's persistent batch (admission in arrival order, KV blocks of 128 tokens
+  taken as tokens are generated, lower-priority sequences preempted and recomputed when the
+  blocks run out, a request seen from the iteration after it was sent), 95% of HBM for weights
+  and cache (the benchmark table reports 73.6-78.4 GB in use per GPU), on the same step model.
+  Metrics: output throughput, mean time to first token, the median per-token latency (rounded
+  to 1 ms by the source: its ``reference_error``). Calibration ``lmdeploy-a100-sxm-80gb``.
 - **TensorRT-LLM 0.10-0.12** (NVIDIA's perf-overview tables, A100 and H100, FP16 and FP8):
   every request queued at once (maximum load), in-flight batching with chunked context, KV
   blocks reserved for a request's whole length (guaranteed-no-evict), 64-token blocks. Served
@@ -152,6 +152,11 @@ class ServingRow:
         return Inputs(data, base.explicit)
 
     def predict(self, calibration: Any = None) -> float:
+        """The row's metric: LMDeploy's rows from the benchmark as it ran (closed-loop
+        clients on TurboMind's persistent batch, :mod:`hwsim.gpu_serving.turbomind`),
+        TensorRT-LLM's from the batch evaluator."""
+        if self.is_lmdeploy:
+            return lmdeploy_benchmark(self.specs, self.sets, calibration).metric(self.ours)
         from hwsim.batch import evaluate_one
         from hwsim.system import get_system
 
@@ -170,6 +175,26 @@ def _resolved(spec_args: tuple[tuple[str, str], ...], sets: tuple[tuple[str, Any
     from hwsim.system import get_system
 
     return get_system("gpu-serving").resolve([f"{r}={n}" for r, n in spec_args], dict(sets))
+
+
+@cache
+def lmdeploy_benchmark(spec_args: tuple[tuple[str, str], ...], sets: tuple[tuple[str, Any], ...],
+                       calibration: Any = None) -> Any:
+    """profile_generation.py's run of one LMDeploy row's conditions (``mapping.batch``
+    clients, 10 requests each) on the step model of its inputs (``calibration`` in place of
+    the committed one): a :class:`hwsim.gpu_serving.turbomind.BenchmarkResult`."""
+    from hwsim.gpu_serving import turbomind
+    from hwsim.gpu_serving.analytical import build
+    from hwsim.system import Inputs
+
+    inputs = _resolved(spec_args, sets)
+    if calibration is not None:
+        data = dict(inputs)
+        data["calibration"] = calibration
+        inputs = Inputs(data, inputs.explicit)
+    traffic = inputs["traffic"]
+    return turbomind.run(build(inputs), clients=inputs["mapping"].batch,
+                         prompt=traffic.prompt_tokens, output=traffic.output_tokens)
 
 
 def _read() -> list[dict[str, str]]:
