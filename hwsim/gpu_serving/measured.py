@@ -177,6 +177,15 @@ def _resolved(spec_args: tuple[tuple[str, str], ...], sets: tuple[tuple[str, Any
     return get_system("gpu-serving").resolve([f"{r}={n}" for r, n in spec_args], dict(sets))
 
 
+#: the KV cache of LMDeploy's benchmark, in 128-token blocks: ``cache_max_entry_count`` as the
+#: benchmark scripts set it (InternLM/lmdeploy benchmark/benchmark-7b.sh@4818dac: 1000;
+#: benchmark_13b.sh and benchmark_20b.sh@05e6ef3: 500 and 700), a block count when above 1
+#: (TurboMind's BlockManager); with the weights it is the memory the table reports (Llama-2-7B:
+#: 1000 x 128 x 512 KiB = 62.5 GiB + 12.6 GiB of weights, 76.6 GiB measured; 13B: 48.8 + 24.2,
+#: 74.8-77.1; InternLM-20B per GPU: 51.3 + 18.6, 73.6-76.3)
+LMDEPLOY_CACHE_BLOCKS = {"llama2-7b": 1000, "llama2-13b": 500, "internlm-20b": 700}
+
+
 @cache
 def lmdeploy_benchmark(spec_args: tuple[tuple[str, str], ...], sets: tuple[tuple[str, Any], ...],
                        calibration: Any = None) -> Any:
@@ -193,8 +202,10 @@ def lmdeploy_benchmark(spec_args: tuple[tuple[str, str], ...], sets: tuple[tuple
         data["calibration"] = calibration
         inputs = Inputs(data, inputs.explicit)
     traffic = inputs["traffic"]
+    llm = inputs["llm"].name
     return turbomind.run(build(inputs), clients=inputs["mapping"].batch,
-                         prompt=traffic.prompt_tokens, output=traffic.output_tokens)
+                         prompt=traffic.prompt_tokens, output=traffic.output_tokens,
+                         blocks=LMDEPLOY_CACHE_BLOCKS.get(llm))
 
 
 def _read() -> list[dict[str, str]]:
