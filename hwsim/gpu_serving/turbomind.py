@@ -14,13 +14,17 @@ output throughput is every generated token over the wall time of all rounds.
 What the engine does (TurboMind v0.1.0, ``src/turbomind/models/llama/SequenceManager.cc``,
 ``Materialize``): before every iteration the sequences in the batch (at most
 ``max_batch_size``, 128 in the benchmark's config: every client's request) are taken in
-priority order (here: the order their requests arrived, an assumption) and each is given the
-KV blocks its context needs for the next token, from the free blocks or else by preempting
-sequences of lower priority (their blocks are released and, when taken, lost: the sequence
-later recomputes its whole context); a sequence that cannot get its blocks waits (keeping what
-it holds). The iteration prefills the context of every newly admitted (or recomputed) sequence
-(all but the last prompt token: ``last_prompt_token_decoded``) and then runs one decode step of
-every admitted sequence, which streams each one token.
+priority order (the order their requests arrived: ``LlamaBatch::ProcessInferRequests`` numbers
+them) and each is given the KV blocks its context needs for the next token, from the free
+blocks or else by preempting sequences of lower priority (their blocks are released and, when
+taken, lost: the sequence later recomputes its whole context); a sequence that cannot get its
+blocks waits (keeping what it holds). The iteration prefills the context of every newly
+admitted (or recomputed) sequence (all but the last prompt token: ``last_prompt_token_decoded``)
+and then runs one decode step of every admitted sequence, which streams each one token.
+``LlamaBatch::InternalThreadEntry`` takes the queued requests at the start of each iteration
+and blocks on the queue only when its batch is empty: a request a client sends when its
+previous one streamed its last token is seen from the next iteration (the engine has started
+it), and an idle engine wakes on the first request to arrive, alone (``admission_lag``).
 
 Step times come from the same :class:`~hwsim.gpu_serving.roofline.RooflineStepModel` the
 analytical evaluator and the DES use; a run of decode iterations with the same sequences is
@@ -73,7 +77,7 @@ def kv_blocks(model: RooflineStepModel) -> int:
     """KV blocks of ``mapping.kv_block_tokens`` tokens the replica holds (the tightest stage's
     room beside its weights in the usable HBM)."""
     plan = model.kv_plan(1.0, 1.0, 1.0)
-    return int(math.floor(float(plan.tokens) / model.mapping.kv_block_tokens))
+    return math.floor(float(plan.tokens) / model.mapping.kv_block_tokens)
 
 
 def _weighted_median(values: list[float], weights: list[float]) -> float:
@@ -90,7 +94,8 @@ def run(model: RooflineStepModel, *, clients: int, prompt: int, output: int,
         rounds: int = TEST_ROUNDS, blocks: int | None = None,
         admission_lag: bool = True) -> BenchmarkResult:
     """Simulate ``clients`` closed-loop clients sending ``rounds`` requests each of ``prompt``
-    + ``output`` tokens to one TurboMind replica (one pipeline stage)."""
+    + ``output`` tokens to one TurboMind replica (one pipeline stage) with ``blocks`` KV blocks
+    of ``mapping.kv_block_tokens`` (default: what the usable HBM holds beside the weights)."""
     if model.stages != 1:
         raise InfeasibleDesign("the TurboMind benchmark is modelled for one pipeline stage")
     bt = int(model.mapping.kv_block_tokens)
@@ -173,11 +178,9 @@ def run(model: RooflineStepModel, *, clients: int, prompt: int, output: int,
             steps = int(np.min(output - gen[running]))
             c = ctx[running]
             first_new = held[running] * bt - c + 1  # the step that first needs another block
-            if free >= 0:
-                marks = [s for i, f0 in enumerate(first_new)
-                         for s in range(int(f0), steps + 1, bt)]
-                if len(marks) > free:
-                    steps = max(1, sorted(marks)[free] - 1)
+            marks = [s for f0 in first_new for s in range(int(f0), steps + 1, bt)]
+            if len(marks) > free:  # the step whose blocks run out is the next event
+                steps = max(1, sorted(marks)[free] - 1)
             fixed, attn, head = model._decode_parts(n_run)
             kv0 = float(np.mean(c))
             dt = steps * (layers * (fixed + attn * (kv0 + 1.0)) + head) \
