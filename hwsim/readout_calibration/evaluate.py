@@ -91,12 +91,13 @@ def exact(inputs: Inputs) -> dict[str, float]:
     exp = inputs["experiment"]
     reg, out = _common(inputs)
     if reg.m > MAX_DENSE_QUBITS:
-        log.info("register of %d qubits: accuracy metrics need 2^%d entries; NaN", reg.m, reg.m)
+        log.debug("register of %d qubits: accuracy metrics need 2^%d entries; NaN", reg.m, reg.m)
         return out | dict.fromkeys(ACCURACY, math.nan)
     a = noise.assignment_matrix(reg)
     p_true = noise.true_distribution(exp, reg.m)
     pl = _plan(reg, exp)
-    corr = mt.fit(pl, a[:, noise.index(pl.prepared)], reg.m, m3_distance=exp.m3_distance)
+    corr = mt.fit(pl, a[:, noise.index(pl.prepared)], reg.m, m3_distance=exp.m3_distance,
+                  cmc_partial_trace=exp.cmc_partial_trace)
     return out | accuracy(corr, a @ p_true, p_true, reg.m)
 
 
@@ -113,7 +114,7 @@ def monte_carlo(inputs: Inputs, *, seed: int = 0, trace=None) -> dict[str, float
     nan = dict.fromkeys((*ACCURACY, "tv_distance_ci95", "z1_error_ci95", "z2_error_ci95",
                          "measured_correction_wall_s"), math.nan)
     if reg.m > MAX_DENSE_QUBITS:
-        log.info("register of %d qubits: accuracy metrics need 2^%d entries; NaN", reg.m, reg.m)
+        log.debug("register of %d qubits: accuracy metrics need 2^%d entries; NaN", reg.m, reg.m)
         return out | nan
     m, n = reg.m, 2**reg.m
     p_true = noise.true_distribution(exp, m)
@@ -131,7 +132,8 @@ def monte_carlo(inputs: Inputs, *, seed: int = 0, trace=None) -> dict[str, float
         true = noise.bits(rng.choice(n, size=exp.shots, p=p_true), m)
         p_obs = mt.histogram(noise.sample(reg, true, rng), np.zeros(exp.shots, int), 1, m)[:, 0]
         t0 = time.perf_counter()
-        corr = mt.fit(pl, dist, m, m3_distance=exp.m3_distance)
+        corr = mt.fit(pl, dist, m, m3_distance=exp.m3_distance,
+                      cmc_partial_trace=exp.cmc_partial_trace)
         acc = accuracy(corr, p_obs, p_true, m)
         wall.append(time.perf_counter() - t0)
         for k in ACCURACY:

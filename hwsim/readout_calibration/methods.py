@@ -278,8 +278,21 @@ def stochastic_power(s: np.ndarray, x: float) -> np.ndarray:
     return proj + lam**x * (np.eye(2) - proj)
 
 
-def cmc_join(edges: Sequence[tuple[int, int]], pairs: Sequence[np.ndarray], m: int
-             ) -> list[tuple[tuple[int, ...], np.ndarray]]:
+def single_part(mat: np.ndarray, pos: int, how: str = "diagonal") -> np.ndarray:
+    """The 2x2 single-qubit part of a pair matrix (index a + 2 b) on qubit a (``pos`` 0) or b
+    (1), columns normalised. ``diagonal``: the partial trace (qutip ``ptrace``, as the CMC
+    notebooks take it), the block where the partner is read as prepared; ``marginal`` (a
+    variant of ours): the partner's read summed and its preparation averaged."""
+    t = mat.reshape(2, 2, 2, 2)                # [out b, out a, in b, in a]
+    if how == "diagonal":
+        s = np.einsum("zxzy->xy", t) if pos == 0 else np.einsum("xzyz->xy", t)
+    else:
+        s = t.sum(axis=0).sum(axis=1) if pos == 0 else t.sum(axis=1).sum(axis=2)
+    return _stochastic(s)
+
+
+def cmc_join(edges: Sequence[tuple[int, int]], pairs: Sequence[np.ndarray], m: int,
+             partial_trace: str = "diagonal") -> list[tuple[tuple[int, ...], np.ndarray]]:
     """Join overlapping pair calibrations (index a + 2 b for edge (a, b)) into 2-local factors
     whose ordered product is the device matrix.
 
@@ -297,9 +310,7 @@ def cmc_join(edges: Sequence[tuple[int, int]], pairs: Sequence[np.ndarray], m: i
     for (a, b), mat in zip(edges, pairs, strict=True):
         mat = np.array(mat, float)
         for pos, q in enumerate((a, b)):
-            t = mat.reshape(2, 2, 2, 2)        # [out b, out a, in b, in a]
-            s = np.einsum("zxzy->xy", t) if pos == 0 else np.einsum("xzyz->xy", t)
-            s = _stochastic(s)
+            s = single_part(mat, pos, partial_trace)
             kk, p = k[q], seen[q]
             lft = stochastic_power(s, (kk - 1 - p) / kk)
             rgt = stochastic_power(s, p / kk)
@@ -314,7 +325,8 @@ def cmc_join(edges: Sequence[tuple[int, int]], pairs: Sequence[np.ndarray], m: i
     return out
 
 
-def fit(pl: Plan, dist: np.ndarray, m: int, *, m3_distance: int = -1) -> Correction:
+def fit(pl: Plan, dist: np.ndarray, m: int, *, m3_distance: int = -1,
+        cmc_partial_trace: str = "diagonal") -> Correction:
     """The correction of plan ``pl`` from its circuits' outcome distributions ``dist``
     (2^m, circuits): exact columns or shot histograms."""
     meth = pl.method
@@ -350,7 +362,7 @@ def fit(pl: Plan, dist: np.ndarray, m: int, *, m3_distance: int = -1) -> Correct
         for e, (a, b) in enumerate(pl.blocks):
             g = next(i for i, grp in enumerate(pl.groups) if e in grp)
             pairs.append(_stochastic(marginal(dist[:, 4 * g:4 * g + 4], [a, b], m)))
-        return Correction(meth, m, cmc_join(pl.blocks, pairs, m))
+        return Correction(meth, m, cmc_join(pl.blocks, pairs, m, cmc_partial_trace))
     raise ValueError(f"unknown method {meth!r}")
 
 

@@ -139,6 +139,10 @@ class ReadoutExperimentSpec:
                               help="cmc: one edge per calibration circuit set (as the authors "
                               "ran them) or every edge of one colour class of a proper edge "
                               "colouring at once")
+    cmc_partial_trace: str = param("diagonal", choices=("diagonal", "marginal"),
+                                   help="cmc: a pair matrix's single-qubit part is its partial "
+                                   "trace (diagonal, the authors' qutip ptrace) or the "
+                                   "partner-averaged marginal (a variant)")
     repetitions: int = param(20, ge=2, le=10_000,
                              help="Monte Carlo: independent repetitions of calibration and "
                              "target shots (the seed is the evaluator's); 95% intervals over them")
