@@ -67,7 +67,7 @@ def marginal(dist: np.ndarray, qubits: Sequence[int], m: int) -> np.ndarray:
     # remaining axes are in ascending original order; put them as [q_{k-1} .. q_0]
     order = sorted(keep)
     s = np.moveaxis(s, [order.index(a) for a in keep], list(range(k)))
-    return s.reshape((2**k,) + tail)
+    return s.reshape((2**k, *tail))
 
 
 def project_simplex(q: np.ndarray) -> np.ndarray:
