@@ -57,7 +57,6 @@ class ReadoutDeviceSpec:
             if len(vals) not in (1, n):
                 raise ValueError(f"{key} has {len(vals)} values; expected 1 or {n} (one per "
                                  "qubit)")
-        seen: set[tuple[int, int]] = set()
         for k, e in enumerate(self.edges):
             if len(e) != 2:
                 raise ValueError(f"edges[{k}] = {list(e)}: expected a pair of qubit indices")
@@ -68,7 +67,6 @@ class ReadoutDeviceSpec:
                                      f"exist; expected indices 0 .. {n - 1}")
             if a == b:
                 raise ValueError(f"edges[{k}] = {list(e)} couples a qubit to itself")
-            seen.add((min(a, b), max(a, b)))
         deg = self.degrees
         worst0 = self.error0 + self.neighbour_flip_0 * deg
         worst1 = self.error1 + self.neighbour_flip_1 * deg
