@@ -271,3 +271,23 @@ def test_cmc_partial_trace_variants_under_joint_flips_only():
                               cmc_partial_trace=how).matrix() - a).max()
            for how in ("diagonal", "marginal")}
     assert err["marginal"] < 2e-4 < 1e-3 < err["diagonal"]
+
+
+def test_m3_hamming_truncation():
+    """Truncating M3's reduced matrix at distance m keeps every entry (no change); at distance
+    1 it drops the multi-flip entries: without correlated terms (where the untruncated
+    correction is exact) that leaves an error, still far below none's."""
+    off = ("device.neighbour_flip_0=0", "device.neighbour_flip_1=0", "device.joint_flip=0")
+    full = _eval("m3", *off)["tv_distance"]
+    assert full < 1e-12
+    assert _eval("m3", "experiment.m3_distance=5", *off)["tv_distance"] == pytest.approx(
+        full, abs=1e-12)
+    d1 = _eval("m3", "experiment.m3_distance=1", *off)["tv_distance"]
+    assert 1e-5 < d1 < 0.1 * _eval("none", *off)["tv_distance"]
+
+
+@pytest.mark.parametrize("state", ["uniform", "ghz", "alternating"])
+def test_every_state_is_corrected(state):
+    r = {m: _eval(m, f'experiment.state="{state}"') for m in ("none", "cmc", "m3")}
+    assert r["cmc"]["tv_distance_projected"] < r["none"]["tv_distance"]
+    assert r["m3"]["tv_distance_projected"] < r["none"]["tv_distance"]
