@@ -291,3 +291,32 @@ def test_every_state_is_corrected(state):
     r = {m: _eval(m, f'experiment.state="{state}"') for m in ("none", "cmc", "m3")}
     assert r["cmc"]["tv_distance_projected"] < r["none"]["tv_distance"]
     assert r["m3"]["tv_distance_projected"] < r["none"]["tv_distance"]
+
+
+def test_m3_corrects_a_ghz_state_on_every_qubit_of_a_27_qubit_device():
+    """Above 12 qubits the Monte Carlo runs none and m3 on the observed strings only."""
+    sets = ('experiment.state="ghz"', "experiment.shots=600", "experiment.repetitions=3")
+    raw = _eval("none", *sets, fidelity="des", dev="ibm-hanoi")
+    m3 = _eval("m3", *sets, fidelity="des", dev="ibm-hanoi")
+    assert raw["register_qubits"] == 27
+    for k in ("tv_distance_projected", "z2_error", "z2_error_projected"):
+        assert m3[k] < raw[k], k
+    assert np.isnan(_eval("cmc", *sets, fidelity="des", dev="ibm-hanoi")["tv_distance"])
+
+
+def test_sparse_accuracy_equals_the_dense_one():
+    from hwsim.readout_calibration.evaluate import accuracy, sparse_accuracy, sparse_truth
+
+    m = 5
+    truth, p_t = sparse_truth("ghz", m)
+    rng = np.random.default_rng(4)
+    obs = np.unique(np.vstack([truth, rng.integers(0, 2, (9, m))]), axis=0).astype(np.uint8)
+    q = rng.dirichlet(np.ones(obs.shape[0]))
+    dense_q, dense_p = np.zeros(2**m), np.zeros(2**m)
+    dense_q[noise.index(obs)] = q
+    dense_p[noise.index(truth)] = p_t
+    ident = mt.Correction("none", m)
+    dense = accuracy(ident, dense_q, dense_p, m)
+    sparse = sparse_accuracy(obs, q, truth, p_t)
+    for k in ("tv_distance", "z1_error", "z2_error"):
+        assert sparse[k] == pytest.approx(dense[k], abs=1e-12), k

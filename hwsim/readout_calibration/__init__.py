@@ -20,7 +20,8 @@ from hwsim.system import Metric, Role, System, register_system
 __all__ = ["SYSTEM", "ReadoutDeviceSpec", "ReadoutExperimentSpec"]
 
 D = ("des",)
-_DENSE = "; NaN above 12 measured qubits (a dense 2^n distribution)"
+_DENSE = ("; NaN above 12 measured qubits (a dense 2^n distribution), except the Monte Carlo "
+          "of none and m3 on the ghz and alternating states (observed strings only)")
 
 
 def _exact(inputs):

@@ -250,17 +250,25 @@ class Correction:
     def _m3(self, p: np.ndarray) -> np.ndarray:
         """M3's reduced-subspace solve over the strings with nonzero probability."""
         obs = np.nonzero(p > 0)[0]
-        b = bits(obs, self.m)
-        a = np.ones((obs.size, obs.size))
-        for (q,), f in self.factors:
-            a *= f[b[:, q][:, None], b[:, q][None, :]]
-        if self.m3_distance >= 0:
-            ham = (b[:, None, :] != b[None, :, :]).sum(axis=2)
-            a[ham > self.m3_distance] = 0.0
-        a /= a.sum(axis=0, keepdims=True)      # M3 renormalises the reduced columns
         out = np.zeros_like(p)
-        out[obs] = np.linalg.solve(a, p[obs])
+        out[obs] = m3_solve(self.factors, bits(obs, self.m), p[obs], self.m3_distance)
         return out
+
+
+def m3_solve(factors: Sequence[tuple[tuple[int, ...], np.ndarray]], strings: np.ndarray,
+             p: np.ndarray, distance: int = -1) -> np.ndarray:
+    """M3's correction on the observed ``strings`` ((U, m) 0/1, any m) with frequencies ``p``:
+    the reduced matrix ``A[r, c] = prod_i A_i[r_i, c_i]`` (zero beyond Hamming ``distance``
+    when >= 0), its columns renormalised, solved directly -> quasi-probabilities (U,)."""
+    b = strings
+    a = np.ones((b.shape[0], b.shape[0]))
+    for (q,), f in factors:
+        a *= f[b[:, q][:, None], b[:, q][None, :]]
+    if distance >= 0:
+        ham = (b[:, None, :] != b[None, :, :]).sum(axis=2)
+        a[ham > distance] = 0.0
+    a /= a.sum(axis=0, keepdims=True)          # M3 renormalises the reduced columns
+    return np.linalg.solve(a, p)
 
 
 def stochastic_power(s: np.ndarray, x: float) -> np.ndarray:
