@@ -200,6 +200,10 @@ def dit(d: DitArch, ctx_tokens: int) -> Net:
         net.linear(w, w, m)
     if d.adaln_single:
         net.linear(w, 6 * w, one)
+    if d.micro_conditions:                        # resolution and aspect-ratio embedders
+        for _ in range(2):
+            net.linear(256, w // 3, (2.0, 0))
+            net.linear(w // 3, w // 3, (2.0, 0))
     hidden = round(d.mlp_ratio * w)
     for _ in range(d.depth):
         if d.adaln_single:

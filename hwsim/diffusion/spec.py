@@ -70,10 +70,14 @@ class DitArch:
     context_dim: int = param(4096, ge=1, le=65536, help="text-encoder width (cross-attention)")
     adaln_single: bool = param(False, help="one shared adaLN modulation (PixArt-alpha's "
                                "adaLN-single) instead of one per block")
+    micro_conditions: bool = param(False, help="PixArt-alpha multi-scale (1024-MS) resolution "
+                                   "and aspect-ratio embedders, each width / 3 wide")
 
     def __post_init__(self) -> None:
         if self.width % self.heads:
             raise ValueError(f"{self.heads} heads do not divide width {self.width}")
+        if self.micro_conditions and self.width % 3:
+            raise ValueError(f"micro_conditions need a width divisible by 3 (got {self.width})")
 
 
 @dataclass(frozen=True, kw_only=True)
