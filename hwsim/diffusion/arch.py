@@ -70,6 +70,13 @@ class Net:
         c, p = size
         self.add("norm", affine * ch, np.zeros(3), _poly(2 * ch * c, p))
 
+    def eltwise(self, ch: int, size: tuple[float, int], passes: int = 2) -> None:
+        """A pointwise operator (activation, residual add, gate product) over ``ch`` channels:
+        ``passes`` tensor reads and writes (2 unary, 3 binary); no parameters, no MACs. A
+        compiler that fuses pointwise work into its neighbours (torch.compile) removes it."""
+        c, p = size
+        self.add("eltwise", 0, np.zeros(3), _poly(passes * ch * c, p))
+
     def embedding(self, rows: int, dim: int, size: tuple[float, int]) -> None:
         c, p = size
         self.add("embedding", rows * dim, np.zeros(3), _poly(dim * c, p))
@@ -83,9 +90,12 @@ class Net:
                  _poly(heads * cn * cm, pn + pm))
 
     def arrays(self) -> dict[str, np.ndarray]:
+        """The operator rows as arrays; ``eltwise`` marks the pointwise rows."""
         return {"params": np.array(self.params), "macs": np.array(self.macs).reshape(-1, 3),
                 "acts": np.array(self.acts).reshape(-1, 3),
-                "scores": np.array(self.scores).reshape(-1, 3)}
+                "scores": np.array(self.scores).reshape(-1, 3),
+                "eltwise": np.array([k == "eltwise" for k in self.kinds], dtype=bool),
+                "conv": np.array([k == "conv" for k in self.kinds], dtype=bool)}
 
     @property
     def total_params(self) -> int:
@@ -98,13 +108,17 @@ def _heads(u: UnetArch, ch: int) -> int:
 
 def _resnet(net: Net, cin: int, cout: int, size: tuple[float, int], temb: int) -> None:
     net.norm(cin, size)
+    net.eltwise(cin, size)                        # SiLU
     net.conv(cin, cout, 3, size)
     if temb:
         net.linear(temb, cout, (1, 0))
+        net.eltwise(cout, size, 3)                # + time embedding (broadcast)
     net.norm(cout, size)
+    net.eltwise(cout, size)                       # SiLU
     net.conv(cout, cout, 3, size)
     if cin != cout:
         net.conv(cin, cout, 1, size)
+    net.eltwise(cout, size, 3)                    # + shortcut
 
 
 def _spatial_transformer(net: Net, ch: int, depth: int, heads: int, ctx: int,
@@ -118,16 +132,21 @@ def _spatial_transformer(net: Net, ch: int, depth: int, heads: int, ctx: int,
             net.linear(ch, ch, size, bias=False)
         net.attention(size, size, ch, heads)
         net.linear(ch, ch, size)
+        net.eltwise(ch, size, 3)                  # + residual
         net.norm(ch, size)                        # cross-attention on the text context
         net.linear(ch, ch, size, bias=False)
         net.linear(ctx, ch, m, bias=False)
         net.linear(ctx, ch, m, bias=False)
         net.attention(size, m, ch, heads)
         net.linear(ch, ch, size)
+        net.eltwise(ch, size, 3)                  # + residual
         net.norm(ch, size)                        # GEGLU feed-forward
         net.linear(ch, 8 * ch, size)
+        net.eltwise(4 * ch, size, 4)              # GELU(gate) x value: read 2, write 1, GELU
         net.linear(4 * ch, ch, size)
+        net.eltwise(ch, size, 3)                  # + residual
     net.linear(ch, ch, size)                      # proj_out
+    net.eltwise(ch, size, 3)                      # + the block's input
 
 
 def unet(u: UnetArch, ctx_tokens: int) -> Net:
@@ -179,6 +198,7 @@ def unet(u: UnetArch, ctx_tokens: int) -> Net:
         if lvl > 0:
             net.conv(ch, ch, 3, (4.0 ** -(lvl - 1), 1))   # nearest up-sampling, then a conv
     net.norm(ch, px)
+    net.eltwise(ch, px)                           # SiLU
     net.conv(ch, u.in_channels, 3, px)
     return net
 
@@ -211,17 +231,23 @@ def dit(d: DitArch, ctx_tokens: int) -> Net:
         else:
             net.linear(w, 6 * w, one)             # adaLN-Zero modulation
         net.norm(w, tok, affine=0)
+        net.eltwise(w, tok)                       # x (1 + scale) + shift
         net.linear(w, 3 * w, tok)
         net.attention(tok, tok, w, d.heads)
         net.linear(w, w, tok)
+        net.eltwise(w, tok, 3)                    # + gate x attention
         if d.cross_attention:
             net.linear(w, w, tok)
             net.linear(w, 2 * w, m)
             net.attention(tok, m, w, d.heads)
             net.linear(w, w, tok)
+            net.eltwise(w, tok, 3)                # + residual
         net.norm(w, tok, affine=0)
+        net.eltwise(w, tok)                       # modulation
         net.linear(w, hidden, tok)
+        net.eltwise(hidden, tok)                  # GELU
         net.linear(hidden, w, tok)
+        net.eltwise(w, tok, 3)                    # + gate x MLP
     if d.adaln_single:
         net.add("table", 2 * w, np.zeros(3), np.zeros(3))
     else:
@@ -248,10 +274,13 @@ def text_encoder(t: TextEncoderArch) -> Net:
             net.linear(w, w, size, bias=t.bias)
         net.attention(size, size, w, t.heads)
         net.linear(w, w, size, bias=t.bias)
+        net.eltwise(w, size, 3)                   # + residual
         net.norm(w, size, affine)
         for _ in range(2 if t.gated_ff else 1):
             net.linear(w, t.ff_dim, size, bias=t.bias)
+        net.eltwise(t.ff_dim, size, 4 if t.gated_ff else 2)   # activation (x gate)
         net.linear(t.ff_dim, w, size, bias=t.bias)
+        net.eltwise(w, size, 3)                   # + residual
     net.norm(w, size, affine)
     if t.projection_dim:
         net.linear(w, t.projection_dim, (1.0, 0), bias=False)
@@ -264,6 +293,7 @@ def _vae_attention(net: Net, ch: int, size: tuple[float, int]) -> None:
         net.linear(ch, ch, size)
     net.attention(size, size, ch, 1)
     net.linear(ch, ch, size)
+    net.eltwise(ch, size, 3)                      # + residual
 
 
 def vae_decoder(v: VaeArch) -> Net:
@@ -288,6 +318,7 @@ def vae_decoder(v: VaeArch) -> Net:
             net.conv(ch, ch, 3, (4.0 ** (i + 1), 1))
     full = (4.0 ** (len(chans) - 1), 1)
     net.norm(ch, full)
+    net.eltwise(ch, full)                         # SiLU
     net.conv(ch, 3, 3, full)
     return net
 

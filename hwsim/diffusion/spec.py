@@ -155,6 +155,12 @@ class DiffusionPipelineSpec:
                                    "(2: fp16/bf16)")
     fused_attention: bool = param(True, help="a fused attention kernel (SDPA/FlashAttention): "
                                   "no N x N score tensor in HBM")
+    precision: str = param("16bit", choices=("16bit", "fp32"),
+                           help="16bit: fp16/bf16 tensor cores; fp32: 4-byte values on TF32 "
+                           "tensor cores where the GPU has them, else its FP32 cores")
+    compiled: bool = param(False, help="torch.compile with CUDA graphs (reduce-overhead / "
+                           "max-autotune): pointwise operators fused into their neighbours, "
+                           "no host time per call")
     max_batch: int = param(8, ge=1, le=4096, help="DES: most requests served as one batch")
     arrival_rate_per_s: float = param(0.05, gt=0, unit="1/s", help="DES: Poisson image "
                                       "requests per second")
@@ -162,6 +168,9 @@ class DiffusionPipelineSpec:
     warmup_requests: int = param(400, ge=0, le=1_000_000, help="DES: requests discarded first")
 
     def __post_init__(self) -> None:
+        if self.precision == "fp32" and self.bytes_per_param != 4:
+            raise ValueError(f"precision fp32 holds 4 bytes per value, bytes_per_param is "
+                             f"{self.bytes_per_param:g}; set bytes_per_param = 4")
         if self.resolution_px % VAE_FACTOR:
             raise ValueError(f"resolution_px {self.resolution_px} is not divisible by the VAE "
                              f"factor {VAE_FACTOR}")
