@@ -47,6 +47,28 @@ def test_pixart_alpha_from_its_architecture():
                                                                    "model.dit.heads=8"])
 
 
+@pytest.mark.parametrize("model, count", [("sd3-medium", 2_028_328_000),
+                                          ("flux1-dev", 11_901_408_320)])
+def test_mmdit_counts_from_their_architecture(model, count):
+    m = _model(model)
+    assert arch.parameter_counts(m)["denoiser"] == count
+    # the joint attention spans image and text tokens: FLOPs grow faster than the pixels
+    net = arch.denoiser(m)
+    f = arch.flops_per_row(net, np.array([64.0 ** 2, 128.0 ** 2]))
+    assert f[1] / f[0] > 4.0
+
+
+def test_flux_runs_one_row_per_image_and_sd3_two():
+    s = get_system("diffusion")
+    flux = s.evaluate(s.resolve(["model=flux1-dev", "pipeline=flux-1024"]))
+    flux_cfg = s.evaluate(s.resolve(["model=flux1-dev", "pipeline=flux-1024"],
+                                    ["pipeline.guidance=cfg"]))
+    assert flux_cfg["denoiser_tflops_per_call"] == pytest.approx(
+        2 * flux["denoiser_tflops_per_call"])
+    with pytest.raises(InputError, match="heads do not divide"):
+        s.resolve(["model=sd3-medium", "pipeline=sd3-1024"], ["model.mmdit.heads=7"])
+
+
 def test_t5_xxl_encoder_count():
     t5 = TextEncoderArch(name="t5-xxl", layers=24, width=4096, heads=64, ff_dim=10240,
                          vocab=32128, max_positions=0, tokens=512, gated_ff=True, bias=False,

@@ -156,7 +156,7 @@ def block(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str,
     peak_mem = weights + acts
     fits = peak_mem <= gpu.hbm_capacity_GB * GB
 
-    lat_mult = 2 ** (len(m.unet.block_channels) - 1) if m.denoiser == "unet" else m.dit.patch
+    lat_mult = arch.latent_multiple(m)
     latent = res / VAE_FACTOR
     ok_res = np.isclose(latent % lat_mult, 0.0)
     images_per_s = batch / latency

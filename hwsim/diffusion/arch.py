@@ -24,7 +24,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hwsim.diffusion.spec import DiffusionModelSpec, DitArch, TextEncoderArch, UnetArch, VaeArch
+from hwsim.diffusion.spec import (
+    DiffusionModelSpec,
+    DitArch,
+    MmditArch,
+    TextEncoderArch,
+    UnetArch,
+    VaeArch,
+)
 
 
 def _poly(coef: float, power: int) -> np.ndarray:
@@ -88,6 +95,18 @@ class Net:
         self.add("attention", 0, _poly(2 * cn * cm * ch, pn + pm),
                  _poly(2 * cn * ch, pn) + _poly(2 * cm * ch, pm),
                  _poly(heads * cn * cm, pn + pm))
+
+    def linear_poly(self, din: int, dout: int, tokens: np.ndarray, bias: bool = True) -> None:
+        """A linear layer over ``tokens`` rows given as a polynomial in ``S``."""
+        self.add("linear", din * dout + dout * bias, din * dout * tokens, (din + dout) * tokens)
+
+    def eltwise_poly(self, ch: int, tokens: np.ndarray, passes: int = 2) -> None:
+        self.add("eltwise", 0, np.zeros(3), passes * ch * tokens)
+
+    def attention_poly(self, n: np.ndarray, ch: int, heads: int) -> None:
+        """Self-attention over ``n`` tokens given as a polynomial of degree <= 1 in ``S``."""
+        sq = np.array([n[0] * n[0], 2 * n[0] * n[1], n[1] * n[1]])
+        self.add("attention", 0, 2 * ch * sq, 4 * ch * n, heads * sq)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The operator rows as arrays; ``eltwise`` marks the pointwise rows."""
@@ -257,6 +276,59 @@ def dit(d: DitArch, ctx_tokens: int) -> Net:
     return net
 
 
+def mmdit(d: MmditArch) -> Net:
+    """The multimodal transformer's operators for one row at ``S`` latent pixels: image
+    tokens ``S / patch^2``, text tokens ``context_tokens``, attention over both."""
+    net = Net("mmdit")
+    w = d.width
+    hd = w // d.heads
+    img = _poly(1.0 / d.patch ** 2, 1)
+    txt = _poly(float(d.context_tokens), 0)
+    joint = img + txt
+    one = _poly(1.0, 0)
+    hidden = round(d.mlp_ratio * w)
+    net.linear_poly(d.in_channels * d.patch ** 2, w, img)     # patch embedding
+    embedders = [256, d.pooled_dim] + ([256] if d.guidance_embed else [])
+    for din in embedders:                                     # time, pooled text, guidance
+        net.linear_poly(din, w, one)
+        net.linear_poly(w, w, one)
+    net.linear_poly(d.context_dim, w, txt)                    # context embedder
+    for i in range(d.depth):
+        pre_only = d.context_pre_only_last and i == d.depth - 1
+        for stream, tok in (("img", img), ("txt", txt)):
+            only_in = pre_only and stream == "txt"
+            net.linear_poly(w, (2 if only_in else 6) * w, one)    # adaLN modulation
+            net.eltwise_poly(w, tok)                              # norm and modulation
+            net.linear_poly(w, 3 * w, tok)                        # q, k, v
+            if d.qk_norm:
+                net.add("norm", 2 * hd, np.zeros(3), 4 * w * tok)
+        net.attention_poly(joint, w, d.heads)
+        for stream, tok in (("img", img), ("txt", txt)):
+            if pre_only and stream == "txt":
+                continue
+            net.linear_poly(w, w, tok)                            # output projection
+            net.eltwise_poly(w, tok, 3)                           # + gate x attention
+            net.eltwise_poly(w, tok)                              # norm and modulation
+            net.linear_poly(w, hidden, tok)
+            net.eltwise_poly(hidden, tok)                         # GELU
+            net.linear_poly(hidden, w, tok)
+            net.eltwise_poly(w, tok, 3)                           # + gate x MLP
+    for _ in range(d.single_depth):
+        net.linear_poly(w, 3 * w, one)                            # modulation
+        net.eltwise_poly(w, joint)                                # norm and modulation
+        net.linear_poly(w, 3 * w + hidden, joint)                 # q, k, v and MLP in
+        if d.qk_norm:
+            net.add("norm", 2 * hd, np.zeros(3), 4 * w * joint)
+        net.attention_poly(joint, w, d.heads)
+        net.eltwise_poly(hidden, joint)                           # GELU
+        net.linear_poly(w + hidden, w, joint)                     # attention out and MLP out
+        net.eltwise_poly(w, joint, 3)                             # + gate x output
+    net.linear_poly(w, 2 * w, one)                                # final adaLN
+    net.eltwise_poly(w, img)
+    net.linear_poly(w, d.patch ** 2 * d.out_channels, img)
+    return net
+
+
 def text_encoder(t: TextEncoderArch) -> Net:
     """A text transformer's operators for one prompt (no dependence on ``S``)."""
     net = Net(t.name or "text-encoder")
@@ -302,7 +374,8 @@ def vae_decoder(v: VaeArch) -> Net:
     z = v.latent_channels
     chans = [v.base_channels * m for m in v.channel_mult]
     lat = (1.0, 1)
-    net.conv(z, z, 1, lat)
+    if v.quant_convs:
+        net.conv(z, z, 1, lat)                    # post_quant_conv
     top = chans[-1]
     net.conv(z, top, 3, lat)
     _resnet(net, top, top, lat, 0)
@@ -342,18 +415,23 @@ def vae_encoder_params(v: VaeArch) -> int:
     _resnet(net, ch, ch, size, 0)
     net.norm(ch, size)
     net.conv(ch, 2 * z, 3, size)
-    net.conv(2 * z, 2 * z, 1, size)
+    if v.quant_convs:
+        net.conv(2 * z, 2 * z, 1, size)           # quant_conv
     return net.total_params
 
 
 def denoiser(m: DiffusionModelSpec) -> Net:
     """The model's denoiser, its cross-attention context the first encoder's token count."""
     ctx = max((t.tokens for t in m.text_encoders), default=0)
+    if m.denoiser == "mmdit":
+        return mmdit(m.mmdit)
     return unet(m.unet, ctx) if m.denoiser == "unet" else dit(m.dit, ctx)
 
 
 def latent_multiple(m: DiffusionModelSpec) -> int:
     """The latent size must be a multiple of this (UNet: 2^(levels-1); DiT: the patch)."""
+    if m.denoiser == "mmdit":
+        return m.mmdit.patch
     return 2 ** (len(m.unet.block_channels) - 1) if m.denoiser == "unet" else m.dit.patch
 
 

@@ -81,6 +81,35 @@ class DitArch:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MmditArch:
+    """A multimodal diffusion transformer (SD3's MMDiT, Esser et al. arXiv 2403.03206; FLUX.1):
+    ``depth`` joint blocks with separate image and text weights over one joint attention, then
+    ``single_depth`` single-stream blocks (FLUX.1) whose attention and MLP share one input
+    projection over the concatenated tokens."""
+
+    depth: int = param(24, ge=1, le=1024, help="joint (double-stream) blocks")
+    single_depth: int = param(0, ge=0, le=1024, help="single-stream blocks (FLUX.1: 38)")
+    width: int = param(1536, ge=1, le=65536, help="hidden size")
+    heads: int = param(24, ge=1, le=1024, help="attention heads")
+    patch: int = param(2, ge=1, le=64, help="patch size in latent pixels")
+    in_channels: int = param(16, ge=1, le=1024, help="latent channels")
+    out_channels: int = param(16, ge=1, le=1024, help="channels out")
+    mlp_ratio: float = param(4.0, gt=0, le=64, help="MLP hidden / width")
+    context_dim: int = param(4096, ge=1, le=65536, help="text-token width in")
+    context_tokens: int = param(333, ge=1, le=1_000_000, help="text tokens in the joint "
+                                "sequence (SD3: 77 CLIP + 256 T5; FLUX.1: 512 T5)")
+    pooled_dim: int = param(2048, ge=1, le=65536, help="pooled text vector width in")
+    guidance_embed: bool = param(False, help="a guidance-scale embedder (FLUX.1-dev)")
+    qk_norm: bool = param(False, help="RMSNorm on queries and keys per head (FLUX.1)")
+    context_pre_only_last: bool = param(True, help="the last joint block updates only the "
+                                        "image stream (SD3)")
+
+    def __post_init__(self) -> None:
+        if self.width % self.heads:
+            raise ValueError(f"{self.heads} heads do not divide width {self.width}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class TextEncoderArch:
     """A transformer text encoder (CLIP text tower or T5 encoder)."""
 
@@ -115,6 +144,8 @@ class VaeArch:
                                           help="channel multiple per level")
     layers_per_block: int = param(2, ge=1, le=16, help="residual blocks per encoder level "
                                   "(decoder levels have one more)")
+    quant_convs: bool = param(True, help="the 1x1 quant_conv / post_quant_conv around the "
+                              "latent (SD1/2/XL yes; SD3 and FLUX.1 autoencoders no)")
 
     def __post_init__(self) -> None:
         if 2 ** (len(self.channel_mult) - 1) != VAE_FACTOR:
@@ -128,9 +159,12 @@ class DiffusionModelSpec:
     """A text-to-image (or class-to-image) latent diffusion model."""
 
     name: str = param(help="identifier")
-    denoiser: str = param("unet", choices=("unet", "dit"), help="denoiser architecture")
+    denoiser: str = param("unet", choices=("unet", "dit", "mmdit"),
+                          help="denoiser architecture")
     unet: UnetArch = param(default_factory=UnetArch, help="the UNet (denoiser = unet)")
     dit: DitArch = param(default_factory=DitArch, help="the transformer (denoiser = dit)")
+    mmdit: MmditArch = param(default_factory=MmditArch,
+                             help="the multimodal transformer (denoiser = mmdit)")
     text_encoders: tuple[TextEncoderArch, ...] = param((), help="text encoders run once per "
                                                        "prompt (none: class-conditional)")
     vae: VaeArch = param(default_factory=VaeArch, help="the KL autoencoder")

@@ -29,6 +29,10 @@ CHECKPOINT_TOTALS: tuple[tuple[str, str, int, str], ...] = (
     ("sdxl", "text_encoder_1_openclip-vit-bigg-14", 694_659_840,
      "laion OpenCLIP ViT-bigG/14 text tower with projection (SDXL text_encoder_2/; SDXL's "
      "two encoders total 817,720,320 = 123,060,480 + 694,659,840)"),
+    ("sd3-medium", "denoiser", 2_028_328_000,
+     "stabilityai/stable-diffusion-3-medium-diffusers transformer/ (SD3Transformer2DModel)"),
+    ("flux1-dev", "denoiser", 11_901_408_320,
+     "black-forest-labs/FLUX.1-dev transformer/ (FluxTransformer2DModel)"),
     ("pixart-alpha", "text_encoder_0_t5-v1_1-xxl", 4_762_310_656,
      "google/t5-v1_1-xxl encoder (T5EncoderModel, the text_encoder/ of PixArt-alpha, SD3 and "
      "FLUX.1)"),
