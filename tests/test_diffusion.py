@@ -220,3 +220,25 @@ def test_des_batches_under_load():
     d = s.evaluate(inputs, "des", seed=0)
     assert d["mean_batch"] > 2
     assert d["served_images_per_s"] == pytest.approx(1.0, rel=0.1)
+
+
+def test_chiplet_server_file_carries_the_chiplet_model_figures():
+    """models/gpu/cc-7nm-v1-server.toml restates the chiplet-cloud model's default server (a
+    system may not import another; a test may compare them)."""
+    cc = get_system("chiplet-cloud")
+    m = cc.evaluate(cc.resolve())
+    dev = load_spec(find_spec_file("gpu", "cc-7nm-v1-server"), "gpu")
+    chips = m["chips_per_server"]
+    assert dev.peak_16bit_TFLOPS == pytest.approx(chips * m["chip_tops"], rel=1e-4)
+    assert dev.hbm_capacity_GB == pytest.approx(chips * m["chip_sram_MB"] / 1e3, rel=1e-3)
+    assert dev.hbm_bandwidth_GBps == pytest.approx(dev.peak_16bit_TFLOPS * 1e3)  # 1 B per FLOP
+    assert dev.server_price_usd == pytest.approx(m["server_cost_usd"], rel=1e-4)
+    assert dev.server_power_W == pytest.approx(m["server_power_W"], rel=1e-4)
+    s = get_system("diffusion")
+    out = s.analytical_batch(s.resolve(["model=sdxl", "pipeline=sdxl-1024-30",
+                                        "device=cc-7nm-v1-server"]),
+                             {"pipeline.batch": [1, 8]})
+    assert np.all(np.isfinite(out["usd_per_1k_images"]))
+    flux = s.analytical_batch(s.resolve(["model=flux1-dev", "pipeline=flux-1024",
+                                         "device=cc-7nm-v1-server"]), {"pipeline.batch": [1]})
+    assert not flux.feasible[0] and "31.1 GB" in flux.reasons[0]
