@@ -80,3 +80,16 @@ def test_simulate_json(capsys):
     doc = json.loads(capsys.readouterr().out)
     assert doc["metrics"]["extra_msa_row_logits_GB"] == 0
     assert [r["variant"] for r in doc["variants"]] == list(VARIANTS)
+
+
+def test_largest_crop_and_the_variant_that_fails_first():
+    s = get_system("scitransformer")
+    for sets, variant in ([], "extra_msa_row"), (["crop.fused_kernel=true"], "tri_start"):
+        inputs = s.resolve([], sets)
+        m = s.evaluate(inputs)
+        n = m["max_n_res_fits"]
+        assert m["first_oom_variant"] == VARIANTS.index(variant)
+        out = s.analytical_batch(inputs, {"crop.n_res": [n, n + 4]})
+        assert out["fits_hbm"].tolist() == [1.0, 0.0]
+    # the fused kernel moves the limit from the extra-MSA logits to the triangular activations
+    assert _eval("crop.fused_kernel=true")["max_n_res_fits"] > 10 * _eval()["max_n_res_fits"]

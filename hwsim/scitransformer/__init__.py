@@ -63,8 +63,12 @@ SYSTEM = register_system(System(
                "extra_msa_row, extra_msa_col)"),
         Metric("variants_over_hbm", "variants whose one-call peak exceeds the device's HBM"),
         Metric("fits_hbm", "1 when every variant's peak fits the device's HBM, else 0"),
+        Metric("max_n_res_fits", "the largest crop (residues, a multiple of 4 up to 16,384) "
+               "whose every variant fits the device's HBM, the other sizes held"),
+        Metric("first_oom_variant", "the variant that runs out of HBM first as the crop grows "
+               "(its index, as largest_logits_variant); NaN when none does by 16,384"),
     ),
-    batch=BatchModel(VECTOR_KEYS, block),
+    batch=BatchModel(VECTOR_KEYS, block, block_points=64),
     validation=_cases,
     tables=_tables,
 ))

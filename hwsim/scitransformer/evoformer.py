@@ -50,6 +50,9 @@ LABELS = {
     "extra_msa_col": "extra-MSA column attention (global)",
 }
 
+#: crop sizes (residues) searched for the largest crop that fits: every 4 up to 16,384
+N_RES_GRID = np.arange(4, 16_385, 4, dtype=float)
+
 #: keys the block evaluates as arrays
 VECTOR_KEYS = frozenset({"crop.n_res", "crop.n_seq", "crop.n_extra_seq", "crop.batch"})
 
@@ -122,6 +125,21 @@ def block(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str,
     stack = np.vstack(peaks)
     worst = stack.max(axis=0)
     cap = gpu.hbm_capacity_GB * GB
+    # the largest crop (residues) whose every variant fits, the others sizes held: each
+    # variant's peak grows with N_res, so the first crop of the grid that fails bounds it
+    grid = N_RES_GRID[None, :]
+    over = []
+    for sh in shapes(evo, grid + 0 * n_res[:, None], n_seq[:, None], n_extra[:, None]).values():
+        mem = variant_memory(sh, batch[:, None], crop.bytes_per_value, crop.fused_kernel,
+                             training)
+        over.append(mem["peak"] > cap)
+    over_g = np.stack(over)                       # (variants, points, grid)
+    any_over = over_g.any(axis=0)
+    first = np.where(any_over.any(axis=1), any_over.argmax(axis=1), N_RES_GRID.size)
+    out["max_n_res_fits"] = np.where(first > 0, N_RES_GRID[np.maximum(first - 1, 0)], 0.0)
+    at = np.minimum(first, N_RES_GRID.size - 1)
+    first_var = over_g[:, np.arange(n), at].argmax(axis=0).astype(float)
+    out["first_oom_variant"] = np.where(first < N_RES_GRID.size, first_var, np.nan)
     out["attention_peak_GB"] = worst / GB
     unfused = np.vstack([out[f"{v}_logits_GB"] for v in VARIANTS])
     out["largest_logits_GB"] = unfused.max(axis=0)
