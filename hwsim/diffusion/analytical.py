@@ -1,17 +1,20 @@
-"""The analytical diffusion model: a roofline per operator plus a host overhead per call.
+"""The analytical diffusion model: a roofline per operator, and a call that takes the longer of
+its GPU work and its host time.
 
 For each component call (text encoders once per prompt, the denoiser once per step, the VAE
 decoder once per image batch) every operator takes the longer of its compute time,
 ``FLOPs / (peak x compute_efficiency)``, and its HBM time, ``bytes / (bandwidth x
-bandwidth_efficiency)``; each call adds ``overhead_s_per_call`` (host time the GPU does not
-hide: eager-mode dispatch, the scheduler step). Bytes
+bandwidth_efficiency)``; the host issues the call's kernels asynchronously in
+``overhead_s_per_call`` (eager-mode dispatch, the scheduler step), so the call takes the longer
+of the two sums (torch.compile with CUDA graphs: no host time, pointwise operators fused). Bytes
 are the operator's weights (read once per call, whatever the batch), its input and output
 activations and, without a fused attention kernel, four passes over the ``heads x N x M``
 score tensor (written by Q K^T, read and written by the softmax, read by the product with V).
 The GPU's figures come from the shared ``gpu`` kind (hwsim.hw), not from gpu-serving's
 operator model, which belongs to another system.
 
-Every array has one entry per design point: batch, resolution and steps are vectorised.
+Every array has one entry per design point: batch, resolution, steps and the calibration's
+three constants are vectorised (the calibration fit evaluates a whole grid in one call).
 """
 
 from __future__ import annotations

@@ -218,7 +218,7 @@ class DiffusionPipelineSpec:
 @spec_kind("diffusion-calibration", folder="calibration")
 @dataclass(frozen=True, kw_only=True)
 class DiffusionCalibrationSpec:
-    """The two constants of the diffusion latency model for one device and software stack."""
+    """The constants of the diffusion latency model for one device and software stack."""
 
     name: str = param(help="identifier: diffusion-<device>")
     device: str = param("", help="the gpu spec these constants were fitted for; empty = any")
@@ -226,6 +226,6 @@ class DiffusionCalibrationSpec:
     compute_efficiency: float = param(1.0, gt=0, le=1, help="achieved / peak 16-bit tensor "
                                       "FLOP rate of convolutions, linears and attention")
     bandwidth_efficiency: float = param(1.0, gt=0, le=1, help="achieved / peak HBM bandwidth")
-    overhead_s_per_call: float = param(0.0, ge=0, le=10, unit="s", help="host time per call "
-                                       "of a component that the GPU does not hide (eager "
-                                       "PyTorch dispatch, scheduler step)")
+    overhead_s_per_call: float = param(0.0, ge=0, le=10, unit="s", help="host time to issue "
+                                       "one component call (eager PyTorch dispatch, scheduler "
+                                       "step); a call takes the longer of it and its GPU work")
