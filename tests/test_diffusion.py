@@ -242,3 +242,13 @@ def test_chiplet_server_file_carries_the_chiplet_model_figures():
     flux = s.analytical_batch(s.resolve(["model=flux1-dev", "pipeline=flux-1024",
                                          "device=cc-7nm-v1-server"]), {"pipeline.batch": [1]})
     assert not flux.feasible[0] and "31.1 GB" in flux.reasons[0]
+
+
+@pytest.mark.parametrize("study", ["diffusion_sdxl", "diffusion_models"])
+def test_the_diffusion_studies_validate(study):
+    from pathlib import Path
+
+    from hwsim.cli import main
+
+    path = Path(__file__).resolve().parent.parent / "explore" / f"{study}.toml"
+    assert main(["sweep", str(path), "--validate-only"]) == 0
