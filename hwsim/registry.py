@@ -41,6 +41,7 @@ BUILTIN_PACKAGES: tuple[str, ...] = (
     "hwsim.iaad",           # road-side units to vehicles: links, fusion methods, adaptive policy
     "hwsim.diffusion",      # text-to-image diffusion: UNet/DiT, text encoders, VAE on GPUs
     "hwsim.readout_calibration",  # quantum readout-error calibration: CMC, M3, tensored, full
+    "hwsim.scitransformer", # EvoFormer attention variants: logit, bias, activation memory
     "hwsim.rtl.blocks",     # shared RTL blocks with no system of their own (fusion-unit)
 )
 

@@ -280,6 +280,20 @@ CASES = [
          {"s.toml": f'name = "{"x" * 300}"\n' + study()}),
     Case("study-name-control-character", ["sweep", "s.toml", "--validate-only"],
          ["s.toml", "'name'", "'a\\nb'"], {"s.toml": 'name = "a\\nb"\n' + study()}),
+    # -- issue 15: diffusion and EvoFormer inputs ----------------------------------------------
+    Case("diffusion-heads-do-not-divide", ["simulate", "diffusion", "--set", "model.unet.heads=7"],
+         ["sd15.toml", "'unet'", "7 heads do not divide 320 channels"]),
+    Case("diffusion-mmdit-heads-do-not-divide",
+         ["simulate", "diffusion", "--spec", "model=sd3-medium", "--set", "model.mmdit.heads=7"],
+         ["sd3-medium.toml", "'mmdit'", "7 heads do not divide width 1536"]),
+    Case("diffusion-resolution-not-vae-multiple",
+         ["simulate", "diffusion", "--set", "pipeline.resolution_px=500"],
+         ["sd15-512.toml", "resolution_px 500", "VAE factor 8"]),
+    Case("diffusion-fp32-with-2-bytes",
+         ["simulate", "diffusion", "--set", "pipeline.precision=fp32"],
+         ["sd15-512.toml", "bytes_per_param is 2", "bytes_per_param = 4"]),
+    Case("evoformer-crop-1e18", ["simulate", "scitransformer", "--set", "crop.n_res=1e18"],
+         ["--set crop.n_res", "'n_res'", "1000000000000000000", "<= 100000"]),
 ]
 
 

@@ -1,17 +1,20 @@
-"""The analytical diffusion model: a roofline per operator plus a host overhead per call.
+"""The analytical diffusion model: a roofline per operator, and a call that takes the longer of
+its GPU work and its host time.
 
 For each component call (text encoders once per prompt, the denoiser once per step, the VAE
 decoder once per image batch) every operator takes the longer of its compute time,
 ``FLOPs / (peak x compute_efficiency)``, and its HBM time, ``bytes / (bandwidth x
-bandwidth_efficiency)``; each call adds ``overhead_s_per_call`` (host time the GPU does not
-hide: eager-mode dispatch, the scheduler step). Bytes
+bandwidth_efficiency)``; the host issues the call's kernels asynchronously in
+``overhead_s_per_call`` (eager-mode dispatch, the scheduler step), so the call takes the longer
+of the two sums (torch.compile with CUDA graphs: no host time, pointwise operators fused). Bytes
 are the operator's weights (read once per call, whatever the batch), its input and output
 activations and, without a fused attention kernel, four passes over the ``heads x N x M``
 score tensor (written by Q K^T, read and written by the softmax, read by the product with V).
 The GPU's figures come from the shared ``gpu`` kind (hwsim.hw), not from gpu-serving's
 operator model, which belongs to another system.
 
-Every array has one entry per design point: batch, resolution and steps are vectorised.
+Every array has one entry per design point: batch, resolution, steps and the calibration's
+three constants are vectorised (the calibration fit evaluates a whole grid in one call).
 """
 
 from __future__ import annotations
@@ -25,11 +28,14 @@ import numpy as np
 from hwsim.batch import REASON
 from hwsim.diffusion import arch
 from hwsim.diffusion.spec import VAE_FACTOR, DiffusionModelSpec
+from hwsim.errors import InfeasibleDesign
 from hwsim.hw.tco import HOURS_PER_YEAR, server_tco
 from hwsim.system import Inputs
 
 #: keys the block evaluates as arrays
-VECTOR_KEYS = frozenset({"pipeline.batch", "pipeline.resolution_px", "pipeline.steps"})
+VECTOR_KEYS = frozenset({"pipeline.batch", "pipeline.resolution_px", "pipeline.steps",
+                         "calibration.compute_efficiency", "calibration.overhead_s_per_call",
+                         "calibration.bandwidth_efficiency"})
 
 GB = 1e9
 
@@ -42,23 +48,32 @@ def _net_arrays(m: DiffusionModelSpec) -> dict[str, Any]:
 
 
 def call_time(a: dict[str, np.ndarray], s: np.ndarray, rows: np.ndarray, bpp: float,
-              fused: bool, peak_flops: float, bandwidth: float, overhead_s: float
+              fused: bool, peaks: tuple[Any, Any], bandwidth: Any, host_s: Any,
+              compiled: bool = False
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Time of one call of a component on ``rows`` rows at latent pixels ``s`` (arrays of
     points): (seconds, seconds in memory-bound operators, seconds in compute-bound operators,
-    FLOPs). Each operator takes the longer of its compute and HBM times; the call adds the
-    host time the GPU does not hide (``overhead_s``, once per call)."""
-    macs = arch.evaluate_poly(a["macs"], s) * rows
-    acts = arch.evaluate_poly(a["acts"], s)
+    FLOPs). On the GPU each operator takes the longer of its compute time (convolutions at
+    ``peaks[0]``, other matmuls at ``peaks[1]``, FLOP/s) and its HBM time. The host issues
+    the call's kernels asynchronously in ``host_s``: the call takes the longer of the GPU's
+    sum and the host time. ``compiled`` drops the pointwise operators (fused into their
+    neighbours) and the host time (CUDA graphs)."""
+    keep = ~a["eltwise"] if compiled else np.ones(a["eltwise"].shape, dtype=bool)
+    macs = arch.evaluate_poly(a["macs"][keep], s) * rows
+    acts = arch.evaluate_poly(a["acts"][keep], s)
     if not fused:
-        acts = acts + 4.0 * arch.evaluate_poly(a["scores"], s)
-    byts = a["params"][:, None] * bpp + acts * rows * bpp
-    t_c = 2.0 * macs / peak_flops
+        acts = acts + 4.0 * arch.evaluate_poly(a["scores"][keep], s)
+    byts = a["params"][keep][:, None] * bpp + acts * rows * bpp
+    conv = a["conv"][keep][:, None]
+    rate = np.where(conv, np.asarray(peaks[0])[None, ...], np.asarray(peaks[1])[None, ...])
+    t_c = 2.0 * macs / rate
     t_m = byts / bandwidth
     t = np.maximum(t_c, t_m)
     mem = np.where(t_m >= t_c, t, 0.0).sum(axis=0)
     comp = np.where(t_c > t_m, t, 0.0).sum(axis=0)
-    return t.sum(axis=0) + overhead_s, mem, comp, 2.0 * macs.sum(axis=0)
+    gpu = t.sum(axis=0)
+    host = 0.0 if compiled else host_s
+    return np.maximum(gpu, host), mem, comp, 2.0 * macs.sum(axis=0)
 
 
 def _act_peak(a: dict[str, np.ndarray], s: np.ndarray, rows: np.ndarray, bpp: float,
@@ -74,6 +89,24 @@ def _act_peak(a: dict[str, np.ndarray], s: np.ndarray, rows: np.ndarray, bpp: fl
     return (acts + scores) * rows * bpp, scores * rows * bpp
 
 
+def _peaks(gpu: Any, precision: str) -> tuple[float, float]:
+    """Peak FLOP/s of (convolutions, other matmuls) at a precision: 16-bit tensor cores; fp32
+    on TF32 tensor cores where the GPU has them (convolutions by cuDNN's default; matmuls as
+    the diffusers fp32 figures imply: their fp32 / bf16 ratio of 1.6 rules out FP32 cores,
+    which would make it about 5), else on the FP32 cores."""
+    if precision == "16bit":
+        f = gpu.peak_16bit_TFLOPS * 1e12
+        return f, f
+    if gpu.peak_tf32_TFLOPS > 0:
+        f = gpu.peak_tf32_TFLOPS * 1e12
+        return f, f
+    if gpu.peak_fp32_TFLOPS <= 0:
+        raise InfeasibleDesign(f"{gpu.name} gives neither peak_tf32_TFLOPS nor "
+                               "peak_fp32_TFLOPS; fp32 cannot be timed")
+    f = gpu.peak_fp32_TFLOPS * 1e12
+    return f, f
+
+
 def block(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str, Any]:
     """Every analytical metric of ``n`` points (batch, resolution and steps as arrays)."""
     m: DiffusionModelSpec = inputs["model"]
@@ -82,32 +115,35 @@ def block(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str,
     cal = inputs["calibration"]
     tco = inputs["tco"]
 
-    def get(key: str) -> np.ndarray:
-        v = points.get(f"pipeline.{key}")
-        return np.broadcast_to(np.asarray(getattr(p, key) if v is None else v, dtype=float),
-                               (n,))
+    def get(key: str, spec: Any = p, role: str = "pipeline") -> np.ndarray:
+        v = points.get(f"{role}.{key}")
+        return np.broadcast_to(np.asarray(getattr(spec, key) if v is None else v,
+                                          dtype=float), (n,))
 
     batch, res, steps = get("batch"), get("resolution_px"), get("steps")
+    eta = get("compute_efficiency", cal, "calibration")
     nets = _net_arrays(m)
     bpp = p.bytes_per_param
-    peak = gpu.peak_16bit_TFLOPS * 1e12 * cal.compute_efficiency
-    bw = gpu.hbm_bandwidth_GBps * GB * cal.bandwidth_efficiency
-    ovh = cal.overhead_s_per_call
+    peaks = _peaks(gpu, p.precision)
+    peaks = (peaks[0] * eta, peaks[1] * eta)
+    bw = gpu.hbm_bandwidth_GBps * GB * get("bandwidth_efficiency", cal, "calibration")
+    ovh = get("overhead_s_per_call", cal, "calibration")
+    cc = p.compiled
     s = (res / VAE_FACTOR) ** 2
     rows = batch * p.rows_per_image
     t_den, mem_den, comp_den, f_den = call_time(nets["denoiser"], s, rows, bpp,
-                                                p.fused_attention, peak, bw, ovh)
+                                                p.fused_attention, peaks, bw, ovh, cc)
     prompts = batch * (2 if p.guidance == "cfg" else 1)
     t_text = np.zeros(n)
     f_text = np.zeros(n)
     mem_text = np.zeros(n)
     comp_text = np.zeros(n)
     for a in nets["text"]:
-        t, mm, cc, f = call_time(a, s, prompts, bpp, p.fused_attention, peak, bw, ovh)
-        t_text, mem_text, comp_text, f_text = t_text + t, mem_text + mm, comp_text + cc, \
+        t, mm, c, f = call_time(a, s, prompts, bpp, p.fused_attention, peaks, bw, ovh, cc)
+        t_text, mem_text, comp_text, f_text = t_text + t, mem_text + mm, comp_text + c, \
             f_text + f
     t_vae, mem_vae, comp_vae, f_vae = call_time(nets["vae"], s, batch, bpp,
-                                                p.fused_attention, peak, bw, ovh)
+                                                p.fused_attention, peaks, bw, ovh, cc)
     latency = t_text + steps * t_den + t_vae
     mem_time = mem_text + steps * mem_den + mem_vae
     comp_time = comp_text + steps * comp_den + comp_vae
@@ -123,7 +159,7 @@ def block(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str,
     peak_mem = weights + acts
     fits = peak_mem <= gpu.hbm_capacity_GB * GB
 
-    lat_mult = 2 ** (len(m.unet.block_channels) - 1) if m.denoiser == "unet" else m.dit.patch
+    lat_mult = arch.latent_multiple(m)
     latent = res / VAE_FACTOR
     ok_res = np.isclose(latent % lat_mult, 0.0)
     images_per_s = batch / latency

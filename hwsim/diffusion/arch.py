@@ -24,7 +24,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hwsim.diffusion.spec import DiffusionModelSpec, DitArch, TextEncoderArch, UnetArch, VaeArch
+from hwsim.diffusion.spec import (
+    DiffusionModelSpec,
+    DitArch,
+    MmditArch,
+    TextEncoderArch,
+    UnetArch,
+    VaeArch,
+)
 
 
 def _poly(coef: float, power: int) -> np.ndarray:
@@ -70,6 +77,13 @@ class Net:
         c, p = size
         self.add("norm", affine * ch, np.zeros(3), _poly(2 * ch * c, p))
 
+    def eltwise(self, ch: int, size: tuple[float, int], passes: int = 2) -> None:
+        """A pointwise operator (activation, residual add, gate product) over ``ch`` channels:
+        ``passes`` tensor reads and writes (2 unary, 3 binary); no parameters, no MACs. A
+        compiler that fuses pointwise work into its neighbours (torch.compile) removes it."""
+        c, p = size
+        self.add("eltwise", 0, np.zeros(3), _poly(passes * ch * c, p))
+
     def embedding(self, rows: int, dim: int, size: tuple[float, int]) -> None:
         c, p = size
         self.add("embedding", rows * dim, np.zeros(3), _poly(dim * c, p))
@@ -82,10 +96,25 @@ class Net:
                  _poly(2 * cn * ch, pn) + _poly(2 * cm * ch, pm),
                  _poly(heads * cn * cm, pn + pm))
 
+    def linear_poly(self, din: int, dout: int, tokens: np.ndarray, bias: bool = True) -> None:
+        """A linear layer over ``tokens`` rows given as a polynomial in ``S``."""
+        self.add("linear", din * dout + dout * bias, din * dout * tokens, (din + dout) * tokens)
+
+    def eltwise_poly(self, ch: int, tokens: np.ndarray, passes: int = 2) -> None:
+        self.add("eltwise", 0, np.zeros(3), passes * ch * tokens)
+
+    def attention_poly(self, n: np.ndarray, ch: int, heads: int) -> None:
+        """Self-attention over ``n`` tokens given as a polynomial of degree <= 1 in ``S``."""
+        sq = np.array([n[0] * n[0], 2 * n[0] * n[1], n[1] * n[1]])
+        self.add("attention", 0, 2 * ch * sq, 4 * ch * n, heads * sq)
+
     def arrays(self) -> dict[str, np.ndarray]:
+        """The operator rows as arrays; ``eltwise`` marks the pointwise rows."""
         return {"params": np.array(self.params), "macs": np.array(self.macs).reshape(-1, 3),
                 "acts": np.array(self.acts).reshape(-1, 3),
-                "scores": np.array(self.scores).reshape(-1, 3)}
+                "scores": np.array(self.scores).reshape(-1, 3),
+                "eltwise": np.array([k == "eltwise" for k in self.kinds], dtype=bool),
+                "conv": np.array([k == "conv" for k in self.kinds], dtype=bool)}
 
     @property
     def total_params(self) -> int:
@@ -98,13 +127,17 @@ def _heads(u: UnetArch, ch: int) -> int:
 
 def _resnet(net: Net, cin: int, cout: int, size: tuple[float, int], temb: int) -> None:
     net.norm(cin, size)
+    net.eltwise(cin, size)                        # SiLU
     net.conv(cin, cout, 3, size)
     if temb:
         net.linear(temb, cout, (1, 0))
+        net.eltwise(cout, size, 3)                # + time embedding (broadcast)
     net.norm(cout, size)
+    net.eltwise(cout, size)                       # SiLU
     net.conv(cout, cout, 3, size)
     if cin != cout:
         net.conv(cin, cout, 1, size)
+    net.eltwise(cout, size, 3)                    # + shortcut
 
 
 def _spatial_transformer(net: Net, ch: int, depth: int, heads: int, ctx: int,
@@ -118,16 +151,21 @@ def _spatial_transformer(net: Net, ch: int, depth: int, heads: int, ctx: int,
             net.linear(ch, ch, size, bias=False)
         net.attention(size, size, ch, heads)
         net.linear(ch, ch, size)
+        net.eltwise(ch, size, 3)                  # + residual
         net.norm(ch, size)                        # cross-attention on the text context
         net.linear(ch, ch, size, bias=False)
         net.linear(ctx, ch, m, bias=False)
         net.linear(ctx, ch, m, bias=False)
         net.attention(size, m, ch, heads)
         net.linear(ch, ch, size)
+        net.eltwise(ch, size, 3)                  # + residual
         net.norm(ch, size)                        # GEGLU feed-forward
         net.linear(ch, 8 * ch, size)
+        net.eltwise(4 * ch, size, 4)              # GELU(gate) x value: read 2, write 1, GELU
         net.linear(4 * ch, ch, size)
+        net.eltwise(ch, size, 3)                  # + residual
     net.linear(ch, ch, size)                      # proj_out
+    net.eltwise(ch, size, 3)                      # + the block's input
 
 
 def unet(u: UnetArch, ctx_tokens: int) -> Net:
@@ -179,6 +217,7 @@ def unet(u: UnetArch, ctx_tokens: int) -> Net:
         if lvl > 0:
             net.conv(ch, ch, 3, (4.0 ** -(lvl - 1), 1))   # nearest up-sampling, then a conv
     net.norm(ch, px)
+    net.eltwise(ch, px)                           # SiLU
     net.conv(ch, u.in_channels, 3, px)
     return net
 
@@ -200,6 +239,10 @@ def dit(d: DitArch, ctx_tokens: int) -> Net:
         net.linear(w, w, m)
     if d.adaln_single:
         net.linear(w, 6 * w, one)
+    if d.micro_conditions:                        # resolution and aspect-ratio embedders
+        for _ in range(2):
+            net.linear(256, w // 3, (2.0, 0))
+            net.linear(w // 3, w // 3, (2.0, 0))
     hidden = round(d.mlp_ratio * w)
     for _ in range(d.depth):
         if d.adaln_single:
@@ -207,23 +250,82 @@ def dit(d: DitArch, ctx_tokens: int) -> Net:
         else:
             net.linear(w, 6 * w, one)             # adaLN-Zero modulation
         net.norm(w, tok, affine=0)
+        net.eltwise(w, tok)                       # x (1 + scale) + shift
         net.linear(w, 3 * w, tok)
         net.attention(tok, tok, w, d.heads)
         net.linear(w, w, tok)
+        net.eltwise(w, tok, 3)                    # + gate x attention
         if d.cross_attention:
             net.linear(w, w, tok)
             net.linear(w, 2 * w, m)
             net.attention(tok, m, w, d.heads)
             net.linear(w, w, tok)
+            net.eltwise(w, tok, 3)                # + residual
         net.norm(w, tok, affine=0)
+        net.eltwise(w, tok)                       # modulation
         net.linear(w, hidden, tok)
+        net.eltwise(hidden, tok)                  # GELU
         net.linear(hidden, w, tok)
+        net.eltwise(w, tok, 3)                    # + gate x MLP
     if d.adaln_single:
         net.add("table", 2 * w, np.zeros(3), np.zeros(3))
     else:
         net.linear(w, 2 * w, one)
     net.norm(w, tok, affine=0)
     net.linear(w, d.patch ** 2 * d.out_channels, tok)
+    return net
+
+
+def mmdit(d: MmditArch) -> Net:
+    """The multimodal transformer's operators for one row at ``S`` latent pixels: image
+    tokens ``S / patch^2``, text tokens ``context_tokens``, attention over both."""
+    net = Net("mmdit")
+    w = d.width
+    hd = w // d.heads
+    img = _poly(1.0 / d.patch ** 2, 1)
+    txt = _poly(float(d.context_tokens), 0)
+    joint = img + txt
+    one = _poly(1.0, 0)
+    hidden = round(d.mlp_ratio * w)
+    net.linear_poly(d.in_channels * d.patch ** 2, w, img)     # patch embedding
+    embedders = [256, d.pooled_dim] + ([256] if d.guidance_embed else [])
+    for din in embedders:                                     # time, pooled text, guidance
+        net.linear_poly(din, w, one)
+        net.linear_poly(w, w, one)
+    net.linear_poly(d.context_dim, w, txt)                    # context embedder
+    for i in range(d.depth):
+        pre_only = d.context_pre_only_last and i == d.depth - 1
+        for stream, tok in (("img", img), ("txt", txt)):
+            only_in = pre_only and stream == "txt"
+            net.linear_poly(w, (2 if only_in else 6) * w, one)    # adaLN modulation
+            net.eltwise_poly(w, tok)                              # norm and modulation
+            net.linear_poly(w, 3 * w, tok)                        # q, k, v
+            if d.qk_norm:
+                net.add("norm", 2 * hd, np.zeros(3), 4 * w * tok)
+        net.attention_poly(joint, w, d.heads)
+        for stream, tok in (("img", img), ("txt", txt)):
+            if pre_only and stream == "txt":
+                continue
+            net.linear_poly(w, w, tok)                            # output projection
+            net.eltwise_poly(w, tok, 3)                           # + gate x attention
+            net.eltwise_poly(w, tok)                              # norm and modulation
+            net.linear_poly(w, hidden, tok)
+            net.eltwise_poly(hidden, tok)                         # GELU
+            net.linear_poly(hidden, w, tok)
+            net.eltwise_poly(w, tok, 3)                           # + gate x MLP
+    for _ in range(d.single_depth):
+        net.linear_poly(w, 3 * w, one)                            # modulation
+        net.eltwise_poly(w, joint)                                # norm and modulation
+        net.linear_poly(w, 3 * w + hidden, joint)                 # q, k, v and MLP in
+        if d.qk_norm:
+            net.add("norm", 2 * hd, np.zeros(3), 4 * w * joint)
+        net.attention_poly(joint, w, d.heads)
+        net.eltwise_poly(hidden, joint)                           # GELU
+        net.linear_poly(w + hidden, w, joint)                     # attention out and MLP out
+        net.eltwise_poly(w, joint, 3)                             # + gate x output
+    net.linear_poly(w, 2 * w, one)                                # final adaLN
+    net.eltwise_poly(w, img)
+    net.linear_poly(w, d.patch ** 2 * d.out_channels, img)
     return net
 
 
@@ -244,10 +346,13 @@ def text_encoder(t: TextEncoderArch) -> Net:
             net.linear(w, w, size, bias=t.bias)
         net.attention(size, size, w, t.heads)
         net.linear(w, w, size, bias=t.bias)
+        net.eltwise(w, size, 3)                   # + residual
         net.norm(w, size, affine)
         for _ in range(2 if t.gated_ff else 1):
             net.linear(w, t.ff_dim, size, bias=t.bias)
+        net.eltwise(t.ff_dim, size, 4 if t.gated_ff else 2)   # activation (x gate)
         net.linear(t.ff_dim, w, size, bias=t.bias)
+        net.eltwise(w, size, 3)                   # + residual
     net.norm(w, size, affine)
     if t.projection_dim:
         net.linear(w, t.projection_dim, (1.0, 0), bias=False)
@@ -260,6 +365,7 @@ def _vae_attention(net: Net, ch: int, size: tuple[float, int]) -> None:
         net.linear(ch, ch, size)
     net.attention(size, size, ch, 1)
     net.linear(ch, ch, size)
+    net.eltwise(ch, size, 3)                      # + residual
 
 
 def vae_decoder(v: VaeArch) -> Net:
@@ -268,7 +374,8 @@ def vae_decoder(v: VaeArch) -> Net:
     z = v.latent_channels
     chans = [v.base_channels * m for m in v.channel_mult]
     lat = (1.0, 1)
-    net.conv(z, z, 1, lat)
+    if v.quant_convs:
+        net.conv(z, z, 1, lat)                    # post_quant_conv
     top = chans[-1]
     net.conv(z, top, 3, lat)
     _resnet(net, top, top, lat, 0)
@@ -284,6 +391,7 @@ def vae_decoder(v: VaeArch) -> Net:
             net.conv(ch, ch, 3, (4.0 ** (i + 1), 1))
     full = (4.0 ** (len(chans) - 1), 1)
     net.norm(ch, full)
+    net.eltwise(ch, full)                         # SiLU
     net.conv(ch, 3, 3, full)
     return net
 
@@ -307,18 +415,23 @@ def vae_encoder_params(v: VaeArch) -> int:
     _resnet(net, ch, ch, size, 0)
     net.norm(ch, size)
     net.conv(ch, 2 * z, 3, size)
-    net.conv(2 * z, 2 * z, 1, size)
+    if v.quant_convs:
+        net.conv(2 * z, 2 * z, 1, size)           # quant_conv
     return net.total_params
 
 
 def denoiser(m: DiffusionModelSpec) -> Net:
     """The model's denoiser, its cross-attention context the first encoder's token count."""
     ctx = max((t.tokens for t in m.text_encoders), default=0)
+    if m.denoiser == "mmdit":
+        return mmdit(m.mmdit)
     return unet(m.unet, ctx) if m.denoiser == "unet" else dit(m.dit, ctx)
 
 
 def latent_multiple(m: DiffusionModelSpec) -> int:
     """The latent size must be a multiple of this (UNet: 2^(levels-1); DiT: the patch)."""
+    if m.denoiser == "mmdit":
+        return m.mmdit.patch
     return 2 ** (len(m.unet.block_channels) - 1) if m.denoiser == "unet" else m.dit.patch
 
 

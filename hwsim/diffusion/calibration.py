@@ -1,9 +1,9 @@
 """Fitting the diffusion latency model's two constants on two measured A100 latencies.
 
-``compute_efficiency`` and ``overhead_s_per_call`` are solved so that the model reproduces both
-figures exactly (two equations, two unknowns, by bisection on the efficiency: for each
-efficiency the overhead follows from the first figure, the second picks the efficiency);
-``bandwidth_efficiency`` is assumed, not fitted. The figures are in
+``overhead_s_per_call`` is the host time of one call, the time of a host-bound call (SD1.5 at
+batch 1 in eager PyTorch, whose GPU work is shorter than its dispatch);
+``compute_efficiency`` is bisected so that a GPU-bound pipeline (SDXL at 1024 px) is
+reproduced. ``bandwidth_efficiency`` is assumed, not fitted. The figures are in
 ``hwsim/diffusion/data/latency_measured.csv``.
 """
 
@@ -13,10 +13,16 @@ import csv
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from hwsim.diffusion.spec import DiffusionCalibrationSpec
 from hwsim.system import get_system
 
 DATA = Path(__file__).with_name("data") / "latency_measured.csv"
+#: the sources of the rows (the file's first line)
+DATA_SOURCE = ("huggingface/diffusers docs/source/en/optimization/torch2.0.md (SD1.5 rows), "
+               "docs/source/en/tutorials/fast_diffusion.md (SDXL rows), "
+               "huggingface.co/blog/simple_sdxl_optimizations (SDXL fp32 4 images)")
 
 
 def rows() -> list[dict[str, str]]:
@@ -51,23 +57,47 @@ def _target_s(row: dict[str, str]) -> float:
     return 1.0 / v if row["unit"] == "it/s" else v
 
 
-def fit(base: DiffusionCalibrationSpec, first: dict[str, str], second: dict[str, str]
-        ) -> DiffusionCalibrationSpec:
-    """Efficiency and overhead that reproduce ``first`` and ``second`` exactly. For a given
-    efficiency a latency is affine in the overhead (calls x overhead), so the overhead that
-    meets ``first`` is one linear solve; the efficiency is bisected on ``second``."""
 
-    def with_eta(eta: float) -> DiffusionCalibrationSpec:
-        c0 = replace(base, compute_efficiency=eta, overhead_s_per_call=0.0)
-        c1 = replace(base, compute_efficiency=eta, overhead_s_per_call=1e-3)
-        t0, t1 = _seconds(first, c0), _seconds(first, c1)
-        over = max(0.0, (_target_s(first) - t0) / (t1 - t0) * 1e-3)
-        return replace(base, compute_efficiency=eta, overhead_s_per_call=over)
+def _inputs(row: dict[str, str]):
+    s = get_system("diffusion")
+    sets = [x for x in row["set"].split(";") if x]
+    return s, s.resolve([f"model={row['model']}", f"pipeline={row['pipeline']}",
+                         f"device={row['device']}"], sets)
 
-    lo, hi = 0.05, 1.0
-    target = _target_s(second)
-    for _ in range(30):
-        mid = 0.5 * (lo + hi)
-        v = _seconds(second, with_eta(mid))
-        lo, hi = (mid, hi) if v > target else (lo, mid)
-    return with_eta(0.5 * (lo + hi))
+
+def grid_seconds(row: dict[str, str], eta: np.ndarray, host: np.ndarray) -> np.ndarray:
+    """The row's predicted time (s; an it/s row as s per step) at many (efficiency, host
+    time) pairs at once: one vectorised call of the analytical block."""
+    s, inputs = _inputs(row)
+    out = s.analytical_batch(inputs, {"calibration.compute_efficiency": eta,
+                                      "calibration.overhead_s_per_call": host})
+    return np.asarray(out[row["metric"]], dtype=float)
+
+
+def fit(base: DiffusionCalibrationSpec, fit_rows: list[dict[str, str]],
+        rounds: int = 4, points: int = 41) -> DiffusionCalibrationSpec:
+    """``compute_efficiency`` and ``overhead_s_per_call`` minimising the sum of squared log
+    errors over ``fit_rows`` (at least two), by a grid refined ``rounds`` times around its
+    best point."""
+    if len(fit_rows) < 2:
+        raise ValueError("two constants are never fitted on fewer than two rows")
+    targets = [_target_s(r) for r in fit_rows]
+    e_lo, e_hi, h_lo, h_hi = 0.05, 1.0, 0.0, 0.2
+    best = (0.5, 0.0)
+    for _ in range(rounds):
+        e, h = np.meshgrid(np.linspace(e_lo, e_hi, points), np.linspace(h_lo, h_hi, points))
+        e, h = e.ravel(), h.ravel()
+        err = np.zeros(e.size)
+        for r, t in zip(fit_rows, targets, strict=True):
+            err += np.log(grid_seconds(r, e, h) / t) ** 2
+        k = int(np.argmin(err))
+        best = (float(e[k]), float(h[k]))
+        de, dh = 2 * (e_hi - e_lo) / (points - 1), 2 * (h_hi - h_lo) / (points - 1)
+        e_lo, e_hi = max(0.01, best[0] - de), min(1.0, best[0] + de)
+        h_lo, h_hi = max(0.0, best[1] - dh), best[1] + dh
+    return replace(base, compute_efficiency=best[0], overhead_s_per_call=best[1])
+
+
+def calibration_rows(device: str) -> list[dict[str, str]]:
+    """The rows marked calibration for ``device``."""
+    return [r for r in rows() if r["role"] == "calibration" and r["device"] == device]

@@ -70,6 +70,39 @@ class DitArch:
     context_dim: int = param(4096, ge=1, le=65536, help="text-encoder width (cross-attention)")
     adaln_single: bool = param(False, help="one shared adaLN modulation (PixArt-alpha's "
                                "adaLN-single) instead of one per block")
+    micro_conditions: bool = param(False, help="PixArt-alpha multi-scale (1024-MS) resolution "
+                                   "and aspect-ratio embedders, each width / 3 wide")
+
+    def __post_init__(self) -> None:
+        if self.width % self.heads:
+            raise ValueError(f"{self.heads} heads do not divide width {self.width}")
+        if self.micro_conditions and self.width % 3:
+            raise ValueError(f"micro_conditions need a width divisible by 3 (got {self.width})")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MmditArch:
+    """A multimodal diffusion transformer (SD3's MMDiT, Esser et al. arXiv 2403.03206; FLUX.1):
+    ``depth`` joint blocks with separate image and text weights over one joint attention, then
+    ``single_depth`` single-stream blocks (FLUX.1) whose attention and MLP share one input
+    projection over the concatenated tokens."""
+
+    depth: int = param(24, ge=1, le=1024, help="joint (double-stream) blocks")
+    single_depth: int = param(0, ge=0, le=1024, help="single-stream blocks (FLUX.1: 38)")
+    width: int = param(1536, ge=1, le=65536, help="hidden size")
+    heads: int = param(24, ge=1, le=1024, help="attention heads")
+    patch: int = param(2, ge=1, le=64, help="patch size in latent pixels")
+    in_channels: int = param(16, ge=1, le=1024, help="latent channels")
+    out_channels: int = param(16, ge=1, le=1024, help="channels out")
+    mlp_ratio: float = param(4.0, gt=0, le=64, help="MLP hidden / width")
+    context_dim: int = param(4096, ge=1, le=65536, help="text-token width in")
+    context_tokens: int = param(333, ge=1, le=1_000_000, help="text tokens in the joint "
+                                "sequence (SD3: 77 CLIP + 256 T5; FLUX.1: 512 T5)")
+    pooled_dim: int = param(2048, ge=1, le=65536, help="pooled text vector width in")
+    guidance_embed: bool = param(False, help="a guidance-scale embedder (FLUX.1-dev)")
+    qk_norm: bool = param(False, help="RMSNorm on queries and keys per head (FLUX.1)")
+    context_pre_only_last: bool = param(True, help="the last joint block updates only the "
+                                        "image stream (SD3)")
 
     def __post_init__(self) -> None:
         if self.width % self.heads:
@@ -111,6 +144,8 @@ class VaeArch:
                                           help="channel multiple per level")
     layers_per_block: int = param(2, ge=1, le=16, help="residual blocks per encoder level "
                                   "(decoder levels have one more)")
+    quant_convs: bool = param(True, help="the 1x1 quant_conv / post_quant_conv around the "
+                              "latent (SD1/2/XL yes; SD3 and FLUX.1 autoencoders no)")
 
     def __post_init__(self) -> None:
         if 2 ** (len(self.channel_mult) - 1) != VAE_FACTOR:
@@ -124,9 +159,12 @@ class DiffusionModelSpec:
     """A text-to-image (or class-to-image) latent diffusion model."""
 
     name: str = param(help="identifier")
-    denoiser: str = param("unet", choices=("unet", "dit"), help="denoiser architecture")
+    denoiser: str = param("unet", choices=("unet", "dit", "mmdit"),
+                          help="denoiser architecture")
     unet: UnetArch = param(default_factory=UnetArch, help="the UNet (denoiser = unet)")
     dit: DitArch = param(default_factory=DitArch, help="the transformer (denoiser = dit)")
+    mmdit: MmditArch = param(default_factory=MmditArch,
+                             help="the multimodal transformer (denoiser = mmdit)")
     text_encoders: tuple[TextEncoderArch, ...] = param((), help="text encoders run once per "
                                                        "prompt (none: class-conditional)")
     vae: VaeArch = param(default_factory=VaeArch, help="the KL autoencoder")
@@ -151,6 +189,12 @@ class DiffusionPipelineSpec:
                                    "(2: fp16/bf16)")
     fused_attention: bool = param(True, help="a fused attention kernel (SDPA/FlashAttention): "
                                   "no N x N score tensor in HBM")
+    precision: str = param("16bit", choices=("16bit", "fp32"),
+                           help="16bit: fp16/bf16 tensor cores; fp32: 4-byte values on TF32 "
+                           "tensor cores where the GPU has them, else its FP32 cores")
+    compiled: bool = param(False, help="torch.compile with CUDA graphs (reduce-overhead / "
+                           "max-autotune): pointwise operators fused into their neighbours, "
+                           "no host time per call")
     max_batch: int = param(8, ge=1, le=4096, help="DES: most requests served as one batch")
     arrival_rate_per_s: float = param(0.05, gt=0, unit="1/s", help="DES: Poisson image "
                                       "requests per second")
@@ -158,6 +202,9 @@ class DiffusionPipelineSpec:
     warmup_requests: int = param(400, ge=0, le=1_000_000, help="DES: requests discarded first")
 
     def __post_init__(self) -> None:
+        if self.precision == "fp32" and self.bytes_per_param != 4:
+            raise ValueError(f"precision fp32 holds 4 bytes per value, bytes_per_param is "
+                             f"{self.bytes_per_param:g}; set bytes_per_param = 4")
         if self.resolution_px % VAE_FACTOR:
             raise ValueError(f"resolution_px {self.resolution_px} is not divisible by the VAE "
                              f"factor {VAE_FACTOR}")
@@ -171,7 +218,7 @@ class DiffusionPipelineSpec:
 @spec_kind("diffusion-calibration", folder="calibration")
 @dataclass(frozen=True, kw_only=True)
 class DiffusionCalibrationSpec:
-    """The two constants of the diffusion latency model for one device and software stack."""
+    """The constants of the diffusion latency model for one device and software stack."""
 
     name: str = param(help="identifier: diffusion-<device>")
     device: str = param("", help="the gpu spec these constants were fitted for; empty = any")
@@ -179,6 +226,6 @@ class DiffusionCalibrationSpec:
     compute_efficiency: float = param(1.0, gt=0, le=1, help="achieved / peak 16-bit tensor "
                                       "FLOP rate of convolutions, linears and attention")
     bandwidth_efficiency: float = param(1.0, gt=0, le=1, help="achieved / peak HBM bandwidth")
-    overhead_s_per_call: float = param(0.0, ge=0, le=10, unit="s", help="host time per call "
-                                       "of a component that the GPU does not hide (eager "
-                                       "PyTorch dispatch, scheduler step)")
+    overhead_s_per_call: float = param(0.0, ge=0, le=10, unit="s", help="host time to issue "
+                                       "one component call (eager PyTorch dispatch, scheduler "
+                                       "step); a call takes the longer of it and its GPU work")

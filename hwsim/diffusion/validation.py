@@ -1,11 +1,149 @@
-"""The diffusion system's validation cases (hwsim/diffusion/validation.toml)."""
+"""The diffusion system's validation cases: the TOML cases (hwsim/diffusion/validation.toml)
+and, built here, the parameter count of each component against its checkpoint's total.
+
+A component's count is not a metric of a design point (the system reports the denoiser's), so
+those cases call :func:`hwsim.diffusion.arch.parameter_counts` on the model file directly.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from hwsim.diffusion import arch
 from hwsim.validation import Case, load_cases
+
+#: the tensor-element totals of the public checkpoints (the sum of every weight's size in the
+#: released safetensors, buffers such as CLIP's position_ids left out), as logged by public
+#: training and memory-estimation tools that load them; (model file, component, total,
+#: checkpoint, what the number is)
+CHECKPOINT_TOTALS: tuple[tuple[str, str, int, str], ...] = (
+    ("sd15", "denoiser", 859_520_964,
+     "runwayml/stable-diffusion-v1-5 unet/ (diffusers UNet2DConditionModel)"),
+    ("sdxl", "denoiser", 2_567_463_684,
+     "stabilityai/stable-diffusion-xl-base-1.0 unet/"),
+    ("sd21", "denoiser", 865_910_724, "stabilityai/stable-diffusion-2-1 unet/"),
+    ("sd21", "text_encoder_0_openclip-vit-h-14", 340_387_840,
+     "stabilityai/stable-diffusion-2-1 text_encoder/ (23 of OpenCLIP ViT-H/14's 24 layers)"),
+    ("sd15", "vae", 83_653_863,
+     "the KL-f8 AutoencoderKL of SD1.5 / SDXL (vae/, encoder and decoder)"),
+    ("sd15", "text_encoder_0_clip-vit-l-14", 123_060_480,
+     "openai/clip-vit-large-patch14 text tower (SD1.5 text_encoder/; 123,060,557 tensor "
+     "elements less the 77 position_ids)"),
+    ("sdxl", "text_encoder_1_openclip-vit-bigg-14", 694_659_840,
+     "laion OpenCLIP ViT-bigG/14 text tower with projection (SDXL text_encoder_2/; SDXL's "
+     "two encoders total 817,720,320 = 123,060,480 + 694,659,840)"),
+    ("sd3-medium", "denoiser", 2_028_328_000,
+     "stabilityai/stable-diffusion-3-medium-diffusers transformer/ (SD3Transformer2DModel)"),
+    ("flux1-dev", "denoiser", 11_901_408_320,
+     "black-forest-labs/FLUX.1-dev transformer/ (FluxTransformer2DModel)"),
+    ("pixart-alpha", "text_encoder_0_t5-v1_1-xxl", 4_762_310_656,
+     "google/t5-v1_1-xxl encoder (T5EncoderModel, the text_encoder/ of PixArt-alpha, SD3 and "
+     "FLUX.1)"),
+)
+
+SOURCE = ("tensor totals of the released checkpoints (Hugging Face model repositories named in "
+          "the conditions), as loaded and logged by public tools")
+
+
+def _model(name: str):
+    from hwsim.specs import find_spec_file, load_spec
+
+    return load_spec(find_spec_file("diffusion-model", name), "diffusion-model")
+
+
+def _count(model: str, part: str) -> float:
+    return arch.parameter_counts(_model(model))[part] / 1e6
+
+
+def checkpoint_cases() -> list[Case]:
+    """Each component's count from its architecture against its checkpoint's total (0.1%)."""
+    out = []
+    for model, part, total, what in CHECKPOINT_TOTALS:
+        label = part.split("_", 3)[-1] if part.startswith("text_encoder") else part
+        out.append(Case(
+            system="diffusion", case=f"{model} {label} parameters = checkpoint",
+            metric="component_params_M", reference=total / 1e6, tolerance=0.001, source=SOURCE,
+            conditions=f"{what}; counted from the architecture in models/diffusion-model/"
+                       f"{model}.toml",
+            predict=lambda m=model, p=part: _count(m, p), role="held-out",
+            group="parameter counts against checkpoint totals"))
+    return out
+
+
+#: the group of each measured row (by name prefix)
+GROUPS = (
+    ("sd15-a100-b16-compiled", "SD1.5, torch.compile (diffusers torch 2.0 benchmark)"),
+    ("sd15-a100-compiled", "SD1.5, torch.compile (diffusers torch 2.0 benchmark)"),
+    ("sd15-a100", "SD1.5 on A100, eager (diffusers torch 2.0 benchmark)"),
+    ("sd15-", "SD1.5 on V100, T4, RTX 3090, RTX 4090, eager (same benchmark)"),
+    ("sdxl-a100-40gb", "SDXL fp32, 4 images, A100-40GB (HF simple SDXL optimizations blog)"),
+    ("sdxl-", "SDXL on A100-80GB (diffusers fast-diffusion tutorial)"),
+)
+
+_TUTORIAL = ("a later software stack: the fast-diffusion tutorial (2024, PyTorch 2.2+ with "
+             "FlashAttention-2 SDPA and newer cuDNN kernels) runs SDXL 1.5-2x faster than the "
+             "efficiency fitted on the 2023 torch 2.0 SD1.5 benchmark allows, while the 2023 "
+             "blog's SDXL fp32 row on the older stack is within 13%")
+_HOST = ("host time belongs to the benchmark's host, not the GPU: the desktop machine issues "
+         "a batch-1 UNet call in less than the A100 server's fitted 46 ms")
+
+#: rows the model misses, the mechanism and the largest error it explains
+KNOWN_DEVIATIONS: dict[str, tuple[str, float]] = {
+    "sdxl-a100-bf16-sdpa": (_TUTORIAL, 0.75),
+    "sdxl-a100-fp32": (_TUTORIAL, 0.65),
+    "sdxl-a100-compiled": (_TUTORIAL + "; max-autotune also picks faster GEMM/conv kernels, "
+                           "which the model (pointwise fusion, no host time) does not carry",
+                           1.1),
+    "sdxl-a100-bf16-no-sdpa": (_TUTORIAL + "; partly offset by the unfused attention's extra "
+                               "passes the model under-counts", 0.35),
+    "sd15-a100-b16-compiled": ("torch.compile also fuses GroupNorm with its neighbours and "
+                               "autotunes convolutions: measured 26% faster than eager at "
+                               "batch 16, the model's pointwise fusion gives 6%", 0.25),
+    "sd15-t4": ("the T4's 70 W cap holds its sustained clock well below the 1,590 MHz "
+                "boost under tensor load, so it reaches less of its datasheet peak than the "
+                "A100 does (batch 1 is GPU-bound on a T4)", 0.45),
+    "sd15-t4-b4": ("the T4's 70 W cap (as for batch 1: the same factor)", 0.40),
+    "sd15-v100-b16": ("the V100 reaches 34% of its 125 TFLOPS on SD1.5 where the fitted A100 "
+                      "reaches 26% of 312: the A100's efficiency under-rates it", 0.35),
+    "sd15-rtx3090": (_HOST, 0.55),
+    "sd15-rtx4090": (_HOST, 0.55),
+    "sd15-rtx3090-b16": ("GeForce reaches about twice the A100's fraction of its "
+                         "fp32-accumulate tensor peak on SD1.5 (higher clocks for the many "
+                         "small pointwise and norm kernels, large L2): the A100's efficiency "
+                         "under-rates it", 0.65),
+    "sd15-rtx4090-b16": ("as for the RTX 3090: the 4090 reaches 49% of its 165 TFLOPS "
+                         "fp32-accumulate peak where the A100 reaches 26% (its 72 MB L2 holds "
+                         "much of the activations)", 0.60),
+}
+
+
+def _measured_predict(row: dict[str, str]):
+    from hwsim.diffusion.calibration import predict
+
+    return lambda: predict(row)
+
+
+def measured_cases() -> list[Case]:
+    """One case per row of data/latency_measured.csv: A100 rows fitted the calibration."""
+    from hwsim.diffusion.calibration import DATA_SOURCE, rows
+
+    out = []
+    for r in rows():
+        group = next(g for prefix, g in GROUPS if r["name"].startswith(prefix))
+        dev, ceiling = KNOWN_DEVIATIONS.get(r["name"], ("", None))
+        cal = r["role"] == "calibration"
+        out.append(Case(
+            system="diffusion", case=r["name"], metric=r["metric"], reference=float(r["value"]),
+            tolerance=0.05 if cal else 0.15, source=DATA_SOURCE,
+            conditions=(f"{r['model']}, pipeline {r['pipeline']}, {r['device']}"
+                        + (f", {r['set'].replace(';', ', ')}" if r["set"] else "")
+                        + (" (it/s: 1 / step_latency_s)" if r["unit"] == "it/s" else "")),
+            predict=_measured_predict(r), role=r["role"], group=group,
+            known_deviation=dev, ceiling=ceiling))
+    return out
 
 
 def cases() -> list[Case]:
-    return load_cases("diffusion", Path(__file__).with_name("validation.toml"))
+    """Every diffusion validation case."""
+    return (load_cases("diffusion", Path(__file__).with_name("validation.toml"))
+            + checkpoint_cases() + measured_cases())

@@ -54,6 +54,9 @@ class GpuSpec:
     l2_MiB: float = param(0.0, unit="MiB", ge=0, help="L2 cache (0 = not given)")
     peak_fp32_TFLOPS: float = param(0.0, unit="TFLOPS", ge=0,
                                     help="FP32 CUDA-core (non-tensor) peak (0 = not given)")
+    peak_tf32_TFLOPS: float = param(0.0, unit="TFLOPS", ge=0,
+                                    help="dense TF32 tensor-core peak (0 = none or not given: "
+                                    "FP32 work runs at peak_fp32_TFLOPS)")
     source: str = param("", help="where the figures come from")
 
     @property
