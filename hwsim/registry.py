@@ -40,6 +40,7 @@ BUILTIN_PACKAGES: tuple[str, ...] = (
     "hwsim.a3fusion",       # camera-LiDAR fusion network + FPGA accelerator co-search
     "hwsim.iaad",           # road-side units to vehicles: links, fusion methods, adaptive policy
     "hwsim.diffusion",      # text-to-image diffusion: UNet/DiT, text encoders, VAE on GPUs
+    "hwsim.rlhf",           # RLHF fine-tuning after DeepSpeed-Chat on GPUs
     "hwsim.rtl.blocks",     # shared RTL blocks with no system of their own (fusion-unit)
 )
 

@@ -140,21 +140,29 @@ def _attention_flops_per_token(spec: LlmSpec, seq: ArrayLike) -> np.ndarray:
     return 4.0 * spec.layers * spec.heads * spec.d_head * np.asarray(seq, dtype=float)
 
 
-def forward_flops_per_token(spec: LlmSpec, seq: ArrayLike, lora_rank: int = 0) -> np.ndarray:
-    """Forward FLOPs per token of a ``seq``-token sequence (weights, adapters, attention)."""
-    return (2.0 * (matmul_params(spec) + lora_params(spec, lora_rank))
+def _matmul(spec: LlmSpec, lm_head: bool) -> float:
+    """Matmul weights per token; without ``lm_head`` a scalar value head replaces the vocabulary
+    projection (a reward or critic model)."""
+    return float(matmul_params(spec) - (0 if lm_head else spec.vocab * spec.d_embed - spec.d_model))
+
+
+def forward_flops_per_token(spec: LlmSpec, seq: ArrayLike, lora_rank: int = 0,
+                            lm_head: bool = True) -> np.ndarray:
+    """Forward FLOPs per token of a ``seq``-token sequence (weights, adapters, attention);
+    ``lm_head`` False for a scalar (value) head instead of the vocabulary projection."""
+    return (2.0 * (_matmul(spec, lm_head) + lora_params(spec, lora_rank))
             + _attention_flops_per_token(spec, seq))
 
 
 def training_flops_per_token(spec: LlmSpec, seq: ArrayLike, what: Trainable = Trainable(),
-                             checkpointing: bool = False) -> np.ndarray:
+                             checkpointing: bool = False, lm_head: bool = True) -> np.ndarray:
     """Forward + backward (+ recompute) FLOPs per trained token.
 
     Full training without checkpointing: 6 per parameter-token plus three times the attention
     forward; a frozen base drops the weight gradients of the base (2 per base weight-token);
     checkpointing adds one forward."""
-    fwd = forward_flops_per_token(spec, seq, what.lora_rank)
-    base = 2.0 * matmul_params(spec)
+    fwd = forward_flops_per_token(spec, seq, what.lora_rank, lm_head)
+    base = 2.0 * _matmul(spec, lm_head)
     attn = _attention_flops_per_token(spec, seq)
     lora = 2.0 * lora_params(spec, what.lora_rank)
     # backward: input gradients of every matmul (one forward), weight gradients of the trained
@@ -314,7 +322,7 @@ def dp_comm_bytes(n_held: ArrayLike, n_trained: ArrayLike, zero_stage: ArrayLike
 def training_step(spec: LlmSpec, seq: ArrayLike, par: Parallel, dev: Device,
                   what: Trainable = Trainable(), rc: Recompute = Recompute(), *,
                   dp_link_Bps: ArrayLike | None = None, pcie_Bps: ArrayLike = 32e9,
-                  host_mem_Bps: ArrayLike = 100e9) -> TrainingStep:
+                  host_mem_Bps: ArrayLike = 100e9, lm_head: bool = True) -> TrainingStep:
     """One optimizer step: ``micro_batches`` micro-batches of ``micro_batch`` sequences per
     data-parallel rank. Compute at the device's peak x efficiency; ZeRO/DP traffic on
     ``dp_link_Bps`` (default the device's tensor-parallel link) overlapped with compute;
@@ -326,7 +334,7 @@ def training_step(spec: LlmSpec, seq: ArrayLike, par: Parallel, dev: Device,
     m = np.asarray(par.micro_batches, dtype=float)
     s = np.asarray(seq, dtype=float)
     tokens = s * mb * m
-    flops = training_flops_per_token(spec, s, what, rc.checkpointing) * tokens / (tp * pp)
+    flops = training_flops_per_token(spec, s, what, rc.checkpointing, lm_head) * tokens / (tp * pp)
     rate = np.asarray(dev.peak_flops) * np.asarray(dev.compute_efficiency)
     compute = flops / rate
     # tensor parallelism: 4 all-reduces per layer (6 with recompute) of s b h 16-bit values
