@@ -23,9 +23,9 @@ def phase_rows(inputs: Inputs) -> list[dict[str, Any]]:
     t = step3_times(actor, critic, run, c, tp, b)
     m = step3_memory(actor, critic, run, c, tp, b)
     rows = [("generation", t["generation"], m["generation"]),
-            ("  gather + re-slice", t["gather"], np.nan),
-            ("  prefill", t["prefill"], np.nan),
-            ("  decode", t["decode"], np.nan),
+            ("  gather + re-slice", t["gather"], m["generation"]),
+            ("  prefill", t["prefill"], m["generation"]),
+            ("  decode", t["decode"], m["generation"]),
             ("scoring", t["scoring"], m["scoring"]),
             ("actor training", t["actor_training"], m["actor_training"]),
             ("critic training", t["critic_training"], m["critic_training"])]
