@@ -34,7 +34,7 @@ def test_iteration_adds_up_and_costs_follow():
     assert m["step3_hours"] == pytest.approx(m["iterations"] * m["iteration_s"] / 3600)
     assert m["step3_cost_usd"] == pytest.approx(m["step3_gpu_hours"] * 4.0215)
     assert m["per_device_batch"] * 8 <= 1024
-    assert m["memory_peak_GB"] <= 80 - 1.0 + 1e-9
+    assert m["memory_per_gpu_GB"] <= 80 - 1.0 + 1e-9
     assert m["step1_hours"] > 0 and m["step2_hours"] > 0
 
 

@@ -74,7 +74,7 @@ SYSTEM = register_system(System(
                "chosen inference TP", fidelities=("analytical",)),
         Metric("inference_tp", "the Hybrid Engine's generation tensor parallelism (chosen: the "
                "fastest that fits, unless given)"),
-        Metric("memory_peak_GB", "GPU memory at the worst phase of an iteration",
+        Metric("memory_per_gpu_GB", "GPU memory at the worst phase of an iteration",
                fidelities=("analytical",)),
         Metric("model_states_GB", "weights, gradients and optimizer states of the four models "
                "per GPU", fidelities=("analytical",)),
