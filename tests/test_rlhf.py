@@ -116,7 +116,7 @@ def test_simulate_json_carries_metrics_and_phases():
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["metrics"]["step3_hours"] > 0
-    assert [row["phase"] for row in out["phases"]][0] == "generation"
+    assert out["phases"][0]["phase"] == "generation"
 
 
 @pytest.mark.parametrize("device", ["a100-sxm-40gb", "a100-sxm-80gb"])

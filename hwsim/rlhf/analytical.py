@@ -183,7 +183,7 @@ def step3_times(actor: LlmSpec, critic: LlmSpec, run: Any, c: Cluster, tp: np.nd
     """Seconds of one step-3 iteration's phases at inference TP ``tp`` and batch ``b``."""
     dev, g = c.dev, c.gpus
     seq, prompt, answer = run.seq_tokens, run.prompt_tokens, run.answer_tokens
-    p_a, p_c = llm_model.params(actor), llm_model.params(critic)
+    p_a = llm_model.params(actor)
     rows = tp * b
     # generation
     gather = np.where(c.za >= 3, _ring(g) * BYTES_16BIT * p_a / c.dp_link, 0.0)
@@ -216,7 +216,6 @@ def step3_times(actor: LlmSpec, critic: LlmSpec, run: Any, c: Cluster, tp: np.nd
                        Trainable(), Recompute(run.critic_checkpointing, run.dropout),
                        dp_link_Bps=c.dp_link, lm_head=False).step_s
     training = run.ppo_epochs * (ta + tc)
-    del p_c
     return {"generation": generation, "gather": gather + reslice, "prefill": pre,
             "decode": (answer - 1) * dec, "scoring": scoring, "actor_training":
             run.ppo_epochs * ta, "critic_training": run.ppo_epochs * tc, "training": training,
@@ -323,9 +322,9 @@ def block(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str,
     epoch_h = iters * t["iteration"] / HOUR
     gpu_h = epoch_h * c.gpus
     price = arr["usd_per_gpu_hour"]
-    s1_h, s1_b = plain_training(actor, run, c, run.sft_sequences, c.za, Trainable(),
+    s1_h, _ = plain_training(actor, run, c, run.sft_sequences, c.za, Trainable(),
                                 run.actor_checkpointing, True)
-    s2_h, s2_b = plain_training(critic, run, c, 2.0 * run.reward_pairs, c.zc, Trainable(),
+    s2_h, _ = plain_training(critic, run, c, 2.0 * run.reward_pairs, c.zc, Trainable(),
                                 run.critic_checkpointing, False)
     reason = np.full(n, "", dtype=object)
     bad = np.flatnonzero(~ok)
