@@ -134,3 +134,16 @@ def test_memory_cases_reproduce_the_blog_tables():
     for case in largest_actor_cases():
         r = run_case(case)
         assert r.ok, (case.case, r.predicted, r.error)
+
+
+def test_largest_actor_script_table():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "explore" / "rlhf_largest_actor.py"
+    spec = importlib.util.spec_from_file_location("rlhf_largest_actor", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = mod.table(["a100-sxm-80gb"], [1, 8])
+    assert [r["largest_actor"] for r in rows] == ["opt-13b", "opt-66b"]
+    assert all(r["memory_per_gpu_GB"] <= 79.0 + 1e-9 for r in rows)
