@@ -5,8 +5,6 @@ the calibration files carry their fit and the memory cases reproduce the blog's 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -91,10 +89,12 @@ def test_des_reproduces_the_analytical_iteration(tmp_path):
     assert {"generation", "scoring", "actor training"} <= names
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    code = "import sys; from hwsim.cli import main; sys.exit(main(sys.argv[1:]))"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          timeout=120)
+def _cli(capsys, *args: str) -> tuple[int, str, str]:
+    from hwsim.cli import main
+
+    rc = main(list(args))
+    out, err = capsys.readouterr()
+    return rc, out, err
 
 
 @pytest.mark.parametrize("sets, needle", [
@@ -104,17 +104,17 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     (["--set", "run.gpus=0"], "gpus"),
     (["--set", "run.lora_rank=0"], "frozen_base"),
 ])
-def test_bad_input_is_one_error_line(sets, needle):
-    r = _cli("simulate", "rlhf", *sets)
-    assert r.returncode == 2, r.stderr
-    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], r.stderr
+def test_bad_input_is_one_error_line(capsys, sets, needle):
+    rc, _, err = _cli(capsys, "simulate", "rlhf", *sets)
+    assert rc == 2, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], err
 
 
-def test_simulate_json_carries_metrics_and_phases():
-    r = _cli("simulate", "rlhf", "--spec", "actor=opt-6.7b", "--json")
-    assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout)
+def test_simulate_json_carries_metrics_and_phases(capsys):
+    rc, stdout, err = _cli(capsys, "simulate", "rlhf", "--spec", "actor=opt-6.7b", "--json")
+    assert rc == 0, err
+    out = json.loads(stdout)
     assert out["metrics"]["step3_hours"] > 0
     assert out["phases"][0]["phase"] == "generation"
 
