@@ -147,3 +147,12 @@ def test_largest_actor_script_table():
     rows = mod.table(["a100-sxm-80gb"], [1, 8])
     assert [r["largest_actor"] for r in rows] == ["opt-13b", "opt-66b"]
     assert all(r["memory_per_gpu_GB"] <= 79.0 + 1e-9 for r in rows)
+
+
+def test_offload_moves_states_to_the_host():
+    s, inp = _inputs("actor=opt-13b", sets=("run.frozen_base=false", "run.lora_rank=0",
+                                            "run.inference_tp_size=8"))
+    on = s.evaluate(s.with_choices(inp, {"run.offload": True}))
+    off = s.evaluate(inp)
+    assert on["model_states_GB"] < off["model_states_GB"]
+    assert on["training_s"] / on["per_device_batch"] > off["training_s"] / off["per_device_batch"]

@@ -129,10 +129,10 @@ def step3_memory(actor: LlmSpec, critic: LlmSpec, run: Any, c: Cluster, tp: np.n
     g = c.gpus
     what = _trainable(run)
     aw, ag, ao, _ = model_state_bytes(held_params(actor, what), trained_params(actor, what),
-                                      c.za, g)
+                                      c.za, g, run.offload)
     ref = BYTES_16BIT * llm_model.params(actor) / np.where(c.za >= 3, g, 1.0)
     p_c = llm_model.params(critic)
-    cw, cg, co, _ = model_state_bytes(p_c, p_c, c.zc, g)
+    cw, cg, co, _ = model_state_bytes(p_c, p_c, c.zc, g, run.offload)
     rew = BYTES_16BIT * p_c / np.where(c.zc >= 3, g, 1.0)
     states = aw + ag + ao + ref + cw + cg + co + rew
     # the Hybrid Engine's inference weights: gathered (ZeRO-3) or re-sliced (TP > 1); with
@@ -209,10 +209,12 @@ def step3_times(actor: LlmSpec, critic: LlmSpec, run: Any, c: Cluster, tp: np.nd
     scoring = (fwd(actor, run.lora_rank, True, c.za) + fwd(actor, 0, True, c.za)
                + 2.0 * fwd(critic, 0, False, c.zc))
     # training: actor (LoRA) and critic, ppo_epochs each
-    ta = training_step(actor, seq, Parallel(dp=g, micro_batch=b, zero_stage=c.za), dev,
+    par_a = Parallel(dp=g, micro_batch=b, zero_stage=c.za, offload=run.offload)
+    par_c = Parallel(dp=g, micro_batch=b, zero_stage=c.zc, offload=run.offload)
+    ta = training_step(actor, seq, par_a, dev,
                        _trainable(run), Recompute(run.actor_checkpointing, run.dropout),
                        dp_link_Bps=c.dp_link).step_s
-    tc = training_step(critic, seq, Parallel(dp=g, micro_batch=b, zero_stage=c.zc), dev,
+    tc = training_step(critic, seq, par_c, dev,
                        Trainable(), Recompute(run.critic_checkpointing, run.dropout),
                        dp_link_Bps=c.dp_link, lm_head=False).step_s
     training = run.ppo_epochs * (ta + tc)
@@ -231,7 +233,8 @@ def plain_training(spec: LlmSpec, run: Any, c: Cluster, sequences: float, zero: 
     rc = Recompute(checkpointing, run.dropout)
 
     def mem(b: float) -> np.ndarray:
-        return training_memory(spec, seq, Parallel(dp=c.gpus, micro_batch=b, zero_stage=zero),
+        return training_memory(spec, seq, Parallel(dp=c.gpus, micro_batch=b, zero_stage=zero,
+                                                         offload=run.offload),
                                what, rc, logits=lm_head).total_B
 
     m0, m1 = mem(0.0), mem(1.0)
@@ -239,7 +242,8 @@ def plain_training(spec: LlmSpec, run: Any, c: Cluster, sequences: float, zero: 
     b = np.minimum(b, np.floor(run.max_global_batch / c.gpus))
     b = np.maximum(b, 0.0)
     bb = np.maximum(b, 1.0)
-    step = training_step(spec, seq, Parallel(dp=c.gpus, micro_batch=bb, zero_stage=zero), c.dev,
+    step = training_step(spec, seq, Parallel(dp=c.gpus, micro_batch=bb, zero_stage=zero,
+                                          offload=run.offload), c.dev,
                          what, rc, dp_link_Bps=c.dp_link, lm_head=lm_head).step_s
     iters = np.ceil(sequences / (c.gpus * bb))
     hours = np.where(b >= 1, iters * step / HOUR, np.nan) if sequences else np.zeros(c.n)

@@ -55,6 +55,8 @@ class RlhfRunSpec:
                                           "all-gathers at once under ZeRO-3")
     release_inference_cache: bool = param(False, help="free the generation KV cache before "
                                           "scoring and training")
+    offload: bool = param(False, help="ZeRO-Offload: gradients and Adam states of actor and "
+                          "critic in host memory, Adam on the CPU (DeepSpeed-Chat --offload)")
     ppo_epochs: int = param(1, ge=1, le=1000, help="PPO passes over each generated batch")
     sft_sequences: int = param(132_146, ge=0, le=10**12,
                                help="step 1 (supervised fine-tuning) sequences; default: the "
