@@ -156,3 +156,16 @@ def test_offload_moves_states_to_the_host():
     off = s.evaluate(inp)
     assert on["model_states_GB"] < off["model_states_GB"]
     assert on["training_s"] / on["per_device_batch"] > off["training_s"] / off["per_device_batch"]
+
+
+def test_flops_shares_add_up():
+    from hwsim.rlhf.analytical import step3_flops_per_pair
+
+    s, inp = _inputs("actor=opt-13b")
+    f = step3_flops_per_pair(inp["actor"], inp["critic"], inp["run"])
+    p = llm_model.params(inp["actor"])
+    # generation is about one forward over 511 tokens: 2 P per token plus attention
+    assert 2 * p * 511 < f["generation"] < 2.2 * p * 511
+    m = s.evaluate(inp)
+    assert m["generation_flops_share"] == pytest.approx(f["generation"] / sum(f.values()))
+    assert m["generation_share"] > m["generation_flops_share"]   # decode is HBM-bound

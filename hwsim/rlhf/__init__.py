@@ -66,6 +66,8 @@ SYSTEM = register_system(System(
         Metric("training_s", "forward + backward + optimizer of actor and critic in one "
                "iteration"),
         Metric("generation_share", "generation_s / iteration_s"),
+        Metric("generation_flops_share", "generation's share of one iteration's FLOPs (the "
+               "time share is larger: decode is HBM-bound)", fidelities=("analytical",)),
         Metric("iterations", "step-3 iterations per epoch: ceil(pairs / (GPUs x per-device "
                "batch))"),
         Metric("per_device_batch", "pairs per GPU per iteration (chosen: the largest that fits "

@@ -58,6 +58,7 @@ from hwsim.llm.training import (
     logits_bytes,
     model_state_bytes,
     trained_params,
+    training_flops_per_token,
     training_memory,
     training_step,
 )
@@ -176,6 +177,22 @@ def largest_batch(phase_at: Any, cap: float) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------
 # time
+
+
+def step3_flops_per_pair(actor: LlmSpec, critic: LlmSpec, run: Any) -> dict[str, float]:
+    """FLOPs of one pair in each step-3 phase (Narayanan et al.'s convention: 2 per matmul
+    weight per token, attention ``4 L h`` per token and context token)."""
+    seq, prompt, answer = run.seq_tokens, run.prompt_tokens, run.answer_tokens
+    gen = (float(forward_flops_per_token(actor, prompt)) * prompt
+           + float(forward_flops_per_token(actor, prompt + answer / 2.0)) * (answer - 1))
+    score = seq * float(forward_flops_per_token(actor, seq, run.lora_rank)
+                        + forward_flops_per_token(actor, seq)
+                        + 2.0 * forward_flops_per_token(critic, seq, 0, False))
+    train = run.ppo_epochs * seq * float(
+        training_flops_per_token(actor, seq, _trainable(run), run.actor_checkpointing)
+        + training_flops_per_token(critic, seq, Trainable(), run.critic_checkpointing,
+                                   lm_head=False))
+    return {"generation": gen, "scoring": score, "training": train}
 
 
 def step3_times(actor: LlmSpec, critic: LlmSpec, run: Any, c: Cluster, tp: np.ndarray,
@@ -322,6 +339,7 @@ def block(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str,
     b = np.where(ok, sol["batch"], 1.0)
     t = step3_times(actor, critic, run, c, tp, b)
     mem = step3_memory(actor, critic, run, c, tp, b)
+    flops = step3_flops_per_pair(actor, critic, run)
     iters = np.ceil(run.pairs / (c.gpus * b))
     epoch_h = iters * t["iteration"] / HOUR
     gpu_h = epoch_h * c.gpus
@@ -356,6 +374,7 @@ def block(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str,
         "scoring_s": keep(t["scoring"]),
         "training_s": keep(t["training"]),
         "generation_share": keep(t["generation"] / t["iteration"]),
+        "generation_flops_share": keep(flops["generation"] / sum(flops.values())),
         "iterations": keep(iters),
         "per_device_batch": keep(b),
         "max_per_device_batch": keep(sol["max_batch"]),
