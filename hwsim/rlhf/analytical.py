@@ -305,7 +305,7 @@ def solve(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str,
     best_t = np.full(n, np.nan)
     best_b = np.zeros(n)
     best_epoch = np.full(n, np.inf)
-    max_b_any = np.zeros(n)
+    max_b_any = np.zeros(n)  # the largest batch at the chosen TP
     for t in tp_candidates(actor, run):
         tt = np.full(n, float(t))
         allowed = ((arr["inference_tp_size"] == 0) | (arr["inference_tp_size"] == t)) \
@@ -314,7 +314,6 @@ def solve(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str,
             continue
         bmax = largest_batch(lambda b, tt=tt: step3_memory(actor, critic, run, c, tt,
                                                            np.full(n, b)), c.capacity_B)
-        max_b_any = np.where(allowed, np.maximum(max_b_any, bmax), max_b_any)
         b = np.where(arr["per_device_batch"] > 0, arr["per_device_batch"],
                      np.minimum(bmax, cap_batch))
         ok = allowed & (b >= 1) & (b <= bmax)
@@ -325,6 +324,7 @@ def solve(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str,
         best_t = np.where(better, t, best_t)
         best_b = np.where(better, bb, best_b)
         best_epoch = np.where(better, epoch, best_epoch)
+        max_b_any = np.where(better, bmax, max_b_any)
     return {"cluster": c, "arrays": arr, "tp": best_t, "batch": best_b,
             "feasible": np.isfinite(best_epoch), "max_batch": max_b_any}
 
