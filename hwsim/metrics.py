@@ -48,7 +48,7 @@ class Measured(dict):
 SUFFIX_UNITS = {"s": "s", "ms": "ms", "us": "µs", "ns": "ns", "w": "W", "j": "J", "mm2": "mm²",
                 "mb": "MB", "gb": "GB", "kb": "kB", "mhz": "MHz", "ghz": "GHz", "usd": "USD",
                 "gbps": "GB/s", "tflops": "TFLOPS", "mib": "MiB", "kib": "KiB", "pct": "%",
-                "cycles": "cycles", "fps": "frames/s"}
+                "cycles": "cycles", "fps": "frames/s", "hours": "h"}
 
 
 def unit(name: str) -> str:

@@ -42,6 +42,7 @@ BUILTIN_PACKAGES: tuple[str, ...] = (
     "hwsim.diffusion",      # text-to-image diffusion: UNet/DiT, text encoders, VAE on GPUs
     "hwsim.readout_calibration",  # quantum readout-error calibration: CMC, M3, tensored, full
     "hwsim.scitransformer", # EvoFormer attention variants: logit, bias, activation memory
+    "hwsim.rlhf",           # RLHF fine-tuning after DeepSpeed-Chat on GPUs
     "hwsim.rtl.blocks",     # shared RTL blocks with no system of their own (fusion-unit)
 )
 

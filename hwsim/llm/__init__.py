@@ -2,7 +2,9 @@
 
 - :mod:`hwsim.llm.spec`: the ``llm`` spec kind (a decoder-only transformer's shape);
 - :mod:`hwsim.llm.model`: parameters, FLOPs and KV bytes per token, one layer as GEMMs;
-- :mod:`hwsim.llm.perf`: the analytical prefill / decode-step model on a TP x PP mapping.
+- :mod:`hwsim.llm.perf`: the analytical prefill / decode-step model on a TP x PP mapping;
+- :mod:`hwsim.llm.training`: the training step: FLOPs, memory under ZeRO and LoRA,
+  activations with and without checkpointing, data/tensor/sequence/pipeline communication.
 """
 
 from hwsim.llm.model import (

@@ -67,13 +67,19 @@ def params_per_layer(spec: LlmSpec) -> int:
 
 
 def embedding_params(spec: LlmSpec) -> int:
-    """Token embedding, untied output projection, learned positions and the final norm."""
-    n = spec.vocab * spec.d_model
+    """Token embedding, untied output projection, learned positions and the final norm (and
+    the projections in and out of a narrower embedding)."""
+    n = spec.vocab * spec.d_embed + _embed_projections(spec)
     if not spec.tied_embeddings:
-        n += spec.vocab * spec.d_model
+        n += spec.vocab * spec.d_embed
     if spec.learned_positions:
         n += spec.max_context * spec.d_model
     return n + _norm_params(spec)
+
+
+def _embed_projections(spec: LlmSpec) -> int:
+    """The d_model x embed_dim projections in and out of a narrower embedding (no biases)."""
+    return 0 if spec.d_embed == spec.d_model else 2 * spec.d_model * spec.d_embed
 
 
 def params(spec: LlmSpec) -> int:
@@ -85,7 +91,8 @@ def matmul_params(spec: LlmSpec) -> int:
     """Weights that take part in a matrix product per token (layers plus the output head; of a
     mixture of experts the token's own experts only)."""
     per_layer = attention_params_per_layer(spec) + active_ffn_params_per_layer(spec)
-    return spec.layers * per_layer + spec.vocab * spec.d_model
+    out = spec.vocab * spec.d_embed + (_embed_projections(spec) // 2)
+    return spec.layers * per_layer + out
 
 
 def flops_per_token(spec: LlmSpec, context: int = 0) -> float:

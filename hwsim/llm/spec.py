@@ -40,6 +40,9 @@ class LlmSpec:
     max_context: int = param(2048, ge=1, le=100_000_000, unit="tokens",
                              help="longest context trained for (<= 1e8: ten times the longest "
                              "published; bounds the KV-cache arithmetic)")
+    embed_dim: int = param(0, ge=0, le=1_048_576, help="width of the token embedding when it "
+                           "differs from d_model, with a d_model x embed_dim projection in and "
+                           "out (OPT-350M's word_embed_proj_dim); 0 means = d_model")
     tied_embeddings: bool = param(True, help="output projection shares the input embedding")
     learned_positions: bool = param(False, help="a learned position-embedding table (GPT-2/3)")
     bias: bool = param(True, help="linear layers carry biases")
@@ -74,6 +77,11 @@ class LlmSpec:
     @property
     def n_kv_heads(self) -> int:
         return self.kv_heads or self.heads
+
+    @property
+    def d_embed(self) -> int:
+        """Width of the token embedding (and the tied output projection)."""
+        return self.embed_dim or self.d_model
 
     @property
     def d_head(self) -> int:

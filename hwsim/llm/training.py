@@ -1,0 +1,362 @@
+"""The training step of a decoder-only LLM: FLOPs, memory per GPU and time on a parallel mapping.
+
+A function of the model's shape (:class:`~hwsim.llm.spec.LlmSpec`), what is trained
+(:class:`Trainable`: every weight, or LoRA adapters on a frozen base), the mapping
+(:class:`Parallel`: data, tensor, sequence and pipeline parallelism, the ZeRO stage, CPU offload)
+and one device (:class:`hwsim.llm.perf.Device`). Numeric fields of :class:`Parallel` and the
+sequence length may be numpy arrays: everything broadcasts, so a sweep evaluates many mappings in
+one call. Bytes and seconds are per GPU and per optimizer step.
+
+Sources of the formulas:
+
+- FLOPs: a forward pass costs 2 FLOPs per matmul weight per token plus the attention scores and
+  value sums, 4 x layers x heads x head_dim x sequence per token (Narayanan et al. 2021,
+  arXiv 2104.04473, sec. 5.1: 24 b s h^2 + 4 b s^2 h per layer; no causal halving). The
+  backward pass of a trained weight costs twice its forward (the gradient of the input and of
+  the weight); a frozen weight still passes the input gradient back (one forward's worth) but
+  computes no weight gradient; attention's backward is twice its forward. Activation
+  checkpointing recomputes the forward once more in the backward (Chen et al. 2016,
+  arXiv 1604.06174).
+- Model states under mixed-precision Adam: 2 bytes of 16-bit weights per parameter, 2 of
+  16-bit gradients and 12 of fp32 master weights, momentum and variance per trained parameter;
+  ZeRO stage 1 partitions the optimizer states over the data-parallel group, stage 2 also the
+  gradients, stage 3 also the weights (Rajbhandari et al. 2020, arXiv 1910.02054, sec. 5, K = 12).
+  CPU offload (ZeRO-Offload, Ren et al. 2021, arXiv 2101.06840) keeps the optimizer states and
+  the fp32 gradients in host memory and runs Adam on the CPU.
+- LoRA (Hu et al. 2021, arXiv 2106.09685): a rank-r pair A (k x r), B (r x n) beside each adapted
+  k x n weight; here every linear layer of every decoder block (DeepSpeed-Chat's
+  ``lora_module_name = decoder.layers.``), trained; the base is frozen when ``frozen_base``.
+- Activations per layer (Korthikanti et al. 2022, "Reducing Activation Recomputation in Large
+  Transformer Models", arXiv 2205.05198, sec. 4, eq. 1-2 and table 2), in bytes with 16-bit
+  values: ``s b h (34 + 5 a s / h)`` without parallelism; ``s b h (10 + 24/t + 5 a s/(h t))``
+  with tensor parallelism t; ``s b h/t (34 + 5 a s / h)`` with sequence parallelism too; full
+  recomputation keeps only each layer's input, ``2 s b h`` (``/t`` with sequence parallelism),
+  plus one layer's activations while it is recomputed. Without dropout the two ``s b h`` masks
+  and the ``a s^2 b`` softmax mask and its 2-byte output are not stored (34 -> 32, 5 -> 2); a
+  fused attention kernel (FlashAttention) stores no ``a s^2`` term. The output layer's logits
+  take ``4 s b V / t`` (fp32 cross-entropy input, sec. 4.3).
+- Communication: ring collectives (:func:`hwsim.llm.perf.ring_allreduce_s`): an all-gather or a
+  reduce-scatter of n bytes over g devices moves ``(g-1)/g n`` per device, an all-reduce twice
+  that. ZeRO-3 all-gathers the 16-bit weights in the forward and again in the backward and
+  reduce-scatters the gradients; ZeRO 0-2 all-reduce the gradients (stage 1-2 as a
+  reduce-scatter plus an all-gather of the updated weights, the same volume). Tensor
+  parallelism all-reduces a ``s b h`` activation twice per layer in the forward and twice in the
+  backward (twice more in a recompute), Megatron-LM (Shoeybi et al. 2019, arXiv 1909.08053);
+  sequence parallelism replaces each by a reduce-scatter and an all-gather of the same volume.
+  The pipeline (GPipe/1F1B schedule) takes ``(m + p - 1)`` micro-batch slots for ``m``
+  micro-batches on ``p`` stages: the bubble is ``(p - 1) / m`` of the ideal (Narayanan et al.
+  2021, sec. 2.2). Communication that ZeRO prefetches or buckets overlaps compute:
+  the step takes the longer of the two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hwsim.llm.model import matmul_params, params
+from hwsim.llm.perf import Device, ring_allreduce_s
+from hwsim.llm.spec import LlmSpec
+
+ArrayLike = Any  # float | int | np.ndarray
+
+#: bytes per parameter of 16-bit weights and gradients
+BYTES_16BIT = 2.0
+#: bytes per trained parameter of Adam's fp32 master weights, momentum and variance (ZeRO's K)
+ADAM_STATE_BYTES = 12.0
+
+
+@dataclass(frozen=True)
+class Trainable:
+    """What the step trains: every weight (``lora_rank`` 0, ``frozen_base`` False), LoRA adapters
+    beside every decoder linear (``lora_rank`` r), on a frozen base or not."""
+
+    lora_rank: int = 0
+    frozen_base: bool = False
+
+    def __post_init__(self) -> None:
+        if self.lora_rank < 0:
+            raise ValueError(f"lora_rank {self.lora_rank} must be >= 0")
+        if self.frozen_base and self.lora_rank == 0:
+            raise ValueError("a frozen base needs LoRA adapters (lora_rank > 0) to train")
+
+
+@dataclass(frozen=True)
+class Parallel:
+    """The mapping of one training step; numeric fields may be arrays.
+
+    ``dp`` x ``tp`` x ``pp`` GPUs; ``micro_batch`` sequences per micro-batch, ``micro_batches``
+    of them per optimizer step and data-parallel rank (pipeline micro-batches or gradient
+    accumulation); ``sp``: Megatron sequence parallelism over the tensor-parallel group;
+    ``zero_stage`` 0-3 over the data-parallel group; ``offload``: optimizer states and Adam on the
+    CPU (ZeRO-Offload)."""
+
+    dp: ArrayLike = 1
+    tp: ArrayLike = 1
+    pp: ArrayLike = 1
+    micro_batch: ArrayLike = 1
+    micro_batches: ArrayLike = 1
+    zero_stage: ArrayLike = 0
+    sp: ArrayLike = False
+    offload: ArrayLike = False
+
+
+@dataclass(frozen=True)
+class Recompute:
+    """Activation memory options: ``checkpointing`` keeps only each layer's input (full
+    recomputation); ``dropout`` stores dropout masks; ``fused_attention`` stores no scores."""
+
+    checkpointing: bool = False
+    dropout: bool = True
+    fused_attention: bool = False
+
+
+def lora_params(spec: LlmSpec, rank: int) -> int:
+    """Parameters of rank-``rank`` LoRA adapters beside every linear of every decoder layer:
+    ``rank x (k + n)`` per k x n weight (Q, K and V as separate projections)."""
+    if rank <= 0:
+        return 0
+    d, q, kv = spec.d_model, spec.heads * spec.d_head, spec.n_kv_heads * spec.d_head
+    attn = (d + q) + 2 * (d + kv) + (q + d)
+    mats_in = 2 if spec.ffn in ("swiglu", "geglu") else 1
+    ffn = spec.experts * (mats_in * (d + spec.d_ff) + (spec.d_ff + d))
+    return spec.layers * rank * (attn + ffn)
+
+
+def trained_params(spec: LlmSpec, what: Trainable) -> int:
+    """Parameters with gradients and optimizer states."""
+    lora = lora_params(spec, what.lora_rank)
+    return lora if what.frozen_base else params(spec) + lora
+
+
+def held_params(spec: LlmSpec, what: Trainable) -> int:
+    """Parameters held as 16-bit weights (the base and any adapters)."""
+    return params(spec) + lora_params(spec, what.lora_rank)
+
+
+def _attention_flops_per_token(spec: LlmSpec, seq: ArrayLike) -> np.ndarray:
+    return 4.0 * spec.layers * spec.heads * spec.d_head * np.asarray(seq, dtype=float)
+
+
+def _matmul(spec: LlmSpec, lm_head: bool) -> float:
+    """Matmul weights per token; without ``lm_head`` a scalar value head replaces the vocabulary
+    projection (a reward or critic model)."""
+    return float(matmul_params(spec) - (0 if lm_head else spec.vocab * spec.d_embed - spec.d_model))
+
+
+def forward_flops_per_token(spec: LlmSpec, seq: ArrayLike, lora_rank: int = 0,
+                            lm_head: bool = True) -> np.ndarray:
+    """Forward FLOPs per token of a ``seq``-token sequence (weights, adapters, attention);
+    ``lm_head`` False for a scalar (value) head instead of the vocabulary projection."""
+    return (2.0 * (_matmul(spec, lm_head) + lora_params(spec, lora_rank))
+            + _attention_flops_per_token(spec, seq))
+
+
+def training_flops_per_token(spec: LlmSpec, seq: ArrayLike, what: Trainable = Trainable(),
+                             checkpointing: bool = False, lm_head: bool = True) -> np.ndarray:
+    """Forward + backward (+ recompute) FLOPs per trained token.
+
+    Full training without checkpointing: 6 per parameter-token plus three times the attention
+    forward; a frozen base drops the weight gradients of the base (2 per base weight-token);
+    checkpointing adds one forward."""
+    fwd = forward_flops_per_token(spec, seq, what.lora_rank, lm_head)
+    base = 2.0 * _matmul(spec, lm_head)
+    attn = _attention_flops_per_token(spec, seq)
+    lora = 2.0 * lora_params(spec, what.lora_rank)
+    # backward: input gradients of every matmul (one forward), weight gradients of the trained
+    # ones (one forward each), attention twice its forward
+    bwd = base + lora + 2.0 * attn + lora + (0.0 if what.frozen_base else base)
+    return fwd + bwd + (fwd if checkpointing else 0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# memory
+
+
+@dataclass(frozen=True)
+class TrainingMemory:
+    """Bytes per GPU at the training step's peak (arrays where inputs were)."""
+
+    weights_B: np.ndarray
+    grads_B: np.ndarray
+    optimizer_B: np.ndarray
+    activations_B: np.ndarray
+    logits_B: np.ndarray
+    #: optimizer states and gradients held in host memory (offload)
+    cpu_B: np.ndarray
+
+    @property
+    def states_B(self) -> np.ndarray:
+        """Weights, gradients and optimizer states on the GPU."""
+        return self.weights_B + self.grads_B + self.optimizer_B
+
+    @property
+    def total_B(self) -> np.ndarray:
+        """Everything on the GPU."""
+        return self.states_B + self.activations_B + self.logits_B
+
+
+def model_state_bytes(n_held: ArrayLike, n_trained: ArrayLike, zero_stage: ArrayLike,
+                      dp: ArrayLike, offload: ArrayLike = False, shard: ArrayLike = 1
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(weights, gradients, optimizer states, host bytes) per GPU under ZeRO ``zero_stage``
+    over ``dp`` ranks; ``shard`` divides everything first (tensor x pipeline parallelism)."""
+    z = np.asarray(zero_stage)
+    dp = np.asarray(dp, dtype=float)
+    held = np.asarray(n_held, dtype=float) / shard
+    trained = np.asarray(n_trained, dtype=float) / shard
+    w = BYTES_16BIT * held / np.where(z >= 3, dp, 1.0)
+    g = BYTES_16BIT * trained / np.where(z >= 2, dp, 1.0)
+    o = ADAM_STATE_BYTES * trained / np.where(z >= 1, dp, 1.0)
+    off = np.asarray(offload, dtype=bool)
+    cpu = np.where(off, o + g, 0.0)
+    return w, np.where(off, 0.0, g), np.where(off, 0.0, o), cpu
+
+
+def activation_bytes_per_layer(spec: LlmSpec, seq: ArrayLike, micro_batch: ArrayLike,
+                               tp: ArrayLike = 1, sp: ArrayLike = False,
+                               rc: Recompute = Recompute()) -> np.ndarray:
+    """Korthikanti et al. 2022 (eq. 1-2, table 2): stored activation bytes of one layer for one
+    micro-batch, without recomputation."""
+    s = np.asarray(seq, dtype=float)
+    b = np.asarray(micro_batch, dtype=float)
+    t = np.asarray(tp, dtype=float)
+    h, a = float(spec.d_model), float(spec.heads)
+    lin = 34.0 if rc.dropout else 32.0
+    quad = 0.0 if rc.fused_attention else (5.0 if rc.dropout else 2.0)
+    scores = quad * a * s / h / t
+    with_sp = lin / t + scores
+    without = (lin - 24.0) + 24.0 / t + scores
+    return s * b * h * np.where(np.asarray(sp, dtype=bool), with_sp, without)
+
+
+def activation_bytes(spec: LlmSpec, seq: ArrayLike, micro_batch: ArrayLike, tp: ArrayLike = 1,
+                     pp: ArrayLike = 1, sp: ArrayLike = False, rc: Recompute = Recompute(),
+                     in_flight: ArrayLike = 1) -> np.ndarray:
+    """Activation bytes per GPU of its ``ceil(layers / pp)`` layers with ``in_flight``
+    micro-batches stored (1F1B keeps up to ``pp`` on the first stage)."""
+    layers = np.ceil(spec.layers / np.asarray(pp, dtype=float))
+    one = activation_bytes_per_layer(spec, seq, micro_batch, tp, sp, rc)
+    if rc.checkpointing:
+        s, b = np.asarray(seq, dtype=float), np.asarray(micro_batch, dtype=float)
+        t = np.asarray(tp, dtype=float)
+        inputs = 2.0 * s * b * spec.d_model / np.where(np.asarray(sp, dtype=bool), t, 1.0)
+        return layers * inputs * np.asarray(in_flight, dtype=float) + one
+    return layers * one * np.asarray(in_flight, dtype=float)
+
+
+def logits_bytes(spec: LlmSpec, seq: ArrayLike, micro_batch: ArrayLike,
+                 tp: ArrayLike = 1) -> np.ndarray:
+    """The output layer's fp32 logits, ``4 s b V / t`` (Korthikanti et al. 2022, sec. 4.3)."""
+    return 4.0 * np.asarray(seq, dtype=float) * np.asarray(micro_batch, dtype=float) \
+        * spec.vocab / np.asarray(tp, dtype=float)
+
+
+def training_memory(spec: LlmSpec, seq: ArrayLike, par: Parallel, what: Trainable = Trainable(),
+                    rc: Recompute = Recompute(), logits: bool = True) -> TrainingMemory:
+    """Per-GPU bytes of one training step: model states under ZeRO (split over tensor x pipeline
+    ranks first), activations of the stored micro-batches, the logits."""
+    shard = np.asarray(par.tp, dtype=float) * np.asarray(par.pp, dtype=float)
+    w, g, o, cpu = model_state_bytes(held_params(spec, what), trained_params(spec, what),
+                                     par.zero_stage, par.dp, par.offload, shard)
+    in_flight = np.minimum(np.asarray(par.pp, dtype=float),
+                           np.asarray(par.micro_batches, dtype=float))
+    acts = activation_bytes(spec, seq, par.micro_batch, par.tp, par.pp, par.sp, rc, in_flight)
+    lg = logits_bytes(spec, seq, par.micro_batch, par.tp) if logits else np.zeros_like(acts)
+    return TrainingMemory(weights_B=w, grads_B=g, optimizer_B=o, activations_B=acts,
+                          logits_B=lg, cpu_B=cpu)
+
+
+def memory_reasons(mem: TrainingMemory, capacity_B: ArrayLike, what: str = "training"
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(fits, reason per point): a point fits when its total is within ``capacity_B``; the
+    reason names the total and its parts."""
+    total = np.asarray(mem.total_B, dtype=float)
+    cap = np.broadcast_to(np.asarray(capacity_B, dtype=float), total.shape)
+    fits = total <= cap
+    parts = np.broadcast_arrays(total, mem.weights_B, mem.grads_B, mem.optimizer_B,
+                                mem.activations_B + mem.logits_B, cap)
+    reason = np.full(total.shape, "", dtype=object)
+    for i in zip(*np.nonzero(~fits), strict=True):
+        t, w, g, o, a, c = (float(p[i]) / 1e9 for p in parts)
+        reason[i] = (f"{what} needs {t:.1f} GB per GPU (weights {w:.1f}, gradients {g:.1f}, "
+                     f"optimizer {o:.1f}, activations {a:.1f}); {c:.1f} GB available")
+    return fits, reason
+
+
+# --------------------------------------------------------------------------------------------
+# time
+
+
+@dataclass(frozen=True)
+class TrainingStep:
+    """Seconds of one optimizer step per GPU (arrays where inputs were)."""
+
+    step_s: np.ndarray
+    compute_s: np.ndarray
+    #: ZeRO gathers / reduce-scatters and DP all-reduce (overlapped with compute)
+    dp_comm_s: np.ndarray
+    #: tensor-parallel all-reduces (on the critical path)
+    tp_comm_s: np.ndarray
+    #: the pipeline's idle slots
+    bubble_s: np.ndarray
+    #: optimizer update (GPU HBM or, offloaded, CPU and PCIe)
+    optimizer_s: np.ndarray
+
+
+def dp_comm_bytes(n_held: ArrayLike, n_trained: ArrayLike, zero_stage: ArrayLike,
+                  dp: ArrayLike) -> np.ndarray:
+    """Bytes each data-parallel rank sends per step: ZeRO-3 two weight all-gathers and a gradient
+    reduce-scatter, otherwise one gradient all-reduce, ring volumes ``(g-1)/g``."""
+    g = np.asarray(dp, dtype=float)
+    f = (g - 1.0) / g
+    w = BYTES_16BIT * np.asarray(n_held, dtype=float)
+    gr = BYTES_16BIT * np.asarray(n_trained, dtype=float)
+    z3 = f * (2.0 * w + gr)
+    ar = 2.0 * f * gr
+    return np.where(np.asarray(zero_stage) >= 3, z3, ar)
+
+
+def training_step(spec: LlmSpec, seq: ArrayLike, par: Parallel, dev: Device,
+                  what: Trainable = Trainable(), rc: Recompute = Recompute(), *,
+                  dp_link_Bps: ArrayLike | None = None, pcie_Bps: ArrayLike = 32e9,
+                  host_mem_Bps: ArrayLike = 100e9, lm_head: bool = True) -> TrainingStep:
+    """One optimizer step: ``micro_batches`` micro-batches of ``micro_batch`` sequences per
+    data-parallel rank. Compute at the device's peak x efficiency; ZeRO/DP traffic on
+    ``dp_link_Bps`` (default the device's tensor-parallel link) overlapped with compute;
+    tensor-parallel all-reduces on the critical path; the pipeline bubble; the optimizer update
+    (HBM-bound on the GPU, or on the CPU at ``host_mem_Bps`` after a PCIe round trip)."""
+    tp = np.asarray(par.tp, dtype=float)
+    pp = np.asarray(par.pp, dtype=float)
+    mb = np.asarray(par.micro_batch, dtype=float)
+    m = np.asarray(par.micro_batches, dtype=float)
+    s = np.asarray(seq, dtype=float)
+    tokens = s * mb * m
+    flops = training_flops_per_token(spec, s, what, rc.checkpointing, lm_head) * tokens / (tp * pp)
+    rate = np.asarray(dev.peak_flops) * np.asarray(dev.compute_efficiency)
+    compute = flops / rate
+    # tensor parallelism: 4 all-reduces per layer (6 with recompute) of s b h 16-bit values
+    n_ar = 6.0 if rc.checkpointing else 4.0
+    act = s * mb * spec.d_model * BYTES_16BIT
+    layers = np.ceil(spec.layers / pp)
+    tp_comm = m * layers * n_ar * ring_allreduce_s(act, tp, dev.tp_link_Bps, dev.link_latency_s)
+    p2p = np.where(pp > 1, 2.0 * m * act / np.asarray(dev.pp_link_Bps), 0.0)
+    shard = tp * pp
+    held, trained = held_params(spec, what) / shard, trained_params(spec, what) / shard
+    link = dev.tp_link_Bps if dp_link_Bps is None else dp_link_Bps
+    dp_comm = dp_comm_bytes(held, trained, par.zero_stage, par.dp) / np.asarray(link)
+    dp_comm = np.where(np.asarray(par.dp, dtype=float) > 1, dp_comm, 0.0)
+    work = np.maximum(compute, dp_comm) + tp_comm + p2p
+    bubble = work * (pp - 1.0) / m
+    # optimizer: Adam reads and writes its 16 B per trained parameter and the 2 B weight
+    z = np.asarray(par.zero_stage)
+    local = trained / np.where(z >= 1, np.asarray(par.dp, dtype=float), 1.0)
+    gpu_opt = 2.0 * (ADAM_STATE_BYTES + 2 * BYTES_16BIT) * local / (
+        np.asarray(dev.mem_bw_Bps) * np.asarray(dev.memory_efficiency))
+    cpu_opt = (2.0 * BYTES_16BIT * local / np.asarray(pcie_Bps)
+               + 2.0 * (ADAM_STATE_BYTES + 2 * BYTES_16BIT) * local / np.asarray(host_mem_Bps))
+    opt = np.where(np.asarray(par.offload, dtype=bool), cpu_opt, gpu_opt)
+    return TrainingStep(step_s=work + bubble + opt, compute_s=compute,
+                        dp_comm_s=dp_comm, tp_comm_s=tp_comm, bubble_s=bubble, optimizer_s=opt)

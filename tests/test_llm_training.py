@@ -1,0 +1,147 @@
+"""The shared training step model (hwsim.llm.training): FLOPs against Megatron's closed form,
+ZeRO model states against the ZeRO paper's figure 1, Korthikanti's activation formula and its
+parallel and recompute variants, LoRA counts, communication volumes, the pipeline bubble and
+vectorisation over mappings."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from hwsim.llm import model as llm_model
+from hwsim.llm.perf import Device
+from hwsim.llm.spec import LlmSpec
+from hwsim.llm.training import (
+    Parallel,
+    Recompute,
+    Trainable,
+    activation_bytes,
+    activation_bytes_per_layer,
+    dp_comm_bytes,
+    forward_flops_per_token,
+    lora_params,
+    memory_reasons,
+    model_state_bytes,
+    training_flops_per_token,
+    training_memory,
+    training_step,
+)
+from hwsim.specs import find_spec_file, load_spec
+
+GPT3 = LlmSpec(name="gpt3", layers=96, d_model=12288, heads=96, d_ff=4 * 12288, vocab=1,
+               bias=False)
+
+
+def _llm(name: str) -> LlmSpec:
+    return load_spec(find_spec_file("llm", name), "llm")
+
+
+def test_flops_match_megatron_closed_form():
+    # Narayanan et al. 2021 sec. 5.1: with recomputation 96 B s l h^2 (1 + s / 6h) per batch
+    # for the layers (vocabulary 1 here, no biases, so only the layers count)
+    s = 2048
+    per_token = training_flops_per_token(GPT3, s, checkpointing=True)
+    layers = 96 * s * 96 * 12288 ** 2 * (1 + s / (6 * 12288)) / s
+    assert per_token == pytest.approx(layers, rel=1e-3)
+
+
+def test_flops_passes():
+    spec = _llm("opt-13b")
+    f = forward_flops_per_token(spec, 512)
+    assert training_flops_per_token(spec, 512) == pytest.approx(3 * f)
+    assert training_flops_per_token(spec, 512, checkpointing=True) == pytest.approx(4 * f)
+    lora = Trainable(lora_rank=128, frozen_base=True)
+    fl = forward_flops_per_token(spec, 512, 128)
+    # frozen base: no weight gradients of the base; the adapters' three passes stay
+    base = 2.0 * llm_model.matmul_params(spec)
+    assert training_flops_per_token(spec, 512, lora) == pytest.approx(3 * fl - base)
+    # roughly 4 per parameter-token instead of 6
+    ratio = training_flops_per_token(spec, 512, lora) / training_flops_per_token(spec, 512)
+    assert 0.6 < ratio < 0.75
+
+
+def test_zero_stages_reproduce_the_zero_paper_figure_1():
+    # Rajbhandari et al. 2020, figure 1: 7.5B parameters, 64 GPUs: 120, 31.4, 16.6, 1.9 GB
+    n = 7.5e9
+    got = []
+    for z in range(4):
+        w, g, o, cpu = model_state_bytes(n, n, z, 64)
+        got.append(float(w + g + o) / 1e9)
+        assert cpu == 0
+    assert got == pytest.approx([120.0, 31.4, 16.6, 1.875], rel=0.01)
+    w, g, o, cpu = model_state_bytes(n, n, 2, 64, offload=True)
+    assert float(g + o) == 0 and float(cpu) == pytest.approx((2 + 12) * n / 64)
+
+
+def test_lora_counts_and_frozen_states():
+    spec = _llm("opt-13b")
+    assert lora_params(spec, 128) == 128 * 18 * 5120 * 40   # q, k, v, out, fc1, fc2
+    assert lora_params(spec, 0) == 0
+    mem = training_memory(spec, 512, Parallel(), Trainable(lora_rank=128, frozen_base=True))
+    p, r = llm_model.params(spec), lora_params(spec, 128)
+    assert float(mem.weights_B) == 2 * (p + r)
+    assert float(mem.grads_B) == 2 * r and float(mem.optimizer_B) == 12 * r
+    with pytest.raises(ValueError):
+        Trainable(frozen_base=True)
+
+
+def test_activation_formula_and_its_variants():
+    spec = _llm("opt-13b")
+    s, b, h, a = 512, 4, 5120, 40
+    base = activation_bytes_per_layer(spec, s, b)
+    assert base == pytest.approx(s * b * h * (34 + 5 * a * s / h))
+    t = 8
+    tp = activation_bytes_per_layer(spec, s, b, tp=t)
+    assert tp == pytest.approx(s * b * h * (10 + 24 / t + 5 * a * s / (h * t)))
+    sp = activation_bytes_per_layer(spec, s, b, tp=t, sp=True)
+    assert sp == pytest.approx(base / t)
+    fused = activation_bytes_per_layer(spec, s, b, rc=Recompute(fused_attention=True))
+    assert fused == pytest.approx(s * b * h * 34)
+    full = activation_bytes(spec, s, b)
+    ckpt = activation_bytes(spec, s, b, rc=Recompute(checkpointing=True))
+    assert ckpt == pytest.approx(40 * 2 * s * b * h + base)
+    assert ckpt < full / 10
+
+
+def test_communication_volumes():
+    n = 1e9
+    z0 = dp_comm_bytes(n, n, 0, 64)
+    z3 = dp_comm_bytes(n, n, 3, 64)
+    assert z3 / z0 == pytest.approx(1.5)          # ZeRO paper sec. 7: 3 psi against 2 psi
+    assert float(dp_comm_bytes(n, n, 3, 1)) == 0.0
+
+
+def test_training_step_vectorised_bubble_and_bounds():
+    spec = _llm("opt-6.7b")
+    dev = Device(peak_flops=312e12, mem_bw_Bps=2.0e12, compute_efficiency=0.5,
+                 tp_link_Bps=300e9, pp_link_Bps=25e9)
+    par = Parallel(dp=np.array([1, 8, 8, 8]), tp=np.array([1, 1, 2, 1]),
+                   pp=np.array([1, 1, 1, 4]), micro_batch=4, micro_batches=8,
+                   zero_stage=np.array([0, 3, 1, 1]))
+    st = training_step(spec, 2048, par, dev)
+    assert st.step_s.shape == (4,)
+    flops = training_flops_per_token(spec, 2048) * 2048 * 4 * 8
+    assert st.compute_s[0] == pytest.approx(flops / (312e12 * 0.5))
+    assert np.all(st.step_s >= st.compute_s * (1 - 1e-12))
+    assert st.dp_comm_s[0] == 0 and st.dp_comm_s[1] > 0
+    assert st.tp_comm_s[2] > 0 and st.tp_comm_s[0] == 0
+    # pipeline: (p - 1) / m of the work
+    assert st.bubble_s[3] == pytest.approx(3 / 8 * (st.step_s[3] - st.bubble_s[3]
+                                                    - st.optimizer_s[3]))
+
+
+def test_memory_check_names_the_parts():
+    spec = _llm("opt-66b")
+    mem = training_memory(spec, 512, Parallel(dp=np.array([8, 64]), zero_stage=3))
+    fits, reasons = memory_reasons(mem, 80e9)
+    assert list(fits) == [False, True]
+    assert "optimizer" in reasons[0] and "80.0 GB available" in reasons[0] and not reasons[1]
+
+
+def test_embed_dim_gives_the_released_opt_350m_count():
+    s = _llm("opt-350m")
+    # the released checkpoint has 331 M (huggingface.co/facebook/opt-350m)
+    assert llm_model.params(s) == pytest.approx(331e6, rel=1e-3)
+    assert llm_model.params(replace(s, embed_dim=0)) > 350e6
