@@ -2,6 +2,7 @@
 
 - :mod:`.gpu`: ``gpu``, an HBM accelerator (GPU or TPU) and its server, as its datasheet says;
 - :mod:`.tco`: ``tco``, datacenter and economic constants, and the lifetime TCO of a server;
+- :mod:`.cpu`: ``cpu``, a multi-core CPU node: cores, clocks, SIMD, caches, memory, NUMA;
 - :mod:`.fpga`: ``fpga-board``, an FPGA device's resources and the DRAM beside it;
 - :mod:`.link`: ``link``, a road-side-unit-to-vehicle radio link (channel, rate, latency, loss,
   handover) and its vectorised models.
@@ -13,9 +14,10 @@ data it was fitted on. No module here imports a system package.
 
 from __future__ import annotations
 
+from hwsim.hw.cpu import CpuSpec
 from hwsim.hw.fpga import FpgaBoardSpec
 from hwsim.hw.gpu import GpuSpec
 from hwsim.hw.link import LinkSpec
 from hwsim.hw.tco import TcoSpec
 
-__all__ = ["FpgaBoardSpec", "GpuSpec", "LinkSpec", "TcoSpec"]
+__all__ = ["CpuSpec", "FpgaBoardSpec", "GpuSpec", "LinkSpec", "TcoSpec"]
