@@ -27,7 +27,7 @@ T = TypeVar("T")
 
 #: packages whose import registers the built-in spec kinds, systems and generators
 BUILTIN_PACKAGES: tuple[str, ...] = (
-    "hwsim.hw",             # shared kinds: gpu, tco, fpga-board
+    "hwsim.hw",             # shared kinds: gpu, cpu, tco, fpga-board
     "hwsim.llm",            # llm
     "hwsim.serving",        # serving
     "hwsim.queueing",
@@ -40,6 +40,7 @@ BUILTIN_PACKAGES: tuple[str, ...] = (
     "hwsim.a3fusion",       # camera-LiDAR fusion network + FPGA accelerator co-search
     "hwsim.iaad",           # road-side units to vehicles: links, fusion methods, adaptive policy
     "hwsim.diffusion",      # text-to-image diffusion: UNet/DiT, text encoders, VAE on GPUs
+    "hwsim.heat",           # CF training on CPUs (HEAT) against PyTorch-style CPU/GPU baselines
     "hwsim.rtl.blocks",     # shared RTL blocks with no system of their own (fusion-unit)
 )
 
