@@ -111,7 +111,7 @@ def sample_model(inputs: Inputs, get, n: int, sampler: str) -> dict[str, np.ndar
         inputs["training"]
     T, K, neg = get("threads"), get("embedding_dim"), get("negatives")
     N1, N2, hist = get("tile_rows"), get("refresh_interval"), get("history_items")
-    M, U, I = float(ds.train_interactions), float(ds.users), float(ds.items)
+    M, U, n_items = float(ds.train_interactions), float(ds.users), float(ds.items)
     row_B = K * tr.float_bytes
     lines = np.ceil(row_B / cpu.cache_line_B)
     mlp = cal.memory_level_parallelism
@@ -125,7 +125,7 @@ def sample_model(inputs: Inputs, get, n: int, sampler: str) -> dict[str, np.ndar
     # a uniformly drawn row: last-level cache or DRAM
     c = lv["domains"]
     cap_rows = lv["llc_bytes"] / row_B
-    h_llc = (1.0 / c) * (1.0 - np.exp(-c * cap_rows / (U + I)))
+    h_llc = (1.0 / c) * (1.0 - np.exp(-c * cap_rows / (U + n_items)))
     t_uni_fixed = h_llc * t_row(lv["llc_lat"]) + (1 - h_llc) * t_row(lat_mem)
     dram_uni = 1.0 - h_llc
     # user row: cold once per user (interactions grouped by user), else in L2
@@ -141,14 +141,14 @@ def sample_model(inputs: Inputs, get, n: int, sampler: str) -> dict[str, np.ndar
         spill = 1.0 - h1 - h2 - h3
         draws = neg * N2
         warm = 1.0 - N1 * (1.0 - np.exp(-draws / N1)) / draws
-        survive = np.exp(-(np.minimum(T, cpu.cores) - 1) * N1 / I)
+        survive = np.exp(-(np.minimum(T, cpu.cores) - 1) * N1 / n_items)
         hot = warm * survive
         t_hot = h1 * t_row(lv["lat1"]) + h2 * t_row(lv["lat2"]) + h3 * t_row(lv["lat3"]) \
             + spill * t_uni_fixed
         t_neg = hot * t_hot + (1 - hot) * t_uni_fixed
         dram_neg = (hot * spill + (1 - hot)) * dram_uni
-        space = (M / N2) * N1 / I
-        coverage = 1.0 - np.exp((M / N2) * np.log1p(-np.minimum(N1 / I, 1 - 1e-12)))
+        space = (M / N2) * N1 / n_items
+        coverage = 1.0 - np.exp((M / N2) * np.log1p(-np.minimum(N1 / n_items, 1 - 1e-12)))
     else:
         t_neg, dram_neg = t_uni_fixed, dram_uni
         space = np.full(n, np.inf)
