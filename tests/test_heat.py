@@ -37,9 +37,10 @@ def test_cpu_specs_load_and_are_checked():
 def test_per_sample_work_follows_the_formulas():
     r = _batch({"training.negatives": [1, 64]})
     K = 128
-    # cosine: (n+1) + (n+2) forward, 2(n+1) gradients, n+2 updates; 2 flops per multiply-add
+    # cosine: (n+1) + (n+2) forward; backward fused with the update: (n+1) + (n+1) + 1;
+    # 2 flops per multiply-add
     for n, flops in zip((1, 64), r["flops_per_sample"], strict=True):
-        assert flops == 2 * K * ((n + 1) + (n + 2) + 2 * (n + 1) + (n + 2))
+        assert flops == 2 * K * ((n + 1) + (n + 2) + (2 * n + 3))
     assert list(r["bytes_per_sample"]) == [2 * 3 * 512, 2 * 66 * 512]
     assert np.all(r["arithmetic_intensity_flop_per_B"] < 1.5)   # about one flop per byte
 

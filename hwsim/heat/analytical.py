@@ -8,8 +8,9 @@ The time of one sample on one thread is
     t = t_compute + sum over rows of t_row(level serving the row) + (DRAM rows) x W
 
 - ``t_compute``: vector operations of K floats (n+1 cross dots, n+2 norms for the cosine,
-  2(n+1) gradient vectors reusing the cached sums, n+2 updates), each ceil(K / lanes) SIMD
-  vectors at ``cycles_per_simd_vector`` (fitted) at the clock. The clock follows the power limit:
+  then the backward reusing the cached sums), each ceil(K / lanes) SIMD
+  vectors at ``cycles_per_simd_vector`` (fitted) at the clock; the backward is fused with the
+  update (n+1 user-gradient accumulations, n+1 item updates, 1 user update). The clock follows the power limit:
   f = min(boost, base x (cores per socket / active cores)^(1/3)) (dynamic power ~ f^3).
 - ``t_row(level) = latency x (1 + (lines - 1) / MLP)``: the first cache line pays the level's
   latency, the rest overlap ``memory_level_parallelism`` (fitted) at a time.
@@ -162,7 +163,9 @@ def sample_model(inputs: Inputs, get, n: int, sampler: str) -> dict[str, np.ndar
     dram_rows = dram_user + dram_uni + neg * dram_neg + hist_rows * dram_uni + sync_rows
     # vector operations of K floats
     ops_fwd = (neg + 1) + np.where(tr.similarity == "cosine", neg + 2, 0)
-    ops_bwd = 2 * (neg + 1) + (neg + 2)
+    # backward, fused with the update (the gradients are scalar combinations of S_u and T_j
+    # from the cached sums): n+1 user-gradient accumulations, n+1 item updates, 1 user update
+    ops_bwd = 2 * neg + 3
     ops_agg = np.where(hist > 0, hist * cold_u + 3 * K, 0.0)
     ops = ops_fwd + ops_bwd + ops_agg
     vecs = np.ceil(K / cpu.fp32_lanes)

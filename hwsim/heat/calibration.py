@@ -15,6 +15,7 @@ The data are in ``hwsim/heat/data/``; ``python -m hwsim.heat.calibration`` print
 from __future__ import annotations
 
 import csv
+import functools
 import math
 from pathlib import Path
 
@@ -37,11 +38,16 @@ def read_share_target() -> float:
     return d["read"] / (d["read"] + d["compute"])
 
 
+@functools.lru_cache(maxsize=8)
+def _base(dataset: str) -> Inputs:
+    return get_system("heat").resolve([f"dataset={dataset}", "cpu=epyc-7742-2s",
+                                       "calibration=heat-uncalibrated",
+                                       "training=simplex-k128-n64"])
+
+
 def _inputs(mlp: float, cpv: float, dataset: str = "amazon-books") -> Inputs:
     s = get_system("heat")
-    inputs = s.resolve([f"dataset={dataset}", "cpu=epyc-7742-2s",
-                        "calibration=heat-uncalibrated", "training=simplex-k128-n64"])
-    return s.with_choices(inputs, {"calibration.memory_level_parallelism": mlp,
+    return s.with_choices(_base(dataset), {"calibration.memory_level_parallelism": mlp,
                                    "calibration.cycles_per_simd_vector": cpv})
 
 
