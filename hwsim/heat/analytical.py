@@ -11,7 +11,8 @@ The time of one sample on one thread is
   then the backward reusing the cached sums), each ceil(K / lanes) SIMD
   vectors at ``cycles_per_simd_vector`` (fitted) at the clock; the backward is fused with the
   update (n+1 user-gradient accumulations, n+1 item updates, 1 user update). The clock
-  follows the power limit: f = min(boost, base x (cores per socket / active cores)^(1/3)) (dynamic power ~ f^3).
+  follows the power limit: f = min(boost, base x (cores per socket / active cores)^(1/3))
+  (dynamic power ~ f^3).
 - ``t_row(level) = latency x (1 + (lines - 1) / MLP)``: the first cache line pays the level's
   latency, the rest overlap ``memory_level_parallelism`` (fitted) at a time.
 - where a row is served: the user row stays in L2 across a user's consecutive interactions; a
