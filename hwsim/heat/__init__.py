@@ -100,10 +100,13 @@ SYSTEM = register_system(System(
         Metric("tiling_speedup", "uniform_epoch_time_s / epoch_time_s (1 with the uniform "
                "sampler)", fidelities=A),
         Metric("negative_space_ratio", "recall proxy: items the tiles expose over an epoch, "
-               "(M / N2) x N1 / items (inf for the uniform sampler); Algorithm 1 keeps it "
-               ">= 1", fidelities=A),
+               "(M n / N2) x N1 / items, M n the epoch's negative draws (inf for the uniform "
+               "sampler); Algorithm 1 keeps it >= 1", fidelities=A),
         Metric("negative_coverage", "recall proxy: expected share of items that are ever in "
-               "a tile during an epoch, 1 - (1 - N1/items)^(M/N2)", fidelities=A),
+               "a tile during an epoch, 1 - (1 - N1/items)^(M n / N2)", fidelities=A),
+        Metric("negative_distinct_share", "recall proxy: expected distinct items among one "
+               "sample's n negatives over n (drawn with replacement from the tile, or from all "
+               "items); small tiles repeat negatives", fidelities=A),
         Metric("pytorch_cpu_epoch_time_s", "PyTorch-style baseline (dense gradients, batched "
                "matmuls, copies, normalisation) on the CPU", fidelities=A),
         Metric("speedup_vs_pytorch_cpu", "pytorch_cpu_epoch_time_s / epoch_time_s",

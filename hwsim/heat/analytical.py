@@ -19,9 +19,10 @@ The time of one sample on one thread is
   uniformly drawn row hits the shared last-level cache (L3 or, without one, L2) with probability
   (1/c)(1 - exp(-c C / N)) (C rows of capacity, N rows of both tables, c active cache domains
   whose writes invalidate each other's copies), else DRAM. With the tile sampler a negative is
-  warm with probability 1 - N1 (1 - exp(-n N2 / N1)) / (n N2) (first touches of each refreshed
-  tile are cold), survives the writes of the other tiles holding it with exp(-(T-1) N1 / I),
-  and is then served from the private level the tile fits (L1, L2, L3 share: min(1, C / S)).
+  warm with probability 1 - N1 (1 - exp(-N2 / N1)) / N2 (N2 counts negative draws, as in
+  Algorithm 1's read-time model; the first touches of each refreshed tile are cold), survives
+  the writes of the other tiles holding it with exp(-(T-1) N1 / I), and is then served from
+  the private level the tile fits (L1, L2, L3 share: min(1, C / S)).
 - ``W``: the memory system is one queue of rate B (the DRAM or HBM bandwidth) that every
   thread's row misses (read plus write-back) share: W = s rho / (1 - rho), solved in closed form
   together with t (the fixed point is a quadratic).
@@ -141,20 +142,23 @@ def sample_model(inputs: Inputs, get, n: int, sampler: str) -> dict[str, np.ndar
         h2 = np.maximum(np.minimum(1.0, lv["l2"] / S) - h1, 0)
         h3 = np.maximum(np.minimum(1.0, (lv["l2"] + lv["l3"]) / S) - h1 - h2, 0)
         spill = 1.0 - h1 - h2 - h3
-        draws = neg * N2
-        warm = 1.0 - N1 * (1.0 - np.exp(-draws / N1)) / draws
+        # N2 counts negative draws (Algorithm 1's read-time model: N1 cold reads per N2)
+        warm = 1.0 - N1 * (1.0 - np.exp(-N2 / N1)) / N2
         survive = np.exp(-(np.minimum(T, cpu.cores) - 1) * N1 / n_items)
         hot = warm * survive
         t_hot = h1 * t_row(lv["lat1"]) + h2 * t_row(lv["lat2"]) + h3 * t_row(lv["lat3"]) \
             + spill * t_uni_fixed
         t_neg = hot * t_hot + (1 - hot) * t_uni_fixed
         dram_neg = (hot * spill + (1 - hot)) * dram_uni
-        space = (M / N2) * N1 / n_items
-        coverage = 1.0 - np.exp((M / N2) * np.log1p(-np.minimum(N1 / n_items, 1 - 1e-12)))
+        tiles = M * neg / N2                        # tiles drawn over an epoch, all threads
+        space = tiles * N1 / n_items
+        coverage = 1.0 - np.exp(tiles * np.log1p(-np.minimum(N1 / n_items, 1 - 1e-12)))
+        pool = N1
     else:
         t_neg, dram_neg = t_uni_fixed, dram_uni
         space = np.full(n, np.inf)
         coverage = np.ones(n)
+        pool = np.full(n, n_items)
     # behaviour aggregation: the user's history once per user, a K x K layer per sample, the
     # thread's local weight gradient applied every m iterations (K rows of the shared layer)
     hist_rows = hist * cold_u
@@ -185,7 +189,10 @@ def sample_model(inputs: Inputs, get, n: int, sampler: str) -> dict[str, np.ndar
         "dram_rows": dram_rows, "rho": cq / x, "f": f, "h_llc": h_llc,
         "flops": 2.0 * K * ops, "bytes": 2.0 * rows_touched * row_B,
         "dram_GBps": T / x * dram_rows * 2 * row_B / GB, "space": space,
-        "coverage": coverage, "bw": np.full(n, bw), "row_B": row_B,
+        "coverage": coverage,
+        # expected distinct negatives of one sample drawn from a pool of `pool` items, over n
+        "distinct": pool * -np.expm1(neg * np.log1p(-1.0 / np.maximum(pool, 1.0 + 1e-12)))
+        / neg, "bw": np.full(n, bw), "row_B": row_B,
         "wait": wait, "lat_mem": lat_mem, "lines": lines,
     }
 
@@ -268,6 +275,7 @@ def block(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str,
         "tiling_speedup": keep(epoch_uni / epoch),
         "negative_space_ratio": keep(m["space"]),
         "negative_coverage": keep(m["coverage"]),
+        "negative_distinct_share": keep(m["distinct"]),
         "pytorch_cpu_epoch_time_s": keep(pt_cpu),
         "speedup_vs_pytorch_cpu": keep(pt_cpu / epoch),
         "gpu_epoch_time_s": keep(t_gpu),

@@ -41,7 +41,8 @@ class HeatTrainingSpec:
                          "tile of random items (HEAT's random tiling)")
     tile_rows: int = param(1024, ge=1, le=10**9, help="N1: items in a thread's tile")
     refresh_interval: int = param(4096, ge=1, le=10**9,
-                                  help="N2: iterations between tile refreshes")
+                                  help="N2: negative draws of a thread between its tile's "
+                                  "refreshes (the unit of Algorithm 1's read-time model)")
     threads: int = param(128, ge=1, le=65536, help="OpenMP threads (placed compactly: "
                          "socket 0's cores first)")
     memory_placement: str = param("interleave", choices=("interleave", "first-touch"),
