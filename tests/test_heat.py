@@ -118,3 +118,33 @@ def test_calibration_file_carries_the_fit():
     assert calibration._loss(mlp) <= min(calibration._loss(mlp * 1.1),
                                          calibration._loss(mlp / 1.1))
     assert calibration.fit_gpu_memory_per_row() == pytest.approx(3682.8, rel=1e-3)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--spec", "training=simplex-k128-n64-tile", "--set", "training.tile_rows=100000"],
+     "tile_rows <= 91599"),
+    (["--set", "training.embedding_dim=0"], "embedding_dim"),
+    (["--set", "training.negatives=0"], "negatives"),
+    (["--set", "training.threads=-4"], "threads"),
+    (["--set", "training.sampler=random"], "sampler"),
+    (["--set", "cpu.l2_cores_sharing=4096"], "l2_cores_sharing"),
+])
+def test_bad_input_is_one_error_line(argv, needle, capsys):
+    from hwsim.cli import main
+
+    code = main(["simulate", "heat", *argv])
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert code == 2 and len(lines) == 1 and needle in lines[0] and "Traceback" not in err
+
+
+def test_simulate_json_both_fidelities(capsys):
+    import json
+
+    from hwsim.cli import main
+
+    for fid in ("analytical", "des"):
+        assert main(["simulate", "heat", "--fidelity", fid, "--json",
+                     "--set", "training.des_max_chunks=200"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["status"] == "ok" and out["metrics"]["epoch_time_s"] > 0
