@@ -2,8 +2,9 @@
 
 For each dataset, HEAT (uniform and tiled sampler) on a c5a.16xlarge (EPYC 7R32, 64 threads,
 $2.464/h) and on the EPYC 7742 node, against the PyTorch-style baseline on V100s (p3.2xlarge,
-$3.06/h each, as many as its memory needs). The GPU baseline's bandwidth share and host time
-are assumed, not fitted (docs/heat.md), so the GPU column is a model estimate. Run:
+$3.06/h each, as many as its memory needs) with dense or sparse embedding gradients. The GPU
+baseline's bandwidth share and host time are assumed, not fitted (docs/heat.md), so the GPU
+columns are model estimates. Run:
 
     python explore/heat_cpu_gpu.py [--out results/heat_cpu_gpu.md]
 """
@@ -26,10 +27,15 @@ def rows() -> list[dict[str, object]]:
     out = []
     for ds in DATASETS:
         for cpu, threads in CPUS:
-            for training in ("simplex-k128-n64", "simplex-k128-n64-tile"):
-                inputs = s.resolve([f"dataset={ds}", f"cpu={cpu}", f"training={training}"])
+            for training, grad in (("simplex-k128-n64", "dense"),
+                                   ("simplex-k128-n64-tile", "dense"),
+                                   ("simplex-k128-n64-tile", "sparse")):
+                inputs = s.resolve([f"dataset={ds}", f"cpu={cpu}", f"training={training}"],
+                                   [f"training.baseline_gradient={grad}"])
                 r = s.analytical_batch(inputs, {"training.threads": [threads]})
-                out.append({"dataset": ds, "cpu": cpu, "sampler": training.rsplit("-", 1)[-1],
+                out.append({"dataset": ds, "cpu": cpu,
+                            "sampler": "tile" if training.endswith("tile") else "uniform",
+                            "gpu_gradient": grad,
                             **{k: float(r[k][0]) for k in (
                                 "epoch_time_s", "gpu_epoch_time_s", "speedup_vs_gpu",
                                 "cloud_gpus", "cpu_usd_per_epoch", "gpu_usd_per_epoch",

@@ -30,7 +30,8 @@ The time of one sample on one thread is
 
 The baselines move bytes: per step of B positives, 12 passes over the B (n+2) gathered rows
 (gather and copy, normalise, batched matmul, their backward, scatter) and 5 over the whole
-tables (dense gradient zero and add, SGD read and write), at a fitted share of the CPU's DRAM
+tables (dense gradient zero and add, SGD read and write) or, with sparse gradients, 5 more over
+the gathered rows (coalesce, sparse update), at a fitted share of the CPU's DRAM
 or the GPU's HBM bandwidth, plus a per-step host overhead on the GPU.
 """
 
@@ -53,6 +54,9 @@ VECTOR_KEYS = ("training.tile_rows", "training.refresh_interval", "training.thre
 #: normalisation passes forward and the two backward) and over the whole tables (dense path)
 PASSES_GATHERED = {"cosine": 12.0, "dot": 8.0}
 PASSES_TABLES = 5.0
+#: sparse gradients instead: coalescing (read, write) and the sparse SGD update (parameter and
+#: gradient read, parameter write) over the gathered rows, never the whole tables
+PASSES_SPARSE = 5.0
 
 
 def check_inputs(inputs: Inputs) -> None:
@@ -204,8 +208,11 @@ def baseline_bytes_per_step(inputs: Inputs, get) -> tuple[np.ndarray, np.ndarray
     row_B = K * tr.float_bytes
     B = tr.baseline_batch
     rows = B * (neg + 2)
-    by = row_B * (PASSES_GATHERED[tr.similarity] * rows
-                  + PASSES_TABLES * (ds.users + ds.items))
+    if tr.baseline_gradient == "dense":
+        update = PASSES_TABLES * (ds.users + ds.items)
+    else:
+        update = PASSES_SPARSE * rows
+    by = row_B * (PASSES_GATHERED[tr.similarity] * rows + update)
     steps = math.ceil(ds.train_interactions / B)
     return by, np.full_like(by, steps)
 

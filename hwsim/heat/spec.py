@@ -51,6 +51,10 @@ class HeatTrainingSpec:
     float_bytes: int = param(4, ge=1, le=8, unit="B", help="bytes per embedding element")
     baseline_batch: int = param(1024, ge=1, le=10**7, help="positives per step of the "
                                 "PyTorch-style baseline")
+    baseline_gradient: str = param("dense", choices=("dense", "sparse"),
+                                   help="the baseline's embedding gradients: dense (whole "
+                                   "tables every step; Table 1's faster CPU option) or sparse "
+                                   "(only the gathered rows; not validated)")
     cloud_gpu_memory_GB: float = param(16.0, gt=0, unit="GB", help="memory of one rented "
                                        "GPU (AWS p3.2xlarge: V100 16 GB)")
     des_chunk_samples: int = param(512, ge=1, le=10**9, help="DES: samples per scheduled "
