@@ -148,3 +148,14 @@ def test_simulate_json_both_fidelities(capsys):
                      "--set", "training.des_max_chunks=200"]) == 0
         out = json.loads(capsys.readouterr().out)
         assert out["status"] == "ok" and out["metrics"]["epoch_time_s"] > 0
+
+
+def test_behaviour_aggregation_adds_work_and_syncs_less_with_a_longer_interval():
+    r = _batch({"training.history_items": [0, 100, 100]})
+    assert r["flops_per_sample"][1] > r["flops_per_sample"][0]
+    assert r["epoch_time_s"][1] > r["epoch_time_s"][0]
+    m = _batch({"training.history_items": [100, 100]}, training="simplex-k128-n64")
+    longer = S.analytical_batch(
+        S.resolve([], ["training.aggregation_sync_interval=1024"]),
+        {"training.history_items": [100]})
+    assert longer["dram_rows_per_sample"][0] < m["dram_rows_per_sample"][0]
