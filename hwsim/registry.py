@@ -27,7 +27,7 @@ T = TypeVar("T")
 
 #: packages whose import registers the built-in spec kinds, systems and generators
 BUILTIN_PACKAGES: tuple[str, ...] = (
-    "hwsim.hw",             # shared kinds: gpu, cpu, tco, fpga-board
+    "hwsim.hw",             # shared kinds: gpu, tco, fpga-board
     "hwsim.llm",            # llm
     "hwsim.serving",        # serving
     "hwsim.queueing",

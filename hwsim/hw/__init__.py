@@ -2,7 +2,6 @@
 
 - :mod:`.gpu`: ``gpu``, an HBM accelerator (GPU or TPU) and its server, as its datasheet says;
 - :mod:`.tco`: ``tco``, datacenter and economic constants, and the lifetime TCO of a server;
-- :mod:`.cpu`: ``cpu``, a multi-core CPU node: cores, clocks, SIMD, caches, memory, NUMA;
 - :mod:`.fpga`: ``fpga-board``, an FPGA device's resources and the DRAM beside it;
 - :mod:`.link`: ``link``, a road-side-unit-to-vehicle radio link (channel, rate, latency, loss,
   handover) and its vectorised models.
