@@ -159,3 +159,9 @@ def test_behaviour_aggregation_adds_work_and_syncs_less_with_a_longer_interval()
         S.resolve([], ["training.aggregation_sync_interval=1024"]),
         {"training.history_items": [100]})
     assert longer["dram_rows_per_sample"][0] < m["dram_rows_per_sample"][0]
+
+
+def test_des_on_a_tiny_dataset_has_no_interval_but_runs():
+    inputs = S.resolve([], ["dataset.train_interactions=1000", "training.threads=2"])
+    d = S.evaluate(inputs, "des", seed=0)
+    assert d["epoch_time_s"] > 0 and math.isnan(d["epoch_time_ci95_s"])

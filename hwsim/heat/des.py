@@ -72,8 +72,11 @@ def evaluate(inputs: Inputs, *, seed: int = 0, trace: Any = None) -> dict[str, f
     span = env.now
     scale = total / chunks
     epoch = span * scale
-    mean, half = batch_means(durations, 20)
-    rel = half / mean if mean > 0 else 0.0
+    if chunks >= 4:
+        mean, half = batch_means(durations, min(20, chunks // 2))
+        rel = half / mean if mean > 0 else 0.0
+    else:                       # too few chunks for an interval
+        rel = math.nan
     return Measured({"epoch_time_s": epoch, "samples_per_s": chunks * chunk / span,
                      "memory_utilization": moved[0] / bw / span,
                      "epoch_time_ci95_s": epoch * rel},
