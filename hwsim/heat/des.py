@@ -8,6 +8,7 @@ which go through the shared memory's fair-share bandwidth, so ``k`` threads movi
 once each get 1/k of it. The number of DRAM rows of a chunk is drawn (Poisson around the
 analytical mean, seeded), so chunks differ and the epoch time carries a confidence interval
 (batch means over chunk durations). Per event work is O(1): no per-sample or per-row events.
+``--trace`` records each chunk on its thread's track and the memory's transfers.
 
 When few threads contend, the DES and the analytical model agree (a test says so); with many,
 the fair-share memory and the analytical M/M/1 queue differ, and the DES is the check of the
@@ -50,12 +51,12 @@ def evaluate(inputs: Inputs, *, seed: int = 0, trace: Any = None) -> dict[str, f
     gen = make_rng(seed)
     rows = gen.poisson(dram_rows * chunk, size=chunks).astype(float)
     env = simpy.Environment()
-    mem = Memory(env, capacity_bytes=1e18, bandwidth_Bps=bw, name="dram")
+    mem = Memory(env, capacity_bytes=1e18, bandwidth_Bps=bw, name="dram", recorder=trace)
     durations = np.zeros(chunks)
     moved = [0.0]
     nxt = [0]
 
-    def worker():
+    def worker(k: int):
         while nxt[0] < chunks:
             i = nxt[0]
             nxt[0] += 1
@@ -65,9 +66,12 @@ def evaluate(inputs: Inputs, *, seed: int = 0, trace: Any = None) -> dict[str, f
             yield mem.read(nbytes)
             moved[0] += nbytes
             durations[i] = env.now - t0
+            if trace is not None:
+                trace.complete(f"chunk {i}", t0, durations[i], thread=f"thread {k}",
+                               process="heat", args={"dram_rows": rows[i]})
 
-    for _ in range(threads):
-        env.process(worker())
+    for k in range(threads):
+        env.process(worker(k))
     env.run()
     span = env.now
     scale = total / chunks
