@@ -143,6 +143,20 @@ def cases() -> list[Case]:
         "core): A64FX (48 threads) / EPYC 7742 node (128 threads)",
         predict=lambda: _best_tile("a64fx") / _best_tile("epyc-7742-2s")))
     out.append(Case(
+        system="heat", case="speed-up over pytorch cpu at most 65.3x",
+        metric="speedup_vs_pytorch_cpu", reference=65.3, bounds=(0.0, 65.3), tolerance=0.0,
+        source=f"{SRC}, abstract (ICS version: up to 65.3x over the existing CPU solution)",
+        group="HEAT against the CPU baseline (headline)",
+        conditions="AmazonBooks, K 128, 64 negatives, uniform sampler, 128 threads, EPYC 7742 "
+        "node, against the dense PyTorch-style baseline on the same node",
+        predict=lambda: float(_run("speedup_vs_pytorch_cpu", {})[0]),
+        known_deviation=(
+            "the model's 128-thread HEAT epoch (1.6 s) extends Fig. 12's near-linear scaling "
+            "past 32 threads, where the model already runs 19% fast; the headline implies at "
+            "least 257.4 / 65.3 = 3.9 s on AmazonBooks, so the contention the model misses at "
+            "32 threads grows with the thread count"),
+        ceiling=2.2))
+    out.append(Case(
         system="heat", case="google-local needs two 16 GB V100s", metric="cloud_gpus",
         reference=2.0, tolerance=0.0, source=f"{SRC}, cloud comparison (two p3.2xlarge "
         "needed)", group="cloud cost from the stated prices",
