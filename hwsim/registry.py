@@ -43,6 +43,7 @@ BUILTIN_PACKAGES: tuple[str, ...] = (
     "hwsim.readout_calibration",  # quantum readout-error calibration: CMC, M3, tensored, full
     "hwsim.scitransformer", # EvoFormer attention variants: logit, bias, activation memory
     "hwsim.rlhf",           # RLHF fine-tuning after DeepSpeed-Chat on GPUs
+    "hwsim.heat",           # CF training on CPUs (HEAT) against PyTorch-style CPU/GPU baselines
     "hwsim.rtl.blocks",     # shared RTL blocks with no system of their own (fusion-unit)
 )
 

@@ -13,9 +13,10 @@ data it was fitted on. No module here imports a system package.
 
 from __future__ import annotations
 
+from hwsim.hw.cpu import CpuSpec
 from hwsim.hw.fpga import FpgaBoardSpec
 from hwsim.hw.gpu import GpuSpec
 from hwsim.hw.link import LinkSpec
 from hwsim.hw.tco import TcoSpec
 
-__all__ = ["FpgaBoardSpec", "GpuSpec", "LinkSpec", "TcoSpec"]
+__all__ = ["CpuSpec", "FpgaBoardSpec", "GpuSpec", "LinkSpec", "TcoSpec"]

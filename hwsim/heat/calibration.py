@@ -1,0 +1,125 @@
+"""Fitting HEAT's constants on the EPYC 7742 node, and the GPU baseline's memory per row.
+
+- ``memory_level_parallelism`` (row-read kernel) and ``cycles_per_simd_vector`` (vector kernel)
+  together: for a trial parallelism the cycles follow from the forward split (Table 4: reads
+  62%, compute 26% of the forward pass, imposed at 2 threads); the parallelism is then the
+  golden-section minimum of the squared log errors on the thread-scaling points marked ``fit``
+  (Fig. 12: 2 and 8 threads). 4, 16 and 32 threads stay held out.
+- ``baseline_bandwidth_efficiency``: the PyTorch-style time is inversely proportional to it, so
+  the least-squares (log) fit on the Table 1 rows marked ``fit`` is a geometric mean.
+- ``memory_per_row_B`` of the GPU baseline: geometric mean of Table 3's two V100 shares.
+
+The data are in ``hwsim/heat/data/``; ``python -m hwsim.heat.calibration`` prints the fit.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import math
+from pathlib import Path
+
+import numpy as np
+
+from hwsim.system import Inputs, get_system
+
+DATA = Path(__file__).with_name("data")
+
+
+def rows(name: str) -> list[dict[str, str]]:
+    """The rows of ``data/<name>.csv`` (comment lines skipped)."""
+    with (DATA / f"{name}.csv").open() as f:
+        return list(csv.DictReader(line for line in f if not line.startswith("#")))
+
+
+def read_share_target() -> float:
+    """read / (read + compute) of the forward pass (Table 4)."""
+    d = {r["part"]: float(r["share_percent"]) for r in rows("forward_split")}
+    return d["read"] / (d["read"] + d["compute"])
+
+
+@functools.lru_cache(maxsize=8)
+def _base(dataset: str) -> Inputs:
+    return get_system("heat").resolve([f"dataset={dataset}", "cpu=epyc-7742-2s",
+                                       "calibration=heat-uncalibrated",
+                                       "training=simplex-k128-n64"])
+
+
+def _inputs(mlp: float, cpv: float, dataset: str = "amazon-books") -> Inputs:
+    s = get_system("heat")
+    return s.with_choices(_base(dataset), {"calibration.memory_level_parallelism": mlp,
+                                   "calibration.cycles_per_simd_vector": cpv})
+
+
+def _batch(inputs: Inputs, threads: list[float]) -> dict[str, np.ndarray]:
+    return get_system("heat").analytical_batch(inputs, {"training.threads": threads})
+
+
+def cycles_for(mlp: float) -> float:
+    """The cycles per SIMD vector that give Table 4's forward split at 2 threads."""
+    target = read_share_target()
+    lo, hi = 0.01, 10_000.0
+    for _ in range(60):
+        mid = math.sqrt(lo * hi)
+        share = float(_batch(_inputs(mlp, mid), [2.0])["forward_read_share"][0])
+        lo, hi = (mid, hi) if share > target else (lo, mid)
+    return math.sqrt(lo * hi)
+
+
+def _loss(mlp: float) -> float:
+    fit = [r for r in rows("thread_scaling") if r["role"] == "fit"]
+    t = [float(r["threads"]) for r in fit]
+    pred = _batch(_inputs(mlp, cycles_for(mlp)), t)["epoch_time_s"]
+    return float(sum(math.log(p / float(r["epoch_time_s"])) ** 2
+                     for p, r in zip(pred, fit, strict=True)))
+
+
+def fit_kernels() -> tuple[float, float]:
+    """(memory_level_parallelism, cycles_per_simd_vector) of the EPYC 7742 node."""
+    a, b = math.log(0.5), math.log(64.0)
+    g = (math.sqrt(5) - 1) / 2
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = _loss(math.exp(c)), _loss(math.exp(d))
+    for _ in range(40):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = _loss(math.exp(c))
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = _loss(math.exp(d))
+    mlp = math.exp(0.5 * (a + b))
+    return mlp, cycles_for(mlp)
+
+
+def fit_baseline_efficiency(mlp: float, cpv: float) -> float:
+    """The PyTorch-style baseline's share of peak DRAM bandwidth (Table 1, rows ``fit``)."""
+    logs = []
+    for r in rows("pytorch_profile"):
+        if r["role"] != "fit":
+            continue
+        inputs = get_system("heat").with_choices(
+            _inputs(mlp, cpv, r["dataset"]), {"calibration.baseline_bandwidth_efficiency": 1.0})
+        pred = float(_batch(inputs, [128.0])["pytorch_cpu_epoch_time_s"][0])
+        logs.append(math.log(pred / float(r["epoch_time_s"])))
+    return math.exp(sum(logs) / len(logs))
+
+
+def fit_gpu_memory_per_row() -> float:
+    """Bytes of V100 memory per embedding row (Table 3, both rows)."""
+    logs = [math.log(float(r["share_of_32GB_percent"]) / 100 * 32e9
+                     / (float(r["users"]) + float(r["items"]))) for r in rows("gpu_memory")]
+    return math.exp(sum(logs) / len(logs))
+
+
+def main() -> None:  # pragma: no cover - a report for people refitting
+    mlp, cpv = fit_kernels()
+    eff = fit_baseline_efficiency(mlp, cpv)
+    mem = fit_gpu_memory_per_row()
+    print(f"memory_level_parallelism = {mlp:.4g}\ncycles_per_simd_vector = {cpv:.4g}\n"
+          f"baseline_bandwidth_efficiency = {eff:.4g}\nmemory_per_row_B = {mem:.5g}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

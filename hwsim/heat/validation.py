@@ -1,0 +1,181 @@
+"""The heat system's validation cases, built in Python (several are ratios of two runs).
+
+Sources are HEAT (Zhang et al., ICS'23, arXiv 2304.07334); the data are in
+``hwsim/heat/data/``. Calibration cases show the fit of ``models/calibration/heat-*.toml``;
+held-out cases were not used by any fit.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from hwsim.heat.calibration import rows
+from hwsim.system import get_system
+from hwsim.validation import Case
+
+SRC = "Zhang et al., HEAT, ICS'23 (arXiv 2304.07334)"
+TILES = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
+#: threads of the paper's tiling runs: every core of each CPU (Table 6: 128 threads on AMD)
+FULL = {"epyc-7742-2s": 128, "a64fx": 48}
+
+
+@functools.lru_cache(maxsize=32)
+def _inputs(dataset: str = "amazon-books", cpu: str = "epyc-7742-2s",
+            training: str = "simplex-k128-n64"):
+    return get_system("heat").resolve([f"dataset={dataset}", f"cpu={cpu}",
+                                       f"training={training}"])
+
+
+def _run(metric: str, points: dict, **kw) -> np.ndarray:
+    return np.asarray(get_system("heat").analytical_batch(_inputs(**kw), points)[metric])
+
+
+def _tile(cpu: str, tile: float, refresh: float = 4096) -> float:
+    return float(_run("tiling_speedup", {"training.tile_rows": [tile],
+                                         "training.refresh_interval": [refresh],
+                                         "training.threads": [FULL[cpu]]},
+                      cpu=cpu, training="simplex-k128-n64-tile")[0])
+
+
+def _best_tile(cpu: str) -> float:
+    return float(np.max(_run("tiling_speedup", {"training.tile_rows": TILES,
+                                                "training.threads": FULL[cpu]},
+                             cpu=cpu, training="simplex-k128-n64-tile")))
+
+
+def cases() -> list[Case]:
+    out: list[Case] = []
+    for r in rows("thread_scaling"):
+        t = int(r["threads"])
+        fit = r["role"] == "fit"
+        dev = {}
+        if t == 32:
+            dev = dict(known_deviation=(
+                "the model's thread-dependent terms (the power-limited clock, 3.4 -> 2.83 GHz "
+                "at 32 active cores, shared-cache invalidation and the DRAM queue at 6% "
+                "utilisation) raise the per-thread sample time 12% from 16 to 32 threads; "
+                "the measured rise is 28%, from a contention the model does not carry "
+                "(cross-CCX coherence traffic on shared rows is one candidate)"),
+                ceiling=0.25)
+        out.append(Case(
+            system="heat", case=f"amazon-books uniform {t} threads", metric="epoch_time_s",
+            reference=float(r["epoch_time_s"]), tolerance=0.15,
+            source=f"{SRC}, Fig. 12", role="calibration" if fit else "held-out",
+            group="HEAT thread scaling, EPYC 7742 node (Fig. 12)",
+            conditions=f"AmazonBooks, K 128, 64 negatives, cosine, uniform sampler, {t} "
+                       "threads, 2 x EPYC 7742 (the figure's CPU taken as the x86 node)",
+            predict=functools.partial(lambda t: float(_run(
+                "epoch_time_s", {"training.threads": [t]})[0]), t), **dev))
+    for r in rows("pytorch_profile"):
+        ds = r["dataset"]
+        dev = {}
+        if ds in ("amazon-books", "gowalla"):
+            dev = dict(known_deviation=(
+                "one bandwidth share over the byte passes: the measured AmazonBooks / Gowalla "
+                "time ratio (2.71) is below the byte ratio (3.86) and even below the ratio of "
+                "their step counts (2.94), which no per-byte or per-step cost explains; "
+                "Gowalla's training count (810,128) is unverified, and the fit splits the "
+                "error between its two points"), ceiling=0.25)
+        out.append(Case(
+            system="heat", case=f"pytorch dense {ds}", metric="pytorch_cpu_epoch_time_s",
+            reference=float(r["epoch_time_s"]), tolerance=0.15, source=f"{SRC}, Table 1",
+            role="calibration" if r["role"] == "fit" else "held-out",
+            group="PyTorch SimpleX baseline, dense gradients (Table 1)",
+            conditions=f"{ds}, K 128, 64 negatives, batch 1024, dense gradients, the EPYC "
+                       "7742 node (device not stated in the table; assumed)",
+            predict=functools.partial(lambda ds: float(_run(
+                "pytorch_cpu_epoch_time_s", {}, dataset=ds)[0]), ds), **dev))
+    for r in rows("gpu_memory"):
+        ds = r["dataset"]
+        out.append(Case(
+            system="heat", case=f"v100 memory {ds}", metric="gpu_memory_GB",
+            reference=float(r["share_of_32GB_percent"]) / 100 * 32, tolerance=0.15,
+            source=f"{SRC}, Table 3", role="calibration",
+            group="PyTorch SimpleX memory on a 32 GB V100 (Table 3)",
+            conditions=f"{ds}, K 128; share of 32 GB",
+            predict=functools.partial(lambda ds: float(_run(
+                "gpu_memory_GB", {}, dataset=ds)[0]), ds)))
+    shape = "HEAT tiling speed-up: shape (section 5.5)"
+    out.append(Case(
+        system="heat", case="tile 128 rows above 2x", metric="tiling_speedup",
+        reference=2.0, bounds=(2.0, 1e9), tolerance=0.0, source=f"{SRC}, section 5.5 text",
+        group=shape, conditions="AmazonBooks, K 128, 64 negatives, 128 threads, EPYC 7742 "
+        "node, N1 = 128, N2 = 4096",
+        predict=lambda: _tile("epyc-7742-2s", 128),
+        known_deviation=(
+            "the model's gain is capped by its compute share: Table 4's forward split (reads "
+            "62%, vector work 26%) fixes the vector kernel's speed, and the fused backward is "
+            "as much vector work again, so reads are ~55% of a uniform sample (2.1x at 2-16 "
+            "threads); at 128 threads the power-limited clock (2.25 against 3.4 GHz) "
+            "lengthens the vector work by half and the gain falls to 1.6x"),
+        ceiling=0.35))
+    out.append(Case(
+        system="heat", case="table 6 tiles near 1.9x", metric="tiling_speedup",
+        reference=1.9, tolerance=0.15, source=f"{SRC}, section 5.5 and Table 6",
+        group="HEAT tiling speed-up: Table 6 choices", conditions="AmazonBooks, 128 "
+        "threads, EPYC 7742 node, N1 = 512, N2 = 4096 (inside the paper's 512-1024 x "
+        "2048-4096 choices; the paper's 1.9x is the mean over its datasets)",
+        predict=lambda: _tile("epyc-7742-2s", 512),
+        known_deviation=(
+            "a 512-row tile per thread (256 KB) fits the private L2, but with 128 threads "
+            "each tile row sits in ~0.7 other tiles whose updates invalidate it (survival "
+            "exp(-0.71)), and the compute share caps the gain (see the 128-row case)"),
+        ceiling=0.45))
+    out.append(Case(
+        system="heat", case="speed-up falls from 128 to 1024 rows", metric="tiling_speedup",
+        reference=1.0, bounds=(1.0, 1e9), tolerance=0.0, source=f"{SRC}, section 5.5 text",
+        group=shape, conditions="ratio speed-up(N1 = 128) / speed-up(N1 = 1024), EPYC 7742 "
+        "node, 128 threads, N2 = 4096",
+        predict=lambda: _tile("epyc-7742-2s", 128) / _tile("epyc-7742-2s", 1024)))
+    out.append(Case(
+        system="heat", case="speed-up rises with the refresh interval", metric="tiling_speedup",
+        reference=1.0, bounds=(1.0, 1e9), tolerance=0.0, source=f"{SRC}, section 5.5 text",
+        group=shape, conditions="ratio speed-up(N2 = 4096) / speed-up(N2 = 256), N1 = 512, "
+        "EPYC 7742 node, 128 threads",
+        predict=lambda: _tile("epyc-7742-2s", 512, 4096) / _tile("epyc-7742-2s", 512, 256)))
+    out.append(Case(
+        system="heat", case="a64fx gains less from tiling than the epyc",
+        metric="tiling_speedup", reference=1.0, bounds=(0.0, 1.0), tolerance=0.0,
+        source=f"{SRC}, section 5.5 (ARM against x86)", group=shape,
+        conditions="ratio of the best tiling speed-up over N1 = 16-8192 (N2 = 4096, every "
+        "core): A64FX (48 threads) / EPYC 7742 node (128 threads)",
+        predict=lambda: _best_tile("a64fx") / _best_tile("epyc-7742-2s")))
+    out.append(Case(
+        system="heat", case="speed-up over pytorch cpu at most 65.3x",
+        metric="speedup_vs_pytorch_cpu", reference=65.3, bounds=(0.0, 65.3), tolerance=0.0,
+        source=f"{SRC}, abstract (ICS version: up to 65.3x over the existing CPU solution)",
+        group="HEAT against the CPU baseline (headline)",
+        conditions="AmazonBooks, K 128, 64 negatives, uniform sampler, 128 threads, EPYC 7742 "
+        "node, against the dense PyTorch-style baseline on the same node",
+        predict=lambda: float(_run("speedup_vs_pytorch_cpu", {})[0]),
+        known_deviation=(
+            "the model's 128-thread HEAT epoch (1.6 s) extends Fig. 12's near-linear scaling "
+            "past 32 threads, where the model already runs 19% fast; the headline implies at "
+            "least 257.4 / 65.3 = 3.9 s on AmazonBooks, so the contention the model misses at "
+            "32 threads grows with the thread count"),
+        ceiling=2.2))
+    out.append(Case(
+        system="heat", case="google-local needs two 16 GB V100s", metric="cloud_gpus",
+        reference=2.0, tolerance=0.0, source=f"{SRC}, cloud comparison (two p3.2xlarge "
+        "needed)", group="cloud cost from the stated prices",
+        conditions="Google Local, K 128, V100 16 GB per p3.2xlarge",
+        predict=lambda: float(_run("cloud_gpus", {}, dataset="google-local")[0])))
+    out.append(Case(
+        system="heat", case="gpu to cpu price per hour", metric="gpu_to_cpu_cost_ratio",
+        reference=2 * 3.06 / 2.464, tolerance=1e-6, source=f"{SRC}, cloud comparison: "
+        "p3.2xlarge $3.06/h, c5a.16xlarge $2.464/h",
+        group="cloud cost from the stated prices",
+        conditions="Google Local on 2 x p3.2xlarge against one c5a.16xlarge, at equal epoch "
+        "time: the cost ratio per epoch divided by the time ratio",
+        predict=_price_ratio))
+    return out
+
+
+def _price_ratio() -> float:
+    r = get_system("heat").analytical_batch(
+        _inputs(dataset="google-local", cpu="epyc-7r32-c5a-16xlarge"),
+        {"training.threads": [64]})
+    return float(r["gpu_to_cpu_cost_ratio"][0] * r["epoch_time_s"][0]
+                 / r["gpu_epoch_time_s"][0])
