@@ -222,12 +222,14 @@ class Kernels:
             seqs = np.asarray(seqs, dtype=float)
             q = np.asarray(q_len, dtype=float)
             kv = np.asarray(kv_len, dtype=float)
-            if q.ndim == 0 and float(q) > 1.0:  # one prefill: only its branch
+            if np.all(q > 1.0):  # prefills only: only their branch
                 dec = 0.0
             else:
                 dec = self.step_layer_s(seqs, kv, 0.0, 0.0, 0.0)
             if q.ndim == 0 and float(q) <= 1.0:  # one decode
                 return np.asarray(dec)
+            if np.all(q <= 1.0):  # decodes only
+                return np.where(q <= 1.0, dec, 0.0)
             if self.fits.framework.last_prompt_token_decoded:
                 # TurboMind: the prefill covers q - 1 tokens, a decode step the last one
                 pre = (self.step_layer_s(0.0, 0.0, seqs, q - 1.0, kv)
