@@ -363,18 +363,20 @@ def _pipeline_fill(ev: _Distinct, per: int, tp: np.ndarray, pp: np.ndarray, base
     pmax = int(pp.max())
     stage = np.arange(pmax)[None, :]
     pcol = pp[:, None]
-    layers = base[:, None] + (stage < extra[:, None])
-    is_last = stage == pcol - 1
-    row_s = np.where(crosses_servers(stage, tp[:, None], per), row_s_net[:, None],
-                     row_s_local[:, None])
+    # per stage: its layers and whether it is the last (0 and False past the last stage); per
+    # link: the seconds of one row (0 past the last link)
+    layers = np.where(stage < pcol, base[:, None] + (stage < extra[:, None]), 0.0)
+    is_last = (stage == pcol - 1).astype(float)
+    row_s = np.where(stage < pcol - 1,
+                     np.where(crosses_servers(stage, tp[:, None], per), row_s_net[:, None],
+                              row_s_local[:, None]), 0.0)
 
     def machines(size: np.ndarray) -> np.ndarray:
-        s = np.where(stage < pcol, layers * ev("layer_s", size, prompt, 0.0)[:, None]
-                     + is_last * ev("head_s", size)[:, None], 0.0)
-        link = np.where(stage < pcol - 1,
-                        np.floor(size * prompt)[:, None] * row_s, 0.0)
         t = np.empty((len(size), 2 * pmax))
-        t[:, 0::2], t[:, 1::2] = s, link
+        s, link = t[:, 0::2], t[:, 1::2]
+        np.multiply(layers, ev("layer_s", size, prompt, 0.0)[:, None], out=s)
+        s += is_last * ev("head_s", size)[:, None]
+        np.multiply(np.floor(size * prompt)[:, None], row_s, out=link)
         return t
 
     t, t_last = machines(m), machines(last)
