@@ -4,7 +4,8 @@ the operator fits per GPU, and the operator validation groups.
 Each measured row is predicted with the operator models of :mod:`hwsim.gpu_serving.kernels` at
 the row's shape; the fit chooses the constants of one operator kind on one GPU that minimise the
 sum of squared log errors (``scipy.optimize.least_squares``) over that GPU's rows of the models
-in :data:`FIT_MODELS`; the rows of every other model are held out. The attention profile exists
+in :data:`FIT_MODELS`; the rows of every other model are held out. The embedding gather is
+PyTorch's two ``index_select`` kernels (:data:`SMALL_INDEX_MAX`), each with its own constants. The attention profile exists
 for the A100 only (Llama-2-7B); it is fitted on its rows with kernel-launch overheads, so it has
 no held-out rows, and the H100 uses the A100's efficiencies (shares of its own peaks; an
 assumption). Collectives are fitted per GPU over the all-reduces of 2, 4 and 8 devices of one
@@ -55,11 +56,19 @@ FIELDS: dict[str, tuple[tuple[str, float, float], ...]] = {
                           ("chunk_factor", 0.0, 5.0)),
     "elementwise": (("floor_us", 0.0, 100.0), ("floor_ns_per_element", 0.0, 100.0),
                     ("bandwidth_efficiency", 0.01, 1.5), ("smoothing", 1.0, 30.0)),
+    "embedding": (("small_floor_us", 0.0, 100.0), ("small_per_index_us", 0.0, 10.0),
+                  ("floor_us", 0.0, 100.0), ("floor_ns_per_element", 0.0, 100.0),
+                  ("bandwidth_efficiency", 0.01, 1.5), ("smoothing", 1.0, 30.0)),
 }
+#: the most indices PyTorch's index_select (the embedding gather) copies with its small-index
+#: kernel, one row after another; more take the large-index kernel (pytorch/pytorch
+#: aten/src/ATen/native/cuda/Indexing.cu, index_select_out_cuda_impl: ``numIndices <= 16``).
+#: A fact of the kernel, not fitted.
+SMALL_INDEX_MAX = 16
 BYTES = 2.0  # FP16 activations and weights, as profiled
-#: held-out models whose element-wise kernels differ from the fitted ones (phi-2: LayerNorm
-#: with bias, unsplit GELU, one residual add of the parallel attention and MLP), reported as
-#: groups of their own
+#: held-out models whose element-wise kernels differ from the fitted ones (phi-2: PyTorch's
+#: LayerNorm, an ungated GELU, the parallel attention and MLP's add of three terms), each timed
+#: by its own kernel model on the fitted constants and reported as groups of their own
 OTHER_ARCHITECTURE = ("microsoft/phi-2",)
 OTHER_LABEL = "phi-2"
 
@@ -86,6 +95,9 @@ class OperatorRows:
     d_model: np.ndarray
     d_ff: np.ndarray
     gated: np.ndarray
+    #: the model's attention and MLP read the same normed input and one timed add sums both
+    #: with the residual (no post-attention norm: phi-2, GPT-J), two binary adds
+    parallel: np.ndarray
     ms: np.ndarray
 
     def where(self, mask: np.ndarray) -> OperatorRows:
@@ -99,7 +111,7 @@ class OperatorRows:
 
 
 _ARRAYS = ("model", "op", "op_class", "tp", "tokens", "m", "n", "k", "batch", "kv_len", "chunk",
-           "heads", "kv_heads", "d_model", "d_ff", "gated", "ms")
+           "heads", "kv_heads", "d_model", "d_ff", "gated", "parallel", "ms")
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -126,6 +138,10 @@ def operator_rows(gpu: str) -> OperatorRows:
                             ("gated", "gated", _num), ("ms", "time_ms_mean", _num)):
         cols[key] = np.array([conv(r[name]) for r in rows],
                              dtype=object if conv is str else float)
+    # Vidur's block (vidur/profiling/mlp/mlp_impl.py, GPTBlock): a model without a
+    # post-attention norm runs attention and MLP side by side and times one add of three terms
+    sequential = {r["model"] for r in rows if r["op"] == "post_attention_layernorm"}
+    cols["parallel"] = np.array([r["model"] not in sequential for r in rows], dtype=bool)
     return OperatorRows(gpu, **cols)
 
 
@@ -137,8 +153,10 @@ def _gpu_rates(gpu: str) -> tuple[float, float, float]:
     return g.peak_16bit_TFLOPS * 1e12, g.hbm_bandwidth_GBps * 1e9, float(g.sms)
 
 
-def predict_ms(rows: OperatorRows, table: str, c: Any) -> np.ndarray:
-    """Predicted times (ms) of ``rows`` (all of one ``table``) with that table's constants."""
+def predict_ms(rows: OperatorRows, table: str, c: Any, add: Any = None) -> np.ndarray:
+    """Predicted times (ms) of ``rows`` (all of one ``table``) with that table's constants;
+    ``add``: the residual add's, which time a GELU (PyTorch's element-wise loop, as the add;
+    default ``c``)."""
     peak, bw, sms = _gpu_rates(rows.gpu)
     d = rows.d_model
     if table == "gemm":
@@ -152,6 +170,13 @@ def predict_ms(rows: OperatorRows, table: str, c: Any) -> np.ndarray:
         return kn.prefill_attention_s(1.0, rows.chunk, rows.kv_len, rows.heads, d / rows.heads,
                                       peak, c) * 1e3
     width, nbytes = elementwise_shape(rows)
+    if table == "embedding":
+        return kn.embedding_s(rows.tokens, width, nbytes, bw, c) * 1e3
+    if table == "add":  # two binary adds where attention and MLP run side by side
+        return np.where(rows.parallel, 2.0, 1.0) * kn.elementwise_s(width, nbytes, bw, c) * 1e3
+    if table == "activation":  # torch.nn.GELU where the MLP is not gated: the add's kernel
+        gelu = kn.elementwise_s(width, nbytes, bw, c if add is None else add)
+        return np.where(rows.gated > 0, kn.elementwise_s(width, nbytes, bw, c), gelu) * 1e3
     return kn.elementwise_s(width, nbytes, bw, c) * 1e3
 
 
@@ -192,17 +217,19 @@ def fit_table(gpu: str, table: str) -> dict[str, float]:
     rows = rows.where(rows.fitted)
     kind = table if table in FIELDS else "elementwise"
     fields = FIELDS[kind]
+    fixed = {"small_index_max": SMALL_INDEX_MAX} if kind == "embedding" else {}
     y = rows.ms
 
     def residual(x: np.ndarray) -> np.ndarray:
-        c = SimpleNamespace(**{f: v for (f, _, _), v in zip(fields, x, strict=True)})
+        c = SimpleNamespace(**fixed, **{f: v for (f, _, _), v in zip(fields, x, strict=True)})
         return np.log(predict_ms(rows, table, c) / y)
 
     start = {"gemm": (0.75, 0.9, 0.8, 4.0, 3.0),
              "attention_decode": (7.0, 0.03, 0.6, 1.0, 1000.0),
-             "attention_prefill": (30.0, 0.4, 1.5)}.get(kind, (3.0, 0.5, 0.5, 2.0))
+             "attention_prefill": (30.0, 0.4, 1.5),
+             "embedding": (2.0, 0.7, 3.0, 0.5, 0.5, 2.0)}.get(kind, (3.0, 0.5, 0.5, 2.0))
     x = _fit(residual, start, [(lo, hi) for _, lo, hi in fields])
-    return {f: float(v) for (f, _, _), v in zip(fields, x, strict=True)}
+    return {**fixed, **{f: float(v) for (f, _, _), v in zip(fields, x, strict=True)}}
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,7 +314,7 @@ def class_errors(gpu: str, cal: Any) -> dict[tuple[str, str], np.ndarray]:
         sel = table_rows(gpu, table)
         if not len(sel.ms):
             continue
-        err = predict_ms(sel, table, getattr(cal, table)) / sel.ms - 1.0
+        err = predict_ms(sel, table, getattr(cal, table), cal.add) / sel.ms - 1.0
         for role, mask in (("calibration", sel.fitted), ("held-out", ~sel.fitted)):
             if not mask.any():
                 continue
