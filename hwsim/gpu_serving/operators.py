@@ -5,10 +5,10 @@ Each measured row is predicted with the operator models of :mod:`hwsim.gpu_servi
 the row's shape; the fit chooses the constants of one operator kind on one GPU that minimise the
 sum of squared log errors (``scipy.optimize.least_squares``) over that GPU's rows of the models
 in :data:`FIT_MODELS`; the rows of every other model are held out. The embedding gather is
-PyTorch's two ``index_select`` kernels (:data:`SMALL_INDEX_MAX`), each with its own constants. The attention profile exists
-for the A100 only (Llama-2-7B); it is fitted on its rows with kernel-launch overheads, so it has
-no held-out rows, and the H100 uses the A100's efficiencies (shares of its own peaks; an
-assumption). Collectives are fitted per GPU over the all-reduces of 2, 4 and 8 devices of one
+PyTorch's two ``index_select`` kernels (:data:`SMALL_INDEX_MAX`), each with its own constants.
+The attention profile exists for the A100 only (Llama-2-7B); it is fitted on its rows with
+kernel-launch overheads, so it has no held-out rows, and the H100 uses the A100's efficiencies
+(shares of its own peaks; an assumption). Collectives are fitted per GPU over the all-reduces of 2, 4 and 8 devices of one
 DGX node at once (one latency, one bus bandwidth) and over send/recv within a node.
 """
 
