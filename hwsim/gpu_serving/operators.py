@@ -8,8 +8,9 @@ in :data:`FIT_MODELS`; the rows of every other model are held out. The embedding
 PyTorch's two ``index_select`` kernels (:data:`SMALL_INDEX_MAX`), each with its own constants.
 The attention profile exists for the A100 only (Llama-2-7B); it is fitted on its rows with
 kernel-launch overheads, so it has no held-out rows, and the H100 uses the A100's efficiencies
-(shares of its own peaks; an assumption). Collectives are fitted per GPU over the all-reduces of 2, 4 and 8 devices of one
-DGX node at once (one latency, one bus bandwidth) and over send/recv within a node.
+(shares of its own peaks; an assumption). Collectives are fitted per GPU over the all-reduces
+of 2, 4 and 8 devices of one DGX node at once (one latency, one bus bandwidth) and over
+send/recv within a node.
 """
 
 from __future__ import annotations
