@@ -473,7 +473,7 @@ class _Distinct:
             return getattr(self.k, name)(*args)
         code = _group_codes([self.base, *arrays], n)
         distinct = int(code.max()) + 1 if n else 0
-        if distinct > self.DENSE * n:
+        if n == 0 or distinct > self.DENSE * n:
             out = np.broadcast_to(getattr(self.k, name)(*args), (n,))
         else:
             # codes number the groups in order of first appearance: the first point of each

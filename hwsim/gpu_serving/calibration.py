@@ -201,17 +201,13 @@ OPERATOR_CLAIM = 0.10
 #: classes the model is known to miss, by (class, GPU or "" for every GPU): (reason, ceiling on
 #: the MAPE's excess over the claim, relative to the claim)
 OPERATOR_KNOWN: dict[tuple[str, str], tuple[str, float]] = {
-    ("elementwise", "h100"): (
-        "Vidur's element-wise times below 5 us sit on a 1 us grid (more than half of them "
-        "whole microseconds, on both GPUs); the H100's small-token kernels take 1-2 us, where "
-        "the grid alone is 25-50% of the value (the A100's take 2-4 us)", 0.5),
     ("elementwise phi-2", ""): (
         "phi-2's GELU (torch.nn.GELU, timed on the residual add's kernel constants: no fitted "
         "model runs one) reaches 66% (A100) and 74% (H100) of the peak bandwidth at 4,096 "
         "tokens where the add reaches 90-96%, so its large-token rows are 25-30% short; on the "
-        "H100 its 1 us small-token times (the 1 us grid) are 1.8 us predicted, the add's floor "
-        "at a 10,240-wide row. The two adds of the parallel residual and the rotary embedding "
-        "are within 10-12%", 1.5),
+        "H100 its 1 us small-token times are 1.8 us predicted (the add's floor at a "
+        "10,240-wide row). The parallel residual's two adds are within 8%, the rotary "
+        "embedding within 8% (A100) and 14% (H100)", 1.5),
     ("norm phi-2", ""): (
         "phi-2's norm is PyTorch's LayerNorm (torch.nn.LayerNorm: mean, variance, bias), not "
         "the fitted models' RMSNorm kernel (sarathi's): it takes 7.0 us (A100) and 6.0 us "

@@ -6,6 +6,9 @@ the row's shape; the fit chooses the constants of one operator kind on one GPU t
 sum of squared log errors (``scipy.optimize.least_squares``) over that GPU's rows of the models
 in :data:`FIT_MODELS`; the rows of every other model are held out. The embedding gather is
 PyTorch's two ``index_select`` kernels (:data:`SMALL_INDEX_MAX`), each with its own constants.
+Vidur's samples are whole microseconds, so the fits and the validation compare each mean with
+the predicted kernel time as recorded (:func:`recorded_ms`), the repeats' jitter read off the
+data (:func:`timing_jitter_us`); the step model takes the kernel times themselves.
 The attention profile exists for the A100 only (Llama-2-7B); it is fitted on its rows with
 kernel-launch overheads, so it has no held-out rows, and the H100 uses the A100's efficiencies
 (shares of its own peaks; an assumption). Collectives are fitted per GPU over the all-reduces
@@ -26,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from hwsim.gpu_serving import kernels as kn
+
+ArrayLike = Any  # float | np.ndarray
 
 DATA = Path(__file__).resolve().parent / "data"
 OPERATORS_CSV = DATA / "operators_vidur.csv"
@@ -181,6 +186,67 @@ def predict_ms(rows: OperatorRows, table: str, c: Any, add: Any = None) -> np.nd
     return kn.elementwise_s(width, nbytes, bw, c) * 1e3
 
 
+# --------------------------------------------------------------------------------------------
+# Vidur's recording: whole microseconds per sample
+
+#: repeats behind each row's mean (its means are multiples of 1/20 or 1/21 of a microsecond)
+SAMPLES = 20
+#: rows below this mean (us) tell the timing jitter: their samples straddle a whole microsecond
+JITTER_ROWS_US = 5.0
+#: harmonics of the smoothed floor (the sixth is damped below 1e-3 for a jitter of 0.1 us)
+_HARMONICS = 6
+
+
+@cache
+def _straddle_width() -> float:
+    """Width (in jitter standard deviations) of the band around a whole microsecond where
+    :data:`SAMPLES` samples of ``floor(t + e)``, ``e ~ N(0, sigma^2)``, are not all equal:
+    ``integral of 1 - (1 - Phi(z))^N - Phi(z)^N dz``."""
+    from scipy.stats import norm
+
+    z = np.linspace(-10.0, 10.0, 40001)
+    p = norm.cdf(z)
+    return float(np.trapezoid(1.0 - (1.0 - p) ** SAMPLES - p ** SAMPLES, z))
+
+
+@cache
+def timing_jitter_us(gpu: str) -> float:
+    """The standard deviation of one kernel's duration between Vidur's repeats on ``gpu``,
+    from the recording itself: every sample is whole microseconds (the medians are whole or
+    half microseconds), so a row's mean is a whole number unless its samples straddle one; the
+    share of the fit models' rows below :data:`JITTER_ROWS_US` whose mean is not whole, over
+    the width of the straddling band (:func:`_straddle_width`), is the jitter (a property of
+    the measurement, not of a kernel model)."""
+    rows = operator_rows(gpu)
+    small = np.isin(rows.model, FIT_MODELS) & (rows.ms * 1e3 < JITTER_ROWS_US)
+    us = rows.ms[small] * 1e3
+    whole = np.isclose(us, np.round(us), rtol=0.0, atol=1e-6)
+    return float(np.mean(~whole)) / _straddle_width()
+
+
+def recorded_us(t_us: ArrayLike, jitter_us: float) -> np.ndarray:
+    """The mean Vidur records for a kernel of ``t_us`` microseconds: each sample is the
+    duration cut to whole microseconds (``floor``) after a jitter of ``jitter_us`` (normal), so
+    the mean is ``E[floor(t + e)]`` = ``t - 1/2 + sum_m sin(2 pi m t) exp(-2 pi^2 m^2 s^2) /
+    (pi m)`` (the sawtooth's Fourier series, each harmonic damped by the jitter); a sample of 0
+    is dropped (``get_operation_time_stats`` skips a zero CUDA time), so at least 1 us."""
+    t = np.asarray(t_us, dtype=float)
+    out = t - 0.5
+    for m in range(1, _HARMONICS + 1):
+        out = out + (np.exp(-2.0 * (np.pi * m * jitter_us) ** 2) * np.sin(2.0 * np.pi * m * t)
+                     / (np.pi * m))
+    return np.maximum(out, 1.0)
+
+
+def recorded_ms(rows: OperatorRows, table: str, c: Any, add: Any = None) -> np.ndarray:
+    """:func:`predict_ms` as Vidur records it (:func:`recorded_us` per kernel: the parallel
+    residual's two adds each recorded); what the fits and the validation compare with the
+    measured means. The step model uses the kernel times themselves."""
+    t = predict_ms(rows, table, c, add) * 1e3
+    kernels = np.where(rows.parallel, 2.0, 1.0) if table == "add" else 1.0
+    return kernels * recorded_us(t / kernels, timing_jitter_us(rows.gpu)) * 1e-3
+
+
 def elementwise_shape(rows: OperatorRows) -> tuple[np.ndarray, np.ndarray]:
     """(row width in elements, bytes read and written) of element-wise rows, as the step model
     counts them (:meth:`hwsim.gpu_serving.roofline.Kernels._elementwise_s`)."""
@@ -201,13 +267,14 @@ def table_rows(gpu: str, table: str) -> OperatorRows:
 
 
 def _fit(residual: Callable[[np.ndarray], np.ndarray], x0: Sequence[float],
-         bounds: Sequence[tuple[float, float]]) -> np.ndarray:
+         bounds: Sequence[tuple[float, float]], tol: float = 1e-12,
+         max_nfev: int = 4000) -> np.ndarray:
     from scipy.optimize import least_squares
 
     lo, hi = [b[0] for b in bounds], [b[1] for b in bounds]
     x0 = np.clip(np.asarray(x0, dtype=float), lo, hi)
-    return least_squares(residual, x0, bounds=(lo, hi), x_scale="jac", xtol=1e-12,
-                         ftol=1e-12, max_nfev=4000).x
+    return least_squares(residual, x0, bounds=(lo, hi), x_scale="jac", xtol=tol,
+                         ftol=tol, max_nfev=max_nfev).x
 
 
 def fit_table(gpu: str, table: str) -> dict[str, float]:
@@ -221,15 +288,23 @@ def fit_table(gpu: str, table: str) -> dict[str, float]:
     fixed = {"small_index_max": SMALL_INDEX_MAX} if kind == "embedding" else {}
     y = rows.ms
 
+    def constants(x: np.ndarray) -> SimpleNamespace:
+        return SimpleNamespace(**fixed, **{f: v for (f, _, _), v in zip(fields, x, strict=True)})
+
+    def plain(x: np.ndarray) -> np.ndarray:
+        return np.log(predict_ms(rows, table, constants(x)) / y)
+
     def residual(x: np.ndarray) -> np.ndarray:
-        c = SimpleNamespace(**fixed, **{f: v for (f, _, _), v in zip(fields, x, strict=True)})
-        return np.log(predict_ms(rows, table, c) / y)
+        return np.log(recorded_ms(rows, table, constants(x)) / y)
 
     start = {"gemm": (0.75, 0.9, 0.8, 4.0, 3.0),
              "attention_decode": (7.0, 0.03, 0.6, 1.0, 1000.0),
              "attention_prefill": (30.0, 0.4, 1.5),
              "embedding": (2.0, 0.7, 3.0, 0.5, 0.5, 2.0)}.get(kind, (3.0, 0.5, 0.5, 2.0))
-    x = _fit(residual, start, [(lo, hi) for _, lo, hi in fields])
+    bounds = [(lo, hi) for _, lo, hi in fields]
+    # the kernel times against the means first (smooth), then through the recording (its
+    # whole-microsecond steps make the residual ripple: a short refinement from there)
+    x = _fit(residual, _fit(plain, start, bounds), bounds, tol=1e-8, max_nfev=60)
     return {**fixed, **{f: float(v) for (f, _, _), v in zip(fields, x, strict=True)}}
 
 
@@ -315,7 +390,7 @@ def class_errors(gpu: str, cal: Any) -> dict[tuple[str, str], np.ndarray]:
         sel = table_rows(gpu, table)
         if not len(sel.ms):
             continue
-        err = predict_ms(sel, table, getattr(cal, table), cal.add) / sel.ms - 1.0
+        err = recorded_ms(sel, table, getattr(cal, table), cal.add) / sel.ms - 1.0
         for role, mask in (("calibration", sel.fitted), ("held-out", ~sel.fitted)):
             if not mask.any():
                 continue
