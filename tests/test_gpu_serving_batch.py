@@ -186,3 +186,36 @@ def test_study_exhaustive_uses_the_batch_evaluator():
         assert np.array_equal(np.isnan(a), np.isnan(b))
         ok = ~np.isnan(a)
         np.testing.assert_allclose(a[ok], b[ok], rtol=REL)
+
+
+@pytest.mark.parametrize("specs", [["device=h100-sxm-80gb", "llm=llama3-70b"],
+                                   ["device=a100-sxm-80gb", "llm=llama2-7b",
+                                    "traffic=poisson-chat"]])
+def test_distinct_points_evaluation_is_the_direct_one(system, specs, monkeypatch):
+    """The step model evaluated once per distinct point and scattered back gives the same
+    numbers, bit for bit, as evaluating every point (a grid that repeats the step model's
+    inputs: the pipeline depth and the output length do not enter it)."""
+    from hwsim.gpu_serving import batch as gb
+
+    inputs = system.resolve(specs)
+    axes = np.meshgrid([1, 2, 4], [1, 2], np.arange(1, 41), [64, 256], [2000.0, 3350.0],
+                       indexing="ij")
+    keys = ("mapping.tensor_parallel", "mapping.pipeline_parallel", "mapping.batch",
+            "traffic.output_tokens", "device.hbm_bandwidth_GBps")
+    pts = {k: a.ravel() for k, a in zip(keys, axes, strict=True)}
+    grouped = system.analytical_batch(inputs, pts)
+    monkeypatch.setattr(gb._Distinct, "DENSE", 2.0)  # never group: every point directly
+    direct = system.analytical_batch(inputs, pts)
+    assert np.isfinite(direct["latency_ms_per_token"]).sum() > 100
+    for name in METRICS:
+        assert np.array_equal(np.asarray(grouped[name]), np.asarray(direct[name]),
+                              equal_nan=True), name
+
+
+def test_group_codes_number_equal_rows_alike():
+    from hwsim.gpu_serving.batch import _group_codes
+
+    a = np.array([1.0, 2.0, 1.0, 2.0, np.nan, np.nan])
+    b = np.array([5.0, 5.0, 5.0, 6.0, 7.0, 7.0])
+    assert _group_codes([a, b], 6).tolist() == [0, 1, 0, 2, 3, 3]
+    assert _group_codes([np.ones(3)], 3).tolist() == [0, 0, 0]

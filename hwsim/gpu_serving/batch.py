@@ -109,6 +109,7 @@ def _evaluate(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str
     pp = np.where(ok, pp, 1.0)  # keep the arithmetic of rejected points harmless
     m = np.where(ok, m, 1.0)
     k = Kernels.build(gpu, cal, llm, SimpleNamespace(**{**vars(mp), "tensor_parallel": tp}))
+    ev = _Distinct(k, n)  # the step model on the distinct points
     dev = k.device
     per = gpu.devices_per_server
 
@@ -176,8 +177,8 @@ def _evaluate(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str
                      c: np.ndarray) -> np.ndarray:
         """A round of ``n_a`` lanes of ``a`` sequences and ``n_c`` of ``c`` (counts may be
         fractional: a mean occupancy): the busiest stage or link, or the slowest trip."""
-        d_a, h_a = k.layer_s(a, 1.0, kv), k.head_s(a)
-        d_c, h_c = k.layer_s(c, 1.0, kv), k.head_s(c)
+        d_a, h_a = ev("layer_s", a, 1.0, kv), ev("head_s", a)
+        d_c, h_c = ev("layer_s", c, 1.0, kv), ev("head_s", c)
         d_sum, h_sum = n_a * d_a + n_c * d_c, n_a * h_a + n_c * h_c
         stage_busy = np.maximum(n_first * d_sum + (pp == 1) * h_sum, base * d_sum + h_sum)
         seqs = n_a * a + n_c * c
@@ -189,13 +190,13 @@ def _evaluate(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str
 
     # saturation (closed traffic): every lane full, a static batch prefilled then decoded
     full_round = np.where(output > 1, decode_round(full, m, (rest > 0) * 1.0, last), 0.0)
-    fill = _pipeline_fill(k, per, tp, pp, base, extra, m, last, lanes, prompt,
+    fill = _pipeline_fill(ev, per, tp, pp, base, extra, m, last, lanes, prompt,
                           row_bytes / bw_net, row_bytes / bw_local) + n_links * lat
     capacity = b * output / (fill + (output - 1) * full_round)
 
     def first_token(seqs: np.ndarray) -> np.ndarray:
         """One micro-batch of ``seqs`` requests prefilled through every stage, idle replica."""
-        return (k.layer_s(seqs, prompt, 0.0) * llm.layers + k.head_s(seqs)
+        return (ev("layer_s", seqs, prompt, 0.0) * llm.layers + ev("head_s", seqs)
                 + links_s(np.floor(seqs * prompt)) + n_links * lat)
 
     rate = load.arrival_rate(traffic)
@@ -203,7 +204,7 @@ def _evaluate(inputs: Inputs, vec: Mapping[str, np.ndarray], n: int) -> dict[str
     n_pre = arr(mp.prefill_replicas)
     disagg = n_pre > 0
     if np.any(chunked):  # chunked prefill: the saturated steady state of mixed steps
-        c_thr, c_step, c_ttft, _ = _chunked(k, llm.layers, b, chunk, prompt, output)
+        c_thr, c_step, c_ttft, _ = _chunked(ev, llm.layers, b, chunk, prompt, output)
         capacity = np.where(chunked, c_thr, capacity)
         full_round = np.where(chunked, c_step, full_round)
         fill = np.where(chunked, c_ttft, fill)
@@ -325,7 +326,7 @@ def _disaggregated(k: Kernels, layers: int, b: np.ndarray, decoders: np.ndarray,
     return req * output, tpot, ttft, t_p1, ok, why
 
 
-def _chunked(k: Kernels, layers: int, flight: np.ndarray, budget: np.ndarray,
+def _chunked(ev: _Distinct, layers: int, flight: np.ndarray, budget: np.ndarray,
              prompt: np.ndarray, output: np.ndarray
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Saturated continuous batching with chunked prefill (one stage): every step decodes
@@ -343,14 +344,15 @@ def _chunked(k: Kernels, layers: int, flight: np.ndarray, budget: np.ndarray,
                  np.minimum(budget, flight * prompt))
     pre_seqs = x / prompt
     kv = prompt + (output - 2.0) / 2.0
-    step = layers * k.step_layer_s(n_dec, kv, pre_seqs, prompt, 0.0) + k.head_s(n_dec + pre_seqs)
+    step = (layers * ev("step_layer_s", n_dec, kv, pre_seqs, prompt, 0.0)
+            + ev("head_s", n_dec + pre_seqs))
     tokens = n_dec + pre_seqs  # one per decode, the first one of each prompt completed
     thr = tokens / step
     ttft = np.maximum(prompt / np.maximum(budget - n_dec, 1e-30), 1.0) * step
     return thr, step, ttft, n_dec
 
 
-def _pipeline_fill(k: Kernels, per: int, tp: np.ndarray, pp: np.ndarray, base: np.ndarray,
+def _pipeline_fill(ev: _Distinct, per: int, tp: np.ndarray, pp: np.ndarray, base: np.ndarray,
                    extra: np.ndarray, m: np.ndarray, last: np.ndarray, lanes: np.ndarray,
                    prompt: np.ndarray, row_s_net: np.ndarray, row_s_local: np.ndarray
                    ) -> np.ndarray:
@@ -361,18 +363,20 @@ def _pipeline_fill(k: Kernels, per: int, tp: np.ndarray, pp: np.ndarray, base: n
     pmax = int(pp.max())
     stage = np.arange(pmax)[None, :]
     pcol = pp[:, None]
-    layers = base[:, None] + (stage < extra[:, None])
-    is_last = stage == pcol - 1
-    row_s = np.where(crosses_servers(stage, tp[:, None], per), row_s_net[:, None],
-                     row_s_local[:, None])
+    # per stage: its layers and whether it is the last (0 and False past the last stage); per
+    # link: the seconds of one row (0 past the last link)
+    layers = np.where(stage < pcol, base[:, None] + (stage < extra[:, None]), 0.0)
+    is_last = (stage == pcol - 1).astype(float)
+    row_s = np.where(stage < pcol - 1,
+                     np.where(crosses_servers(stage, tp[:, None], per), row_s_net[:, None],
+                              row_s_local[:, None]), 0.0)
 
     def machines(size: np.ndarray) -> np.ndarray:
-        s = np.where(stage < pcol, layers * k.layer_s(size, prompt, 0.0)[:, None]
-                     + is_last * k.head_s(size)[:, None], 0.0)
-        link = np.where(stage < pcol - 1,
-                        np.floor(size * prompt)[:, None] * row_s, 0.0)
         t = np.empty((len(size), 2 * pmax))
-        t[:, 0::2], t[:, 1::2] = s, link
+        s, link = t[:, 0::2], t[:, 1::2]
+        np.multiply(layers, ev("layer_s", size, prompt, 0.0)[:, None], out=s)
+        s += is_last * ev("head_s", size)[:, None]
+        np.multiply(np.floor(size * prompt)[:, None], row_s, out=link)
         return t
 
     t, t_last = machines(m), machines(last)
@@ -381,3 +385,102 @@ def _pipeline_fill(k: Kernels, per: int, tp: np.ndarray, pp: np.ndarray, base: n
     many = np.max(prefix + (lanes[:, None] - 2) * np.maximum.accumulate(t, axis=1) + suffix,
                   axis=1)
     return np.where(lanes > 1, many, t_last.sum(axis=1))
+
+
+# --------------------------------------------------------------------------------------------
+# the step model on the distinct points only
+
+
+def _take(x: Any, idx: np.ndarray, n: int) -> Any:
+    """``x[idx]`` for a per-point array (shape ``(n,)``), a dataclass or namespace with such
+    fields taken field by field; anything else (a scalar, a spec table) as it is."""
+    if isinstance(x, np.ndarray):
+        return x[idx] if x.shape == (n,) else x
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        if not _point_arrays(x, n, []):
+            return x  # a spec table: no per-point values
+        return dataclasses.replace(x, **{f.name: _take(getattr(x, f.name), idx, n)
+                                         for f in dataclasses.fields(x) if f.init})
+    if isinstance(x, SimpleNamespace):
+        return SimpleNamespace(**{a: _take(v, idx, n) for a, v in vars(x).items()})
+    return x
+
+
+def _point_arrays(x: Any, n: int, out: list[np.ndarray], depth: int = 0) -> list[np.ndarray]:
+    """The per-point arrays (shape ``(n,)``) inside ``x`` (fields of dataclasses and
+    namespaces, two levels deep)."""
+    if isinstance(x, np.ndarray):
+        if x.shape == (n,):
+            out.append(x)
+    elif depth < 2 and dataclasses.is_dataclass(x) and not isinstance(x, type):
+        for f in dataclasses.fields(x):
+            _point_arrays(getattr(x, f.name), n, out, depth + 1)
+    elif depth < 2 and isinstance(x, SimpleNamespace):
+        for v in vars(x).values():
+            _point_arrays(v, n, out, depth + 1)
+    return out
+
+
+def _group_codes(columns: list[np.ndarray], n: int) -> np.ndarray:
+    """One integer per point, equal for points equal in every column, numbered in order of
+    first appearance (``pandas.factorize``: a hash table, no sort)."""
+    import pandas as pd
+
+    code = np.zeros(n, dtype=np.int64)
+    size = 1  # codes are below this (a mixed-radix number of the columns' codes)
+    for col in columns:
+        c, uniq = pd.factorize(col, use_na_sentinel=False)
+        if len(uniq) == 1:
+            continue
+        if size * len(uniq) >= 1 << 62:  # renumber before the product could overflow
+            code, u = pd.factorize(code, use_na_sentinel=False)
+            size = len(u)
+        code = code * len(uniq) + c
+        size *= len(uniq)
+    if size == 1:
+        return code
+    return pd.factorize(code, use_na_sentinel=False)[0]
+
+
+class _Distinct:
+    """:class:`Kernels` methods evaluated once per distinct point and scattered back.
+
+    A sweep's grid repeats the step model's inputs: the time of a layer depends on the
+    tensor-parallel degree, the device's rates and the batch and lengths, not on the pipeline
+    depth, the output length or the price; so each call finds the points whose inputs (the
+    step model's per-point arrays and the call's arguments) are all equal, evaluates the
+    method on one of each (a :class:`Kernels` cut to those points) and gathers the result.
+    Where most points are distinct it evaluates them all directly. The values are those of the
+    direct evaluation (the same arithmetic on the same numbers). Results are remembered per
+    argument objects, so a quantity two closed forms need is computed once."""
+
+    #: evaluate directly when more than this share of the points is distinct
+    DENSE = 0.5
+
+    def __init__(self, k: Kernels, n: int) -> None:
+        self.k, self.n = k, n
+        self.base = _group_codes(_point_arrays(k, n, []), n)
+        self._memo: dict[tuple, tuple[tuple, np.ndarray]] = {}
+
+    def __call__(self, name: str, *args: Any) -> np.ndarray:
+        key = (name, *(id(a) if isinstance(a, np.ndarray) else float(a) for a in args))
+        hit = self._memo.get(key)
+        if hit is not None:
+            return hit[1]
+        n = self.n
+        arrays = [a for a in args if isinstance(a, np.ndarray) and a.ndim]
+        if any(a.shape != (n,) for a in arrays):  # not one value per point: as it is
+            return getattr(self.k, name)(*args)
+        code = _group_codes([self.base, *arrays], n)
+        distinct = int(code.max()) + 1 if n else 0
+        if n == 0 or distinct > self.DENSE * n:
+            out = np.broadcast_to(getattr(self.k, name)(*args), (n,))
+        else:
+            # codes number the groups in order of first appearance: the first point of each
+            first = np.flatnonzero(code > np.concatenate(
+                ([-1], np.maximum.accumulate(code)[:-1])))
+            sub = _take(self.k, first, n)
+            vals = getattr(sub, name)(*(_take(a, first, n) for a in args))
+            out = np.broadcast_to(vals, (distinct,))[code]
+        self._memo[key] = (args, out)  # the arguments held: their ids stay theirs
+        return out

@@ -54,7 +54,7 @@ def framework_fitted_on(name: str) -> str:
 
 
 def _num(v: float) -> str:
-    v = 0.0 if abs(v) < 1e-9 else float(f"{v:.4g}")
+    v = 0.0 if abs(v) < 1e-6 else float(f"{v:.4g}")  # below: the optimiser's rounding
     return repr(v)
 
 

@@ -20,10 +20,16 @@ by :mod:`hwsim.gpu_serving.calibration`).
   ``half_blocks``, plus a cost per thread block and a fixed one.
 - **Prefill attention** (FlashAttention-style, causal): ``4 x heads x head_dim x q x (kv +
   chunk_factor x q)`` FLOPs at a fitted share of the peak, plus a fixed cost.
-- **Element-wise** (norms, residual adds, activations, rotary embedding, the embedding gather):
+- **Element-wise** (norms, residual adds, activations, rotary embedding):
   the larger (a power mean) of the bytes over an achieved bandwidth and a floor that grows with
   the width of a token's row (one thread block per token: a wide row takes longer even for
-  one token).
+  one token). A GELU (PyTorch's ``torch.nn.GELU``) and a residual add are the same kind of
+  kernel (PyTorch's element-wise loop), so the GELU takes the add's constants with its own bytes;
+  a fused SiLU x gate (sarathi's ``silu_and_mul``) has a table of its own.
+- **Embedding gather** (PyTorch's ``index_select``): two kernels by the token count (its
+  ``index_select_out_cuda_impl`` switches at 16 indices): the small-index kernel copies the
+  rows one after another (a fixed time and one per token, whatever the width), the large-index
+  kernel is the element-wise model.
 - **All-reduce and send/recv** (NCCL, within a node): a start-up latency plus the bytes over a
   bus bandwidth, ``2 (n - 1) / n`` of the message for an all-reduce of ``n`` devices (the ring's
   traffic, as NCCL's bus bandwidth counts it).
@@ -128,6 +134,20 @@ def elementwise_s(width: ArrayLike, nbytes: ArrayLike, bandwidth_Bps: ArrayLike,
     floor = (_f(c.floor_us) + _f(width) * _f(c.floor_ns_per_element) * 1e-3) * 1e-6
     mem = nbytes / (_f(bandwidth_Bps) * _f(c.bandwidth_efficiency))
     return np.where(nbytes > 0, power_mean(floor, mem, c.smoothing), 0.0)
+
+
+def embedding_s(tokens: ArrayLike, width: ArrayLike, nbytes: ArrayLike,
+                bandwidth_Bps: ArrayLike, c: Any) -> np.ndarray:
+    """The embedding gather of ``tokens`` rows of ``width`` elements, ``nbytes`` read and
+    written (``c``: the ``embedding`` table): PyTorch's small-index kernel up to
+    ``c.small_index_max`` tokens (a fixed time plus one per token: the rows are copied one
+    after another, each by the whole grid, so the time does not depend on the width), else
+    its large-index kernel (the element-wise model); 0 for no bytes."""
+    tokens = _f(tokens)
+    small = (_f(c.small_floor_us) + tokens * _f(c.small_per_index_us)) * 1e-6
+    large = elementwise_s(width, nbytes, bandwidth_Bps, c)
+    return np.where(_f(nbytes) > 0, np.where(tokens <= _f(c.small_index_max), small, large),
+                    0.0)
 
 
 def allreduce_s(nbytes: ArrayLike, group: ArrayLike, latency_us: ArrayLike,

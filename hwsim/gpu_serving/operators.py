@@ -4,11 +4,16 @@ the operator fits per GPU, and the operator validation groups.
 Each measured row is predicted with the operator models of :mod:`hwsim.gpu_serving.kernels` at
 the row's shape; the fit chooses the constants of one operator kind on one GPU that minimise the
 sum of squared log errors (``scipy.optimize.least_squares``) over that GPU's rows of the models
-in :data:`FIT_MODELS`; the rows of every other model are held out. The attention profile exists
-for the A100 only (Llama-2-7B); it is fitted on its rows with kernel-launch overheads, so it has
-no held-out rows, and the H100 uses the A100's efficiencies (shares of its own peaks; an
-assumption). Collectives are fitted per GPU over the all-reduces of 2, 4 and 8 devices of one
-DGX node at once (one latency, one bus bandwidth) and over send/recv within a node.
+in :data:`FIT_MODELS`; the rows of every other model are held out. The embedding gather is
+PyTorch's two ``index_select`` kernels (:data:`SMALL_INDEX_MAX`), each with its own constants.
+Vidur's samples are whole microseconds, so the fits and the validation compare each mean with
+the predicted kernel time as recorded (:func:`recorded_ms`), the repeats' jitter read off the
+data (:func:`timing_jitter_us`); the step model takes the kernel times themselves.
+The attention profile exists for the A100 only (Llama-2-7B); it is fitted on its rows with
+kernel-launch overheads, so it has no held-out rows, and the H100 uses the A100's efficiencies
+(shares of its own peaks; an assumption). Collectives are fitted per GPU over the all-reduces
+of 2, 4 and 8 devices of one DGX node at once (one latency, one bus bandwidth) and over
+send/recv within a node.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from hwsim.gpu_serving import kernels as kn
+
+ArrayLike = Any  # float | np.ndarray
 
 DATA = Path(__file__).resolve().parent / "data"
 OPERATORS_CSV = DATA / "operators_vidur.csv"
@@ -55,11 +62,19 @@ FIELDS: dict[str, tuple[tuple[str, float, float], ...]] = {
                           ("chunk_factor", 0.0, 5.0)),
     "elementwise": (("floor_us", 0.0, 100.0), ("floor_ns_per_element", 0.0, 100.0),
                     ("bandwidth_efficiency", 0.01, 1.5), ("smoothing", 1.0, 30.0)),
+    "embedding": (("small_floor_us", 0.0, 100.0), ("small_per_index_us", 0.0, 10.0),
+                  ("floor_us", 0.0, 100.0), ("floor_ns_per_element", 0.0, 100.0),
+                  ("bandwidth_efficiency", 0.01, 1.5), ("smoothing", 1.0, 30.0)),
 }
+#: the most indices PyTorch's index_select (the embedding gather) copies with its small-index
+#: kernel, one row after another; more take the large-index kernel (pytorch/pytorch
+#: aten/src/ATen/native/cuda/Indexing.cu, index_select_out_cuda_impl: ``numIndices <= 16``).
+#: A fact of the kernel, not fitted.
+SMALL_INDEX_MAX = 16
 BYTES = 2.0  # FP16 activations and weights, as profiled
-#: held-out models whose element-wise kernels differ from the fitted ones (phi-2: LayerNorm
-#: with bias, unsplit GELU, one residual add of the parallel attention and MLP), reported as
-#: groups of their own
+#: held-out models whose element-wise kernels differ from the fitted ones (phi-2: PyTorch's
+#: LayerNorm, an ungated GELU, the parallel attention and MLP's add of three terms), each timed
+#: by its own kernel model on the fitted constants and reported as groups of their own
 OTHER_ARCHITECTURE = ("microsoft/phi-2",)
 OTHER_LABEL = "phi-2"
 
@@ -86,6 +101,9 @@ class OperatorRows:
     d_model: np.ndarray
     d_ff: np.ndarray
     gated: np.ndarray
+    #: the model's attention and MLP read the same normed input and one timed add sums both
+    #: with the residual (no post-attention norm: phi-2, GPT-J), two binary adds
+    parallel: np.ndarray
     ms: np.ndarray
 
     def where(self, mask: np.ndarray) -> OperatorRows:
@@ -99,7 +117,7 @@ class OperatorRows:
 
 
 _ARRAYS = ("model", "op", "op_class", "tp", "tokens", "m", "n", "k", "batch", "kv_len", "chunk",
-           "heads", "kv_heads", "d_model", "d_ff", "gated", "ms")
+           "heads", "kv_heads", "d_model", "d_ff", "gated", "parallel", "ms")
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -126,6 +144,10 @@ def operator_rows(gpu: str) -> OperatorRows:
                             ("gated", "gated", _num), ("ms", "time_ms_mean", _num)):
         cols[key] = np.array([conv(r[name]) for r in rows],
                              dtype=object if conv is str else float)
+    # Vidur's block (vidur/profiling/mlp/mlp_impl.py, GPTBlock): a model without a
+    # post-attention norm runs attention and MLP side by side and times one add of three terms
+    sequential = {r["model"] for r in rows if r["op"] == "post_attention_layernorm"}
+    cols["parallel"] = np.array([r["model"] not in sequential for r in rows], dtype=bool)
     return OperatorRows(gpu, **cols)
 
 
@@ -137,8 +159,10 @@ def _gpu_rates(gpu: str) -> tuple[float, float, float]:
     return g.peak_16bit_TFLOPS * 1e12, g.hbm_bandwidth_GBps * 1e9, float(g.sms)
 
 
-def predict_ms(rows: OperatorRows, table: str, c: Any) -> np.ndarray:
-    """Predicted times (ms) of ``rows`` (all of one ``table``) with that table's constants."""
+def predict_ms(rows: OperatorRows, table: str, c: Any, add: Any = None) -> np.ndarray:
+    """Predicted times (ms) of ``rows`` (all of one ``table``) with that table's constants;
+    ``add``: the residual add's, which time a GELU (PyTorch's element-wise loop, as the add;
+    default ``c``)."""
     peak, bw, sms = _gpu_rates(rows.gpu)
     d = rows.d_model
     if table == "gemm":
@@ -152,7 +176,75 @@ def predict_ms(rows: OperatorRows, table: str, c: Any) -> np.ndarray:
         return kn.prefill_attention_s(1.0, rows.chunk, rows.kv_len, rows.heads, d / rows.heads,
                                       peak, c) * 1e3
     width, nbytes = elementwise_shape(rows)
+    if table == "embedding":
+        return kn.embedding_s(rows.tokens, width, nbytes, bw, c) * 1e3
+    if table == "add":  # two binary adds where attention and MLP run side by side
+        return np.where(rows.parallel, 2.0, 1.0) * kn.elementwise_s(width, nbytes, bw, c) * 1e3
+    if table == "activation":  # torch.nn.GELU where the MLP is not gated: the add's kernel
+        gelu = kn.elementwise_s(width, nbytes, bw, c if add is None else add)
+        return np.where(rows.gated > 0, kn.elementwise_s(width, nbytes, bw, c), gelu) * 1e3
     return kn.elementwise_s(width, nbytes, bw, c) * 1e3
+
+
+# --------------------------------------------------------------------------------------------
+# Vidur's recording: whole microseconds per sample
+
+#: repeats behind each row's mean (its means are multiples of 1/20 or 1/21 of a microsecond)
+SAMPLES = 20
+#: rows below this mean (us) tell the timing jitter: their samples straddle a whole microsecond
+JITTER_ROWS_US = 5.0
+#: harmonics of the smoothed floor (the sixth is damped below 1e-3 for a jitter of 0.1 us)
+_HARMONICS = 6
+
+
+@cache
+def _straddle_width() -> float:
+    """Width (in jitter standard deviations) of the band around a whole microsecond where
+    :data:`SAMPLES` samples of ``floor(t + e)``, ``e ~ N(0, sigma^2)``, are not all equal:
+    ``integral of 1 - (1 - Phi(z))^N - Phi(z)^N dz``."""
+    from scipy.stats import norm
+
+    z = np.linspace(-10.0, 10.0, 40001)
+    p = norm.cdf(z)
+    return float(np.trapezoid(1.0 - (1.0 - p) ** SAMPLES - p ** SAMPLES, z))
+
+
+@cache
+def timing_jitter_us(gpu: str) -> float:
+    """The standard deviation of one kernel's duration between Vidur's repeats on ``gpu``,
+    from the recording itself: every sample is whole microseconds (the medians are whole or
+    half microseconds), so a row's mean is a whole number unless its samples straddle one; the
+    share of the fit models' rows below :data:`JITTER_ROWS_US` whose mean is not whole, over
+    the width of the straddling band (:func:`_straddle_width`), is the jitter (a property of
+    the measurement, not of a kernel model)."""
+    rows = operator_rows(gpu)
+    small = np.isin(rows.model, FIT_MODELS) & (rows.ms * 1e3 < JITTER_ROWS_US)
+    us = rows.ms[small] * 1e3
+    whole = np.isclose(us, np.round(us), rtol=0.0, atol=1e-6)
+    return float(np.mean(~whole)) / _straddle_width()
+
+
+def recorded_us(t_us: ArrayLike, jitter_us: float) -> np.ndarray:
+    """The mean Vidur records for a kernel of ``t_us`` microseconds: each sample is the
+    duration cut to whole microseconds (``floor``) after a jitter of ``jitter_us`` (normal), so
+    the mean is ``E[floor(t + e)]`` = ``t - 1/2 + sum_m sin(2 pi m t) exp(-2 pi^2 m^2 s^2) /
+    (pi m)`` (the sawtooth's Fourier series, each harmonic damped by the jitter); a sample of 0
+    is dropped (``get_operation_time_stats`` skips a zero CUDA time), so at least 1 us."""
+    t = np.asarray(t_us, dtype=float)
+    out = t - 0.5
+    for m in range(1, _HARMONICS + 1):
+        out = out + (np.exp(-2.0 * (np.pi * m * jitter_us) ** 2) * np.sin(2.0 * np.pi * m * t)
+                     / (np.pi * m))
+    return np.maximum(out, 1.0)
+
+
+def recorded_ms(rows: OperatorRows, table: str, c: Any, add: Any = None) -> np.ndarray:
+    """:func:`predict_ms` as Vidur records it (:func:`recorded_us` per kernel: the parallel
+    residual's two adds each recorded); what the fits and the validation compare with the
+    measured means. The step model uses the kernel times themselves."""
+    t = predict_ms(rows, table, c, add) * 1e3
+    kernels = np.where(rows.parallel, 2.0, 1.0) if table == "add" else 1.0
+    return kernels * recorded_us(t / kernels, timing_jitter_us(rows.gpu)) * 1e-3
 
 
 def elementwise_shape(rows: OperatorRows) -> tuple[np.ndarray, np.ndarray]:
@@ -175,13 +267,14 @@ def table_rows(gpu: str, table: str) -> OperatorRows:
 
 
 def _fit(residual: Callable[[np.ndarray], np.ndarray], x0: Sequence[float],
-         bounds: Sequence[tuple[float, float]]) -> np.ndarray:
+         bounds: Sequence[tuple[float, float]], tol: float = 1e-12,
+         max_nfev: int = 4000) -> np.ndarray:
     from scipy.optimize import least_squares
 
     lo, hi = [b[0] for b in bounds], [b[1] for b in bounds]
     x0 = np.clip(np.asarray(x0, dtype=float), lo, hi)
-    return least_squares(residual, x0, bounds=(lo, hi), x_scale="jac", xtol=1e-12,
-                         ftol=1e-12, max_nfev=4000).x
+    return least_squares(residual, x0, bounds=(lo, hi), x_scale="jac", xtol=tol,
+                         ftol=tol, max_nfev=max_nfev).x
 
 
 def fit_table(gpu: str, table: str) -> dict[str, float]:
@@ -192,17 +285,27 @@ def fit_table(gpu: str, table: str) -> dict[str, float]:
     rows = rows.where(rows.fitted)
     kind = table if table in FIELDS else "elementwise"
     fields = FIELDS[kind]
+    fixed = {"small_index_max": SMALL_INDEX_MAX} if kind == "embedding" else {}
     y = rows.ms
 
+    def constants(x: np.ndarray) -> SimpleNamespace:
+        return SimpleNamespace(**fixed, **{f: v for (f, _, _), v in zip(fields, x, strict=True)})
+
+    def plain(x: np.ndarray) -> np.ndarray:
+        return np.log(predict_ms(rows, table, constants(x)) / y)
+
     def residual(x: np.ndarray) -> np.ndarray:
-        c = SimpleNamespace(**{f: v for (f, _, _), v in zip(fields, x, strict=True)})
-        return np.log(predict_ms(rows, table, c) / y)
+        return np.log(recorded_ms(rows, table, constants(x)) / y)
 
     start = {"gemm": (0.75, 0.9, 0.8, 4.0, 3.0),
              "attention_decode": (7.0, 0.03, 0.6, 1.0, 1000.0),
-             "attention_prefill": (30.0, 0.4, 1.5)}.get(kind, (3.0, 0.5, 0.5, 2.0))
-    x = _fit(residual, start, [(lo, hi) for _, lo, hi in fields])
-    return {f: float(v) for (f, _, _), v in zip(fields, x, strict=True)}
+             "attention_prefill": (30.0, 0.4, 1.5),
+             "embedding": (2.0, 0.7, 3.0, 0.5, 0.5, 2.0)}.get(kind, (3.0, 0.5, 0.5, 2.0))
+    bounds = [(lo, hi) for _, lo, hi in fields]
+    # the kernel times against the means first (smooth), then through the recording (its
+    # whole-microsecond steps make the residual ripple: a short refinement from there)
+    x = _fit(residual, _fit(plain, start, bounds), bounds, tol=1e-8, max_nfev=60)
+    return {**fixed, **{f: float(v) for (f, _, _), v in zip(fields, x, strict=True)}}
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,7 +390,7 @@ def class_errors(gpu: str, cal: Any) -> dict[tuple[str, str], np.ndarray]:
         sel = table_rows(gpu, table)
         if not len(sel.ms):
             continue
-        err = predict_ms(sel, table, getattr(cal, table)) / sel.ms - 1.0
+        err = recorded_ms(sel, table, getattr(cal, table), cal.add) / sel.ms - 1.0
         for role, mask in (("calibration", sel.fitted), ("held-out", ~sel.fitted)):
             if not mask.any():
                 continue

@@ -222,12 +222,14 @@ class Kernels:
             seqs = np.asarray(seqs, dtype=float)
             q = np.asarray(q_len, dtype=float)
             kv = np.asarray(kv_len, dtype=float)
-            if q.ndim == 0 and float(q) > 1.0:  # one prefill: only its branch
+            if np.all(q > 1.0):  # prefills only: only their branch
                 dec = 0.0
             else:
                 dec = self.step_layer_s(seqs, kv, 0.0, 0.0, 0.0)
             if q.ndim == 0 and float(q) <= 1.0:  # one decode
                 return np.asarray(dec)
+            if np.all(q <= 1.0):  # decodes only
+                return np.where(q <= 1.0, dec, 0.0)
             if self.fits.framework.last_prompt_token_decoded:
                 # TurboMind: the prefill covers q - 1 tokens, a decode step the last one
                 pre = (self.step_layer_s(0.0, 0.0, seqs, q - 1.0, kv)
@@ -401,7 +403,10 @@ class Kernels:
         norms = 1 if llm.parallel_attention else 2
         t = (norms * kn.elementwise_s(d, 2 * rows * d * b, bw, f.norm)
              + 2 * kn.elementwise_s(d, 3 * rows * d * b, bw, f.add)
-             + kn.elementwise_s(ff, (3 if gated else 2) * rows * ff * b, bw, f.activation)
+             # SiLU x gate: its own kernel; an ungated GELU: PyTorch's element-wise loop (the
+             # residual add's constants)
+             + kn.elementwise_s(ff, (3 if gated else 2) * rows * ff * b, bw,
+                                f.activation if gated else f.add)
              + kn.elementwise_s(qk, 2 * rows * qk * b, bw, f.rope))
         return np.asarray(f.framework.elementwise_share, dtype=float) * t
 
@@ -480,7 +485,7 @@ class Kernels:
                           f.gemm)
             t = t + np.asarray(f.framework.elementwise_share, dtype=float) * kn.elementwise_s(
                 d, 2 * seqs * d * b, bw, f.norm)
-            t = t + kn.elementwise_s(d, 2 * seqs * d * b, bw, f.embedding)
+            t = t + kn.embedding_s(seqs, d, 2 * seqs * d * b, bw, f.embedding)
             return t + np.asarray(f.framework.step_overhead_us, dtype=float) * 1e-6
         return perf.gemm_s(head, seqs, self.tp, self.device, self.shape.bytes_per_value)
 

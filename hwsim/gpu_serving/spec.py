@@ -78,6 +78,32 @@ class ElementwiseConstants:
 
 
 @dataclass(frozen=True, kw_only=True)
+class EmbeddingConstants:
+    """The token-embedding gather (:func:`hwsim.gpu_serving.kernels.embedding_s`): PyTorch's
+    ``index_select`` runs one of two kernels by the number of tokens (pytorch/pytorch
+    aten/src/ATen/native/cuda/Indexing.cu, ``index_select_out_cuda_impl``): up to
+    ``small_index_max`` tokens ``indexSelectSmallIndex``, which copies the tokens' rows one
+    after another (each a pass of the whole grid over one row); more tokens
+    ``indexSelectLargeIndex``, every element of every row at once (the element-wise model)."""
+
+    small_index_max: int = param(0, ge=0, le=1 << 20, help="the most tokens gathered by the "
+                                 "small-index kernel (PyTorch: 16); 0 = the large-index kernel "
+                                 "for every token count")
+    small_floor_us: float = param(0.0, unit="us", ge=0, le=1e4, help="fixed time of the "
+                                  "small-index kernel")
+    small_per_index_us: float = param(0.0, unit="us", ge=0, le=1e4, help="time per token of "
+                                      "the small-index kernel (one row copied after another)")
+    floor_us: float = param(0.0, unit="us", ge=0, le=1e4, help="large-index kernel: fixed part "
+                            "of the time floor")
+    floor_ns_per_element: float = param(0.0, unit="ns", ge=0, le=1e4, help="large-index "
+                                        "kernel: floor per element of a token's row")
+    bandwidth_efficiency: float = param(1.0, gt=0, le=1.5, help="large-index kernel: achieved "
+                                        "/ peak HBM bandwidth")
+    smoothing: float = param(50.0, ge=1, le=100, help="large-index kernel: exponent of the "
+                             "power mean of floor and memory time")
+
+
+@dataclass(frozen=True, kw_only=True)
 class CollectiveConstants:
     """NCCL collectives within a server (:func:`hwsim.gpu_serving.kernels.allreduce_s`)."""
 
@@ -171,8 +197,8 @@ class GpuCalibrationSpec:
                                              help="the FFN activation (SiLU x gate, GELU)")
     rope: ElementwiseConstants = param(default_factory=ElementwiseConstants,
                                        help="rotary position embedding")
-    embedding: ElementwiseConstants = param(default_factory=ElementwiseConstants,
-                                            help="the token-embedding gather")
+    embedding: EmbeddingConstants = param(default_factory=EmbeddingConstants,
+                                          help="the token-embedding gather (two kernels)")
     collectives: CollectiveConstants = param(default_factory=CollectiveConstants,
                                              help="NCCL all-reduce and send/recv")
     framework: FrameworkConstants = param(default_factory=FrameworkConstants,
