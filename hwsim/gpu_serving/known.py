@@ -74,10 +74,10 @@ _DEVIATIONS: tuple[tuple[str, float, tuple[str, ...]], ...] = (
       "lmdeploy a100 fp16 Llama-2-13B tp1 b64 128/2048 ttft",
       "lmdeploy a100 fp16 InternLM-20B tp2 b32 2048/2048 ttft")),
     ("a batch-64 prefill of 64 x 127 tokens (8,128 rows per GEMM, past the 4,096 of the "
-     "operator data the GEMMs were fitted on) predicted 0.75-0.92 s against 0.59-0.70 s "
-     "measured; the batch-16 and -32 rows of the same lengths are within 17%", 0.5,
-     ("lmdeploy a100 fp16 Llama-2-13B tp1 b64 128/128 ttft",
-      "lmdeploy a100 fp16 InternLM-20B tp2 b64 128/128 ttft")),
+     "operator data the GEMMs were fitted on) over-predicted by about 30%; the batch-16 and "
+     "-32 rows of the same lengths are within 17%, and InternLM-20B's batch-64 row "
+     "within 30%", 0.5,
+     ("lmdeploy a100 fp16 Llama-2-13B tp1 b64 128/128 ttft",)),
 )
 
 #: case name -> (reason, ceiling)
