@@ -38,6 +38,7 @@ from scipy.optimize import brentq, least_squares
 
 from hwsim import specs
 from hwsim.hw.gpu import GpuSpec
+from hwsim.sparse import format as fmt
 from hwsim.spmm import analytical
 from hwsim.spmm.spec import SpmmCalibrationSpec, SpmmKernelSpec
 from hwsim.validation import Case
@@ -297,6 +298,33 @@ def empirical_flash_llm_law() -> dict[int, np.ndarray]:
     return law
 
 
+def additive_step_diagnosis(gpu: GpuSpec | None = None) -> dict[int, dict[str, float]]:
+    """Why Flash-LLM's step is not modelled as a sum (docs/spmm.md, "Is the step additive?"):
+    per N, the digitised times' cost per nonzero over their cost per dense element
+    (:func:`empirical_flash_llm_law`) against the same ratio for a step that adds the
+    extraction to the MMAs and their operand reads at the hardware rates (one 16-bit store per
+    nonzero at 32 per clock; the zero-fill, the ``ldmatrix`` of the dense A tile and the B tile's
+    copy and read at ``smem_bytes_per_clk_per_sm``; the MMAs at the tensor peak, or left out as
+    hidden), which no efficiency constant changes; and the data's cost per nonzero against what
+    its 4-B record costs at the HBM peak if the load were serial too."""
+    gpu = gpu or load_gpu()
+    dev = analytical.device_of(gpu)
+    out = {}
+    for n, (a, b, _) in empirical_flash_llm_law().items():
+        tm, tn = (float(x) for x in analytical.flash_llm_tiles(n))
+        per_nnz = 1.0 / analytical.SMEM_STORES_PER_CLK  # SM clocks per scattered record
+        smem_B = 2.0 + 2.0 + 2.0 * 2.0 * tn / tm  # fill, ldmatrix of A, B in and out, per elem
+        per_elem = smem_B / dev.smem_Bpc
+        n_mma = min(tn, 8.0 * np.ceil(n / 8.0))
+        mma = 2.0 * n_mma / (dev.tensor_flops / dev.sms / dev.clock_Hz)
+        out[n] = {"data_ratio": float(a / b),
+                  "additive_ratio": float(per_nnz / per_elem),
+                  "additive_ratio_with_mma": float(per_nnz / (per_elem + mma)),
+                  "data_s_per_nnz": float(a),
+                  "serial_load_s_per_nnz": float(fmt.RECORD_BYTES / dev.hbm_Bps)}
+    return out
+
+
 def speedup_diagnosis(gpu: GpuSpec | None = None) -> dict[str, dict[str, tuple[float, ...]]]:
     """Where the mean speedups come from (docs/spmm.md, 'Why four means miss'): per baseline,
     the model's means at 70/80/90% on the OPT-30B shapes and on the OPT-66B/175B shapes, the
@@ -421,6 +449,12 @@ def main() -> None:  # pragma: no cover - a report for people
     for n, (a, b, c) in empirical_flash_llm_law().items():
         log.info("Flash-LLM digitised times, N = %d: %.2f ps per nonzero + %.3f ps per dense "
                  "element + %.1f us", n, a * 1e12, b * 1e12, c * 1e6)
+    for n, d in additive_step_diagnosis().items():
+        log.info("Flash-LLM N = %d: nonzero / dense-element cost %.2f in the data, %.2f for an "
+                 "additive step at hardware rates (%.2f with the MMAs); %.2f ps per nonzero "
+                 "against %.2f ps for a serial load at the HBM peak", n, d["data_ratio"],
+                 d["additive_ratio"], d["additive_ratio_with_mma"], d["data_s_per_nnz"] * 1e12,
+                 d["serial_load_s_per_nnz"] * 1e12)
     for over, d in speedup_diagnosis().items():
         for key, v in d.items():
             log.info("speedup over %-8s %-14s %s", over, key, " ".join(f"{x:.2f}" for x in v))
