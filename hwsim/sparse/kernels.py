@@ -162,6 +162,7 @@ def flash_llm(m: Any, k: Any, n: Any, nnz_tile: Any, split_k: Any, ker: Mapping[
     t_operand = operand_B / smem_Bps
     t_mma = 2.0 * tm * n_mma * tk / (dev.tensor_flops / dev.sms * ker["tensor_efficiency"])
     bw = dev.hbm_Bps * ker["hbm_efficiency"]
+    lat = np.asarray(ker["load_latency_us"], dtype=float) * 1e-6
     slots = dev.sms * cap
     full = np.floor(grid / slots)
     rem = grid - full * slots
@@ -170,9 +171,11 @@ def flash_llm(m: Any, k: Any, n: Any, nnz_tile: Any, split_k: Any, ker: Mapping[
         """A wave of ``c`` CTAs: its time and the three bounds on its step period (HBM
         throughput, the SM's shared memory or tensor cores, one CTA's own chain)."""
         resident = np.minimum(_ceil(c / dev.sms), cap)
-        t_load = a_step * c / bw  # the first tile: every CTA loads at once (they start together)
+        t_load = lat + a_step * c / bw  # the first tile: every CTA loads at once
         t_hbm = a_step * c / bw  # HBM throughput: every CTA's step of records per period
-        own = np.maximum(np.maximum(a_step / bw, t_mma), t_operand)  # one CTA's issue phase
+        # one CTA's issue phase: its next tile arrives after the load latency and its transfer
+        # at its SM's share of HBM (the SM's other CTA extracts meanwhile), or the MMAs
+        own = np.maximum(np.maximum(lat + a_step * dev.sms / bw, t_mma), t_operand)
         t_chip = np.maximum(resident * (t_extract + t_operand), resident * t_mma)
         period = np.maximum(np.maximum(t_hbm, own + t_extract), t_chip)
         t = t_load + t_extract + (steps - 1.0) * period + np.maximum(t_mma, t_operand)
