@@ -17,7 +17,13 @@ code, github.com/AlibabaResearch/flash-llm commit 1d2828a: ``csrc/SpMM_API.cu``,
    (one 16-bit store each). The scatter reads the registers the load fills, so it cannot start
    before the load lands: the load overlaps the MMAs, **not** the extraction.
 
-So one CTA advances at ``max(t_load, t_mma, t_operands) + t_fill + t_scatter`` per step. (The
+So one CTA advances at ``max(t_load, t_mma, t_operands) + t_fill + t_scatter`` per step, where
+``t_load = load_latency + bytes / (eta_hbm BW / sms)``: the tile arrives after the memory
+latency (the calibrated constant, ``load_latency_us``) and its transfer at its SM's share of
+HBM (while one of an SM's CTAs loads, the other extracts). At N <= 32 the MMAs of a step are
+far shorter than that, so the load is exposed once per step, in series with the extraction:
+the step is linear in the nonzeros (``4 B / (2 eta_hbm BW)`` per nonzero over the GPU with 2
+CTAs per SM, plus the scatter) with no kink, as the digitised times are. (The
 earlier ``max(t_load, t_extract + t_mma)`` let the load hide the extraction too, which the code
 order does not allow; it made the model 10-20% optimistic where load and on-chip times are
 close, at 80% sparsity.) The zero-fill is counted in the extraction phase because the scatter
@@ -197,8 +203,11 @@ def flash_llm(m: Any, k: Any, n: Any, nnz_tile: Any, split_k: Any, ker: Mapping[
     chain = np.where(full > 0, chain_full, chain_rem)
     on_chip = np.where(t_extract + t_operand >= t_mma, BOUND_CODES["smem"],
                        BOUND_CODES["compute"])
+    # a CTA's own chain binds: the memory (latency and transfer of its load) or its extraction
+    chain_code = np.where(lat + a_step * dev.sms / bw >= t_extract, BOUND_CODES["hbm"],
+                          BOUND_CODES["smem"])
     bound = np.where(load >= np.maximum(chip, chain), BOUND_CODES["hbm"],
-                     np.where(chip >= chain, on_chip, BOUND_CODES["smem"]))
+                     np.where(chip >= chain, on_chip, chain_code))
     return {"latency_s": latency, "hbm_bytes": hbm, "memory_bytes": a_bytes,
             "bound": bound.astype(float), "ctas": grid, "waves": grid / slots,
             "ctas_per_sm": cap, "feasible": feasible,
