@@ -17,7 +17,13 @@ code, github.com/AlibabaResearch/flash-llm commit 1d2828a: ``csrc/SpMM_API.cu``,
    (one 16-bit store each). The scatter reads the registers the load fills, so it cannot start
    before the load lands: the load overlaps the MMAs, **not** the extraction.
 
-So one CTA advances at ``max(t_load, t_mma, t_operands) + t_fill + t_scatter`` per step. (The
+So one CTA advances at ``max(t_load, t_mma, t_operands) + t_fill + t_scatter`` per step, where
+``t_load = load_latency + bytes / (eta_hbm BW / sms)``: the tile arrives after the memory
+latency (the calibrated constant, ``load_latency_us``) and its transfer at its SM's share of
+HBM (while one of an SM's CTAs loads, the other extracts). At N <= 32 the MMAs of a step are
+far shorter than that, so the load is exposed once per step, in series with the extraction:
+the step is linear in the nonzeros (``4 B / (2 eta_hbm BW)`` per nonzero over the GPU with 2
+CTAs per SM, plus the scatter) with no kink, as the digitised times are. (The
 earlier ``max(t_load, t_extract + t_mma)`` let the load hide the extraction too, which the code
 order does not allow; it made the model 10-20% optimistic where load and on-chip times are
 close, at 80% sparsity.) The zero-fill is counted in the extraction phase because the scatter
@@ -95,6 +101,7 @@ class Device:
     hbm_Bps: Any
     tensor_flops: Any
     fp32_flops: Any
+    l2_B: Any = 0.0  # L2 capacity (0 = not given: the CSR kernels then assume it never fits)
 
 
 def device_of(gpu: Any) -> Device:
@@ -108,7 +115,7 @@ def device_of(gpu: Any) -> Device:
                   smem_per_sm_B=gpu.smem_per_sm_KiB * 1024.0,
                   smem_Bpc=gpu.smem_bytes_per_clk_per_sm, hbm_Bps=gpu.hbm_bandwidth_GBps * 1e9,
                   tensor_flops=gpu.peak_16bit_TFLOPS * 1e12,
-                  fp32_flops=gpu.peak_fp32_TFLOPS * 1e12)
+                  fp32_flops=gpu.peak_fp32_TFLOPS * 1e12, l2_B=gpu.l2_MiB * 2.0**20)
 
 
 def default_split_k(m: Any) -> np.ndarray:
@@ -161,6 +168,7 @@ def flash_llm(m: Any, k: Any, n: Any, nnz_tile: Any, split_k: Any, ker: Mapping[
     t_operand = operand_B / smem_Bps
     t_mma = 2.0 * tm * n_mma * tk / (dev.tensor_flops / dev.sms * ker["tensor_efficiency"])
     bw = dev.hbm_Bps * ker["hbm_efficiency"]
+    lat = np.asarray(ker["load_latency_us"], dtype=float) * 1e-6
     slots = dev.sms * cap
     full = np.floor(grid / slots)
     rem = grid - full * slots
@@ -169,9 +177,11 @@ def flash_llm(m: Any, k: Any, n: Any, nnz_tile: Any, split_k: Any, ker: Mapping[
         """A wave of ``c`` CTAs: its time and the three bounds on its step period (HBM
         throughput, the SM's shared memory or tensor cores, one CTA's own chain)."""
         resident = np.minimum(_ceil(c / dev.sms), cap)
-        t_load = a_step * c / bw  # the first tile: every CTA loads at once (they start together)
+        t_load = lat + a_step * c / bw  # the first tile: every CTA loads at once
         t_hbm = a_step * c / bw  # HBM throughput: every CTA's step of records per period
-        own = np.maximum(np.maximum(a_step / bw, t_mma), t_operand)  # one CTA's issue phase
+        # one CTA's issue phase: its next tile arrives after the load latency and its transfer
+        # at its SM's share of HBM (the SM's other CTA extracts meanwhile), or the MMAs
+        own = np.maximum(np.maximum(lat + a_step * dev.sms / bw, t_mma), t_operand)
         t_chip = np.maximum(resident * (t_extract + t_operand), resident * t_mma)
         period = np.maximum(np.maximum(t_hbm, own + t_extract), t_chip)
         t = t_load + t_extract + (steps - 1.0) * period + np.maximum(t_mma, t_operand)
@@ -193,8 +203,11 @@ def flash_llm(m: Any, k: Any, n: Any, nnz_tile: Any, split_k: Any, ker: Mapping[
     chain = np.where(full > 0, chain_full, chain_rem)
     on_chip = np.where(t_extract + t_operand >= t_mma, BOUND_CODES["smem"],
                        BOUND_CODES["compute"])
+    # a CTA's own chain binds: the memory (latency and transfer of its load) or its extraction
+    chain_code = np.where(lat + a_step * dev.sms / bw >= t_extract, BOUND_CODES["hbm"],
+                          BOUND_CODES["smem"])
     bound = np.where(load >= np.maximum(chip, chain), BOUND_CODES["hbm"],
-                     np.where(chip >= chain, on_chip, BOUND_CODES["smem"]))
+                     np.where(chip >= chain, on_chip, chain_code))
     return {"latency_s": latency, "hbm_bytes": hbm, "memory_bytes": a_bytes,
             "bound": bound.astype(float), "ctas": grid, "waves": grid / slots,
             "ctas_per_sm": cap, "feasible": feasible,
@@ -225,6 +238,11 @@ def cublas(m: Any, k: Any, n: Any, ker: Mapping[str, Any], dev: Device,
 WARP_ISSUE_PER_CLK = 4.0
 
 
+#: mean zeros Sputnik's benchmark matrix adds per non-empty row (rows padded to a multiple of 4
+#: nonzeros, ``pad_rows_to = 4``; a row's length mod 4 taken as uniform: (0 + 3 + 2 + 1) / 4)
+SPUTNIK_ROW_PAD_MEAN = 1.5
+
+
 def sputnik_tile(n: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sputnik's half-precision tile for N: (rows per block, threads per row, output columns
     per block), from its kernel selection (google-research/sputnik @ 1231afc,
@@ -241,8 +259,13 @@ def sputnik_tile(n: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def sputnik(m: Any, k: Any, n: Any, nnz: Any, ker: Mapping[str, Any], dev: Device,
             elem_bytes: float = 2.0) -> dict[str, np.ndarray]:
-    """Sputnik (Gale et al., SC'20, arXiv 2006.10901): 1-D tiling, one subwarp per row of A
-    (rows swizzled by length so a warp's rows are alike), CUDA-core FMAs, vector loads.
+    """Sputnik (Gale et al., SC'20, arXiv 2006.10901): 1-D tiling, one subwarp per row of A,
+    CUDA-core FMAs, vector loads. As Flash-LLM benchmarks it (``kernel_benchmark/spmm_test.cu``
+    and ``sputnik_utils.h`` @ 1d2828a: ``SparseMatrix(M, K, A, IDENTITY, 4)``) the rows run in
+    their natural order (the identity row swizzle, not the length-sorted one; with a uniform
+    random mask the rows are alike anyway) and each row is padded with zeros to a multiple of 4
+    nonzeros, on average 1.5 per non-empty row (its length mod 4 uniform, derived here), which
+    the kernel loads and multiplies like any other.
 
     Each subwarp walks its row's nonzeros; per nonzero every thread reads the column index and
     the value (shared memory), gathers its ``c`` columns of that B row (one vector load) and
@@ -253,13 +276,14 @@ def sputnik(m: Any, k: Any, n: Any, nnz: Any, ker: Mapping[str, Any], dev: Devic
     issue_efficiency``, or HBM-bound on its CSR (16-bit indices, the half kernel's ``short2``)
     plus B and C; plus a fixed time per launch."""
     m, k, n, nnz = (np.asarray(x, dtype=float) for x in (m, k, n, nnz))
+    nnz = nnz + SPUTNIK_ROW_PAD_MEAN * m * -np.expm1(-nnz / np.maximum(m, 1.0))
     rows, width, cols = sputnik_tile(n)
     c = cols / width
     col_tiles = _ceil(n / cols)
     warp_instr = nnz / rows * col_tiles * (4.0 + 1.5 * c)
     t_issue = warp_instr / (WARP_ISSUE_PER_CLK * dev.sms * dev.clock_Hz
                             * ker["issue_efficiency"])
-    a_bytes = (elem_bytes + 2.0) * nnz + 4.0 * (m + 1) + 4.0 * m  # + the row swizzle map
+    a_bytes = (elem_bytes + 2.0) * nnz + 4.0 * (m + 1) + 4.0 * m  # + the row index map
     hbm = a_bytes + elem_bytes * (k * n + m * n)
     t_mem = hbm / (dev.hbm_Bps * ker["hbm_efficiency"])
     latency = np.maximum(t_mem, t_issue) + ker["launch_overhead_us"] * 1e-6
@@ -268,23 +292,47 @@ def sputnik(m: Any, k: Any, n: Any, nnz: Any, ker: Mapping[str, Any], dev: Devic
             "bound": bound.astype(float)}
 
 
+#: bytes of one L1/L2 sector, the unit a scattered load moves (NVIDIA CUDA C++ best practices
+#: guide, "coalesced access to global memory": 32-byte segments)
+SECTOR_BYTES = 32.0
+#: steps of a warp's tree reduction of 32 partial sums (log2 32 shuffle-and-add steps)
+WARP_REDUCE_STEPS = 5.0
+
+
 def cusparse(m: Any, k: Any, n: Any, nnz: Any, ker: Mapping[str, Any], dev: Device,
              elem_bytes: float = 2.0) -> dict[str, np.ndarray]:
-    """cuSPARSE ``cusparseSpMM`` on CSR with a column-major B (Flash-LLM's benchmark): modelled
-    as scalar CSR work per (nonzero, column of C), no reuse of the index and value loads
-    across columns: 4 instructions per pair (index, value, B gather, FMA), 32 pairs per warp
-    instruction, at ``issue_efficiency`` of the issue peak; or HBM-bound on its CSR (32-bit
-    indices) plus B and C; plus a fixed time per launch. Its time grows with ``nnz x N``, so
-    its dense-equivalent TFLOPS do not grow with N."""
+    """cuSPARSE ``cusparseSpMM`` as Flash-LLM's benchmark calls it (``kernel_benchmark/
+    spmm_test.cu`` @ 1d2828a): CSR with 32-bit indices and FP16 values, **column-major** B and C,
+    ``CUSPARSE_SPMM_CSR_ALG1``, FP32 compute.
+
+    Mechanism: row-wise CSR on CUDA cores (CSR-vector, a warp per row striding over its
+    nonzeros; Bell and Garland, SC'09), one pass over A per column of B. With B column-major,
+    ``B[k, j]`` and ``B[k, j+1]`` lie K elements apart, so a loaded index and value serve one
+    column only and every column re-reads them (the access pattern Yang, Buluc and Owens,
+    Euro-Par 2018, arXiv 1803.08601, identify as what limits CSR SpMM with column-major B;
+    row-major B lets a warp read a row of B at once). Per (nonzero, column): the 4-B index and
+    2-B value (contiguous along the row: ``6/32`` of a sector) and the gather of
+    ``B[index, j]``, a separate 32-B sector for 2 useful bytes. Per (row, column): the two row
+    pointers, a 5-step warp reduction (one sector-sized shuffle each) and the 2-B store of C.
+    Two bounds: those sectors through the SM's L1 (the unified L1/shared-memory port,
+    ``smem_bytes_per_clk_per_sm`` / 32 sectors per clock) at ``smem_efficiency``, and HBM,
+    which streams the CSR once per column when it exceeds the L2 (and once when it fits), plus B
+    and C; plus a fixed time per launch. Time grows with ``nnz x N``, so TFLOPS do not grow with
+    N. The fitted ``smem_efficiency`` (a few percent) says the gathers are latency-bound:
+    each depends on the index load before it (docs/spmm.md)."""
     m, k, n, nnz = (np.asarray(x, dtype=float) for x in (m, k, n, nnz))
-    warp_instr = nnz * n * 4.0 / 32.0
-    t_issue = warp_instr / (WARP_ISSUE_PER_CLK * dev.sms * dev.clock_Hz
-                            * ker["issue_efficiency"])
+    pairs = nnz * n
+    row_passes = m * n
+    sectors = (pairs * (1.0 + (elem_bytes + 4.0) / SECTOR_BYTES)
+               + row_passes * (8.0 / SECTOR_BYTES + WARP_REDUCE_STEPS + 1.0))
+    sector_rate = dev.sms * dev.smem_Bpc / SECTOR_BYTES * dev.clock_Hz * ker["smem_efficiency"]
+    t_l1 = sectors / sector_rate
     a_bytes = fmt.csr_bytes(m, nnz, int(elem_bytes))
-    hbm = a_bytes + elem_bytes * (k * n + m * n)
+    passes = np.where(a_bytes > np.asarray(dev.l2_B, dtype=float), n, 1.0)
+    hbm = a_bytes * passes + elem_bytes * (k * n + m * n)
     t_mem = hbm / (dev.hbm_Bps * ker["hbm_efficiency"])
-    latency = np.maximum(t_mem, t_issue) + ker["launch_overhead_us"] * 1e-6
-    bound = np.where(t_mem >= t_issue, BOUND_CODES["hbm"], BOUND_CODES["compute"])
+    latency = np.maximum(t_mem, t_l1) + ker["launch_overhead_us"] * 1e-6
+    bound = np.where(t_mem >= t_l1, BOUND_CODES["hbm"], BOUND_CODES["smem"])
     return {"latency_s": latency, "hbm_bytes": hbm, "memory_bytes": a_bytes,
             "bound": bound.astype(float)}
 
@@ -381,4 +429,5 @@ def device_arrays(gpu: Any) -> Device:
                   smem_Bpc=f(gpu.smem_bytes_per_clk_per_sm, dtype=float),
                   hbm_Bps=f(gpu.hbm_bandwidth_GBps, dtype=float) * 1e9,
                   tensor_flops=f(gpu.peak_16bit_TFLOPS, dtype=float) * 1e12,
-                  fp32_flops=f(gpu.peak_fp32_TFLOPS, dtype=float) * 1e12)
+                  fp32_flops=f(gpu.peak_fp32_TFLOPS, dtype=float) * 1e12,
+                  l2_B=f(getattr(gpu, "l2_MiB", 0.0), dtype=float) * 2.0**20)

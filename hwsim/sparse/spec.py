@@ -76,6 +76,12 @@ class SpmmCalibrationSpec:
                                       help="fixed time per kernel launch (launch, prologue, "
                                       "epilogue, tail)")
 
+    load_latency_us: float = param(0.0, unit="us", ge=0, le=100,
+                                   help="time from a thread block's global load of a sparse "
+                                   "tile to its data in registers, before the transfer "
+                                   "(Flash-LLM: exposed once per K-step)")
+
     #: the fields the kernel model reads
     CONSTANTS = ("hbm_efficiency", "smem_efficiency", "tensor_efficiency",
-                 "cuda_core_efficiency", "issue_efficiency", "launch_overhead_us")
+                 "cuda_core_efficiency", "issue_efficiency", "launch_overhead_us",
+                 "load_latency_us")

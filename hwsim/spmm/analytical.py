@@ -152,7 +152,7 @@ def block(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str,
                  smem_per_sm_B=g["smem_per_sm_KiB"] * 1024.0,
                  smem_Bpc=g["smem_bytes_per_clk_per_sm"], hbm_Bps=g["hbm_bandwidth_GBps"] * 1e9,
                  tensor_flops=g["peak_16bit_TFLOPS"] * 1e12,
-                 fp32_flops=g["peak_fp32_TFLOPS"] * 1e12)
+                 fp32_flops=g["peak_fp32_TFLOPS"] * 1e12, l2_B=gpu.l2_MiB * 2.0**20)
     nnz_tile = None
     densest = np.ceil((1.0 - w["sparsity"]) * fmt.TILE_ELEMS) / fmt.TILE_ELEMS
     if ker["kernel"] == "flash-llm" and wl.seed >= 0:

@@ -92,6 +92,10 @@ def evaluate(inputs: Inputs, *, seed: int = 0, trace: TraceRecorder | None = Non
     hbm = Memory(env, inputs["device"].hbm_capacity_GB * 1e9, p["hbm_Bps"], name="hbm",
                  recorder=trace)
     smem = [FairShare(env, 1.0) for _ in range(sms)]
+    # a thread block's tile transfer runs at most at one SM's share of HBM, bw / sms (the
+    # analytical chain's transfer); HBM as a whole is shared fairly by every transfer
+    per_cta_Bps = p["hbm_Bps"] / sms
+    lat = inputs["calibration"].load_latency_us * 1e-6
     tensor_eff = inputs["calibration"].tensor_efficiency
     tc = [ComputeUnit(env, dev.tensor_flops / sms, tensor_eff, 1, name=f"tc{i}", recorder=trace)
           for i in range(sms)]
@@ -100,8 +104,15 @@ def evaluate(inputs: Inputs, *, seed: int = 0, trace: TraceRecorder | None = Non
     pending = list(range(grid - 1, -1, -1))  # CTAs not yet dispatched (pop from the end)
     finished: list[float] = []
 
+    def next_tile(nbytes: float):
+        """A K-step's sparse-tile load: the latency, then the transfer through HBM at most at
+        one SM's share of it."""
+        yield env.timeout(lat)
+        yield simpy.AllOf(env, [hbm.read(nbytes), env.timeout(nbytes / per_cta_Bps)])
+
     def cta_proc(sm: int, cta: int):
         n_steps = steps_of[cta % sk]
+        yield env.timeout(lat)
         with first_tiles.request() as turn:  # first tiles served in dispatch order
             yield turn
             yield hbm.read(float(load_B[cta, 0]))
@@ -109,7 +120,7 @@ def evaluate(inputs: Inputs, *, seed: int = 0, trace: TraceRecorder | None = Non
         for step in range(n_steps):
             issue = [tc[sm].run(p["mma_flops"]), smem[sm].submit(p["operand_s"])]
             if step + 1 < n_steps:
-                issue.append(hbm.read(float(load_B[cta, step + 1])))
+                issue.append(env.process(next_tile(float(load_B[cta, step + 1]))))
             yield simpy.AllOf(env, issue)
             if step + 1 < n_steps:
                 yield smem[sm].submit(float(extract_s[cta, step + 1]))
