@@ -6,10 +6,11 @@ decoder once per image batch) every operator takes the longer of its compute tim
 ``FLOPs / (peak x compute_efficiency)``, and its HBM time, ``bytes / (bandwidth x
 bandwidth_efficiency)``; the host issues the call's operators asynchronously, each in
 ``host_s_per_operator`` (eager-mode dispatch and launch, the scheduler step folded in), so the
-call takes the longer of its GPU sum and its operator count times that (torch.compile with CUDA graphs: no host time, pointwise operators fused). Bytes
-are the operator's weights (read once per call, whatever the batch), its input and output
-activations and, without a fused attention kernel, four passes over the ``heads x N x M``
-score tensor (written by Q K^T, read and written by the softmax, read by the product with V).
+call takes the longer of its GPU sum and its operator count times that (torch.compile with
+CUDA graphs: no host time, pointwise operators fused). Bytes are the operator's weights (read
+once per call, whatever the batch), its input and output activations and, without a fused
+attention kernel, four passes over the ``heads x N x M`` score tensor (written by Q K^T, read
+and written by the softmax, read by the product with V).
 The GPU's figures come from the shared ``gpu`` kind (hwsim.hw), not from gpu-serving's
 operator model, which belongs to another system.
 
