@@ -4,12 +4,13 @@ its GPU work and its host time.
 For each component call (text encoders once per prompt, the denoiser once per step, the VAE
 decoder once per image batch) every operator takes the longer of its compute time,
 ``FLOPs / (peak x compute_efficiency)``, and its HBM time, ``bytes / (bandwidth x
-bandwidth_efficiency)``; the host issues the call's kernels asynchronously in
-``overhead_s_per_call`` (eager-mode dispatch, the scheduler step), so the call takes the longer
-of the two sums (torch.compile with CUDA graphs: no host time, pointwise operators fused). Bytes
-are the operator's weights (read once per call, whatever the batch), its input and output
-activations and, without a fused attention kernel, four passes over the ``heads x N x M``
-score tensor (written by Q K^T, read and written by the softmax, read by the product with V).
+bandwidth_efficiency)``; the host issues the call's operators asynchronously, each in
+``host_s_per_operator`` (eager-mode dispatch and launch, the scheduler step folded in), so the
+call takes the longer of its GPU sum and its operator count times that (torch.compile with
+CUDA graphs: no host time, pointwise operators fused). Bytes are the operator's weights (read
+once per call, whatever the batch), its input and output activations and, without a fused
+attention kernel, four passes over the ``heads x N x M`` score tensor (written by Q K^T, read
+and written by the softmax, read by the product with V).
 The GPU's figures come from the shared ``gpu`` kind (hwsim.hw), not from gpu-serving's
 operator model, which belongs to another system.
 
@@ -34,7 +35,7 @@ from hwsim.system import Inputs
 
 #: keys the block evaluates as arrays
 VECTOR_KEYS = frozenset({"pipeline.batch", "pipeline.resolution_px", "pipeline.steps",
-                         "calibration.compute_efficiency", "calibration.overhead_s_per_call",
+                         "calibration.compute_efficiency", "calibration.host_s_per_operator",
                          "calibration.bandwidth_efficiency"})
 
 GB = 1e9
@@ -55,9 +56,9 @@ def call_time(a: dict[str, np.ndarray], s: np.ndarray, rows: np.ndarray, bpp: fl
     points): (seconds, seconds in memory-bound operators, seconds in compute-bound operators,
     FLOPs). On the GPU each operator takes the longer of its compute time (convolutions at
     ``peaks[0]``, other matmuls at ``peaks[1]``, FLOP/s) and its HBM time. The host issues
-    the call's kernels asynchronously in ``host_s``: the call takes the longer of the GPU's
-    sum and the host time. ``compiled`` drops the pointwise operators (fused into their
-    neighbours) and the host time (CUDA graphs)."""
+    the call's operators asynchronously, ``host_s`` each: the call takes the longer of the
+    GPU's sum and the host time (operators x ``host_s``). ``compiled`` drops the pointwise
+    operators (fused into their neighbours) and the host time (CUDA graphs)."""
     keep = ~a["eltwise"] if compiled else np.ones(a["eltwise"].shape, dtype=bool)
     macs = arch.evaluate_poly(a["macs"][keep], s) * rows
     acts = arch.evaluate_poly(a["acts"][keep], s)
@@ -72,7 +73,7 @@ def call_time(a: dict[str, np.ndarray], s: np.ndarray, rows: np.ndarray, bpp: fl
     mem = np.where(t_m >= t_c, t, 0.0).sum(axis=0)
     comp = np.where(t_c > t_m, t, 0.0).sum(axis=0)
     gpu = t.sum(axis=0)
-    host = 0.0 if compiled else host_s
+    host = 0.0 if compiled else a["eltwise"].size * np.asarray(host_s)
     return np.maximum(gpu, host), mem, comp, 2.0 * macs.sum(axis=0)
 
 
@@ -127,7 +128,7 @@ def block(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str,
     peaks = _peaks(gpu, p.precision)
     peaks = (peaks[0] * eta, peaks[1] * eta)
     bw = gpu.hbm_bandwidth_GBps * GB * get("bandwidth_efficiency", cal, "calibration")
-    ovh = get("overhead_s_per_call", cal, "calibration")
+    ovh = get("host_s_per_operator", cal, "calibration")
     cc = p.compiled
     s = (res / VAE_FACTOR) ** 2
     rows = batch * p.rows_per_image

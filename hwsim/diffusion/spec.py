@@ -226,6 +226,8 @@ class DiffusionCalibrationSpec:
     compute_efficiency: float = param(1.0, gt=0, le=1, help="achieved / peak 16-bit tensor "
                                       "FLOP rate of convolutions, linears and attention")
     bandwidth_efficiency: float = param(1.0, gt=0, le=1, help="achieved / peak HBM bandwidth")
-    overhead_s_per_call: float = param(0.0, ge=0, le=10, unit="s", help="host time to issue "
-                                       "one component call (eager PyTorch dispatch, scheduler "
-                                       "step); a call takes the longer of it and its GPU work")
+    host_s_per_operator: float = param(0.0, ge=0, le=0.01, unit="s", help="host time to "
+                                       "issue one operator of a component call (eager PyTorch "
+                                       "dispatch and launch; the scheduler step folded in): a "
+                                       "call's host time is its operator count times this, "
+                                       "and a call takes the longer of that and its GPU work")
