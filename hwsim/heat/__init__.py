@@ -73,6 +73,9 @@ SYSTEM = register_system(System(
         Metric("samples_per_s", "training samples (positives) per second of all threads"),
         Metric("memory_utilization", "busy share of the memory system's bandwidth (DRAM or "
                "HBM) by row misses and write-backs"),
+        Metric("die_link_utilization", "busy share of the busiest compute die's fabric link "
+               "(read or write, whichever is higher; compact placement fills a die first); 0 "
+               "where the CPU has no per-die link", fidelities=A),
         Metric("time_per_sample_us", "one sample on one thread (us)", fidelities=A),
         Metric("clock_GHz", "core clock of the busiest socket (power-limited, compact "
                "placement)", fidelities=A),

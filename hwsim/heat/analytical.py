@@ -261,6 +261,17 @@ def block(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str,
     def keep(x: Any) -> np.ndarray:
         return np.where(ok, np.broadcast_to(np.asarray(x, dtype=float), (n,)), nan)
 
+    # the busiest compute die's fabric link (compact placement fills one die first): its
+    # threads' row misses read and write back through it; not part of the time (section
+    # "Why 32 threads are slower" of docs/heat.md: at most 15% busy on the EPYC 7742)
+    if cpu.cores_per_die:
+        on_die = np.minimum(np.minimum(T, cpu.cores), cpu.cores_per_die) \
+            * np.maximum(1.0, T / cpu.cores)
+        die_Bps = on_die / m["t"] * m["dram_rows"] * m["row_B"]
+        die_util = np.maximum(die_Bps / (cpu.die_read_bandwidth_GBps * GB),
+                              die_Bps / (cpu.die_write_bandwidth_GBps * GB))
+    else:
+        die_util = np.zeros(n)
     read_share = m["t_reads"] / m["t"]
     return {
         "epoch_time_s": keep(epoch),
@@ -278,6 +289,7 @@ def block(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str,
         "forward_read_share": keep((m["t_reads"]) / (m["t_reads"] + m["t_comp_fwd"])),
         "memory_bandwidth_GBps": keep(m["dram_GBps"]),
         "memory_utilization": keep(m["rho"]),
+        "die_link_utilization": keep(die_util),
         "uniform_epoch_time_s": keep(epoch_uni),
         "tiling_speedup": keep(epoch_uni / epoch),
         "negative_space_ratio": keep(m["space"]),

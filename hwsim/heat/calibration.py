@@ -39,15 +39,16 @@ def read_share_target() -> float:
 
 
 @functools.lru_cache(maxsize=8)
-def _base(dataset: str) -> Inputs:
+def _base(dataset: str, sets: tuple[str, ...] = ()) -> Inputs:
     return get_system("heat").resolve([f"dataset={dataset}", "cpu=epyc-7742-2s",
                                        "calibration=heat-uncalibrated",
-                                       "training=simplex-k128-n64"])
+                                       "training=simplex-k128-n64"], list(sets))
 
 
-def _inputs(mlp: float, cpv: float, dataset: str = "amazon-books") -> Inputs:
+def _inputs(mlp: float, cpv: float, dataset: str = "amazon-books",
+            sets: tuple[str, ...] = ()) -> Inputs:
     s = get_system("heat")
-    return s.with_choices(_base(dataset), {"calibration.memory_level_parallelism": mlp,
+    return s.with_choices(_base(dataset, sets), {"calibration.memory_level_parallelism": mlp,
                                    "calibration.cycles_per_simd_vector": cpv})
 
 
@@ -55,42 +56,44 @@ def _batch(inputs: Inputs, threads: list[float]) -> dict[str, np.ndarray]:
     return get_system("heat").analytical_batch(inputs, {"training.threads": threads})
 
 
-def cycles_for(mlp: float) -> float:
+def cycles_for(mlp: float, sets: tuple[str, ...] = ()) -> float:
     """The cycles per SIMD vector that give Table 4's forward split at 2 threads."""
     target = read_share_target()
     lo, hi = 0.01, 10_000.0
     for _ in range(60):
         mid = math.sqrt(lo * hi)
-        share = float(_batch(_inputs(mlp, mid), [2.0])["forward_read_share"][0])
+        share = float(_batch(_inputs(mlp, mid, sets=sets), [2.0])["forward_read_share"][0])
         lo, hi = (mid, hi) if share > target else (lo, mid)
     return math.sqrt(lo * hi)
 
 
-def _loss(mlp: float) -> float:
+def _loss(mlp: float, sets: tuple[str, ...] = ()) -> float:
     fit = [r for r in rows("thread_scaling") if r["role"] == "fit"]
     t = [float(r["threads"]) for r in fit]
-    pred = _batch(_inputs(mlp, cycles_for(mlp)), t)["epoch_time_s"]
+    pred = _batch(_inputs(mlp, cycles_for(mlp, sets), sets=sets), t)["epoch_time_s"]
     return float(sum(math.log(p / float(r["epoch_time_s"])) ** 2
                      for p, r in zip(pred, fit, strict=True)))
 
 
-def fit_kernels() -> tuple[float, float]:
-    """(memory_level_parallelism, cycles_per_simd_vector) of the EPYC 7742 node."""
+def fit_kernels(sets: tuple[str, ...] = ()) -> tuple[float, float]:
+    """(memory_level_parallelism, cycles_per_simd_vector) of the EPYC 7742 node; ``sets``
+    (``--set`` overrides of the node or the training) fit a hypothesis about the node the same
+    way, on the same rows."""
     a, b = math.log(0.5), math.log(64.0)
     g = (math.sqrt(5) - 1) / 2
     c, d = b - g * (b - a), a + g * (b - a)
-    fc, fd = _loss(math.exp(c)), _loss(math.exp(d))
+    fc, fd = _loss(math.exp(c), sets), _loss(math.exp(d), sets)
     for _ in range(40):
         if fc < fd:
             b, d, fd = d, c, fc
             c = b - g * (b - a)
-            fc = _loss(math.exp(c))
+            fc = _loss(math.exp(c), sets)
         else:
             a, c, fc = c, d, fd
             d = a + g * (b - a)
-            fd = _loss(math.exp(d))
+            fd = _loss(math.exp(d), sets)
     mlp = math.exp(0.5 * (a + b))
-    return mlp, cycles_for(mlp)
+    return mlp, cycles_for(mlp, sets)
 
 
 def fit_baseline_efficiency(mlp: float, cpv: float) -> float:

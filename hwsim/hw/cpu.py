@@ -51,6 +51,13 @@ class CpuSpec:
                                        "setting, A64FX CMGs); bandwidth splits evenly")
     numa_remote_latency_factor: float = param(1.0, ge=1, le=10,
                                               help="latency from a remote NUMA node / local")
+    cores_per_die: int = param(0, ge=0, le=1024, help="cores of one compute die (chiplet) "
+                               "sharing one fabric link to the memory controllers; 0 = "
+                               "monolithic (no per-die link)")
+    die_read_bandwidth_GBps: float = param(0.0, ge=0, unit="GB/s", help="read bandwidth of "
+                                           "one compute die's fabric link; 0 = no per-die limit")
+    die_write_bandwidth_GBps: float = param(0.0, ge=0, unit="GB/s", help="write bandwidth of "
+                                            "one compute die's fabric link; 0 = no per-die limit")
     tdp_W: float = param(0.0, ge=0, unit="W", help="thermal design power per socket "
                          "(0 = not given)")
     rental_usd_per_hour: float = param(0.0, ge=0, unit="$/h", help="cloud price of the whole "
@@ -63,7 +70,11 @@ class CpuSpec:
                              f"{self.base_clock_GHz}")
         if self.l3_MiB > 0 and self.l3_latency_cycles <= 0:
             raise ValueError("an L3 (l3_MiB > 0) needs l3_latency_cycles > 0")
-        for key in ("l2_cores_sharing", "l3_cores_sharing"):
+        if self.cores_per_die and (self.die_read_bandwidth_GBps <= 0
+                                   or self.die_write_bandwidth_GBps <= 0):
+            raise ValueError("a compute die (cores_per_die > 0) needs die_read_bandwidth_GBps "
+                             "and die_write_bandwidth_GBps > 0")
+        for key in ("l2_cores_sharing", "l3_cores_sharing", "cores_per_die"):
             if getattr(self, key) > self.cores_per_socket:
                 raise ValueError(f"{key} {getattr(self, key)} exceeds cores_per_socket "
                                  f"{self.cores_per_socket}")
