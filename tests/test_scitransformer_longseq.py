@@ -133,3 +133,13 @@ def test_evoformer_family_is_unchanged_and_longseq_nan(capsys):
     doc = json.loads(capsys.readouterr().out)
     assert doc["metrics"]["longseq_fits"] == 1
     assert doc["metrics"]["longseq_tflops_per_gpu"] == pytest.approx(100, rel=0.05)
+
+
+def test_bad_workload_is_one_input_error(capsys):
+    args = ["simulate", "scitransformer", "--spec", "workload=genslm-25b-longseq",
+            "--spec", "device=a100-sxm-40gb"]
+    assert main([*args, "--set", "workload.llm=nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "genslm-25b-longseq.toml" in err and "'nope'" in err
+    assert main([*args, "--set", "workload.seq_len=0"]) == 2
+    assert "seq_len" in capsys.readouterr().err

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hwsim.specs import param, spec_kind
+from hwsim.errors import InputError
+from hwsim.specs import find_spec_file, param, spec_kind
 
 
 @spec_kind("evoformer")
@@ -89,6 +90,11 @@ class WorkloadSpec:
     def __post_init__(self) -> None:
         if self.family == "gpt-longseq" and not self.llm:
             raise ValueError("a gpt-longseq workload names its llm")
+        if self.llm:
+            try:
+                find_spec_file("llm", self.llm)
+            except InputError as exc:
+                raise ValueError(f"llm {self.llm!r}: {exc.message}") from None
 
 
 @spec_kind("longseq-calibration", folder="calibration")
