@@ -47,6 +47,13 @@ Sources of the formulas:
   micro-batches on ``p`` stages: the bubble is ``(p - 1) / m`` of the ideal (Narayanan et al.
   2021, sec. 2.2). Communication that ZeRO prefetches or buckets overlaps compute:
   the step takes the longer of the two.
+- Tensor parallelism across servers (:func:`tp_link_Bps`): NCCL runs one ring per NIC, so each
+  ring crosses a server boundary once per server through its own NIC; a ring collective then
+  moves every GPU's share at ``min(NVLink, NICs per server x NIC rate)`` (derived here from the
+  ring volumes above; e.g. 8 x 200 Gb/s HDR InfiniBand per DGX A100 gives 200 GB/s).
+- The attention mask (:func:`attention_mask_bytes`): Megatron's left-to-right mask is a
+  ``[1, 1, s, s]`` boolean tensor (1 byte per element) built on the GPU; the long-sequence
+  Megatron-DeepSpeed builds it in CPU memory and moves it (DeepSpeed4Science GenSLM notes).
 """
 
 from __future__ import annotations
@@ -267,6 +274,24 @@ def training_memory(spec: LlmSpec, seq: ArrayLike, par: Parallel, what: Trainabl
     lg = logits_bytes(spec, seq, par.micro_batch, par.tp) if logits else np.zeros_like(acts)
     return TrainingMemory(weights_B=w, grads_B=g, optimizer_B=o, activations_B=acts,
                           logits_B=lg, cpu_B=cpu)
+
+
+def attention_mask_bytes(seq: ArrayLike, on_gpu: ArrayLike = True) -> np.ndarray:
+    """GPU bytes of the causal mask: ``s^2`` booleans on the GPU, none when built in CPU memory
+    (one mask broadcast over the batch)."""
+    s = np.asarray(seq, dtype=float)
+    return np.where(np.asarray(on_gpu, dtype=bool), s * s, 0.0)
+
+
+def tp_link_Bps(tp: ArrayLike, per_server: ArrayLike, nvlink_Bps: ArrayLike,
+                nic_Bps: ArrayLike, nics_per_server: ArrayLike) -> np.ndarray:
+    """Per-GPU bandwidth of a tensor-parallel ring collective over ``tp`` GPUs: NVLink inside
+    one server of ``per_server`` GPUs; across servers one ring per NIC, so
+    ``min(NVLink, nics_per_server x nic_Bps)``."""
+    cross = np.asarray(tp, dtype=float) > np.asarray(per_server, dtype=float)
+    across = np.minimum(np.asarray(nvlink_Bps, dtype=float),
+                        np.asarray(nics_per_server, dtype=float) * np.asarray(nic_Bps, dtype=float))
+    return np.where(cross, across, np.asarray(nvlink_Bps, dtype=float))
 
 
 def memory_reasons(mem: TrainingMemory, capacity_B: ArrayLike, what: str = "training"

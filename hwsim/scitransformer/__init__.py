@@ -1,29 +1,63 @@
-"""Scientific transformers whose attention breaks GPU memory: the EvoFormer attention variants
-of AlphaFold2 / OpenFold (MSA row with pair bias, MSA column, triangular start and end, the
-extra-MSA stack) with their logit, bias, activation and peak memory, unfused or with the
-DeepSpeed4Science fused kernel. See docs/scitransformer.md."""
+"""Scientific transformers whose attention breaks GPU memory. Two workload families (the
+``workload`` role): the EvoFormer attention variants of AlphaFold2 / OpenFold (MSA row with
+pair bias, MSA column, triangular start and end, the extra-MSA stack) with their logit, bias,
+activation and peak memory, unfused or with the DeepSpeed4Science fused kernel; and a
+long-sequence GPT training step (GenSLM under Megatron-DeepSpeed's sequence parallelism and
+FlashAttention): TFLOPS per GPU, tokens/s, memory and the longest trainable sequence. The other
+family's metrics are NaN. See docs/scitransformer.md."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from hwsim.batch import BatchModel
-from hwsim.scitransformer.evoformer import LABELS, VARIANTS, VECTOR_KEYS, block, table
-from hwsim.scitransformer.spec import EvoformerCropSpec, EvoformerSpec
+from hwsim.scitransformer import evoformer, longseq
+from hwsim.scitransformer.evoformer import LABELS, VARIANTS, table
+from hwsim.scitransformer.spec import (
+    EvoformerCropSpec,
+    EvoformerSpec,
+    LongseqCalibrationSpec,
+    WorkloadSpec,
+)
 from hwsim.system import Inputs, Metric, Role, System, register_system
 from hwsim.validation import load_cases
 
-__all__ = ["SYSTEM", "EvoformerCropSpec", "EvoformerSpec"]
+__all__ = ["SYSTEM", "EvoformerCropSpec", "EvoformerSpec", "LongseqCalibrationSpec",
+           "WorkloadSpec"]
+
+VECTOR_KEYS = evoformer.VECTOR_KEYS | longseq.VECTOR_KEYS
 
 
 def _cases():
-    return load_cases("scitransformer", Path(__file__).with_name("validation.toml"))
+    from hwsim.scitransformer.validation import cases
+
+    return load_cases("scitransformer", Path(__file__).with_name("validation.toml")) + cases()
+
+
+def block(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str, Any]:
+    """The workload family's metrics; the other family's are NaN."""
+    if inputs["workload"].family == "gpt-longseq":
+        out = longseq.block(inputs, points, n)
+        out.update({m.name: np.full(n, np.nan) for m in _evoformer_metrics()})
+        return out
+    out = evoformer.block(inputs, points, n)
+    out.update({k: np.full(n, np.nan) for k in longseq.METRICS})
+    return out
 
 
 def _tables(inputs: Inputs, fidelity: str, *, seed: int = 0, trace: Any = None):
     metrics = SYSTEM.evaluate(inputs, fidelity, seed=seed, trace=trace)
+    if inputs["workload"].family == "gpt-longseq":
+        return metrics, {}
     return metrics, {"variants": table(inputs, metrics)}
+
+
+def _evoformer_metrics() -> tuple[Metric, ...]:
+    return (*_variant_metrics(), *_EVOFORMER)
 
 
 def _variant_metrics() -> tuple[Metric, ...]:
@@ -44,18 +78,7 @@ def _variant_metrics() -> tuple[Metric, ...]:
     return tuple(out)
 
 
-SYSTEM = register_system(System(
-    name="scitransformer",
-    summary="EvoFormer attention variants (OpenFold): logit, bias, activation and peak memory "
-            "with and without the DS4Sci fused kernel",
-    roles=(
-        Role("model", "evoformer", "openfold", "the EvoFormer's attention shapes"),
-        Role("crop", "evoformer-crop", "openfold-finetune",
-             "residues, MSA sequences, batch, precision, kernel, training or inference"),
-        Role("device", "gpu", "a100-sxm-80gb", "the GPU whose HBM the peak is held to"),
-    ),
-    metrics=(
-        *_variant_metrics(),
+_EVOFORMER = (
         Metric("attention_peak_GB", "the largest peak of any variant"),
         Metric("largest_logits_GB", "the largest logit tensor of any variant held in HBM"),
         Metric("largest_logits_variant", "which variant has the largest logits were they "
@@ -67,6 +90,28 @@ SYSTEM = register_system(System(
                "whose every variant fits the device's HBM, the other sizes held"),
         Metric("first_oom_variant", "the variant that runs out of HBM first as the crop grows "
                "(its index, as largest_logits_variant); NaN when none does by 16,384"),
+)
+
+SYSTEM = register_system(System(
+    name="scitransformer",
+    summary="scientific transformers: EvoFormer attention memory (OpenFold, with and without "
+            "the DS4Sci fused kernel) and long-sequence GPT training (GenSLM under sequence "
+            "parallelism and FlashAttention)",
+    roles=(
+        Role("workload", "scitransformer-workload", "evoformer",
+             "which family: the EvoFormer attention (model, crop) or a long-sequence GPT "
+             "training step (its llm and mapping)"),
+        Role("model", "evoformer", "openfold", "the EvoFormer's attention shapes"),
+        Role("crop", "evoformer-crop", "openfold-finetune",
+             "residues, MSA sequences, batch, precision, kernel, training or inference"),
+        Role("device", "gpu", "a100-sxm-80gb", "the GPU whose HBM the peak is held to"),
+        Role("calibration", "longseq-calibration", "longseq-{device}",
+             "the long-sequence time model's fitted efficiency for the device",
+             matches=("device",), fallback="longseq-uncalibrated"),
+    ),
+    metrics=(
+        *_evoformer_metrics(),
+        *(Metric(k, v) for k, v in longseq.METRICS.items()),
     ),
     batch=BatchModel(VECTOR_KEYS, block, block_points=64),
     validation=_cases,

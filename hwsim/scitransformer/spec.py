@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hwsim.specs import param, spec_kind
+from hwsim.errors import InputError
+from hwsim.specs import find_spec_file, param, spec_kind
 
 
 @spec_kind("evoformer")
@@ -50,3 +51,65 @@ class EvoformerCropSpec:
                       "pass, which holds their gradient and the logits' at once; inference: "
                       "the forward only")
     source: str = param("", help="where the sizes come from")
+
+
+@spec_kind("scitransformer-workload")
+@dataclass(frozen=True, kw_only=True)
+class WorkloadSpec:
+    """Which workload the system evaluates: the EvoFormer attention memory (``evoformer``: the
+    ``model`` and ``crop`` roles) or a long-sequence GPT training step (``gpt-longseq``: the
+    model named by ``llm`` under this mapping)."""
+
+    name: str = param(help="identifier")
+    family: str = param("evoformer", choices=("evoformer", "gpt-longseq"),
+                        help="evoformer: attention memory of the model/crop roles; "
+                        "gpt-longseq: training step of the llm below")
+    llm: str = param("", help="the llm spec (models/llm/) trained, for gpt-longseq")
+    seq_len: int = param(2048, ge=1, le=16_777_216, unit="tokens", help="sequence length")
+    gpus: int = param(32, ge=1, le=65_536, help="GPUs in the job")
+    tensor_parallel: int = param(0, ge=0, le=65_536, help="tensor-parallel degree (also the "
+                                 "sequence-parallel degree when sequence_parallel); 0: the "
+                                 "largest divisor of the heads that divides the GPUs; one that "
+                                 "does not divide the heads or the GPUs is infeasible")
+    pipeline_parallel: int = param(1, ge=1, le=1024, help="pipeline stages")
+    micro_batch: int = param(1, ge=1, le=4096, help="sequences per micro-batch")
+    micro_batches: int = param(1, ge=1, le=65_536, help="micro-batches per optimizer step and "
+                               "data-parallel rank (gradient accumulation)")
+    sequence_parallel: bool = param(True, help="Megatron sequence parallelism (degree = TP)")
+    flash_attention: bool = param(True, help="FlashAttention: no s x s scores stored")
+    mask_on_gpu: bool = param(False, help="the s x s causal mask is built on the GPU (old "
+                              "Megatron); false: in CPU memory")
+    checkpointing: bool = param(False, help="full activation recomputation")
+    dropout: bool = param(True, help="dropout masks stored (attention and hidden dropout)")
+    zero_stage: int = param(1, ge=0, le=3, help="ZeRO stage over the data-parallel ranks")
+    offload: bool = param(False, help="ZeRO-Offload: optimizer states and Adam on the CPU")
+    memory_reserve_GB: float = param(0.0, ge=0, le=1024, unit="GB",
+                                     help="GPU memory not available to tensors")
+    source: str = param("", help="where the configuration comes from")
+
+    def __post_init__(self) -> None:
+        if self.family == "gpt-longseq" and not self.llm:
+            raise ValueError("a gpt-longseq workload names its llm")
+        if self.llm:
+            try:
+                find_spec_file("llm", self.llm)
+            except InputError as exc:
+                raise ValueError(f"llm {self.llm!r}: {exc.message}") from None
+
+
+@spec_kind("longseq-calibration", folder="calibration")
+@dataclass(frozen=True, kw_only=True)
+class LongseqCalibrationSpec:
+    """The long-sequence training model's constants for one GPU type."""
+
+    name: str = param(help="identifier: longseq-<device>")
+    device: str = param("", help="the gpu spec these constants were fitted for; empty = any")
+    fitted_on: str = param(help="the data the constants were fitted on (file and rows)")
+    compute_efficiency: float = param(1.0, gt=0, le=1, help="achieved / peak 16-bit tensor "
+                                      "rate of the matmuls and attention (fitted)")
+    memory_efficiency: float = param(0.8, gt=0, le=1, help="achieved / peak HBM bandwidth "
+                                     "(the optimizer update; assumed)")
+    link_efficiency: float = param(0.75, gt=0, le=1, help="NCCL bus bandwidth / link peak "
+                                   "(assumed)")
+    collective_latency_us: float = param(10.0, ge=0, le=10_000, unit="us",
+                                         help="start-up latency of one ring step (assumed)")

@@ -1,0 +1,77 @@
+"""Fitting the long-sequence model's one constant for a GPU type, ``compute_efficiency``, on
+named cells of the Megatron-DeepSpeed long-sequence table
+(``hwsim/scitransformer/data/longseq_tflops.csv``, rows with role ``calibration``).
+
+The efficiency minimises the sum of squared log errors of the predicted TFLOPS per GPU over
+the calibration rows (golden-section search on [0.05, 1]; the error is unimodal in it). The
+memory and link efficiencies and the collective latency keep their assumed values.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from hwsim.scitransformer.spec import LongseqCalibrationSpec
+from hwsim.system import get_system
+
+DATA = Path(__file__).with_name("data") / "longseq_tflops.csv"
+#: the GPU the table was measured on (4 DGX A100 nodes, 8 x A100-40GB each)
+DEVICE = "a100-sxm-40gb"
+
+
+def rows() -> list[dict[str, str]]:
+    """The published cells (comment lines skipped)."""
+    with DATA.open() as f:
+        return list(csv.DictReader(line for line in f if not line.startswith("#")))
+
+
+def predict_tflops(workload: str, seq_lens, cal: LongseqCalibrationSpec | None = None
+                   ) -> np.ndarray:
+    """Predicted TFLOPS per GPU of ``workload`` at ``seq_lens`` (``cal`` in place of the file)."""
+    s = get_system("scitransformer")
+    inputs = s.resolve([f"workload={workload}", f"device={DEVICE}"], [])
+    if cal is not None:
+        inputs = s.with_choices(inputs, {f"calibration.{k}": getattr(cal, k) for k in (
+            "compute_efficiency", "memory_efficiency", "link_efficiency",
+            "collective_latency_us")})
+    out = s.analytical_batch(inputs, {"workload.seq_len": np.asarray(seq_lens, dtype=float)})
+    return np.asarray(out["longseq_tflops_per_gpu"], dtype=float)
+
+
+def fit(base: LongseqCalibrationSpec, cells: list[dict[str, str]]) -> LongseqCalibrationSpec:
+    """``base`` with the compute efficiency that best reproduces ``cells`` (two or more, one
+    workload)."""
+    if len(cells) < 2:
+        raise ValueError("fit on two or more cells, never on one point")
+    (workload,) = {r["workload"] for r in cells}
+    seq = [float(r["seq_len"]) for r in cells]
+    ref = np.array([float(r["tflops_per_gpu"]) for r in cells])
+
+    def loss(eta: float) -> float:
+        pred = predict_tflops(workload, seq, replace(base, compute_efficiency=eta))
+        return float(np.sum(np.log(pred / ref) ** 2))
+
+    lo, hi = 0.05, 1.0
+    g = (math.sqrt(5) - 1) / 2
+    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+    fa, fb = loss(a), loss(b)
+    for _ in range(40):
+        if fa < fb:
+            hi, b, fb = b, a, fa
+            a = hi - g * (hi - lo)
+            fa = loss(a)
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + g * (hi - lo)
+            fb = loss(b)
+    return replace(base, compute_efficiency=round(0.5 * (lo + hi), 4))
+
+
+def calibration_cells() -> list[dict[str, str]]:
+    """The rows marked calibration."""
+    return [r for r in rows() if r["role"] == "calibration"]
