@@ -32,6 +32,8 @@ def llm(name: str):
 def test_every_llm_matches_its_published_parameter_count(name):
     s = llm(name)
     assert s.published_params_B > 0 and s.source
+    if s.published_params_nominal:
+        pytest.skip(f"{name}: the source gives a size label, not a parameter count")
     assert llm_model.params(s) / 1e9 == pytest.approx(s.published_params_B, rel=0.03)
 
 

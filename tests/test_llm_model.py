@@ -28,6 +28,7 @@ def test_all_required_models_present():
 def test_param_count_matches_published(name):
     s = _llm(name)
     assert s.published_params_B > 0 and s.source
+    assert not s.published_params_nominal
     assert params(s) / 1e9 == pytest.approx(s.published_params_B, rel=0.03)
 
 

@@ -58,6 +58,9 @@ class LlmSpec:
                                    "(top-k routing)")
     published_params_B: float = param(0.0, ge=0, unit="1e9 params",
                                       help="the published parameter count (for checks only)")
+    published_params_nominal: bool = param(False, help="the published figure is a size label "
+                                           "(a script's '25B'), not a count: the parameter "
+                                           "check does not apply")
     source: str = param("", help="where the shape comes from")
 
     def __post_init__(self) -> None:
