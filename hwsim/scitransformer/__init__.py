@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from hwsim.batch import BatchModel
-from hwsim.scitransformer import evoformer, longseq
-from hwsim.scitransformer.evoformer import LABELS, VARIANTS, table
+from hwsim.scitransformer import evoformer, longseq, params
+from hwsim.scitransformer.evoformer import LABELS, VARIANTS, module_table, table
 from hwsim.scitransformer.spec import (
     EvoformerCropSpec,
     EvoformerSpec,
@@ -53,11 +53,19 @@ def _tables(inputs: Inputs, fidelity: str, *, seed: int = 0, trace: Any = None):
     metrics = SYSTEM.evaluate(inputs, fidelity, seed=seed, trace=trace)
     if inputs["workload"].family == "gpt-longseq":
         return metrics, {}
-    return metrics, {"variants": table(inputs, metrics)}
+    return metrics, {"variants": table(inputs, metrics), "modules": module_table(inputs)}
 
 
 def _evoformer_metrics() -> tuple[Metric, ...]:
-    return (*_variant_metrics(), *_EVOFORMER)
+    return (*_variant_metrics(), *_EVOFORMER, *_param_metrics())
+
+
+def _param_metrics() -> tuple[Metric, ...]:
+    return (*(Metric(f"params_{m}_M", f"millions of parameters of the {params.LABELS[m]}, "
+                     "weights and biases counted from the model spec's architecture")
+              for m in params.MODULES),
+            Metric("params_M", "millions of parameters of the whole model (every module "
+                   "above; AlphaFold2 monomer as OpenFold builds it for the openfold spec)"))
 
 
 def _variant_metrics() -> tuple[Metric, ...]:
