@@ -100,6 +100,12 @@ _EVOFORMER = (
                "(its index, as largest_logits_variant); NaN when none does by 16,384"),
 )
 
+def _longseq(roles: Mapping[str, Any]) -> bool:
+    """Only the gpt-longseq family reads the calibration: the EvoFormer memory model does not
+    look it up (no warning about a device without a long-sequence fit)."""
+    return roles["workload"].family == "gpt-longseq"
+
+
 SYSTEM = register_system(System(
     name="scitransformer",
     summary="scientific transformers: EvoFormer attention memory (OpenFold, with and without "
@@ -115,7 +121,7 @@ SYSTEM = register_system(System(
         Role("device", "gpu", "a100-sxm-80gb", "the GPU whose HBM the peak is held to"),
         Role("calibration", "longseq-calibration", "longseq-{device}",
              "the long-sequence time model's fitted efficiency for the device",
-             matches=("device",), fallback="longseq-uncalibrated"),
+             matches=("device",), fallback="longseq-uncalibrated", used=_longseq),
     ),
     metrics=(
         *_evoformer_metrics(),
