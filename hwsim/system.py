@@ -73,6 +73,10 @@ class Role:
     ``matches`` names roles whose spec name this spec's field of the same name must equal (or
     be empty): a calibration's ``device`` is the device's name, so that its constants are never
     applied to a device (or kernel) they were not fitted for.
+
+    ``used`` says, from the roles resolved before this one, whether the evaluator reads this
+    role at all (a calibration only one workload family needs): when it returns False the
+    default is not looked up and ``fallback`` is loaded without a warning.
     """
 
     name: str
@@ -81,6 +85,7 @@ class Role:
     help: str = ""
     fallback: str = ""
     matches: tuple[str, ...] = ()
+    used: Callable[[Mapping[str, Any]], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -234,7 +239,8 @@ class System:
                 out[r.name] = specs.load_spec(specs.find_spec_file(r.kind, str(files[r.name])),
                                               kind=r.kind)
                 changed.add(r.name)
-            elif r.name not in explicit and any(f"{{{c}}}" in r.default for c in changed):
+            elif r.name not in explicit and (any(f"{{{c}}}" in r.default for c in changed)
+                                             or (r.used is not None and changed)):
                 out[r.name] = specs.load_spec(self._default_file(r, out), kind=r.kind)
                 changed.add(r.name)
             else:
@@ -264,7 +270,10 @@ class System:
         return per_role
 
     def _default_file(self, role: Role, resolved: Mapping[str, Any]) -> Path:
-        """The default spec file of ``role``, its name filled from roles resolved before it."""
+        """The default spec file of ``role``, its name filled from roles resolved before it
+        (the fallback, without a warning, where ``role.used`` says it is not read)."""
+        if role.used is not None and role.fallback and not role.used(resolved):
+            return specs.find_spec_file(role.kind, role.fallback)
         try:
             name = role.default.format(**{k: v.name for k, v in resolved.items()})
         except KeyError as exc:  # pragma: no cover - a system definition bug

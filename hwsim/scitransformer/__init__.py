@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from hwsim.batch import BatchModel
-from hwsim.scitransformer import evoformer, longseq
-from hwsim.scitransformer.evoformer import LABELS, VARIANTS, table
+from hwsim.scitransformer import evoformer, longseq, params
+from hwsim.scitransformer.evoformer import LABELS, VARIANTS, module_table, table
 from hwsim.scitransformer.spec import (
     EvoformerCropSpec,
     EvoformerSpec,
@@ -53,11 +53,19 @@ def _tables(inputs: Inputs, fidelity: str, *, seed: int = 0, trace: Any = None):
     metrics = SYSTEM.evaluate(inputs, fidelity, seed=seed, trace=trace)
     if inputs["workload"].family == "gpt-longseq":
         return metrics, {}
-    return metrics, {"variants": table(inputs, metrics)}
+    return metrics, {"variants": table(inputs, metrics), "modules": module_table(inputs)}
 
 
 def _evoformer_metrics() -> tuple[Metric, ...]:
-    return (*_variant_metrics(), *_EVOFORMER)
+    return (*_variant_metrics(), *_EVOFORMER, *_param_metrics())
+
+
+def _param_metrics() -> tuple[Metric, ...]:
+    return (*(Metric(f"params_{m}_M", f"millions of parameters of the {params.LABELS[m]}, "
+                     "weights and biases counted from the model spec's architecture")
+              for m in params.MODULES),
+            Metric("params_M", "millions of parameters of the whole model (every module "
+                   "above; AlphaFold2 monomer as OpenFold builds it for the openfold spec)"))
 
 
 def _variant_metrics() -> tuple[Metric, ...]:
@@ -92,6 +100,12 @@ _EVOFORMER = (
                "(its index, as largest_logits_variant); NaN when none does by 16,384"),
 )
 
+def _longseq(roles: Mapping[str, Any]) -> bool:
+    """Only the gpt-longseq family reads the calibration: the EvoFormer memory model does not
+    look it up (no warning about a device without a long-sequence fit)."""
+    return roles["workload"].family == "gpt-longseq"
+
+
 SYSTEM = register_system(System(
     name="scitransformer",
     summary="scientific transformers: EvoFormer attention memory (OpenFold, with and without "
@@ -107,7 +121,7 @@ SYSTEM = register_system(System(
         Role("device", "gpu", "a100-sxm-80gb", "the GPU whose HBM the peak is held to"),
         Role("calibration", "longseq-calibration", "longseq-{device}",
              "the long-sequence time model's fitted efficiency for the device",
-             matches=("device",), fallback="longseq-uncalibrated"),
+             matches=("device",), fallback="longseq-uncalibrated", used=_longseq),
     ),
     metrics=(
         *_evoformer_metrics(),

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from hwsim.batch import REASON
+from hwsim.scitransformer import params
 from hwsim.system import Inputs
 
 #: the variants, in the order of the tables
@@ -146,6 +147,10 @@ def block(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str,
     out["largest_logits_variant"] = np.vstack(raw).argmax(axis=0).astype(float)
     out["variants_over_hbm"] = (stack > cap).sum(axis=0).astype(float)
     out["fits_hbm"] = (worst <= cap).astype(float)
+    counts = params.count(evo)
+    for mod, c in counts.items():
+        out[f"params_{mod}_M"] = np.full(n, c / 1e6)
+    out["params_M"] = np.full(n, sum(counts.values()) / 1e6)
     out[REASON] = np.full(n, "", dtype=object)
     return out
 
@@ -163,3 +168,11 @@ def table(inputs: Inputs, metrics: Mapping[str, float]) -> list[dict[str, Any]]:
                      "activations_GB": metrics[f"{v}_activations_GB"],
                      "peak_GB": metrics[f"{v}_peak_GB"]})
     return rows
+
+
+def module_table(inputs: Inputs) -> list[dict[str, Any]]:
+    """One row per module of the model: its parameters and share of the total."""
+    counts = params.count(inputs["model"])
+    total = sum(counts.values())
+    return [{"module": m, "params": c, "params_M": c / 1e6, "share": c / total}
+            for m, c in counts.items()]

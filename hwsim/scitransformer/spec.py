@@ -29,6 +29,42 @@ class EvoformerSpec:
     extra_msa_blocks: int = param(4, ge=0, le=1024, help="extra-MSA stack blocks")
     extra_msa_global_column: bool = param(True, help="the extra-MSA stack's column attention "
                                           "is global (one averaged query per column: AF2)")
+    # the rest of the network, for its parameter count (hwsim/scitransformer/params.py)
+    c_s: int = param(384, ge=1, le=65536, help="single representation channels")
+    c_t: int = param(64, ge=1, le=65536, help="template pair channels")
+    msa_transition_factor: int = param(4, ge=1, le=64, help="MSA transition hidden / c_m "
+                                       "(also the extra-MSA stack's, over c_e)")
+    pair_transition_factor: int = param(4, ge=1, le=64, help="pair transition hidden / c_z")
+    opm_hidden: int = param(32, ge=1, le=4096, help="outer product mean channels (both "
+                            "stacks)")
+    tri_mul_hidden: int = param(128, ge=1, le=65536, help="triangle multiplication channels "
+                                "(both stacks)")
+    templates: bool = param(True, help="the template stack is built (OpenFold's default "
+                            "config: templates_enabled)")
+    template_blocks: int = param(2, ge=0, le=1024, help="template pair stack blocks")
+    template_heads: int = param(4, ge=1, le=1024, help="template triangular attention heads")
+    template_head_dim: int = param(16, ge=1, le=4096, help="channels per template "
+                                   "triangular attention head")
+    template_tri_mul_hidden: int = param(64, ge=1, le=65536, help="template triangle "
+                                         "multiplication channels")
+    template_transition_factor: int = param(2, ge=1, le=64, help="template pair transition "
+                                            "hidden / c_t")
+    template_pointwise_heads: int = param(4, ge=1, le=1024, help="template pointwise "
+                                          "attention heads")
+    template_pointwise_head_dim: int = param(16, ge=1, le=4096, help="channels per template "
+                                             "pointwise attention head")
+    ipa_heads: int = param(12, ge=1, le=1024, help="invariant point attention heads")
+    ipa_head_dim: int = param(16, ge=1, le=4096, help="scalar channels per IPA head")
+    ipa_qk_points: int = param(4, ge=1, le=1024, help="IPA query/key points per head")
+    ipa_v_points: int = param(8, ge=1, le=1024, help="IPA value points per head")
+    structure_layers: int = param(8, ge=1, le=1024, help="structure module layers (one set "
+                                  "of weights, applied this many times)")
+    structure_transition_layers: int = param(1, ge=1, le=64, help="layers of the structure "
+                                             "module's single transition")
+    angle_resnet_hidden: int = param(128, ge=1, le=65536, help="angle resnet channels")
+    angle_resnet_blocks: int = param(2, ge=1, le=64, help="angle resnet blocks")
+    torsion_angles: int = param(7, ge=1, le=64, help="torsion angles predicted per residue")
+    lddt_hidden: int = param(128, ge=1, le=65536, help="pLDDT head channels")
     source: str = param("", help="where the shapes come from")
 
 
