@@ -24,6 +24,21 @@ OLD_DEVIATION = (
     "norms and dropouts done in full on every TP rank without SP) is not in the time; which "
     "of these makes the table's 2.7x gap at 2k the model cannot say")
 
+#: cells of the new column the model misses, with the ceiling each reason explains (derived in
+#: docs/scitransformer.md from the committed calibration, not chosen to pass)
+NEW_DEVIATIONS = {
+    2048: (0.35, "collective-bound: NCCL's ring latency (4.7 us per step, its tuning model, "
+                 "models/calibration/longseq-a100-sxm-40gb.toml) priced in full on every step of "
+                 "the 384 reduce-scatter/all-gather pairs of a recomputed step is 35% of the "
+                 "predicted 2k step, which the one compute efficiency cannot offset; whether NCCL "
+                 "hides it behind its channels' pipelining or the assumed link efficiency is low "
+                 "the model cannot tell apart. The ceiling is that latency's share of the step"),
+    4096: (0.22, "as the 2k cell: the ring latency is 22% of the predicted 4k step (the ceiling)"),
+    32768: (0.19, "compute-bound (latency 3% of the step): the efficiency fitted high (0.81) to "
+                  "lift the collective-bound 2k cell overshoots here; the ceiling is this cell's "
+                  "error at that efficiency with the latency removed (+18.4%)"),
+}
+
 
 def memory_over_hbm(workload: str, seq_len: int) -> float:
     """Per-GPU bytes of ``workload``'s step at ``seq_len`` over the device's HBM."""
@@ -46,15 +61,17 @@ def memory_over_hbm(workload: str, seq_len: int) -> float:
 def _tflops_case(row: dict[str, str]) -> Case:
     old = row["workload"].endswith("-old")
     seq = int(row["seq_len"])
+    dev = NEW_DEVIATIONS.get(seq, (None, ""))
     return Case(
         system="scitransformer", case=f"{row['workload']} {seq // 1024}k tflops per gpu",
         metric="longseq_tflops_per_gpu", reference=float(row["tflops_per_gpu"]),
         tolerance=0.15, role=row["role"], group=GROUP_OLD if old else GROUP_NEW,
         group_mape=None if old else 0.15, source=SOURCE,
         conditions=f"GenSLM 25B (the table's model size is not stated), {seq} tokens, 32 x "
-        "A100-40GB, TP = 32" + (" without SP or FlashAttention" if old else
-                                " = SP, FlashAttention") + "; Megatron-DS TFLOPS convention",
-        known_deviation=OLD_DEVIATION if old else "", ceiling=1.8 if old else None,
+        "A100-40GB, TP = 32" + (" without SP or FlashAttention, 64 x 5,760" if old else
+                                " = SP, FlashAttention, full recompute, 64 x 6,144")
+        + "; Megatron-DS TFLOPS convention (4 forwards with recompute, 3 without)",
+        known_deviation=OLD_DEVIATION if old else dev[1], ceiling=1.8 if old else dev[0],
         predict=lambda w=row["workload"], s=seq: float(predict_tflops(w, [s])[0]))
 
 
@@ -69,7 +86,8 @@ def cases() -> list[Case]:
             system="scitransformer", case=f"{w} {seq // 1024}k {says}",
             metric="longseq_memory_over_hbm", reference=bounds[0] if bounds[0] else 1.0,
             tolerance=0.0, bounds=bounds, role="held-out", group=GROUP_MEM, source=SOURCE,
-            conditions=f"GenSLM 25B, {seq} tokens, TP = 32 on 32 x A100-40GB: the step's "
+            conditions=f"GenSLM 25B ({'5,760' if w.endswith('-old') else '6,144'} wide), "
+            f"{seq} tokens, TP = 32 on 32 x A100-40GB: the step's "
             "memory per GPU over the 40 GB of HBM (the table: " + says + ")",
             predict=lambda w=w, s=seq: memory_over_hbm(w, s)))
     return out
