@@ -24,6 +24,7 @@ from hwsim.llm.training import (
     lora_params,
     memory_reasons,
     model_state_bytes,
+    nccl_ring_step_latency_s,
     training_flops_per_token,
     training_memory,
     training_step,
@@ -145,3 +146,22 @@ def test_embed_dim_gives_the_released_opt_350m_count():
     # the released checkpoint has 331 M (huggingface.co/facebook/opt-350m)
     assert llm_model.params(s) == pytest.approx(331e6, rel=1e-3)
     assert llm_model.params(replace(s, embed_dim=0)) > 350e6
+
+
+def test_nccl_ring_step_latency_from_the_tuning_model():
+    # NCCL src/graph/tuning.cc, ring / Simple: base 8.4 us, 3.4 us per NVLink step, 14.0 per
+    # network step, spread over the shared ring model's 2 (g-1) steps
+    us = 1e-6
+    # one all-reduce over 8 GPUs of one node: 8.4 + 14 x 3.4 over 14 steps
+    assert nccl_ring_step_latency_s(8, 8) == pytest.approx((8.4 + 14 * 3.4) / 14 * us)
+    # a reduce-scatter + all-gather over 32 ranks on 4 nodes (31 steps, 3 between nodes)
+    assert nccl_ring_step_latency_s(32, 8, allreduce=False) == pytest.approx(
+        2 * (8.4 + 28 * 3.4 + 3 * 14.0) / 62 * us)
+    # the all-reduce over 4 nodes: 2 (N-1) = 6 of its 62 steps between nodes
+    assert nccl_ring_step_latency_s(32, 8) == pytest.approx(
+        (8.4 + 56 * 3.4 + 6 * 14.0) / 62 * us)
+    # no collective in a group of one; vectorised over groups
+    got = nccl_ring_step_latency_s(np.array([1.0, 2.0, 16.0]), 8)
+    assert got[0] == 0.0
+    assert got[1] == pytest.approx((8.4 + 2 * 3.4) / 2 * us)
+    assert got[2] == pytest.approx((8.4 + 28 * 3.4 + 2 * 14.0) / 30 * us)

@@ -47,6 +47,14 @@ Sources of the formulas:
   micro-batches on ``p`` stages: the bubble is ``(p - 1) / m`` of the ideal (Narayanan et al.
   2021, sec. 2.2). Communication that ZeRO prefetches or buckets overlaps compute:
   the step takes the longer of the two.
+- Ring collective latency (:func:`nccl_ring_step_latency_s`): NCCL's own cost model
+  (NVIDIA/nccl, src/graph/tuning.cc, ``ncclTopoTuneModel``; ring algorithm, Simple protocol,
+  the one NCCL picks for messages of MBs) prices a collective as ``baseLat`` (8.4 us) plus
+  ``hwLat`` per ring step: 3.4 us over NVLink, 14.0 us over the network. A reduce-scatter or an
+  all-gather over ``g`` ranks on ``N`` nodes takes ``g-1`` steps, ``N-1`` of them between
+  nodes; an all-reduce ``2 (g-1)`` steps, ``2 (N-1)`` between nodes (the NCCL 2.8-era count;
+  later releases count ``2 N`` when ``N > 1``). The shared ring model charges one latency per
+  each of its ``2 (g-1)`` steps, so the per-step figure is NCCL's total over ``2 (g-1)``.
 - Tensor parallelism across servers (:func:`tp_link_Bps`): NCCL runs one ring per NIC, so each
   ring crosses a server boundary once per server through its own NIC; a ring collective then
   moves every GPU's share at ``min(NVLink, NICs per server x NIC rate)`` (derived here from the
@@ -281,6 +289,32 @@ def attention_mask_bytes(seq: ArrayLike, on_gpu: ArrayLike = True) -> np.ndarray
     (one mask broadcast over the batch)."""
     s = np.asarray(seq, dtype=float)
     return np.where(np.asarray(on_gpu, dtype=bool), s * s, 0.0)
+
+
+#: NCCL's ring / Simple-protocol latencies in us (NVIDIA/nccl src/graph/tuning.cc: baseLat,
+#: hwLat[NVLINK] and hwLat[NET] for NCCL_ALGO_RING, NCCL_PROTO_SIMPLE)
+NCCL_RING_BASE_US = 8.4
+NCCL_RING_NVLINK_US = 3.4
+NCCL_RING_NET_US = 14.0
+
+
+def nccl_ring_step_latency_s(ranks: ArrayLike, ranks_per_node: ArrayLike,
+                             allreduce: bool = True) -> np.ndarray:
+    """Latency per step of :func:`hwsim.llm.perf.ring_allreduce_s` over ``ranks`` GPUs,
+    ``ranks_per_node`` to a node (NVLink inside, the network between), from NCCL's tuning
+    model (ring, Simple): one NCCL all-reduce (``allreduce``) or a reduce-scatter plus an
+    all-gather (sequence parallelism, ``allreduce=False``) spread over the ring model's
+    ``2 (g-1)`` steps. 0 for a group of one."""
+    g = np.asarray(ranks, dtype=float)
+    nodes = np.ceil(g / np.asarray(ranks_per_node, dtype=float))
+    inter = np.maximum(nodes - 1.0, 0.0)
+    steps = np.maximum(g - 1.0, 0.0)
+    one = NCCL_RING_BASE_US + (steps - inter) * NCCL_RING_NVLINK_US + inter * NCCL_RING_NET_US
+    if allreduce:
+        total = NCCL_RING_BASE_US + 2.0 * (one - NCCL_RING_BASE_US)
+    else:
+        total = 2.0 * one
+    return np.where(g > 1, total / np.maximum(2.0 * steps, 1.0), 0.0) * 1e-6
 
 
 def tp_link_Bps(tp: ArrayLike, per_server: ArrayLike, nvlink_Bps: ArrayLike,
