@@ -35,7 +35,7 @@ stages and the price are vectorised.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,7 @@ from hwsim.llm.training import (
     held_params,
     logits_bytes,
     model_state_bytes,
+    nccl_ring_step_latency_s,
     trained_params,
     training_flops_per_token,
     training_memory,
@@ -86,6 +87,8 @@ class Cluster:
     #: network
     dp_link: np.ndarray
     capacity_B: float
+    #: price the ring collectives' latency with NCCL's model (False: no latency)
+    nccl_latency: bool = True
 
 
 def cluster(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> tuple[Cluster, dict]:
@@ -105,10 +108,11 @@ def cluster(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> tuple[C
     dev = Device(peak_flops=gpu.peak_16bit_TFLOPS * 1e12, mem_bw_Bps=gpu.hbm_bandwidth_GBps * GB,
                  compute_efficiency=cal.compute_efficiency,
                  memory_efficiency=cal.bandwidth_efficiency, tp_link_Bps=nvlink,
-                 pp_link_Bps=net, link_latency_s=cal.collective_latency_us * 1e-6)
+                 pp_link_Bps=net, link_latency_s=0.0)
     cap = (gpu.hbm_capacity_GB - run.memory_reserve_GB) * GB
     return Cluster(n=n, gpus=arr["gpus"], za=arr["actor_zero_stage"],
-                   zc=arr["critic_zero_stage"], dev=dev, dp_link=dp_link, capacity_B=cap), arr
+                   zc=arr["critic_zero_stage"], dev=dev, dp_link=dp_link, capacity_B=cap,
+                   nccl_latency=cal.collective_latency == "nccl"), arr
 
 
 def _trainable(run: Any) -> Trainable:
@@ -198,7 +202,12 @@ def step3_flops_per_pair(actor: LlmSpec, critic: LlmSpec, run: Any) -> dict[str,
 def step3_times(actor: LlmSpec, critic: LlmSpec, run: Any, c: Cluster, tp: np.ndarray,
                 b: np.ndarray) -> dict[str, np.ndarray]:
     """Seconds of one step-3 iteration's phases at inference TP ``tp`` and batch ``b``."""
-    dev, g = c.dev, c.gpus
+    g = c.gpus
+    # the inference TP all-reduces: NCCL's ring latency for the tp group (one node's NVLink
+    # when tp <= gpus_per_node); the training runs data-parallel only (no TP collectives)
+    lat = (nccl_ring_step_latency_s(tp, run.gpus_per_node, allreduce=True)
+           if c.nccl_latency else np.zeros_like(np.asarray(tp, dtype=float)))
+    dev = replace(c.dev, link_latency_s=lat)
     seq, prompt, answer = run.seq_tokens, run.prompt_tokens, run.answer_tokens
     p_a = llm_model.params(actor)
     rows = tp * b

@@ -4,7 +4,8 @@ role ``calibration``).
 
 The efficiency minimises the sum of squared log errors of the predicted step-3 hours over the
 device's calibration rows (a golden-section search on (0, 1]; the error is unimodal in it).
-The bandwidth and link efficiencies and the collective latency stay at their assumed values.
+The bandwidth and link efficiencies stay at their assumed values; the collective latency is
+derived from NCCL's model (:func:`hwsim.llm.training.nccl_ring_step_latency_s`), not fitted.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def predict_hours(row: dict[str, str], cal: RlhfCalibrationSpec | None = None) -
     if cal is not None:
         inputs = s.with_choices(inputs, {f"calibration.{k}": getattr(cal, k) for k in (
             "compute_efficiency", "bandwidth_efficiency", "link_efficiency",
-            "collective_latency_us")})
+            "collective_latency")})
     return s.evaluate(inputs)["step3_hours"]
 
 

@@ -103,5 +103,7 @@ class RlhfCalibrationSpec:
                                         "(assumed)")
     link_efficiency: float = param(1.0, gt=0, le=1, help="achieved / peak NVLink and network "
                                    "bandwidth of collectives (assumed)")
-    collective_latency_us: float = param(0.0, ge=0, le=1e6, unit="us",
-                                         help="start-up latency per collective step (assumed)")
+    collective_latency: str = param("nccl", choices=("nccl", "none"),
+                                    help="latency of a ring step: nccl = derived from NCCL's "
+                                    "tuning model for the group "
+                                    "(hwsim.llm.training.nccl_ring_step_latency_s); none = 0")

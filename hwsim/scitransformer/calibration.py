@@ -4,7 +4,8 @@ named cells of the Megatron-DeepSpeed long-sequence table
 
 The efficiency minimises the sum of squared log errors of the predicted TFLOPS per GPU over
 the calibration rows (golden-section search on [0.05, 1]; the error is unimodal in it). The
-memory and link efficiencies and the collective latency keep their assumed values.
+memory and link efficiencies keep their assumed values; the collective latency is derived from
+NCCL's model (:func:`hwsim.llm.training.nccl_ring_step_latency_s`), not fitted.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def predict_tflops(workload: str, seq_lens, cal: LongseqCalibrationSpec | None =
     if cal is not None:
         inputs = s.with_choices(inputs, {f"calibration.{k}": getattr(cal, k) for k in (
             "compute_efficiency", "memory_efficiency", "link_efficiency",
-            "collective_latency_us")})
+            "collective_latency")})
     out = s.analytical_batch(inputs, {"workload.seq_len": np.asarray(seq_lens, dtype=float)})
     return np.asarray(out["longseq_tflops_per_gpu"], dtype=float)
 

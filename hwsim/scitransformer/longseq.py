@@ -39,6 +39,7 @@ from hwsim.llm.training import (
     TrainingMemory,
     attention_mask_bytes,
     memory_reasons,
+    nccl_ring_step_latency_s,
     tp_link_Bps,
     training_flops_per_token,
     training_memory,
@@ -84,7 +85,7 @@ def choose_tp(heads: int, gpus: np.ndarray, pp: np.ndarray, tp: np.ndarray) -> n
     return np.where(tp > 0, tp, auto)
 
 
-def _device(gpu, cal, tp: np.ndarray) -> Device:
+def _device(gpu, cal, tp: np.ndarray, sp: np.ndarray) -> Device:
     nv = gpu.interconnect_bandwidth_GBps * 1e9
     nic = gpu.network_bandwidth_GBps * 1e9
     link = tp_link_Bps(tp, gpu.devices_per_server, nv, nic, gpu.devices_per_server)
@@ -94,7 +95,16 @@ def _device(gpu, cal, tp: np.ndarray) -> Device:
                   memory_efficiency=cal.memory_efficiency,
                   tp_link_Bps=link * cal.link_efficiency,
                   pp_link_Bps=nic * cal.link_efficiency,
-                  link_latency_s=cal.collective_latency_us * 1e-6)
+                  link_latency_s=_step_latency_s(cal, tp, sp, gpu.devices_per_server))
+
+
+def _step_latency_s(cal, tp: np.ndarray, sp: np.ndarray, per_node: int) -> np.ndarray:
+    """NCCL's ring latency per step of the tensor-parallel collectives: a reduce-scatter plus
+    an all-gather with sequence parallelism, else an all-reduce."""
+    if cal.collective_latency == "none":
+        return np.zeros_like(np.asarray(tp, dtype=float))
+    return np.where(sp, nccl_ring_step_latency_s(tp, per_node, allreduce=False),
+                    nccl_ring_step_latency_s(tp, per_node, allreduce=True))
 
 
 def memory(spec: LlmSpec, seq, par: Parallel, rc: Recompute, mask_on_gpu: bool
@@ -131,7 +141,7 @@ def block(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str,
     cap = gpu.hbm_capacity_GB * GB - w.memory_reserve_GB * GB
     mem = memory(spec, s, par, rc, w.mask_on_gpu)
     fits, why = memory_reasons(mem, cap, f"training {spec.name}")
-    dev = _device(gpu, cal, tp)
+    dev = _device(gpu, cal, tp, np.asarray(par.sp, dtype=bool))
     dp_link = np.where(gpus > gpu.devices_per_server, gpu.network_bandwidth_GBps,
                        gpu.interconnect_bandwidth_GBps) * 1e9 * cal.link_efficiency
     step = training_step(spec, s, par, dev, rc=rc, dp_link_Bps=dp_link)

@@ -147,5 +147,7 @@ class LongseqCalibrationSpec:
                                      "(the optimizer update; assumed)")
     link_efficiency: float = param(0.75, gt=0, le=1, help="NCCL bus bandwidth / link peak "
                                    "(assumed)")
-    collective_latency_us: float = param(10.0, ge=0, le=10_000, unit="us",
-                                         help="start-up latency of one ring step (assumed)")
+    collective_latency: str = param("nccl", choices=("nccl", "none"),
+                                    help="latency of a ring step: nccl = derived from NCCL's "
+                                    "tuning model for the group "
+                                    "(hwsim.llm.training.nccl_ring_step_latency_s); none = 0")

@@ -28,15 +28,12 @@ OLD_DEVIATION = (
 #: docs/scitransformer.md from the committed calibration, not chosen to pass)
 NEW_DEVIATIONS = {
     2048: (0.35, "collective-bound: NCCL's ring latency (4.7 us per step, its tuning model, "
-                 "models/calibration/longseq-a100-sxm-40gb.toml) priced in full on every step of "
+                 "hwsim.llm.training.nccl_ring_step_latency_s) priced in full on every step of "
                  "the 384 reduce-scatter/all-gather pairs of a recomputed step is 35% of the "
                  "predicted 2k step, which the one compute efficiency cannot offset; whether NCCL "
                  "hides it behind its channels' pipelining or the assumed link efficiency is low "
                  "the model cannot tell apart. The ceiling is that latency's share of the step"),
     4096: (0.22, "as the 2k cell: the ring latency is 22% of the predicted 4k step (the ceiling)"),
-    32768: (0.19, "compute-bound (latency 3% of the step): the efficiency fitted high (0.81) to "
-                  "lift the collective-bound 2k cell overshoots here; the ceiling is this cell's "
-                  "error at that efficiency with the latency removed (+18.4%)"),
 }
 
 
