@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hwsim.fitting import golden_section_argmin
 from hwsim.system import Inputs, get_system
 
 DATA = Path(__file__).with_name("data")
@@ -79,20 +80,8 @@ def fit_kernels(sets: tuple[str, ...] = ()) -> tuple[float, float]:
     """(memory_level_parallelism, cycles_per_simd_vector) of the EPYC 7742 node; ``sets``
     (``--set`` overrides of the node or the training) fit a hypothesis about the node the same
     way, on the same rows."""
-    a, b = math.log(0.5), math.log(64.0)
-    g = (math.sqrt(5) - 1) / 2
-    c, d = b - g * (b - a), a + g * (b - a)
-    fc, fd = _loss(math.exp(c), sets), _loss(math.exp(d), sets)
-    for _ in range(40):
-        if fc < fd:
-            b, d, fd = d, c, fc
-            c = b - g * (b - a)
-            fc = _loss(math.exp(c), sets)
-        else:
-            a, c, fc = c, d, fd
-            d = a + g * (b - a)
-            fd = _loss(math.exp(d), sets)
-    mlp = math.exp(0.5 * (a + b))
+    mlp = math.exp(golden_section_argmin(lambda x: _loss(math.exp(x), sets),
+                                         math.log(0.5), math.log(64.0)))
     return mlp, cycles_for(mlp, sets)
 
 

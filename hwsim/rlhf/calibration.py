@@ -15,6 +15,7 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
+from hwsim.fitting import golden_section_argmin
 from hwsim.rlhf.spec import RlhfCalibrationSpec
 from hwsim.system import get_system
 
@@ -47,20 +48,7 @@ def fit(base: RlhfCalibrationSpec, cells: list[dict[str, str]]) -> RlhfCalibrati
         cal = replace(base, compute_efficiency=eta)
         return sum(math.log(predict_hours(r, cal) / float(r["hours"])) ** 2 for r in cells)
 
-    lo, hi = 0.05, 1.0
-    g = (math.sqrt(5) - 1) / 2
-    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
-    fa, fb = loss(a), loss(b)
-    for _ in range(40):
-        if fa < fb:
-            hi, b, fb = b, a, fa
-            a = hi - g * (hi - lo)
-            fa = loss(a)
-        else:
-            lo, a, fa = a, b, fb
-            b = lo + g * (hi - lo)
-            fb = loss(b)
-    return replace(base, compute_efficiency=round(0.5 * (lo + hi), 4))
+    return replace(base, compute_efficiency=round(golden_section_argmin(loss, 0.05, 1.0), 4))
 
 
 def calibration_cells(device: str) -> list[dict[str, str]]:

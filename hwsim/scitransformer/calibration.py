@@ -11,12 +11,12 @@ NCCL's model (:func:`hwsim.llm.training.nccl_ring_step_latency_s`), not fitted.
 from __future__ import annotations
 
 import csv
-import math
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from hwsim.fitting import golden_section_argmin
 from hwsim.scitransformer.spec import LongseqCalibrationSpec
 from hwsim.system import get_system
 
@@ -57,20 +57,7 @@ def fit(base: LongseqCalibrationSpec, cells: list[dict[str, str]]) -> LongseqCal
         pred = predict_tflops(workload, seq, replace(base, compute_efficiency=eta))
         return float(np.sum(np.log(pred / ref) ** 2))
 
-    lo, hi = 0.05, 1.0
-    g = (math.sqrt(5) - 1) / 2
-    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
-    fa, fb = loss(a), loss(b)
-    for _ in range(40):
-        if fa < fb:
-            hi, b, fb = b, a, fa
-            a = hi - g * (hi - lo)
-            fa = loss(a)
-        else:
-            lo, a, fa = a, b, fb
-            b = lo + g * (hi - lo)
-            fb = loss(b)
-    return replace(base, compute_efficiency=round(0.5 * (lo + hi), 4))
+    return replace(base, compute_efficiency=round(golden_section_argmin(loss, 0.05, 1.0), 4))
 
 
 def calibration_cells() -> list[dict[str, str]]:
