@@ -69,7 +69,12 @@ def by_nonzeros(line_nnz: np.ndarray, bounds: np.ndarray) -> Parts:
     # a part runs to the next part's first line, and into it when that line is split
     end = np.append(start[1:] + split[1:], n_lines)
     empty = np.diff(bounds) == 0
-    lines = np.where(empty, 0, end - start)
+    # lines before a part's first nonzero that a run of empty parts just before it would have
+    # started on (zero-nonzero lines) are the part's own: it starts where that run starts
+    idx = np.arange(empty.size)
+    last_full = np.maximum.accumulate(np.where(empty, -1, idx))
+    first = np.concatenate(([0], last_full[:-1] + 1))
+    lines = np.where(empty, 0, end - start[first])
     return Parts(nnz=np.diff(bounds), lines=lines, split_start=split & ~empty)
 
 
