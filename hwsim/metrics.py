@@ -83,6 +83,12 @@ define("throughput_tokens_per_s", "tokens/s",
 define("tco_usd_per_1k_tokens", "USD per 1000 tokens",
        "what the deployment costs per hour (rented, or the owned servers' lifetime TCO spread "
        "over their life) per 1000 output tokens at throughput_tokens_per_s")
+define("rental_usd_per_1k_tokens", "USD per 1000 tokens",
+       "cost per 1000 output tokens at throughput_tokens_per_s with the devices rented at "
+       "their price per device-hour")
+define("owned_usd_per_1k_tokens", "USD per 1000 tokens",
+       "cost per 1000 output tokens at throughput_tokens_per_s with the servers owned, their "
+       "lifetime TCO spread over their life; NaN where no server price is published")
 define("decode_throughput_tokens_per_s", "tokens/s",
        "output tokens per second of the decode steady state alone: a full batch decoding, no "
        "prefill (Chiplet Cloud's paper's accounting)")
