@@ -206,3 +206,21 @@ def test_tp_collective_time_can_be_given():
     same = training_step(GPT3, 2048, par, dev,
                          tp_collective_s=ring_allreduce_s(act, 8, 150e9, 5e-6))
     assert float(same.step_s) == pytest.approx(float(base.step_s))
+
+
+def test_sequence_parallel_backward_regathers_and_overlaps():
+    # Megatron SP: the backward all-gathers each row-parallel output gradient (exposed) and, for
+    # each column-parallel linear, re-gathers the input beside the input-gradient GEMM and
+    # reduce-scatters beside the weight-gradient GEMM: only the excess over the GEMM is exposed
+    par = Parallel(tp=8, sp=True)
+    act = 2048 * GPT3.d_model * 2
+    fast = Device(peak_flops=312e12, mem_bw_Bps=2e12, compute_efficiency=0.5, tp_link_Bps=1e15)
+    slow = replace(fast, tp_link_Bps=1e6)
+    for dev, pairs in ((fast, 2 + 1), (slow, 2 + 3)):  # forward 2 pairs; backward 1 or 3
+        pair = float(ring_allreduce_s(act, 8, dev.tp_link_Bps))
+        got = training_step(GPT3, 2048, par, dev)
+        assert float(got.tp_comm_s) == pytest.approx(GPT3.layers * pairs * pair, rel=1e-3)
+    # without SP the backward's two all-reduces are exposed, as before
+    pair = float(ring_allreduce_s(act, 8, slow.tp_link_Bps))
+    got = training_step(GPT3, 2048, Parallel(tp=8), slow)
+    assert float(got.tp_comm_s) == pytest.approx(GPT3.layers * 4 * pair)

@@ -42,7 +42,9 @@ Sources of the formulas:
   reduce-scatter plus an all-gather of the updated weights, the same volume). Tensor
   parallelism all-reduces a ``s b h`` activation twice per layer in the forward and twice in the
   backward (twice more in a recompute), Megatron-LM (Shoeybi et al. 2019, arXiv 1909.08053);
-  sequence parallelism replaces each by a reduce-scatter and an all-gather of the same volume.
+  sequence parallelism replaces each by a reduce-scatter and an all-gather of the same volume,
+  and its backward re-gathers the column-parallel linears' inputs beside their GEMMs
+  (:func:`_sp_backward_comm_s`).
   The pipeline (GPipe/1F1B schedule) takes ``(m + p - 1)`` micro-batch slots for ``m``
   micro-batches on ``p`` stages: the bubble is ``(p - 1) / m`` of the ideal (Narayanan et al.
   2021, sec. 2.2). Communication that ZeRO prefetches or buckets overlaps compute:
@@ -430,6 +432,32 @@ def dp_comm_bytes(n_held: ArrayLike, n_trained: ArrayLike, zero_stage: ArrayLike
     return np.where(np.asarray(zero_stage) >= 3, z3, ar)
 
 
+def _sp_backward_comm_s(spec: LlmSpec, rows: ArrayLike, tp: np.ndarray, one_s: ArrayLike,
+                        rate: ArrayLike, frozen_base: bool) -> np.ndarray:
+    """Exposed seconds of one layer's backward collectives under Megatron sequence parallelism,
+    ``one_s`` per all-gather or reduce-scatter. The two row-parallel linears all-gather their
+    output gradient before anything can run (exposed). Each column-parallel linear (attention's
+    Q/K/V, the FFN's input projection) keeps only its local input shard in the forward, so its
+    backward all-gathers the input again while its input-gradient GEMM runs, then
+    reduce-scatters the input gradient while its weight-gradient GEMM runs; only the part of
+    each collective longer than its GEMM is exposed (Megatron-LM's
+    ``LinearWithGradAccumulationAndAsyncCommunication``, as in microsoft/Megatron-DeepSpeed
+    ``megatron/core/tensor_parallel/layers.py`` since its 2023 rebase on Megatron-LM: both
+    collectives ``async_op=True``, ordered before the GEMMs by ``CUDA_DEVICE_MAX_CONNECTIONS=1``).
+    So the backward runs six collectives where the forward runs four, four of them partly
+    hidden. The GEMMs' slowdown from sharing SMs with NCCL is not modelled."""
+    mats_in = 2 if spec.ffn in ("swiglu", "geglu") else 1
+    widths = ((spec.heads + 2 * spec.n_kv_heads) * spec.d_head,
+              mats_in * spec.d_ff * spec.experts_per_token)
+    one = np.asarray(one_s, dtype=float)
+    out = 2.0 * one
+    for n_out in widths:
+        gemm = 2.0 * np.asarray(rows, dtype=float) * spec.d_model * n_out / tp / rate
+        wgrad = 0.0 if frozen_base else gemm
+        out = out + np.maximum(one - gemm, 0.0) + np.maximum(one - wgrad, 0.0)
+    return out
+
+
 def training_step(spec: LlmSpec, seq: ArrayLike, par: Parallel, dev: Device,
                   what: Trainable = Trainable(), rc: Recompute = Recompute(), *,
                   dp_link_Bps: ArrayLike | None = None, pcie_Bps: ArrayLike = 32e9,
@@ -458,7 +486,10 @@ def training_step(spec: LlmSpec, seq: ArrayLike, par: Parallel, dev: Device,
     layers = np.ceil(spec.layers / pp)
     one_ar = (ring_allreduce_s(act, tp, dev.tp_link_Bps, dev.link_latency_s)
               if tp_collective_s is None else np.asarray(tp_collective_s, dtype=float))
-    tp_comm = m * layers * n_ar * one_ar
+    sp = np.asarray(par.sp, dtype=bool) & (tp > 1)
+    bwd_sp = _sp_backward_comm_s(spec, s * mb, tp, one_ar / 2.0, rate, what.frozen_base)
+    per_layer = (n_ar - 2.0) * one_ar + np.where(sp, bwd_sp, 2.0 * one_ar)
+    tp_comm = m * layers * per_layer
     p2p = np.where(pp > 1, 2.0 * m * act / np.asarray(dev.pp_link_Bps), 0.0)
     shard = tp * pp
     held, trained = held_params(spec, what) / shard, trained_params(spec, what) / shard

@@ -15,7 +15,9 @@ Per point (every number from :mod:`hwsim.llm.training`):
   path over NVLink or, when the TP group spans servers, over the servers' NICs
   (:func:`hwsim.llm.training.tp_link_Bps`), each at the NCCL protocol (LL, LL128, Simple) its
   tuning model picks for the message size (:func:`hwsim.llm.training.nccl_ring_collective_s`),
-  ZeRO/DP traffic overlapped, the pipeline bubble, Adam on the GPU or (offload) on the CPU;
+  the backward's SP collectives as Megatron runs them (re-gathers and reduce-scatters beside
+  the GEMMs, :func:`hwsim.llm.training.training_step`), ZeRO/DP traffic overlapped, the
+  pipeline bubble, Adam on the GPU or (offload) on the CPU;
 - TFLOPS per GPU in Megatron-DeepSpeed's convention (``throughput_calculator`` in
   ``megatron/utils.py``, Narayanan et al. 2021 eq. 3): ``(6 + 2 if recomputing) x weights x
   tokens + 3 (4) x 4 L h s x tokens`` per step, divided by the step time and the GPUs;

@@ -27,16 +27,17 @@ OLD_DEVIATION = (
 #: cells of the new column the model misses, with the ceiling each reason explains (derived in
 #: docs/scitransformer.md from the committed calibration, not chosen to pass)
 NEW_DEVIATIONS = {
-    2048: (0.25, "collective-bound: NCCL's ring latency, from its tuning model at the protocol it "
+    2048: (0.28, "collective-bound: NCCL's ring latency, from its tuning model at the protocol it "
                  "picks for the 25 MB all-gathers and reduce-scatters (LL128: 79 us each, "
                  "hwsim.llm.training.nccl_ring_collective_s), priced in full on every one of "
-                 "the 768 collectives of a recomputed step, is 25% of the predicted 2k step, "
+                 "the 896 collectives of a recomputed step, is 28% of the predicted 2k step, "
                  "which the one compute efficiency cannot offset; whether NCCL hides part of it "
                  "(its tuning table chooses algorithms, it is not a measured time) or the assumed "
                  "link efficiency is low the model cannot tell apart. The ceiling is that "
                  "latency's share of the step"),
-    4096: (0.17, "as the 2k cell: the ring latency (LL128, 50 MB messages) is 17% of the "
-                 "predicted 4k step (the ceiling); without it the step matches the table"),
+    4096: (0.19, "as the 2k cell: the ring latency (LL128, 50 MB messages) is 18.8% of the "
+                 "predicted 4k step (the ceiling, rounded up to the percent); without it the "
+                 "cell is within 0.2% of the table"),
 }
 
 
