@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from hwsim.llm import model as llm_model
-from hwsim.llm.perf import Device
+from hwsim.llm.perf import Device, ring_allreduce_s
 from hwsim.llm.spec import LlmSpec
 from hwsim.llm.training import (
     Parallel,
@@ -24,6 +24,7 @@ from hwsim.llm.training import (
     lora_params,
     memory_reasons,
     model_state_bytes,
+    nccl_ring_collective_s,
     nccl_ring_step_latency_s,
     training_flops_per_token,
     training_memory,
@@ -165,3 +166,61 @@ def test_nccl_ring_step_latency_from_the_tuning_model():
     assert got[0] == 0.0
     assert got[1] == pytest.approx((8.4 + 2 * 3.4) / 2 * us)
     assert got[2] == pytest.approx((8.4 + 28 * 3.4 + 2 * 14.0) / 30 * us)
+
+
+def test_nccl_protocol_choice_by_message_size():
+    # tuning.cc (ring): LL 6.6 + 0.6 / NVLink step + 2.7 / network step at 1/4 of the bandwidth
+    # across nodes; LL128 14.0 + 1.9 + 4.0 at 0.92; Simple 8.4 + 3.4 + 14.0 at all of it
+    us, bw = 1e-6, 150e9
+    simple = lambda n: (8.4 + 28 * 3.4 + 3 * 14.0) * us + 31 / 32 * n / bw  # noqa: E731
+    ll128 = lambda n: (14.0 + 28 * 1.9 + 3 * 4.0) * us + 31 / 32 * n / (0.92 * bw)  # noqa: E731
+    ll = lambda n: (6.6 + 28 * 0.6 + 3 * 2.7) * us + 31 / 32 * n / (0.25 * bw)  # noqa: E731
+    sizes = np.array([1e3, 25.2e6, 402.7e6])  # a few kB; 2k and 32k tokens x 6,144 x 2 B
+    got = nccl_ring_collective_s(sizes, 32, 8, bw, allreduce=False)
+    assert got[0] == pytest.approx(ll(1e3))          # latency-bound: LL
+    assert got[1] == pytest.approx(ll128(25.2e6))    # MBs: LL128, 17% under Simple
+    assert got[1] < 0.85 * simple(25.2e6)
+    assert got[2] == pytest.approx(simple(402.7e6))  # hundreds of MB: Simple
+    # never slower than any one protocol; Simple alone is the ring model with NCCL's latency
+    only = nccl_ring_collective_s(sizes, 32, 8, bw, allreduce=False, protocols=("Simple",))
+    assert np.all(got <= only)
+    pair = ring_allreduce_s(sizes, 32, bw, nccl_ring_step_latency_s(32, 8, allreduce=False))
+    assert np.allclose(2 * only, pair)
+    # an all-reduce across nodes with Simple pays the ring plateau factor (1.4 on A100)
+    ar = nccl_ring_collective_s(1e9, 32, 8, bw, protocols=("Simple",))
+    assert ar == pytest.approx(1.4 * (8.4 + 56 * 3.4 + 6 * 14.0) * us + 62 / 32 * 1e9 / bw)
+    # one node: no plateau, LL at 1/3 for an all-gather; a group of one costs nothing
+    one_node = nccl_ring_collective_s(8e3, 8, 8, bw, allreduce=False, protocols=("LL",))
+    assert one_node == pytest.approx((6.6 + 7 * 0.6) * us + 7 / 8 * 8e3 / (bw / 3))
+    assert nccl_ring_collective_s(1e6, 1, 8, bw) == 0.0
+
+
+def test_tp_collective_time_can_be_given():
+    dev = Device(peak_flops=312e12, mem_bw_Bps=2e12, compute_efficiency=0.5,
+                 tp_link_Bps=150e9, link_latency_s=5e-6)
+    par = Parallel(tp=8)
+    base = training_step(GPT3, 2048, par, dev)
+    zero = training_step(GPT3, 2048, par, dev, tp_collective_s=0.0)
+    assert float(zero.tp_comm_s) == 0.0
+    act = 2048 * GPT3.d_model * 2
+    same = training_step(GPT3, 2048, par, dev,
+                         tp_collective_s=ring_allreduce_s(act, 8, 150e9, 5e-6))
+    assert float(same.step_s) == pytest.approx(float(base.step_s))
+
+
+def test_sequence_parallel_backward_regathers_and_overlaps():
+    # Megatron SP: the backward all-gathers each row-parallel output gradient (exposed) and, for
+    # each column-parallel linear, re-gathers the input beside the input-gradient GEMM and
+    # reduce-scatters beside the weight-gradient GEMM: only the excess over the GEMM is exposed
+    par = Parallel(tp=8, sp=True)
+    act = 2048 * GPT3.d_model * 2
+    fast = Device(peak_flops=312e12, mem_bw_Bps=2e12, compute_efficiency=0.5, tp_link_Bps=1e15)
+    slow = replace(fast, tp_link_Bps=1e6)
+    for dev, pairs in ((fast, 2 + 1), (slow, 2 + 3)):  # forward 2 pairs; backward 1 or 3
+        pair = float(ring_allreduce_s(act, 8, dev.tp_link_Bps))
+        got = training_step(GPT3, 2048, par, dev)
+        assert float(got.tp_comm_s) == pytest.approx(GPT3.layers * pairs * pair, rel=1e-3)
+    # without SP the backward's two all-reduces are exposed, as before
+    pair = float(ring_allreduce_s(act, 8, slow.tp_link_Bps))
+    got = training_step(GPT3, 2048, Parallel(tp=8), slow)
+    assert float(got.tp_comm_s) == pytest.approx(GPT3.layers * 4 * pair)

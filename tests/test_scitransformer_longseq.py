@@ -14,7 +14,12 @@ import pytest
 from hwsim import specs
 from hwsim.cli import main
 from hwsim.llm.model import params
-from hwsim.llm.training import attention_mask_bytes, nccl_ring_step_latency_s, tp_link_Bps
+from hwsim.llm.training import (
+    attention_mask_bytes,
+    nccl_ring_collective_s,
+    nccl_ring_step_latency_s,
+    tp_link_Bps,
+)
 from hwsim.scitransformer import calibration
 from hwsim.scitransformer.longseq import SEQ_GRID, llm_of
 from hwsim.scitransformer.validation import NEW_DEVIATIONS
@@ -140,6 +145,24 @@ def test_calibration_file_carries_the_fit_on_two_cells():
     # the shared NCCL-derived latency of the table's group: 32 ranks on 4 DGX A100 nodes
     assert nccl_ring_step_latency_s(32, 8, allreduce=False) == pytest.approx(
         2 * (8.4 + 28 * 3.4 + 3 * 14.0) / 62 * 1e-6)
+
+
+def test_collectives_at_the_protocol_nccl_picks():
+    # the table's all-gathers / reduce-scatters: s x 6,144 x 2 B over 32 ranks on 4 nodes at
+    # 200 GB/s x 0.75; LL128 (lower latency) for 2k and 4k, Simple (full bandwidth) from 16k
+    seq = np.array([2048, 4096, 16384, 32768])
+    act = seq * 6144 * 2.0
+    best = nccl_ring_collective_s(act, 32, 8, 150e9, allreduce=False)
+    simple = nccl_ring_collective_s(act, 32, 8, 150e9, allreduce=False, protocols=("Simple",))
+    ll128 = nccl_ring_collective_s(act, 32, 8, 150e9, allreduce=False, protocols=("LL128",))
+    assert np.allclose(best[:2], ll128[:2]) and np.all(ll128[:2] < simple[:2])
+    assert np.allclose(best[2:], simple[2:])
+    # protocol choice lifts the collective-bound 2k cell against Simple everywhere; 32k is equal
+    out = {m: _batch("genslm-25b-longseq", {"workload.seq_len": [2048, 32768]},
+                     f"calibration.collective_latency={m}")["longseq_tflops_per_gpu"]
+           for m in ("nccl", "nccl-simple")}
+    assert out["nccl"][0] > 1.1 * out["nccl-simple"][0]
+    assert out["nccl"][1] == pytest.approx(out["nccl-simple"][1])
 
 
 def test_evoformer_family_is_unchanged_and_longseq_nan(capsys):

@@ -42,19 +42,26 @@ Sources of the formulas:
   reduce-scatter plus an all-gather of the updated weights, the same volume). Tensor
   parallelism all-reduces a ``s b h`` activation twice per layer in the forward and twice in the
   backward (twice more in a recompute), Megatron-LM (Shoeybi et al. 2019, arXiv 1909.08053);
-  sequence parallelism replaces each by a reduce-scatter and an all-gather of the same volume.
+  sequence parallelism replaces each by a reduce-scatter and an all-gather of the same volume,
+  and its backward re-gathers the column-parallel linears' inputs beside their GEMMs
+  (:func:`_sp_backward_comm_s`).
   The pipeline (GPipe/1F1B schedule) takes ``(m + p - 1)`` micro-batch slots for ``m``
   micro-batches on ``p`` stages: the bubble is ``(p - 1) / m`` of the ideal (Narayanan et al.
   2021, sec. 2.2). Communication that ZeRO prefetches or buckets overlaps compute:
   the step takes the longer of the two.
 - Ring collective latency (:func:`nccl_ring_step_latency_s`): NCCL's own cost model
   (NVIDIA/nccl, src/graph/tuning.cc, ``ncclTopoTuneModel``; ring algorithm, Simple protocol,
-  the one NCCL picks for messages of MBs) prices a collective as ``baseLat`` (8.4 us) plus
+  the one NCCL picks for large messages) prices a collective as ``baseLat`` (8.4 us) plus
   ``hwLat`` per ring step: 3.4 us over NVLink, 14.0 us over the network. A reduce-scatter or an
   all-gather over ``g`` ranks on ``N`` nodes takes ``g-1`` steps, ``N-1`` of them between
   nodes; an all-reduce ``2 (g-1)`` steps, ``2 (N-1)`` between nodes (the NCCL 2.8-era count;
   later releases count ``2 N`` when ``N > 1``). The shared ring model charges one latency per
   each of its ``2 (g-1)`` steps, so the per-step figure is NCCL's total over ``2 (g-1)``.
+- Protocol choice (:func:`nccl_ring_collective_s`): NCCL prices each of its protocols, LL,
+  LL128 and Simple, with its own latencies and bandwidth share (the same tuning model) and runs
+  the fastest for the message size; across 4 DGX A100 nodes a 32-rank all-gather of 25 MB
+  (2k tokens x 6,144 x 2 B) goes LL128 (79 us of latency instead of Simple's 146 us, 8% less
+  bandwidth), one of 200 MB or more Simple.
 - Tensor parallelism across servers (:func:`tp_link_Bps`): NCCL runs one ring per NIC, so each
   ring crosses a server boundary once per server through its own NIC; a ring collective then
   moves every GPU's share at ``min(NVLink, NICs per server x NIC rate)`` (derived here from the
@@ -317,6 +324,53 @@ def nccl_ring_step_latency_s(ranks: ArrayLike, ranks_per_node: ArrayLike,
     return np.where(g > 1, total / np.maximum(2.0 * steps, 1.0), 0.0) * 1e-6
 
 
+#: NCCL's ring latencies in us per protocol, (baseLat, hwLat[NVLINK], hwLat[NET]), and the
+#: share of the bus bandwidth each protocol reaches (LL: 1/4 across nodes or in an all-reduce,
+#: else 1/3; LL128: 0.92 with two or more ranks per node, else 0.7; Simple: all of it), as
+#: ``ncclTopoTuneModel`` sets them (NVIDIA/nccl src/graph/tuning.cc, commit b6475625, the
+#: version whose Simple figures are the three constants above)
+NCCL_RING_PROTOCOLS = {
+    "LL": (6.6, 0.6, 2.7),
+    "LL128": (14.0, 1.9, 4.0),
+    "Simple": (NCCL_RING_BASE_US, NCCL_RING_NVLINK_US, NCCL_RING_NET_US),
+}
+#: the ring/Simple all-reduce latency multiplier across nodes on compute capability >= 8.0
+#: (tuning.cc ``ncclTopoGetAlgoTime``, "plateau effect of ring"; 1.9 before Ampere)
+NCCL_RING_PLATEAU = 1.4
+
+
+def nccl_ring_collective_s(n_bytes: ArrayLike, ranks: ArrayLike, ranks_per_node: ArrayLike,
+                           link_Bps: ArrayLike, allreduce: bool = True,
+                           protocols: tuple[str, ...] = ("LL", "LL128", "Simple")
+                           ) -> np.ndarray:
+    """Seconds of one ring collective of ``n_bytes`` (the whole buffer) over ``ranks`` GPUs,
+    ``ranks_per_node`` to a node, at ``link_Bps`` per GPU (Simple's bus bandwidth), with the
+    protocol NCCL would pick: the one of ``protocols`` its model says is fastest for this size
+    (``ncclTopoGetAlgoTime``: latency plus bytes over the protocol's bandwidth; enqueue.cc takes
+    the minimum). Small messages go LL or LL128 (lower latency), large ones Simple (full
+    bandwidth). ``allreduce``: an all-reduce, else a reduce-scatter or an all-gather. The step
+    counts are :func:`nccl_ring_step_latency_s`'s; the ring algorithm only (NCCL may pick a tree
+    for a multi-node all-reduce: not modelled), and LL's per-channel bandwidth cap and LL128's
+    (they need NCCL's channel count) are not applied. 0 for a group of one."""
+    g = np.asarray(ranks, dtype=float)
+    per = np.asarray(ranks_per_node, dtype=float)
+    nodes = np.ceil(g / per)
+    steps = np.maximum(g - 1.0, 0.0) * (2.0 if allreduce else 1.0)
+    inter = np.maximum(nodes - 1.0, 0.0) * (2.0 if allreduce else 1.0)
+    volume = np.asarray(n_bytes, dtype=float) * steps / np.maximum(g, 1.0)
+    factors = {"LL": np.where((nodes > 1) | allreduce, 0.25, 1.0 / 3.0),
+               "LL128": np.where(g / nodes >= 2, 0.92, 0.7), "Simple": 1.0}
+    best = np.full(np.broadcast(g, volume, np.asarray(link_Bps)).shape, np.inf)
+    for p in protocols:
+        base, nvl, net = NCCL_RING_PROTOCOLS[p]
+        lat = base + (steps - inter) * nvl + inter * net
+        if p == "Simple" and allreduce:
+            lat = np.where(nodes > 1, lat * NCCL_RING_PLATEAU, lat)
+        t = lat * 1e-6 + volume / (np.asarray(link_Bps, dtype=float) * factors[p])
+        best = np.minimum(best, t)
+    return np.where(g > 1, best, 0.0)
+
+
 def tp_link_Bps(tp: ArrayLike, per_server: ArrayLike, nvlink_Bps: ArrayLike,
                 nic_Bps: ArrayLike, nics_per_server: ArrayLike) -> np.ndarray:
     """Per-GPU bandwidth of a tensor-parallel ring collective over ``tp`` GPUs: NVLink inside
@@ -378,15 +432,45 @@ def dp_comm_bytes(n_held: ArrayLike, n_trained: ArrayLike, zero_stage: ArrayLike
     return np.where(np.asarray(zero_stage) >= 3, z3, ar)
 
 
+def _sp_backward_comm_s(spec: LlmSpec, rows: ArrayLike, tp: np.ndarray, one_s: ArrayLike,
+                        rate: ArrayLike, frozen_base: bool) -> np.ndarray:
+    """Exposed seconds of one layer's backward collectives under Megatron sequence parallelism,
+    ``one_s`` per all-gather or reduce-scatter. The two row-parallel linears all-gather their
+    output gradient before anything can run (exposed). Each column-parallel linear (attention's
+    Q/K/V, the FFN's input projection) keeps only its local input shard in the forward, so its
+    backward all-gathers the input again while its input-gradient GEMM runs, then
+    reduce-scatters the input gradient while its weight-gradient GEMM runs; only the part of
+    each collective longer than its GEMM is exposed (Megatron-LM's
+    ``LinearWithGradAccumulationAndAsyncCommunication``, as in microsoft/Megatron-DeepSpeed
+    ``megatron/core/tensor_parallel/layers.py`` since its 2023 rebase on Megatron-LM: both
+    collectives ``async_op=True``, ordered before the GEMMs by ``CUDA_DEVICE_MAX_CONNECTIONS=1``).
+    So the backward runs six collectives where the forward runs four, four of them partly
+    hidden. The GEMMs' slowdown from sharing SMs with NCCL is not modelled."""
+    mats_in = 2 if spec.ffn in ("swiglu", "geglu") else 1
+    widths = ((spec.heads + 2 * spec.n_kv_heads) * spec.d_head,
+              mats_in * spec.d_ff * spec.experts_per_token)
+    one = np.asarray(one_s, dtype=float)
+    out = 2.0 * one
+    for n_out in widths:
+        gemm = 2.0 * np.asarray(rows, dtype=float) * spec.d_model * n_out / tp / rate
+        wgrad = 0.0 if frozen_base else gemm
+        out = out + np.maximum(one - gemm, 0.0) + np.maximum(one - wgrad, 0.0)
+    return out
+
+
 def training_step(spec: LlmSpec, seq: ArrayLike, par: Parallel, dev: Device,
                   what: Trainable = Trainable(), rc: Recompute = Recompute(), *,
                   dp_link_Bps: ArrayLike | None = None, pcie_Bps: ArrayLike = 32e9,
-                  host_mem_Bps: ArrayLike = 100e9, lm_head: bool = True) -> TrainingStep:
+                  host_mem_Bps: ArrayLike = 100e9, lm_head: bool = True,
+                  tp_collective_s: ArrayLike | None = None) -> TrainingStep:
     """One optimizer step: ``micro_batches`` micro-batches of ``micro_batch`` sequences per
     data-parallel rank. Compute at the device's peak x efficiency; ZeRO/DP traffic on
     ``dp_link_Bps`` (default the device's tensor-parallel link) overlapped with compute;
     tensor-parallel all-reduces on the critical path; the pipeline bubble; the optimizer update
-    (HBM-bound on the GPU, or on the CPU at ``host_mem_Bps`` after a PCIe round trip)."""
+    (HBM-bound on the GPU, or on the CPU at ``host_mem_Bps`` after a PCIe round trip).
+    ``tp_collective_s``, when given, is the time of one tensor-parallel collective (an
+    all-reduce of a ``s b h`` activation, or its reduce-scatter plus all-gather) in place of the
+    ring model with the device's per-step latency (e.g. from :func:`nccl_ring_collective_s`)."""
     tp = np.asarray(par.tp, dtype=float)
     pp = np.asarray(par.pp, dtype=float)
     mb = np.asarray(par.micro_batch, dtype=float)
@@ -400,7 +484,12 @@ def training_step(spec: LlmSpec, seq: ArrayLike, par: Parallel, dev: Device,
     n_ar = 6.0 if rc.checkpointing else 4.0
     act = s * mb * spec.d_model * BYTES_16BIT
     layers = np.ceil(spec.layers / pp)
-    tp_comm = m * layers * n_ar * ring_allreduce_s(act, tp, dev.tp_link_Bps, dev.link_latency_s)
+    one_ar = (ring_allreduce_s(act, tp, dev.tp_link_Bps, dev.link_latency_s)
+              if tp_collective_s is None else np.asarray(tp_collective_s, dtype=float))
+    sp = np.asarray(par.sp, dtype=bool) & (tp > 1)
+    bwd_sp = _sp_backward_comm_s(spec, s * mb, tp, one_ar / 2.0, rate, what.frozen_base)
+    per_layer = (n_ar - 2.0) * one_ar + np.where(sp, bwd_sp, 2.0 * one_ar)
+    tp_comm = m * layers * per_layer
     p2p = np.where(pp > 1, 2.0 * m * act / np.asarray(dev.pp_link_Bps), 0.0)
     shard = tp * pp
     held, trained = held_params(spec, what) / shard, trained_params(spec, what) / shard

@@ -4,8 +4,9 @@ named cells of the Megatron-DeepSpeed long-sequence table
 
 The efficiency minimises the sum of squared log errors of the predicted TFLOPS per GPU over
 the calibration rows (golden-section search on [0.05, 1]; the error is unimodal in it). The
-memory and link efficiencies keep their assumed values; the collective latency is derived from
-NCCL's model (:func:`hwsim.llm.training.nccl_ring_step_latency_s`), not fitted.
+memory and link efficiencies keep their assumed values; the collective time is derived from
+NCCL's model at the protocol it picks per size (:func:`hwsim.llm.training.nccl_ring_collective_s`),
+not fitted.
 """
 
 from __future__ import annotations

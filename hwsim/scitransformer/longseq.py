@@ -13,8 +13,11 @@ Per point (every number from :mod:`hwsim.llm.training`):
   first), the Korthikanti activations of the stored micro-batches, the fp32 logits and the mask;
 - step time: compute at peak x the fitted efficiency, the TP/SP collectives on the critical
   path over NVLink or, when the TP group spans servers, over the servers' NICs
-  (:func:`hwsim.llm.training.tp_link_Bps`), ZeRO/DP traffic overlapped, the pipeline bubble,
-  Adam on the GPU or (offload) on the CPU;
+  (:func:`hwsim.llm.training.tp_link_Bps`), each at the NCCL protocol (LL, LL128, Simple) its
+  tuning model picks for the message size (:func:`hwsim.llm.training.nccl_ring_collective_s`),
+  the backward's SP collectives as Megatron runs them (re-gathers and reduce-scatters beside
+  the GEMMs, :func:`hwsim.llm.training.training_step`), ZeRO/DP traffic overlapped, the
+  pipeline bubble, Adam on the GPU or (offload) on the CPU;
 - TFLOPS per GPU in Megatron-DeepSpeed's convention (``throughput_calculator`` in
   ``megatron/utils.py``, Narayanan et al. 2021 eq. 3): ``(6 + 2 if recomputing) x weights x
   tokens + 3 (4) x 4 L h s x tokens`` per step, divided by the step time and the GPUs;
@@ -39,6 +42,7 @@ from hwsim.llm.training import (
     TrainingMemory,
     attention_mask_bytes,
     memory_reasons,
+    nccl_ring_collective_s,
     nccl_ring_step_latency_s,
     tp_link_Bps,
     training_flops_per_token,
@@ -99,12 +103,25 @@ def _device(gpu, cal, tp: np.ndarray, sp: np.ndarray) -> Device:
 
 
 def _step_latency_s(cal, tp: np.ndarray, sp: np.ndarray, per_node: int) -> np.ndarray:
-    """NCCL's ring latency per step of the tensor-parallel collectives: a reduce-scatter plus
-    an all-gather with sequence parallelism, else an all-reduce."""
+    """NCCL's ring/Simple latency per step of the tensor-parallel collectives: a reduce-scatter
+    plus an all-gather with sequence parallelism, else an all-reduce."""
     if cal.collective_latency == "none":
         return np.zeros_like(np.asarray(tp, dtype=float))
     return np.where(sp, nccl_ring_step_latency_s(tp, per_node, allreduce=False),
                     nccl_ring_step_latency_s(tp, per_node, allreduce=True))
+
+
+def tp_collective_s(cal, act_B: np.ndarray, tp: np.ndarray, sp: np.ndarray, per_node: int,
+                    link_Bps: np.ndarray) -> np.ndarray | None:
+    """One tensor-parallel collective of a ``s b h`` activation of ``act_B`` bytes (a
+    reduce-scatter plus an all-gather under SP, else an all-reduce) with the protocol NCCL picks
+    for its size (:func:`hwsim.llm.training.nccl_ring_collective_s`), for ``collective_latency
+    = "nccl"``; None (the ring model with the Simple per-step latency) otherwise."""
+    if cal.collective_latency != "nccl":
+        return None
+    pair = 2.0 * nccl_ring_collective_s(act_B, tp, per_node, link_Bps, allreduce=False)
+    one = nccl_ring_collective_s(act_B, tp, per_node, link_Bps, allreduce=True)
+    return np.where(sp, pair, one)
 
 
 def memory(spec: LlmSpec, seq, par: Parallel, rc: Recompute, mask_on_gpu: bool
@@ -144,7 +161,10 @@ def block(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str,
     dev = _device(gpu, cal, tp, np.asarray(par.sp, dtype=bool))
     dp_link = np.where(gpus > gpu.devices_per_server, gpu.network_bandwidth_GBps,
                        gpu.interconnect_bandwidth_GBps) * 1e9 * cal.link_efficiency
-    step = training_step(spec, s, par, dev, rc=rc, dp_link_Bps=dp_link)
+    act = s * par.micro_batch * spec.d_model * 2.0
+    coll = tp_collective_s(cal, act, tp, np.asarray(par.sp, dtype=bool), gpu.devices_per_server,
+                           dev.tp_link_Bps)
+    step = training_step(spec, s, par, dev, rc=rc, dp_link_Bps=dp_link, tp_collective_s=coll)
     tokens = s * par.micro_batch * par.micro_batches * dp
     flops = training_flops_per_token(spec, s, checkpointing=rc.checkpointing) * tokens
     # the longest sequence that fits: the whole grid at once, per point

@@ -147,7 +147,10 @@ class LongseqCalibrationSpec:
                                      "(the optimizer update; assumed)")
     link_efficiency: float = param(0.75, gt=0, le=1, help="NCCL bus bandwidth / link peak "
                                    "(assumed)")
-    collective_latency: str = param("nccl", choices=("nccl", "none"),
-                                    help="latency of a ring step: nccl = derived from NCCL's "
-                                    "tuning model for the group "
+    collective_latency: str = param("nccl", choices=("nccl", "nccl-simple", "none"),
+                                    help="tensor-parallel collective latency from NCCL's "
+                                    "tuning model: nccl = the protocol (LL, LL128, Simple) it "
+                                    "picks per message size "
+                                    "(hwsim.llm.training.nccl_ring_collective_s); nccl-simple "
+                                    "= ring/Simple always "
                                     "(hwsim.llm.training.nccl_ring_step_latency_s); none = 0")
