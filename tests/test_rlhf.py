@@ -5,6 +5,7 @@ the calibration files carry their fit and the memory cases reproduce the blog's 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -169,3 +170,34 @@ def test_flops_shares_add_up():
     m = s.evaluate(inp)
     assert m["generation_flops_share"] == pytest.approx(f["generation"] / sum(f.values()))
     assert m["generation_share"] > m["generation_flops_share"]   # decode is HBM-bound
+
+
+def test_inference_workspace_follows_deepspeeds_sizing():
+    """GenWorkSpace: n e (10 H' r + r (a/t) n + 2 L r H'/t) for r = t x b rows, n = 512 tokens;
+    the head size is padded to 128 (OPT-2.7B: 80); its KV part is the 16-bit cache at e = 2."""
+    from hwsim.rlhf.analytical import inference_workspace_bytes
+
+    _, inp = _inputs("actor=opt-13b")
+    a, run = inp["actor"], inp["run"]
+    one = float(inference_workspace_bytes(a, run, np.array(1.0), np.array(1.0)))
+    assert one == 512 * 4 * (10 * 5120 + 40 * 512 + 2 * 40 * 5120)
+    # TP 8 at 2 pairs: 16 rows; activations unsplit, scores and cache over the 8 GPUs
+    t8 = float(inference_workspace_bytes(a, run, np.array(8.0), np.array(2.0)))
+    assert t8 == 512 * 4 * (10 * 5120 * 16 + 16 * 5 * 512 + 2 * 40 * 16 * 5120 / 8)
+    _, inp2 = _inputs("actor=opt-2.7b")
+    padded = float(inference_workspace_bytes(inp2["actor"], inp2["run"], np.array(1.0),
+                                             np.array(1.0)))
+    assert padded == 512 * 4 * (10 * 32 * 128 + 32 * 512 + 2 * 32 * 32 * 128)
+    half = replace(run, workspace_bytes_per_value=2)
+    kv_part = 512 * 2 * (2 * 40 * 5120)
+    assert float(inference_workspace_bytes(a, half, np.array(1.0), np.array(1.0))) == one / 2
+    assert kv_part == pytest.approx(512 * llm_model.kv_bytes_per_token(a))
+
+
+def test_opt66b_one_node_runs_at_the_scripts_batch():
+    """With the OPT-66B script's gather group of 4 layers the 80 GB node fits 4 pairs per GPU at
+    TP 8, the script's per-device batch (multi_node/run_66b.sh)."""
+    s, inp = _inputs("actor=opt-66b", sets=("run.tp_gather_partition_size=4",))
+    m = s.evaluate(inp)
+    assert (m["per_device_batch"], m["inference_tp"]) == (4, 8)
+    assert m["inference_workspace_GB"] > m["kv_cache_GB"]

@@ -80,7 +80,11 @@ SYSTEM = register_system(System(
                fidelities=("analytical",)),
         Metric("model_states_GB", "weights, gradients and optimizer states of the four models "
                "per GPU", fidelities=("analytical",)),
-        Metric("kv_cache_GB", "generation KV cache per GPU", fidelities=("analytical",)),
+        Metric("kv_cache_GB", "generation KV cache per GPU (its 16-bit keys and values)",
+               fidelities=("analytical",)),
+        Metric("inference_workspace_GB", "the DeepSpeed-Inference workspace per GPU, which "
+               "holds the KV cache, activations and attention scores (kept through the "
+               "iteration unless released)", fidelities=("analytical",)),
         Metric("step1_hours", "step 1: supervised fine-tuning of the actor (every weight), "
                "one epoch; NaN when it does not fit", fidelities=("analytical",)),
         Metric("step2_hours", "step 2: reward-model training on chosen/rejected pairs, one "

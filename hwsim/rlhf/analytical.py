@@ -23,7 +23,9 @@ rejected pairs) are plain training steps of the same model.
 Memory per GPU (the check that says what fits): the model states of the actor (ZeRO over the
 GPUs), the reference (ZeRO-3 when the actor is), the critic and the reward model; during
 generation the Hybrid Engine's inference weights ``2 P / t`` and one gathered group of layers;
-the KV cache of ``b`` sequences (kept through the iteration unless released); the training
+DeepSpeed-Inference's workspace for the ``t x b`` rows of the TP group (the KV cache, the
+activations and the attention scores, :func:`inference_workspace_bytes`; kept through the
+iteration unless released); the training
 activations (:func:`hwsim.llm.training.activation_bytes`, Korthikanti et al. 2022) and logits.
 Each phase's bytes are affine in the per-device batch ``b``, so the largest ``b`` that fits is
 closed-form; the fastest fitting ``inference_tp_size`` is chosen when it is 0.
@@ -148,9 +150,11 @@ def step3_memory(actor: LlmSpec, critic: LlmSpec, run: Any, c: Cluster, tp: np.n
     gather = np.where((c.za >= 3) & (tp > 1),
                       BYTES_16BIT * group * llm_model.params_per_layer(actor), 0.0)
     kv = b * seq * llm_model.kv_bytes_per_token(actor)
-    kept = 0.0 if run.release_inference_cache else kv
+    # the KV cache lives in the inference workspace, which also holds activations and scores
+    ws = inference_workspace_bytes(actor, run, tp, b)
+    kept = 0.0 if run.release_inference_cache else ws
     gen_logits = 4.0 * b * actor.vocab  # one step's fp32 logits of the t x b rows, over t GPUs
-    generation = states + he + gather + kv + gen_logits
+    generation = states + he + gather + ws + gen_logits
     rc_none = Recompute(checkpointing=False, dropout=False)
     score_acts = activation_bytes(actor, seq, b, rc=rc_none) / actor.layers
     scoring = states + kept + logits_bytes(actor, seq, b) + score_acts
@@ -161,10 +165,37 @@ def step3_memory(actor: LlmSpec, critic: LlmSpec, run: Any, c: Cluster, tp: np.n
         checkpointing=run.critic_checkpointing, dropout=run.dropout))
     critic_train = states + kept + acts_c
     peak = np.maximum.reduce([generation, scoring, actor_train, critic_train])
-    return {"states": states, "inference_weights": he + gather, "kv": kv,
+    return {"states": states, "inference_weights": he + gather, "kv": kv, "workspace": ws,
             "activations": np.maximum(acts_a + logits_bytes(actor, seq, b), acts_c),
             "generation": generation, "scoring": scoring, "actor_training": actor_train,
             "critic_training": critic_train, "peak": peak}
+
+
+def inference_workspace_bytes(actor: LlmSpec, run: Any, tp: np.ndarray, b: np.ndarray
+                              ) -> np.ndarray:
+    """Bytes per GPU of the DeepSpeed-Inference workspace the Hybrid Engine's kernels allocate
+    at the first generation and keep (unless ``release_inference_cache``); it holds the KV cache.
+
+    ``InferenceContext::GenWorkSpace`` (microsoft/DeepSpeed
+    ``csrc/transformer/inference/includes/inference_context.h``, the Hybrid-Engine era with
+    ``min_out_tokens``) sizes it for ``r = t x b`` rows (the TP group's gathered prompts) and
+    ``n = max_out_tokens`` tokens, ``n x e x (A + T + C)`` bytes with
+    ``A = 10 H' r`` (activations, not split by TP), ``T = r (a / t) n`` (attention scores) and
+    ``C = 2 L r H' / t`` (keys and values of every layer), where ``H' = a x d'`` pads the head
+    size ``d'`` to 32, 64 or 128 (flash attention) and ``e`` is the element size the workspace is
+    allocated with. The Hybrid Engine sets ``min_out_tokens = max_out_tokens``, so the whole
+    ``n`` must fit, and DeepSpeed-Chat sets ``max_out_tokens = prompt + answer``
+    (``rlhf_engine.py``)."""
+    t = np.asarray(tp, dtype=float)
+    rows = t * np.asarray(b, dtype=float)
+    n = float(run.seq_tokens)
+    d = actor.d_model / actor.heads
+    d_eff = d if d > 128 else (32.0 if d <= 32 else (64.0 if d <= 64 else 128.0))
+    hp = actor.heads * d_eff
+    act = 10.0 * hp * rows
+    scores = rows * (actor.heads / t) * n
+    cache = 2.0 * actor.layers * rows * hp / t
+    return n * run.workspace_bytes_per_value * (act + scores + cache)
 
 
 def largest_batch(phase_at: Any, cap: float) -> np.ndarray:
@@ -360,14 +391,21 @@ def block(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str,
     reason = np.full(n, "", dtype=object)
     bad = np.flatnonzero(~ok)
     if bad.size:
+        # at the run's inference TP and batch where given, else the widest TP and one pair
         widest = np.minimum(float(max(tp_candidates(actor, run))), c.gpus)
-        at1 = step3_memory(actor, critic, run, c, widest, np.ones(n))
+        tp_r = np.where(arr["inference_tp_size"] > 0, arr["inference_tp_size"], widest)
+        b_r = np.where(arr["per_device_batch"] > 0, arr["per_device_batch"], 1.0)
+        at1 = step3_memory(actor, critic, run, c, tp_r, b_r)
     for i in bad:
+        pairs = "one pair" if b_r[i] == 1 else f"{int(b_r[i])} pairs"
+        which = ("the widest inference TP" if arr["inference_tp_size"][i] == 0
+                 else f"inference TP {int(tp_r[i])}")
         reason[i] = (f"actor '{actor.name}' does not fit on {int(c.gpus[i])} x "
                      f"{inputs['device'].name}: step 3 needs at least "
-                     f"{at1['peak'][i] / GB:.1f} GB per GPU at one pair per GPU (model states "
+                     f"{at1['peak'][i] / GB:.1f} GB per GPU at {pairs} per GPU (model states "
                      f"{at1['states'][i] / GB:.1f} GB, inference weights "
-                     f"{at1['inference_weights'][i] / GB:.1f} GB at the widest inference TP); "
+                     f"{at1['inference_weights'][i] / GB:.1f} GB and workspace "
+                     f"{at1['workspace'][i] / GB:.1f} GB at {which}); "
                      f"{c.capacity_B / GB:.1f} GB available")
     nan = np.full(n, np.nan)
 
@@ -391,6 +429,7 @@ def block(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str,
         "memory_per_gpu_GB": keep(mem["peak"] / GB),
         "model_states_GB": keep(mem["states"] / GB),
         "kv_cache_GB": keep(mem["kv"] / GB),
+        "inference_workspace_GB": keep(mem["workspace"] / GB),
         "step1_hours": keep(s1_h),
         "step2_hours": keep(s2_h),
         "all_steps_hours": keep(s1_h + s2_h + epoch_h),

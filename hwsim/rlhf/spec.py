@@ -55,6 +55,11 @@ class RlhfRunSpec:
                                           "all-gathers at once under ZeRO-3")
     release_inference_cache: bool = param(False, help="free the generation KV cache before "
                                           "scoring and training")
+    workspace_bytes_per_value: int = param(
+        4, choices=(2, 4), unit="B", help="element size the DeepSpeed-Inference workspace "
+        "(KV cache, activations, scores) is allocated with: 4 = DeepSpeed's fp16 path calls "
+        "allocate_workspace_fp32 (deepspeed/model_implementations/transformers/"
+        "ds_transformer.py), 2 = sized at fp16")
     offload: bool = param(False, help="ZeRO-Offload: gradients and Adam states of actor and "
                           "critic in host memory, Adam on the CPU (DeepSpeed-Chat --offload)")
     ppo_epochs: int = param(1, ge=1, le=1000, help="PPO passes over each generated batch")
