@@ -50,12 +50,18 @@ class Net:
     acts: list[np.ndarray] = field(default_factory=list)
     scores: list[np.ndarray] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
+    #: the implicit GEMM's output columns N and inner size K of a convolution or linear layer
+    #: (0 for other operators); its rows M per image row are ``macs / (N K)``
+    gemm_n: list[float] = field(default_factory=list)
+    gemm_k: list[float] = field(default_factory=list)
     #: elements held across operators per row (the UNet's skip tensors), a polynomial in S
     live: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
     def add(self, kind: str, params: float, macs: np.ndarray, acts: np.ndarray,
-            scores: np.ndarray | None = None) -> None:
+            scores: np.ndarray | None = None, gemm: tuple[float, float] = (0.0, 0.0)) -> None:
         self.kinds.append(kind)
+        self.gemm_n.append(float(gemm[0]))
+        self.gemm_k.append(float(gemm[1]))
         self.params.append(float(params))
         self.macs.append(macs)
         self.acts.append(acts)
@@ -66,12 +72,12 @@ class Net:
              stride_in: float = 1.0) -> None:
         c, p = size
         self.add("conv", cin * cout * k * k + cout * bias, _poly(cin * cout * k * k * c, p),
-                 _poly((cin * stride_in + cout) * c, p))
+                 _poly((cin * stride_in + cout) * c, p), gemm=(cout, cin * k * k))
 
     def linear(self, din: int, dout: int, size: tuple[float, int], bias: bool = True) -> None:
         c, p = size
         self.add("linear", din * dout + dout * bias, _poly(din * dout * c, p),
-                 _poly((din + dout) * c, p))
+                 _poly((din + dout) * c, p), gemm=(dout, din))
 
     def norm(self, ch: int, size: tuple[float, int], affine: int = 2) -> None:
         c, p = size
@@ -98,7 +104,8 @@ class Net:
 
     def linear_poly(self, din: int, dout: int, tokens: np.ndarray, bias: bool = True) -> None:
         """A linear layer over ``tokens`` rows given as a polynomial in ``S``."""
-        self.add("linear", din * dout + dout * bias, din * dout * tokens, (din + dout) * tokens)
+        self.add("linear", din * dout + dout * bias, din * dout * tokens, (din + dout) * tokens,
+                 gemm=(dout, din))
 
     def eltwise_poly(self, ch: int, tokens: np.ndarray, passes: int = 2) -> None:
         self.add("eltwise", 0, np.zeros(3), passes * ch * tokens)
@@ -114,7 +121,8 @@ class Net:
                 "acts": np.array(self.acts).reshape(-1, 3),
                 "scores": np.array(self.scores).reshape(-1, 3),
                 "eltwise": np.array([k == "eltwise" for k in self.kinds], dtype=bool),
-                "conv": np.array([k == "conv" for k in self.kinds], dtype=bool)}
+                "conv": np.array([k == "conv" for k in self.kinds], dtype=bool),
+                "gemm_n": np.array(self.gemm_n), "gemm_k": np.array(self.gemm_k)}
 
     @property
     def total_params(self) -> int:
