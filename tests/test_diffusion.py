@@ -432,3 +432,33 @@ def test_batch16_rows_test_the_gpu_model_alone(name):
     step = s.evaluate(inputs)["step_latency_s"]
     assert _unet_host_s(inputs) < 0.2 * step
     assert 1.0 / float(r["value"]) > 5 * _unet_host_s(inputs)   # the measured step too
+
+
+def test_fused_attention_computes_its_padded_head_dimension():
+    """FlashAttention v1 runs a head of 40 on its 64-wide kernel and one of 80 on its 128-wide
+    kernel (SD1.5's first two levels), so a fused attention takes 1.6x its FLOPs' time there;
+    SDXL's heads of 64 are not padded, and an unfused attention (cuBLAS batched GEMMs) is not;
+    the FLOP count itself is unchanged."""
+    from hwsim.diffusion.analytical import padded_head_dim
+
+    assert padded_head_dim(np.array([0.0, 32, 40, 64, 80, 128, 160, 512])).tolist() == [
+        0, 32, 64, 64, 128, 128, 160, 512]
+    sd15 = arch.denoiser(_model("sd15"))
+    assert sorted(set(sd15.arrays()["head_dim"][sd15.arrays()["head_dim"] > 0])) == [
+        40.0, 80.0, 160.0]
+    sdxl = arch.denoiser(_model("sdxl")).arrays()
+    assert set(sdxl["head_dim"][sdxl["head_dim"] > 0]) == {64.0}
+    from hwsim.diffusion import analytical as an
+
+    g = _gpu("a100-sxm-80gb")
+    peaks = an._peaks(g, "16bit")
+    a = sd15.arrays()
+    attn = a["head_dim"] == 40.0
+    one = {k: v[attn][:1] for k, v in a.items()}
+    s = np.array([4096.0])
+    fused = an.call_time(one, s, np.array([32.0]), 2.0, True, peaks, 1e30, 0.0)
+    plain = 2.0 * arch.evaluate_poly(one["macs"], s)[0, 0] * 32 / peaks[1]
+    assert fused[0][0] == pytest.approx(1.6 * plain, rel=1e-9)
+    assert fused[3][0] == pytest.approx(2.0 * arch.evaluate_poly(one["macs"], s)[0, 0] * 32)
+    unfused = an.call_time(one, s, np.array([32.0]), 2.0, False, peaks, 1e30, 0.0)
+    assert unfused[0][0] == pytest.approx(plain, rel=1e-9)

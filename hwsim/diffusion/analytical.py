@@ -40,6 +40,23 @@ from hwsim.hw.gemm import tile_wave_compute_s
 from hwsim.hw.tco import HOURS_PER_YEAR, server_tco
 from hwsim.system import Inputs
 
+#: the head dimensions FlashAttention v1 (the fused kernel of PyTorch 2.0's SDPA) is built for:
+#: ``run_fmha_fwd`` runs a head dimension up to 32, 64 or 128 on the kernel of that size
+#: (pytorch ``aten/src/ATen/native/transformers/cuda/flash_attn/fmha_api.cpp``, flash-attention
+#: v1 ``csrc/flash_attn/fmha_api.cpp``), so SD1.5's heads of 40 and 80 compute as 64 and 128;
+#: a larger head (SD1.5's 160, the VAE's 512) runs another kernel, taken unpadded here
+FLASH_HEAD_DIMS = (32.0, 64.0, 128.0)
+
+
+def padded_head_dim(head_dim: np.ndarray) -> np.ndarray:
+    """The head dimension a fused attention kernel computes for heads of ``head_dim``."""
+    hd = np.asarray(head_dim, dtype=float)
+    out = hd.copy()
+    for size in reversed(FLASH_HEAD_DIMS):
+        out = np.where(hd <= size, size, out)
+    return np.where(hd > 0, out, hd)
+
+
 #: keys the block evaluates as arrays
 VECTOR_KEYS = frozenset({"pipeline.batch", "pipeline.resolution_px", "pipeline.steps",
                          "calibration.compute_efficiency", "calibration.host_s_per_operator",
@@ -76,6 +93,10 @@ def call_time(a: dict[str, np.ndarray], s: np.ndarray, rows: np.ndarray, bpp: fl
     conv = a["conv"][keep][:, None]
     rate = np.where(conv, np.asarray(peaks[0])[None, ...], np.asarray(peaks[1])[None, ...])
     t_c = 2.0 * macs / rate
+    if fused:   # the kernel computes its padded head dimension
+        hd = a["head_dim"][keep]
+        attn = hd > 0
+        t_c[attn] = t_c[attn] * (padded_head_dim(hd[attn]) / hd[attn])[:, None]
     gemm = a["gemm_n"][keep] > 0
     if sms > 0 and gemm.any():
         # convolutions (implicit GEMMs) and linears: whole waves of output tiles over the SMs

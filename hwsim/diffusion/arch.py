@@ -54,12 +54,16 @@ class Net:
     #: (0 for other operators); its rows M per image row are ``macs / (N K)``
     gemm_n: list[float] = field(default_factory=list)
     gemm_k: list[float] = field(default_factory=list)
+    #: the head dimension of an attention operator (0 for other operators)
+    head_dim: list[float] = field(default_factory=list)
     #: elements held across operators per row (the UNet's skip tensors), a polynomial in S
     live: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
     def add(self, kind: str, params: float, macs: np.ndarray, acts: np.ndarray,
-            scores: np.ndarray | None = None, gemm: tuple[float, float] = (0.0, 0.0)) -> None:
+            scores: np.ndarray | None = None, gemm: tuple[float, float] = (0.0, 0.0),
+            head_dim: float = 0.0) -> None:
         self.kinds.append(kind)
+        self.head_dim.append(float(head_dim))
         self.gemm_n.append(float(gemm[0]))
         self.gemm_k.append(float(gemm[1]))
         self.params.append(float(params))
@@ -100,7 +104,7 @@ class Net:
         (cn, pn), (cm, pm) = n, m
         self.add("attention", 0, _poly(2 * cn * cm * ch, pn + pm),
                  _poly(2 * cn * ch, pn) + _poly(2 * cm * ch, pm),
-                 _poly(heads * cn * cm, pn + pm))
+                 _poly(heads * cn * cm, pn + pm), head_dim=ch / heads)
 
     def linear_poly(self, din: int, dout: int, tokens: np.ndarray, bias: bool = True) -> None:
         """A linear layer over ``tokens`` rows given as a polynomial in ``S``."""
@@ -113,7 +117,7 @@ class Net:
     def attention_poly(self, n: np.ndarray, ch: int, heads: int) -> None:
         """Self-attention over ``n`` tokens given as a polynomial of degree <= 1 in ``S``."""
         sq = np.array([n[0] * n[0], 2 * n[0] * n[1], n[1] * n[1]])
-        self.add("attention", 0, 2 * ch * sq, 4 * ch * n, heads * sq)
+        self.add("attention", 0, 2 * ch * sq, 4 * ch * n, heads * sq, head_dim=ch / heads)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The operator rows as arrays; ``eltwise`` marks the pointwise rows."""
@@ -122,7 +126,8 @@ class Net:
                 "scores": np.array(self.scores).reshape(-1, 3),
                 "eltwise": np.array([k == "eltwise" for k in self.kinds], dtype=bool),
                 "conv": np.array([k == "conv" for k in self.kinds], dtype=bool),
-                "gemm_n": np.array(self.gemm_n), "gemm_k": np.array(self.gemm_k)}
+                "gemm_n": np.array(self.gemm_n), "gemm_k": np.array(self.gemm_k),
+                "head_dim": np.array(self.head_dim)}
 
     @property
     def total_params(self) -> int:

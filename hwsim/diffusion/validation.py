@@ -82,10 +82,10 @@ GROUPS = (
 
 _TUTORIAL = ("a later software stack on a clock-locked GPU: the fast-diffusion tutorial "
              "(2024, PyTorch nightly, A100-80GB 400 W 'with its clock rate set to the "
-             "maximum') runs SDXL 1.5-2x faster than the efficiency fitted on the 2023 torch "
+             "maximum') runs SDXL 1.5-1.9x faster than the efficiency fitted on the 2023 torch "
              "2.0 SD1.5 benchmark allows; its steps (30) and CFG (default guidance 5.0, UNet at "
              "batch 2) are those modelled, and the 2023 blog's SDXL fp32 row on the older stack "
-             "is within 13%")
+             "is within 5%")
 _RATE = ("the fraction of the fp32-accumulate tensor peak reached differs by generation: on "
          "SD1.5 at batch 16 the benchmark implies (measured it/s x the model's 25.7 TFLOP per "
          "UNet call) A100 25%, V100 34%, RTX 3090 62%, RTX 4090 49%, i.e. 256, 174, 157 and 126 "
@@ -119,7 +119,7 @@ KNOWN_DEVIATIONS: dict[str, tuple[str, float]] = {
     "sd15-t4": (_T4 + " (batch 1 is GPU-bound on a T4)", 0.45),
     "sd15-t4-b4": (_T4, 0.40),
     "sd15-v100-b16": (_RATE, 0.35),
-    "sd15-rtx3090": ("GPU-bound in the model too (95 ms of GPU work against 46 ms of host "
+    "sd15-rtx3090": ("GPU-bound in the model too (94 ms of GPU work against 46 ms of host "
                      "time), so not the host: " + _RATE, 0.55),
     "sd15-rtx4090": (_HOST + _RATE, 0.55),
     "sd15-rtx3090-b16": (_RATE, 0.65),
