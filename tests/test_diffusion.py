@@ -3,6 +3,7 @@ roofline bound, the memory model, bad input, the calibration file and the DES at
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -323,3 +324,141 @@ def test_rtx3090_batch1_miss_is_gpu_time_and_the_4090_host_is_faster():
     assert a["step_latency_s"] > 1.5 * host
     r4090 = next(r for r in rows() if r["name"] == "sd15-rtx4090")
     assert 1.0 / float(r4090["value"]) < 0.6 * host
+
+
+def test_tile_waves_quantise_a_gemm_and_never_beat_its_flops():
+    """The shared tile model (hwsim.hw.gemm): a GEMM that fills whole waves of 128 x 128 tiles
+    runs at exactly its FLOPs over the peak; one row more starts a new row of tiles, and once
+    outnumber the SMs, new waves; the time never drops below the FLOPs."""
+    from hwsim.hw.gemm import tile_wave_compute_s
+
+    peak, sms = 312e12, 108
+    m = np.array([128.0 * 108, 128.0 * 108 + 1, 64.0, 1.0])
+    n, k = 128.0, 4096.0
+    t = tile_wave_compute_s(m, n, k, peak, sms, 1.0, 1.0)
+    flops = 2.0 * m * n * k / peak
+    assert t[0] == pytest.approx(flops[0], rel=1e-12)
+    assert np.all(t >= flops * (1 - 1e-12))
+    # one row more: 217 x 2 tiles of 64 x 64 on 108 SMs, 5 waves of a quarter of the 128 x 128
+    # work, the best of the tile shapes
+    assert t[1] == pytest.approx(1.25 * t[0], rel=1e-12)
+    assert t[2] == pytest.approx(t[3])            # one partial tile either way
+    # half the efficiency doubles every time
+    assert np.allclose(tile_wave_compute_s(m, n, k, peak, sms, 0.5, 1.0), 2 * t)
+
+
+def _unet_call(device: str, rows: float, **kw):
+    """(GPU seconds, memory-bound seconds) of one SD1.5 UNet call on ``device``, uncalibrated
+    (every efficiency 1, no host time): the per-operator model alone."""
+    from hwsim.diffusion import analytical as an
+
+    g = dataclasses.replace(_gpu(device), **kw)
+    a = arch.denoiser(_model("sd15")).arrays()
+    peaks = an._peaks(g, "16bit")
+    t, mem, _, flops = an.call_time(a, np.array([64.0 ** 2]), np.array([rows]), 2.0, True,
+                                    peaks, g.hbm_bandwidth_GBps * 1e9, 0.0, False, g.sms)
+    return float(t[0]), float(mem[0]), float(flops[0]), g
+
+
+@pytest.mark.parametrize("device", ["a100-sxm-80gb", "v100-sxm2-32gb", "t4-16gb",
+                                    "rtx3090-24gb", "rtx4090-24gb"])
+@pytest.mark.parametrize("rows", [2.0, 32.0])
+def test_a_unet_call_is_never_faster_than_its_roofline(device, rows):
+    """At full efficiency a call takes at least its FLOPs over the tensor peak and its weights
+    over the bandwidth, and wave quantisation only adds time (the same GPU with no SM count
+    runs at the plain rate)."""
+    t, _, flops, g = _unet_call(device, rows)
+    weights = arch.denoiser(_model("sd15")).total_params * 2.0
+    assert t >= flops / (g.peak_16bit_TFLOPS * 1e12) * (1 - 1e-12)
+    assert t >= weights / (g.hbm_bandwidth_GBps * 1e9)
+    plain, _, _, _ = _unet_call(device, rows, sms=0)
+    assert plain <= t * (1 + 1e-12)
+    if rows == 2.0:   # batch 1: the 8 x 8 level (128 rows of M) leaves SMs idle
+        assert t > (1 + 1e-6) * plain
+
+
+def test_waves_cost_more_on_more_sms():
+    """A batch-1 call loses more to partial waves on the A100's 108 SMs than on the T4's 40."""
+    loss = {}
+    for device in ("a100-sxm-80gb", "t4-16gb"):
+        t, _, _, _ = _unet_call(device, 2.0)
+        plain, _, _, _ = _unet_call(device, 2.0, sms=0)
+        loss[device] = t / plain
+    assert loss["a100-sxm-80gb"] > loss["t4-16gb"] > 1.0
+
+
+def test_memory_bound_passes_scale_with_bandwidth():
+    """Norms and pointwise operators (no MACs) are memory-bound passes at the datasheet
+    bandwidth: their bytes over it, so at twice the bandwidth (same tensor peak) they take half
+    the time; the memory-bound total halves or less (a GEMM that was memory-bound may turn
+    compute-bound)."""
+    _, mem, _, g = _unet_call("a100-sxm-80gb", 32.0)
+    _, mem2, _, _ = _unet_call("a100-sxm-80gb", 32.0, hbm_bandwidth_GBps=2 * 2039.0)
+    a = arch.denoiser(_model("sd15")).arrays()
+    passes = arch.evaluate_poly(a["macs"], np.array([4096.0]))[:, 0] == 0
+    assert not np.any(passes & (a["gemm_n"] > 0))
+    byts = arch.evaluate_poly(a["acts"][passes], np.array([4096.0]))[:, 0] * 32 * 2.0 \
+        + a["params"][passes] * 2.0
+    t_passes = byts.sum() / (g.hbm_bandwidth_GBps * 1e9)
+    assert t_passes > 0.9 * mem                      # most memory-bound time is these passes
+    assert mem >= t_passes * (1 - 1e-12)
+    assert t_passes / 2 * (1 - 1e-12) <= mem2 <= mem / 2 * (1 + 1e-12)
+
+
+def test_implicit_gemm_shapes_reproduce_the_macs():
+    """Every convolution and linear carries its implicit-GEMM N and K; M = MACs / (N K) is the
+    rows x output pixels (or tokens): 4,096 at the SD1.5 64 x 64 level for the first conv."""
+    net = arch.denoiser(_model("sd15"))
+    a = net.arrays()
+    gemm = np.array([k in ("conv", "linear") for k in net.kinds])
+    assert np.array_equal(gemm, a["gemm_n"] > 0)
+    m = arch.evaluate_poly(a["macs"], np.array([4096.0]))[:, 0] / np.where(
+        gemm, a["gemm_n"] * a["gemm_k"], 1.0)
+    assert m[0] == pytest.approx(4096.0)                  # conv_in: 4 -> 320, 3 x 3
+    assert (a["gemm_n"][0], a["gemm_k"][0]) == (320.0, 4 * 9.0)
+    assert np.all(m[gemm] >= 1.0 - 1e-9)
+
+
+@pytest.mark.parametrize("name", ["sd15-a100-b16", "sd15-v100-b16", "sd15-rtx3090-b16",
+                                  "sd15-rtx4090-b16"])
+def test_batch16_rows_test_the_gpu_model_alone(name):
+    """At batch 16 (32 UNet rows) the host issues a call in well under a fifth of its GPU time
+    on every GPU, so whatever host the benchmark ran on (it names none), these rows measure
+    the GPU model, not the host time."""
+    r = next(x for x in rows() if x["name"] == name)
+    s = get_system("diffusion")
+    inputs = s.resolve([f"model={r['model']}", f"pipeline={r['pipeline']}",
+                        f"device={r['device']}"], [x for x in r["set"].split(";") if x])
+    step = s.evaluate(inputs)["step_latency_s"]
+    assert _unet_host_s(inputs) < 0.2 * step
+    assert 1.0 / float(r["value"]) > 5 * _unet_host_s(inputs)   # the measured step too
+
+
+def test_fused_attention_computes_its_padded_head_dimension():
+    """FlashAttention v1 runs a head of 40 on its 64-wide kernel and one of 80 on its 128-wide
+    kernel (SD1.5's first two levels), so a fused attention takes 1.6x its FLOPs' time there;
+    SDXL's heads of 64 are not padded, and an unfused attention (cuBLAS batched GEMMs) is not;
+    the FLOP count itself is unchanged."""
+    from hwsim.diffusion.analytical import padded_head_dim
+
+    assert padded_head_dim(np.array([0.0, 32, 40, 64, 80, 128, 160, 512])).tolist() == [
+        0, 32, 64, 64, 128, 128, 160, 512]
+    sd15 = arch.denoiser(_model("sd15"))
+    assert sorted(set(sd15.arrays()["head_dim"][sd15.arrays()["head_dim"] > 0])) == [
+        40.0, 80.0, 160.0]
+    sdxl = arch.denoiser(_model("sdxl")).arrays()
+    assert set(sdxl["head_dim"][sdxl["head_dim"] > 0]) == {64.0}
+    from hwsim.diffusion import analytical as an
+
+    g = _gpu("a100-sxm-80gb")
+    peaks = an._peaks(g, "16bit")
+    a = sd15.arrays()
+    attn = a["head_dim"] == 40.0
+    one = {k: v[attn][:1] for k, v in a.items()}
+    s = np.array([4096.0])
+    fused = an.call_time(one, s, np.array([32.0]), 2.0, True, peaks, 1e30, 0.0)
+    plain = 2.0 * arch.evaluate_poly(one["macs"], s)[0, 0] * 32 / peaks[1]
+    assert fused[0][0] == pytest.approx(1.6 * plain, rel=1e-9)
+    assert fused[3][0] == pytest.approx(2.0 * arch.evaluate_poly(one["macs"], s)[0, 0] * 32)
+    unfused = an.call_time(one, s, np.array([32.0]), 2.0, False, peaks, 1e30, 0.0)
+    assert unfused[0][0] == pytest.approx(plain, rel=1e-9)

@@ -72,8 +72,9 @@ SYSTEM = register_system(System(
         Metric("memory_peak_GB", "weights + peak activations", fidelities=A),
         Metric("memory_bound", "here: the operators limited by HBM take longer than those "
                "limited by FLOPs (host-limited operators not counted)", fidelities=A),
-        Metric("host_bound", "1 when operators limited by the host's time per operator "
-               "(launch, eager framework) take most of the latency, else 0", fidelities=A),
+        Metric("host_bound", "1 when a denoiser call's host time (its operators x the host's "
+               "time per operator: eager dispatch and launch) exceeds its GPU work, so the GPU "
+               "waits on the host every step, else 0", fidelities=A),
         Metric("usd_per_1k_images", "owning the GPU's share of its server (tco kind), per "
                "1,000 images at full use; NaN when no server price is published",
                fidelities=A),

@@ -4,15 +4,21 @@ its GPU work and its host time.
 For each component call (text encoders once per prompt, the denoiser once per step, the VAE
 decoder once per image batch) every operator takes the longer of its compute time,
 ``FLOPs / (peak x compute_efficiency)``, and its HBM time, ``bytes / (bandwidth x
-bandwidth_efficiency)``; the host issues the call's operators asynchronously, each in
+bandwidth_efficiency)``. A convolution (an implicit GEMM: M = rows x output pixels, N = output
+channels, K = input channels x kernel area) or a linear layer (M = rows x tokens) computes in
+whole waves of output tiles over the GPU's SMs (the shared tile model,
+:func:`hwsim.hw.gemm.tile_wave_compute_s`, every tile at ``compute_efficiency``: no small-tile
+penalty is fitted here), so a small level or a small batch that leaves SMs idle takes longer
+than its FLOPs alone say; attention (fused or not) and GPUs without an SM count stay at the
+plain rate. The host issues the call's operators asynchronously, each in
 ``host_s_per_operator`` (eager-mode dispatch and launch, the scheduler step folded in), so the
 call takes the longer of its GPU sum and its operator count times that (torch.compile with
 CUDA graphs: no host time, pointwise operators fused). Bytes are the operator's weights (read
 once per call, whatever the batch), its input and output activations and, without a fused
 attention kernel, four passes over the ``heads x N x M`` score tensor (written by Q K^T, read
 and written by the softmax, read by the product with V).
-The GPU's figures come from the shared ``gpu`` kind (hwsim.hw), not from gpu-serving's
-operator model, which belongs to another system.
+The GPU's figures come from the shared ``gpu`` kind (hwsim.hw); the tile model is shared with
+gpu-serving's GEMM model, its constants are not (they are fitted on another system's data).
 
 Every array has one entry per design point: batch, resolution, steps and the calibration's
 three constants are vectorised (the calibration fit evaluates a whole grid in one call).
@@ -30,8 +36,26 @@ from hwsim.batch import REASON
 from hwsim.diffusion import arch
 from hwsim.diffusion.spec import VAE_FACTOR, DiffusionModelSpec
 from hwsim.errors import InfeasibleDesign
+from hwsim.hw.gemm import tile_wave_compute_s
 from hwsim.hw.tco import HOURS_PER_YEAR, server_tco
 from hwsim.system import Inputs
+
+#: the head dimensions FlashAttention v1 (the fused kernel of PyTorch 2.0's SDPA) is built for:
+#: ``run_fmha_fwd`` runs a head dimension up to 32, 64 or 128 on the kernel of that size
+#: (pytorch ``aten/src/ATen/native/transformers/cuda/flash_attn/fmha_api.cpp``, flash-attention
+#: v1 ``csrc/flash_attn/fmha_api.cpp``), so SD1.5's heads of 40 and 80 compute as 64 and 128;
+#: a larger head (SD1.5's 160, the VAE's 512) runs another kernel, taken unpadded here
+FLASH_HEAD_DIMS = (32.0, 64.0, 128.0)
+
+
+def padded_head_dim(head_dim: np.ndarray) -> np.ndarray:
+    """The head dimension a fused attention kernel computes for heads of ``head_dim``."""
+    hd = np.asarray(head_dim, dtype=float)
+    out = hd.copy()
+    for size in reversed(FLASH_HEAD_DIMS):
+        out = np.where(hd <= size, size, out)
+    return np.where(hd > 0, out, hd)
+
 
 #: keys the block evaluates as arrays
 VECTOR_KEYS = frozenset({"pipeline.batch", "pipeline.resolution_px", "pipeline.steps",
@@ -50,12 +74,13 @@ def _net_arrays(m: DiffusionModelSpec) -> dict[str, Any]:
 
 def call_time(a: dict[str, np.ndarray], s: np.ndarray, rows: np.ndarray, bpp: float,
               fused: bool, peaks: tuple[Any, Any], bandwidth: Any, host_s: Any,
-              compiled: bool = False
+              compiled: bool = False, sms: int = 0
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Time of one call of a component on ``rows`` rows at latent pixels ``s`` (arrays of
     points): (seconds, seconds in memory-bound operators, seconds in compute-bound operators,
     FLOPs). On the GPU each operator takes the longer of its compute time (convolutions at
-    ``peaks[0]``, other matmuls at ``peaks[1]``, FLOP/s) and its HBM time. The host issues
+    ``peaks[0]``, other matmuls at ``peaks[1]``, FLOP/s; convolutions and linears in whole
+    waves of tiles over ``sms`` SMs when it is given) and its HBM time. The host issues
     the call's operators asynchronously, ``host_s`` each: the call takes the longer of the
     GPU's sum and the host time (operators x ``host_s``). ``compiled`` drops the pointwise
     operators (fused into their neighbours) and the host time (CUDA graphs)."""
@@ -68,6 +93,17 @@ def call_time(a: dict[str, np.ndarray], s: np.ndarray, rows: np.ndarray, bpp: fl
     conv = a["conv"][keep][:, None]
     rate = np.where(conv, np.asarray(peaks[0])[None, ...], np.asarray(peaks[1])[None, ...])
     t_c = 2.0 * macs / rate
+    if fused:   # the kernel computes its padded head dimension
+        hd = a["head_dim"][keep]
+        attn = hd > 0
+        t_c[attn] = t_c[attn] * (padded_head_dim(hd[attn]) / hd[attn])[:, None]
+    gemm = a["gemm_n"][keep] > 0
+    if sms > 0 and gemm.any():
+        # convolutions (implicit GEMMs) and linears: whole waves of output tiles over the SMs
+        n_col = a["gemm_n"][keep][gemm][:, None]
+        k_in = a["gemm_k"][keep][gemm][:, None]
+        t_c[gemm] = tile_wave_compute_s(macs[gemm] / (n_col * k_in), n_col, k_in,
+                                        np.broadcast_to(rate, t_c.shape)[gemm], sms, 1.0, 1.0)
     t_m = byts / bandwidth
     t = np.maximum(t_c, t_m)
     mem = np.where(t_m >= t_c, t, 0.0).sum(axis=0)
@@ -133,22 +169,22 @@ def block(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str,
     s = (res / VAE_FACTOR) ** 2
     rows = batch * p.rows_per_image
     t_den, mem_den, comp_den, f_den = call_time(nets["denoiser"], s, rows, bpp,
-                                                p.fused_attention, peaks, bw, ovh, cc)
+                                                p.fused_attention, peaks, bw, ovh, cc, gpu.sms)
     prompts = batch * (2 if p.guidance == "cfg" else 1)
     t_text = np.zeros(n)
     f_text = np.zeros(n)
     mem_text = np.zeros(n)
     comp_text = np.zeros(n)
     for a in nets["text"]:
-        t, mm, c, f = call_time(a, s, prompts, bpp, p.fused_attention, peaks, bw, ovh, cc)
+        t, mm, c, f = call_time(a, s, prompts, bpp, p.fused_attention, peaks, bw, ovh, cc,
+                                gpu.sms)
         t_text, mem_text, comp_text, f_text = t_text + t, mem_text + mm, comp_text + c, \
             f_text + f
     t_vae, mem_vae, comp_vae, f_vae = call_time(nets["vae"], s, batch, bpp,
-                                                p.fused_attention, peaks, bw, ovh, cc)
+                                                p.fused_attention, peaks, bw, ovh, cc, gpu.sms)
     latency = t_text + steps * t_den + t_vae
     mem_time = mem_text + steps * mem_den + mem_vae
     comp_time = comp_text + steps * comp_den + comp_vae
-    host_time = latency - mem_time - comp_time
 
     weights = bpp * sum(arch_total(a) for a in [nets["denoiser"], nets["vae"], *nets["text"]])
     act_den, sc_den = _act_peak(nets["denoiser"], s, rows, bpp, p.fused_attention,
@@ -200,7 +236,7 @@ def block(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str,
         "attention_scores_GB": keep(np.maximum(sc_den, sc_vae) / GB),
         "memory_peak_GB": keep(peak_mem / GB),
         "memory_bound": keep((mem_time > comp_time).astype(float)),
-        "host_bound": keep((host_time > 0.5 * latency).astype(float)),
+        "host_bound": keep((t_den > (mem_den + comp_den) * (1 + 1e-12)).astype(float)),
         "usd_per_1k_images": keep(owned),
         "rental_usd_per_1k_images": keep(rent),
         REASON: reason,

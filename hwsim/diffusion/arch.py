@@ -50,12 +50,22 @@ class Net:
     acts: list[np.ndarray] = field(default_factory=list)
     scores: list[np.ndarray] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
+    #: the implicit GEMM's output columns N and inner size K of a convolution or linear layer
+    #: (0 for other operators); its rows M per image row are ``macs / (N K)``
+    gemm_n: list[float] = field(default_factory=list)
+    gemm_k: list[float] = field(default_factory=list)
+    #: the head dimension of an attention operator (0 for other operators)
+    head_dim: list[float] = field(default_factory=list)
     #: elements held across operators per row (the UNet's skip tensors), a polynomial in S
     live: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
     def add(self, kind: str, params: float, macs: np.ndarray, acts: np.ndarray,
-            scores: np.ndarray | None = None) -> None:
+            scores: np.ndarray | None = None, gemm: tuple[float, float] = (0.0, 0.0),
+            head_dim: float = 0.0) -> None:
         self.kinds.append(kind)
+        self.head_dim.append(float(head_dim))
+        self.gemm_n.append(float(gemm[0]))
+        self.gemm_k.append(float(gemm[1]))
         self.params.append(float(params))
         self.macs.append(macs)
         self.acts.append(acts)
@@ -66,12 +76,12 @@ class Net:
              stride_in: float = 1.0) -> None:
         c, p = size
         self.add("conv", cin * cout * k * k + cout * bias, _poly(cin * cout * k * k * c, p),
-                 _poly((cin * stride_in + cout) * c, p))
+                 _poly((cin * stride_in + cout) * c, p), gemm=(cout, cin * k * k))
 
     def linear(self, din: int, dout: int, size: tuple[float, int], bias: bool = True) -> None:
         c, p = size
         self.add("linear", din * dout + dout * bias, _poly(din * dout * c, p),
-                 _poly((din + dout) * c, p))
+                 _poly((din + dout) * c, p), gemm=(dout, din))
 
     def norm(self, ch: int, size: tuple[float, int], affine: int = 2) -> None:
         c, p = size
@@ -94,11 +104,12 @@ class Net:
         (cn, pn), (cm, pm) = n, m
         self.add("attention", 0, _poly(2 * cn * cm * ch, pn + pm),
                  _poly(2 * cn * ch, pn) + _poly(2 * cm * ch, pm),
-                 _poly(heads * cn * cm, pn + pm))
+                 _poly(heads * cn * cm, pn + pm), head_dim=ch / heads)
 
     def linear_poly(self, din: int, dout: int, tokens: np.ndarray, bias: bool = True) -> None:
         """A linear layer over ``tokens`` rows given as a polynomial in ``S``."""
-        self.add("linear", din * dout + dout * bias, din * dout * tokens, (din + dout) * tokens)
+        self.add("linear", din * dout + dout * bias, din * dout * tokens, (din + dout) * tokens,
+                 gemm=(dout, din))
 
     def eltwise_poly(self, ch: int, tokens: np.ndarray, passes: int = 2) -> None:
         self.add("eltwise", 0, np.zeros(3), passes * ch * tokens)
@@ -106,7 +117,7 @@ class Net:
     def attention_poly(self, n: np.ndarray, ch: int, heads: int) -> None:
         """Self-attention over ``n`` tokens given as a polynomial of degree <= 1 in ``S``."""
         sq = np.array([n[0] * n[0], 2 * n[0] * n[1], n[1] * n[1]])
-        self.add("attention", 0, 2 * ch * sq, 4 * ch * n, heads * sq)
+        self.add("attention", 0, 2 * ch * sq, 4 * ch * n, heads * sq, head_dim=ch / heads)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The operator rows as arrays; ``eltwise`` marks the pointwise rows."""
@@ -114,7 +125,9 @@ class Net:
                 "acts": np.array(self.acts).reshape(-1, 3),
                 "scores": np.array(self.scores).reshape(-1, 3),
                 "eltwise": np.array([k == "eltwise" for k in self.kinds], dtype=bool),
-                "conv": np.array([k == "conv" for k in self.kinds], dtype=bool)}
+                "conv": np.array([k == "conv" for k in self.kinds], dtype=bool),
+                "gemm_n": np.array(self.gemm_n), "gemm_k": np.array(self.gemm_k),
+                "head_dim": np.array(self.head_dim)}
 
     @property
     def total_params(self) -> int:

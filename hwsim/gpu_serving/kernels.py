@@ -41,55 +41,25 @@ from typing import Any
 
 import numpy as np
 
+from hwsim.hw.gemm import FULL_TILE, TILES, power_mean, tile_wave_compute_s
+
 ArrayLike = Any  # float | np.ndarray
 
-#: output tile shapes (rows x columns) a GEMM may be cut into (CUTLASS/cuBLAS tensor-core tiles)
-TILES: tuple[tuple[int, int], ...] = ((64, 64), (128, 64), (64, 128), (128, 128), (128, 256),
-                                      (256, 128))
-#: tiles of at least this many outputs run at the full compute efficiency
-FULL_TILE = 128 * 128
-
-
-def power_mean(a: ArrayLike, b: ArrayLike, p: ArrayLike) -> np.ndarray:
-    """``(a^p + b^p)^(1/p)`` without under- or overflow (the larger of the two as p grows)."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    top, low = np.maximum(a, b), np.minimum(a, b)
-    safe = np.where(top > 0, top, 1.0)
-    p = np.asarray(p, dtype=float)
-    return np.where(top > 0, safe * (1.0 + (low / safe) ** p) ** (1.0 / p), 0.0)
+__all__ = ["FULL_TILE", "TILES", "power_mean"]  # re-exported: the tile model lives in hwsim.hw
 
 
 def _f(x: ArrayLike) -> np.ndarray:
     return np.asarray(x, dtype=float)
 
 
-_TM = np.array([t[0] for t in TILES], dtype=float)
-_TN = np.array([t[1] for t in TILES], dtype=float)
-_FULL = _TM * _TN >= FULL_TILE
-
-
 def gemm_s(m: ArrayLike, n: ArrayLike, k: ArrayLike, bytes_per_value: ArrayLike,
            peak_flops: ArrayLike, bandwidth_Bps: ArrayLike, sms: ArrayLike, c: Any) -> np.ndarray:
     """One GEMM of ``m`` rows (tokens), ``n`` output columns and inner size ``k`` on one device
-    (``c``: the calibration's ``gemm`` constants); 0 where there are no rows."""
+    (``c``: the calibration's ``gemm`` constants); 0 where there are no rows. The compute side
+    is the shared tile/wave model (:func:`hwsim.hw.gemm.tile_wave_compute_s`)."""
     m, n, k = _f(m), _f(n), _f(k)
-    sms = np.maximum(_f(sms), 1.0)
-    eff = _f(c.compute_efficiency)
-    small = eff * _f(c.small_tile_efficiency)
-    if np.broadcast(m, n, sms).size <= 64:  # few points: the tile shapes on a last axis
-        waves = np.ceil(np.ceil(m[..., None] / _TM) * np.ceil(n[..., None] / _TN)
-                        / sms[..., None])
-        rate = np.where(_FULL, eff[..., None], small[..., None])
-        best = np.min(waves * (2.0 * _TM * _TN) / rate, axis=-1)
-    else:  # many points: one pass per tile shape (smaller temporaries)
-        rows = {tm: np.ceil(m / tm) for tm in {t[0] for t in TILES}}
-        cols = {tn: np.ceil(n / tn) for tn in {t[1] for t in TILES}}
-        best = None
-        for tm, tn in TILES:
-            w = np.ceil(rows[tm] * cols[tn] / sms) * ((2.0 * tm * tn)
-                                                     / (eff if tm * tn >= FULL_TILE else small))
-            best = w if best is None else np.minimum(best, w)
-    best = best * k * sms / _f(peak_flops)
+    best = tile_wave_compute_s(m, n, k, peak_flops, sms, c.compute_efficiency,
+                               c.small_tile_efficiency)
     mem = (m * k + k * n + m * n) * _f(bytes_per_value) / (
         _f(bandwidth_Bps) * _f(c.bandwidth_efficiency))
     t = _f(c.overhead_us) * 1e-6 + power_mean(best, mem, c.smoothing)

@@ -3,6 +3,8 @@
 - :mod:`.gpu`: ``gpu``, an HBM accelerator (GPU or TPU) and its server, as its datasheet says;
 - :mod:`.tco`: ``tco``, datacenter and economic constants, and the lifetime TCO of a server;
 - :mod:`.fpga`: ``fpga-board``, an FPGA device's resources and the DRAM beside it;
+- :mod:`.gemm`: tile and wave quantisation of a tensor-core GEMM over a GPU's SMs (the compute
+  side; gpu-serving's kernel model and the diffusion latency model both call it);
 - :mod:`.link`: ``link``, a road-side-unit-to-vehicle radio link (channel, rate, latency, loss,
   handover) and its vectorised models.
 
