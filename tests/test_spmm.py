@@ -251,9 +251,11 @@ def test_sparta_two_four_part_at_twice_the_dense_rate():
 
 def test_speedup_diagnosis_holds():
     """docs/spmm.md 'Why three means miss': the digitised Flash-LLM times are linear in density
-    (the empirical law within 5% MAPE per N); with it in place of the Flash-LLM model the cuBLAS
-    and SparTA means fall within 0.15 of the published ones, Sputnik's 90% does not; and the
-    model's Flash-LLM gains on the OPT-66B/175B shapes over its OPT-30B means."""
+    on OPT-30B (the empirical law within 5% MAPE per N), but on the OPT-66B/175B shapes, where
+    the digitised 12-shape means imply the mean Flash-LLM TFLOPS, the law is 8-10% slow while
+    the model is within 3.5%; so the model's mean ratios there exceed the implied ones over
+    cuBLAS and SparTA by more than its Flash-LLM error: the misses are the baselines' models on
+    the larger shapes. And the model's Flash-LLM gains on those shapes over its OPT-30B means."""
     law = calibration.empirical_flash_llm_law()
     for n, coef in law.items():
         sel = [r for r in calibration.rows() if r.n == n]
@@ -261,10 +263,12 @@ def test_speedup_diagnosis_holds():
         fit = np.array([coef @ [(1 - r.sparsity) * r.m * r.k, r.m * r.k, 1.0] for r in sel])
         assert np.mean(np.abs(fit / t - 1.0)) < 0.05, n
     d = calibration.speedup_diagnosis()
+    fl = d.pop("flash-llm")
+    assert np.all(np.abs(np.subtract(fl["model_big"], 1.0)) < 0.035)
+    assert np.all(np.less(fl["law_big"], 0.93))
     for over in ("cublas", "sparta"):
-        pub = calibration.PUBLISHED_SPEEDUPS[over]
-        assert np.all(np.abs(np.subtract(d[over]["with_law"], pub)) <= 0.15), over
-    assert abs(d["sputnik"]["with_law"][2] - 2.0) > 0.15
+        excess = np.divide(d[over]["model_big"], d[over]["summary_big"])
+        assert np.all(excess > np.array(fl["model_big"]) + 0.02), over
     for over in d:
         assert np.all(np.greater(d[over]["model_big"], d[over]["model_30b"])), over
 
