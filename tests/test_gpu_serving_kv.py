@@ -123,3 +123,29 @@ def test_what_runs_fits_in_memory(batch, prompt, output, reservation, memory, bl
     room = (hbm * mp.hbm_usable_fraction - weights if memory == "total"
             else mp.hbm_usable_fraction * (hbm - weights))
     assert kv <= room * (1 + 1e-9)
+
+
+def test_vocab_dtype_keeps_embedding_and_lm_head_16_bit(system):
+    """An FP8 checkpoint whose embedding table and LM head stay 16-bit (TensorRT-LLM's):
+    2 x vocab x d_model bytes more than all-FP8 weights, the same layers; its LM head reads
+    twice the bytes, so a decode step is no faster than with an all-FP8 head."""
+    from hwsim.gpu_serving.roofline import Kernels
+
+    fp8 = {"mapping.weight_dtype": "fp8", "mapping.kv_dtype": "fp8"}
+    a = inputs(system, **fp8)
+    b = inputs(system, **fp8, **{"mapping.vocab_dtype": "fp16"})
+    llm = a["llm"]
+
+    def kernels(x):
+        return Kernels.build(x["device"], x["calibration"], llm, x["mapping"])
+
+    ka, kb = kernels(a), kernels(b)
+    extra = float(kb.weight_bytes(llm.layers, True, True, 1) - ka.weight_bytes(
+        llm.layers, True, True, 1))
+    untied = 1 if llm.tied_embeddings else 2
+    assert extra == pytest.approx(untied * llm.vocab * llm.d_model)
+    assert float(kb.head_s(64)) > float(ka.head_s(64))
+    assert float(kb.layer_s(64, 1.0, 512)) == float(ka.layer_s(64, 1.0, 512))
+    # '' is the weights' type: the default changes nothing
+    same = inputs(system, **fp8, **{"mapping.vocab_dtype": "fp8"})
+    assert float(kernels(same).head_s(64)) == float(ka.head_s(64))

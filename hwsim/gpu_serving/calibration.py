@@ -263,7 +263,7 @@ DECODE_KNOWN: dict[str, dict[str, Any]] = {
     "R5": {"known_deviation": (
         "batch 1 at TP2: the TensorRT-LLM fit's all-reduce time (93 us each, fitted at maximum "
         "load, where it also carries the group's synchronisation under load) is 15 of the "
-        "29.3 ms predicted (2 x 80 all-reduces); with NCCL's idle latency of the H100 fit "
+        "29.2 ms predicted (2 x 80 all-reduces); with NCCL's idle latency of the H100 fit "
         "(29 us) the step is 19.0 ms (+2%): one fixed all-reduce time cannot serve batch 1 "
         "and maximum load"), "ceiling": 0.7},
 }

@@ -23,7 +23,9 @@ Two sources (the row's ``source`` column names the file and commit):
   assumed); 0.12 (trtllm-bench) takes its per-model settings from
   ``tensorrt_llm/bench/build/benchmark_config.yml`` (NVIDIA/TensorRT-LLM@32ed92e; the tag of
   that stored version is not known: an assumption), memory fraction 0.9 assumed. Metric: output
-  throughput. FP8 rows: FP8 weights and KV cache.
+  throughput. FP8 rows: FP8 weights and KV cache, the embedding table and the LM head 16-bit
+  (``mapping.vocab_dtype``: TensorRT-LLM's quantization flow leaves ``*lm_head*`` unquantized,
+  ``tensorrt_llm/quantization/quantize_by_ammo.py``; the embedding is a lookup table).
 
 **Calibration and held-out rows.** LMDeploy: the batch-1 rows (three models, five lengths: one
 request on an idle engine, no batching, no KV limit) fit ``lmdeploy-a100-sxm-80gb``'s step
@@ -248,6 +250,8 @@ def serving_rows() -> tuple[ServingRow, ...]:
             sets.update({"mapping.batch": mb, "mapping.micro_batch": 0,
                          "mapping.max_batch_tokens": mt, "mapping.hbm_usable_fraction": frac,
                          "traffic.requests": 2000})
+            if fp8:  # the FP8 checkpoint's embedding table and LM head stay 16-bit
+                sets["mapping.vocab_dtype"] = "fp16"
             role = "calibration" if r["model"] in ("Llama-2-7B", "Llama-2-70B") else "held-out"
         spec_args = (("device", gpu), ("llm", MODELS[r["model"]]), ("calibration", cal))
         out.append(ServingRow(

@@ -165,6 +165,10 @@ class Kernels:
     density: float = 1.0
     sparse_kernel: Any = None
     sparse_device: Any = None
+    #: bytes per value of the embedding table and the LM head, and the LM head GEMM's peak
+    #: FLOP/s (None: the weights' type and the device's peak)
+    vocab_bytes: Any = None
+    vocab_peak_flops: Any = None
 
     @property
     def uses_kernels(self) -> bool:
@@ -179,6 +183,9 @@ class Kernels:
         wb, kvb = DTYPE_BYTES[mapping.weight_dtype], DTYPE_BYTES[mapping.kv_dtype]
         shape = llm_model.layer_shape(llm, bytes_per_value=wb)
         shape = dataclasses.replace(shape, kv_bytes_per_token=shape.kv_bytes_per_token / wb * kvb)
+        # the embedding table and the LM head: their own data type (16-bit in an FP8
+        # checkpoint of TensorRT-LLM), the LM head's GEMM at that type's peak
+        vb = DTYPE_BYTES[getattr(mapping, "vocab_dtype", "") or mapping.weight_dtype]
         p16 = np.asarray(gpu.peak_16bit_TFLOPS, dtype=float)
         p8 = np.asarray(gpu.peak_8bit_TFLOPS, dtype=float)
         eff_peak = np.where(p8 > 0, p8, p16) if wb == 1 else p16
@@ -200,9 +207,12 @@ class Kernels:
         sker = sdev = None
         if wfmt != "dense":
             sker, sdev = _sparse_kernel(gpu, wfmt, density)
+        vocab_peak = (np.where(p8 > 0, p8, p16) if vb == 1 else p16) * 1e12
         if kernels_model and wb == 1:  # the 8-bit GEMMs: the fit at the 8-bit peak, scaled
             eff_peak = eff_peak * np.asarray(cal.framework.fp8_speedup, dtype=float)
             device = dataclasses.replace(device, peak_flops=eff_peak * 1e12)
+        if kernels_model and vb == 1:
+            vocab_peak = vocab_peak * np.asarray(cal.framework.fp8_speedup, dtype=float)
         return cls(llm=llm, shape=shape, device=device, tp=t,
                    batch_sharded=(mapping.attention_sharding == "batch") & (t > 1),
                    act_bytes=DTYPE_BYTES[mapping.activation_dtype],
@@ -213,7 +223,8 @@ class Kernels:
                    devices_per_server=gpu.devices_per_server,
                    expert_parallel=bool(getattr(mapping, "expert_parallel", False))
                    and llm.is_moe,
-                   weight_format=wfmt, density=density, sparse_kernel=sker, sparse_device=sdev)
+                   weight_format=wfmt, density=density, sparse_kernel=sker, sparse_device=sdev,
+                   vocab_bytes=vb, vocab_peak_flops=vocab_peak)
 
     def layer_s(self, seqs: ArrayLike, q_len: ArrayLike, kv_len: ArrayLike) -> np.ndarray:
         """One decoder layer: weight GEMMs, attention, all-reduces and the fixed overhead
@@ -480,14 +491,22 @@ class Kernels:
             f, d, b = self.fits, float(self.llm.d_model), float(self.act_bytes)
             bw = self.device.mem_bw_Bps
             seqs = np.asarray(seqs, dtype=float)
-            t = kn.gemm_s(seqs, np.ceil(self.llm.vocab / self.tp), d,
-                          self.shape.bytes_per_value, self.device.peak_flops, bw, self.sms,
-                          f.gemm)
+            t = kn.gemm_s(seqs, np.ceil(self.llm.vocab / self.tp), d, self._vocab_bytes,
+                          self._vocab_peak, bw, self.sms, f.gemm)
             t = t + np.asarray(f.framework.elementwise_share, dtype=float) * kn.elementwise_s(
                 d, 2 * seqs * d * b, bw, f.norm)
             t = t + kn.embedding_s(seqs, d, 2 * seqs * d * b, bw, f.embedding)
             return t + np.asarray(f.framework.step_overhead_us, dtype=float) * 1e-6
-        return perf.gemm_s(head, seqs, self.tp, self.device, self.shape.bytes_per_value)
+        return perf.gemm_s(head, seqs, self.tp, self.device, self._vocab_bytes)
+
+    @property
+    def _vocab_bytes(self) -> Any:
+        return self.shape.bytes_per_value if self.vocab_bytes is None else self.vocab_bytes
+
+    @property
+    def _vocab_peak(self) -> Any:
+        return self.device.peak_flops if self.vocab_peak_flops is None else \
+            self.vocab_peak_flops
 
     def kv_split(self) -> np.ndarray:
         """Devices the KV cache of a sequence is spread over."""
@@ -503,15 +522,18 @@ class Kernels:
         params = layers * llm_model.params_per_layer(llm)
         emb = llm.vocab * llm.d_model + (llm.max_context * llm.d_model
                                          if llm.learned_positions else 0)
-        params = params + np.where(first, emb, 0.0)
         untied = (np.asarray(stages) > 1) | (not llm.tied_embeddings)
-        params = params + np.where(np.asarray(last) & untied, llm.vocab * llm.d_model, 0.0)
+        vocab = np.where(first, emb, 0.0) + np.where(np.asarray(last) & untied,
+                                                     llm.vocab * llm.d_model, 0.0)
+        # the embedding table and the LM head in their own type
+        vocab_extra = vocab / self.tp * (self._vocab_bytes - self.shape.bytes_per_value)
+        params = params + vocab
         if self.weight_format == "dense":
-            return params / self.tp * self.shape.bytes_per_value
+            return params / self.tp * self.shape.bytes_per_value + vocab_extra
         # the linear layers encoded; biases, norms and embeddings dense
         params = params - layers * self.shape.weights_per_layer
         return params / self.tp * self.shape.bytes_per_value + layers * \
-            self.linear_bytes_per_layer()
+            self.linear_bytes_per_layer() + vocab_extra
 
     def kv_bytes(self, layers: ArrayLike, sequences: ArrayLike, context: ArrayLike
                  ) -> np.ndarray:

@@ -218,6 +218,11 @@ class GpuMappingSpec:
                              help="sequences per pipeline micro-batch; 0 = batch / stages "
                              "rounded up")
     weight_dtype: str = param("fp16", choices=tuple(DTYPE_BYTES), help="weight data type")
+    vocab_dtype: str = param("", choices=("", *DTYPE_BYTES),
+                             help="data type of the embedding table and the LM head; '' = "
+                             "weight_dtype. TensorRT-LLM's FP8 checkpoints keep both 16-bit "
+                             "(its quantization flow leaves '*lm_head*' unquantized; the "
+                             "embedding is a lookup table)")
     weight_format: str = param(
         "dense", choices=WEIGHT_FORMATS,
         help="how every linear layer's weights are stored and multiplied: dense (weight_dtype, "
