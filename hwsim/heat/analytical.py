@@ -15,9 +15,9 @@ The time of one sample on one thread is
   (dynamic power ~ f^3), the active cores being those of the busiest socket.
 - thread placement (``training.thread_placement``): ``compact`` fills socket 0 core by core
   and L3 domain by L3 domain, ``scatter`` deals the threads evenly over the sockets and then
-  the L3 domains (Intel OpenMP's KMP_AFFINITY types); it sets the busiest socket's active
-  cores, the L3 domains in use and the threads per domain, the busiest die, and, with
-  first-touch tables, the threads reading locally.
+  the L3 domains (OpenMP's close and spread binding over core places); it sets the busiest
+  socket's active cores, the L3 domains in use and the threads per domain, the busiest die,
+  and, with first-touch tables, the threads reading locally.
 - ``t_row(level) = latency x (1 + (lines - 1) / MLP)``: the first cache line pays the level's
   latency, the rest overlap ``memory_level_parallelism`` (fitted) at a time.
 - where a row is served: the user row stays in L2 across a user's consecutive interactions; a
@@ -77,10 +77,10 @@ def spread(threads: np.ndarray, unit_cores: int, units: int, placement: str
            ) -> tuple[np.ndarray, np.ndarray]:
     """(units in use, busy cores of the busiest unit) for ``threads`` threads on a node of
     ``units`` units (sockets, L3 domains, dies, NUMA nodes) of ``unit_cores`` cores each, one
-    thread per core. ``compact`` fills one unit before the next (Intel OpenMP
-    KMP_AFFINITY=compact: thread n+1 as close as possible to thread n); ``scatter`` deals the
-    threads evenly over the units (KMP_AFFINITY=scatter; Intel C++ Compiler Developer Guide,
-    "Thread Affinity Interface")."""
+    thread per core. ``compact`` fills one unit before the next (OMP_PLACES=cores with
+    OMP_PROC_BIND=close: consecutive threads on consecutive cores); ``scatter`` deals the
+    threads evenly over the units (OMP_PROC_BIND=spread; Intel's KMP_AFFINITY=scatter, Intel
+    C++ Compiler Developer Guide, "Thread Affinity Interface")."""
     phys = np.minimum(threads, unit_cores * units)
     if placement == "scatter":
         used = np.minimum(phys, units)

@@ -47,10 +47,12 @@ class HeatTrainingSpec:
     thread_placement: str = param("compact", choices=("compact", "scatter"),
                                   help="where the threads run, one per core (more threads "
                                   "than cores share cores by SMT): compact fills socket 0 "
-                                  "core by core, L3 domain by L3 domain (Intel OpenMP "
-                                  "KMP_AFFINITY=compact,granularity=core); scatter spreads "
-                                  "them evenly over the sockets, then over the L3 domains "
-                                  "(KMP_AFFINITY=scatter, OMP_PROC_BIND=spread)")
+                                  "core by core, L3 domain by L3 domain (OMP_PLACES=cores "
+                                  "OMP_PROC_BIND=close); scatter spreads them evenly over "
+                                  "the sockets, then over the L3 domains (OMP_PLACES=cores "
+                                  "OMP_PROC_BIND=spread, Intel KMP_AFFINITY=scatter). Intel's "
+                                  "KMP_AFFINITY=compact, which puts SMT siblings together, "
+                                  "is not modelled")
     memory_placement: str = param("interleave", choices=("interleave", "first-touch"),
                                   help="embedding pages spread over every NUMA node, or all on "
                                   "the node of the thread that initialised them")
