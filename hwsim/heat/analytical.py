@@ -12,7 +12,12 @@ The time of one sample on one thread is
   vectors at ``cycles_per_simd_vector`` (fitted) at the clock; the backward is fused with the
   update (n+1 user-gradient accumulations, n+1 item updates, 1 user update). The clock
   follows the power limit: f = min(boost, base x (cores per socket / active cores)^(1/3))
-  (dynamic power ~ f^3).
+  (dynamic power ~ f^3), the active cores being those of the busiest socket.
+- thread placement (``training.thread_placement``): ``compact`` fills socket 0 core by core
+  and L3 domain by L3 domain, ``scatter`` deals the threads evenly over the sockets and then
+  the L3 domains (OpenMP's close and spread binding over core places); it sets the busiest
+  socket's active cores, the L3 domains in use and the threads per domain, the busiest die,
+  and, with first-touch tables, the threads reading locally.
 - ``t_row(level) = latency x (1 + (lines - 1) / MLP)``: the first cache line pays the level's
   latency, the rest overlap ``memory_level_parallelism`` (fitted) at a time.
 - where a row is served: the user row stays in L2 across a user's consecutive interactions; a
@@ -68,45 +73,68 @@ def check_inputs(inputs: Inputs) -> None:
                          key="training.tile_rows", value=tr.tile_rows, has_value=True)
 
 
-def _levels(cpu: Any, f: np.ndarray, threads: np.ndarray) -> dict[str, np.ndarray]:
+def spread(threads: np.ndarray, unit_cores: int, units: int, placement: str
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """(units in use, busy cores of the busiest unit) for ``threads`` threads on a node of
+    ``units`` units (sockets, L3 domains, dies, NUMA nodes) of ``unit_cores`` cores each, one
+    thread per core. ``compact`` fills one unit before the next (OMP_PLACES=cores with
+    OMP_PROC_BIND=close: consecutive threads on consecutive cores); ``scatter`` deals the
+    threads evenly over the units (OMP_PROC_BIND=spread; Intel's KMP_AFFINITY=scatter, Intel
+    C++ Compiler Developer Guide, "Thread Affinity Interface")."""
+    phys = np.minimum(threads, unit_cores * units)
+    if placement == "scatter":
+        used = np.minimum(phys, units)
+        return used, np.ceil(phys / used)
+    return np.ceil(phys / unit_cores), np.minimum(phys, unit_cores)
+
+
+def _levels(cpu: Any, f: np.ndarray, threads: np.ndarray, placement: str
+            ) -> dict[str, np.ndarray]:
     """Latencies (s), per-thread private capacities (B) and shared-cache figures."""
     phys = np.minimum(threads, cpu.cores)
     smt = np.maximum(1.0, threads / cpu.cores)
     l1 = cpu.l1d_KiB * 1024 / smt
-    l2 = cpu.l2_KiB * 1024 / (np.minimum(phys, cpu.l2_cores_sharing) * smt)
+    _, on_l2 = spread(phys, cpu.l2_cores_sharing, cpu.cores // cpu.l2_cores_sharing, placement)
+    l2 = cpu.l2_KiB * 1024 / (on_l2 * smt)
     if cpu.l3_MiB > 0:
-        l3 = cpu.l3_MiB * 2**20 / (np.minimum(phys, cpu.l3_cores_sharing) * smt)
-        llc_bytes, llc_share, llc_lat = cpu.l3_MiB * 2**20, cpu.l3_cores_sharing, \
-            cpu.l3_latency_cycles / f
+        domains, on_l3 = spread(phys, cpu.l3_cores_sharing, cpu.cores // cpu.l3_cores_sharing,
+                                placement)
+        l3 = cpu.l3_MiB * 2**20 / (on_l3 * smt)
+        llc_bytes, llc_lat = cpu.l3_MiB * 2**20, cpu.l3_latency_cycles / f
     else:
+        domains, _ = spread(phys, cpu.l2_cores_sharing, cpu.cores // cpu.l2_cores_sharing,
+                            placement)
         l3 = np.zeros_like(f)
-        llc_bytes, llc_share, llc_lat = cpu.l2_KiB * 1024, cpu.l2_cores_sharing, \
-            cpu.l2_latency_cycles / f
+        llc_bytes, llc_lat = cpu.l2_KiB * 1024, cpu.l2_latency_cycles / f
     return {"l1": l1, "l2": l2, "l3": l3, "lat1": cpu.l1_latency_cycles / f,
             "lat2": cpu.l2_latency_cycles / f,
             "lat3": (cpu.l3_latency_cycles / f) if cpu.l3_MiB > 0 else cpu.l2_latency_cycles / f,
             "llc_bytes": np.full_like(f, llc_bytes), "llc_lat": llc_lat,
-            "domains": np.ceil(phys / llc_share), "smt": smt, "phys": phys}
+            "domains": domains, "smt": smt, "phys": phys}
 
 
-def clock_Hz(cpu: Any, threads: np.ndarray) -> np.ndarray:
-    """Clock of the busiest socket under compact placement: the power limit's cube law."""
-    active = np.minimum(np.minimum(threads, cpu.cores), cpu.cores_per_socket)
+def clock_Hz(cpu: Any, threads: np.ndarray, placement: str = "compact") -> np.ndarray:
+    """Clock of the busiest socket under the thread placement: the power limit's cube law."""
+    _, active = spread(np.minimum(threads, cpu.cores), cpu.cores_per_socket, cpu.sockets,
+                       placement)
     boost = cpu.boost_clock_GHz or cpu.base_clock_GHz
     return np.minimum(boost, cpu.base_clock_GHz
                       * (cpu.cores_per_socket / active) ** (1.0 / 3.0)) * 1e9
 
 
-def _memory(cpu: Any, placement: str, threads: np.ndarray) -> tuple[np.ndarray, float]:
-    """Mean DRAM latency (s) over the NUMA placement, and the bandwidth (B/s) serving it."""
+def _memory(cpu: Any, placement: str, threads: np.ndarray, thread_placement: str = "compact"
+            ) -> tuple[np.ndarray, float]:
+    """Mean DRAM latency (s) over the NUMA placement, and the bandwidth (B/s) serving it.
+    First touch puts every page on node 0 (the initialising thread's); the threads on node 0
+    (the busiest node under either thread placement) read locally, the others remotely."""
     nodes = cpu.sockets * cpu.numa_nodes_per_socket
     phys = np.minimum(threads, cpu.cores)
     if placement == "interleave":
         remote = np.full_like(phys, 1.0 - 1.0 / nodes, dtype=float)
         bw = cpu.memory_bandwidth_GBps * cpu.sockets * GB
     else:
-        per_node = cpu.cores / nodes
-        remote = 1.0 - np.minimum(phys, per_node) / phys
+        _, on_node0 = spread(phys, cpu.cores // nodes, nodes, thread_placement)
+        remote = 1.0 - on_node0 / phys
         bw = cpu.memory_bandwidth_GBps / cpu.numa_nodes_per_socket * GB
     lat = cpu.memory_latency_ns * 1e-9 * (1.0 + remote * (cpu.numa_remote_latency_factor - 1))
     return lat, bw
@@ -122,9 +150,9 @@ def sample_model(inputs: Inputs, get, n: int, sampler: str) -> dict[str, np.ndar
     row_B = K * tr.float_bytes
     lines = np.ceil(row_B / cpu.cache_line_B)
     mlp = cal.memory_level_parallelism
-    f = clock_Hz(cpu, T)
-    lv = _levels(cpu, f, T)
-    lat_mem, bw = _memory(cpu, tr.memory_placement, T)
+    f = clock_Hz(cpu, T, tr.thread_placement)
+    lv = _levels(cpu, f, T, tr.thread_placement)
+    lat_mem, bw = _memory(cpu, tr.memory_placement, T, tr.thread_placement)
 
     def t_row(lat):
         return lat * (1.0 + (lines - 1.0) / mlp)
@@ -265,8 +293,9 @@ def block(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str,
     # threads' row misses read and write back through it; not part of the time (section
     # "Why 32 threads are slower" of docs/heat.md: at most 15% busy on the EPYC 7742)
     if cpu.cores_per_die:
-        on_die = np.minimum(np.minimum(T, cpu.cores), cpu.cores_per_die) \
-            * np.maximum(1.0, T / cpu.cores)
+        _, on_die = spread(np.minimum(T, cpu.cores), cpu.cores_per_die,
+                           cpu.cores // cpu.cores_per_die, tr.thread_placement)
+        on_die = on_die * np.maximum(1.0, T / cpu.cores)
         die_Bps = on_die / m["t"] * m["dram_rows"] * m["row_B"]
         die_util = np.maximum(die_Bps / (cpu.die_read_bandwidth_GBps * GB),
                               die_Bps / (cpu.die_write_bandwidth_GBps * GB))

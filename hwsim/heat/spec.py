@@ -43,8 +43,16 @@ class HeatTrainingSpec:
     refresh_interval: int = param(4096, ge=1, le=10**9,
                                   help="N2: negative draws of a thread between its tile's "
                                   "refreshes (the unit of Algorithm 1's read-time model)")
-    threads: int = param(128, ge=1, le=65536, help="OpenMP threads (placed compactly: "
-                         "socket 0's cores first)")
+    threads: int = param(128, ge=1, le=65536, help="OpenMP threads")
+    thread_placement: str = param("compact", choices=("compact", "scatter"),
+                                  help="where the threads run, one per core (more threads "
+                                  "than cores share cores by SMT): compact fills socket 0 "
+                                  "core by core, L3 domain by L3 domain (OMP_PLACES=cores "
+                                  "OMP_PROC_BIND=close); scatter spreads them evenly over "
+                                  "the sockets, then over the L3 domains (OMP_PLACES=cores "
+                                  "OMP_PROC_BIND=spread, Intel KMP_AFFINITY=scatter). Intel's "
+                                  "KMP_AFFINITY=compact, which puts SMT siblings together, "
+                                  "is not modelled")
     memory_placement: str = param("interleave", choices=("interleave", "first-touch"),
                                   help="embedding pages spread over every NUMA node, or all on "
                                   "the node of the thread that initialised them")
