@@ -90,3 +90,38 @@ def test_measured_kv_exhaustion_longest_waits():
     res = measured.lmdeploy_benchmark(row.specs, row.sets)
     assert res.preemptions > 0
     assert res.ttft_max_s == pytest.approx(116.285, rel=0.1)
+
+
+def test_blocks_are_reserved_one_token_ahead():
+    """Materialize asks for the context plus ``step_length`` tokens: a 256-token prompt takes
+    three 128-token blocks, not two, so 8 blocks admit two of four prompts at once."""
+    m = _model(1, 128, 2048)
+    exact = turbomind.run(m, clients=4, prompt=256, output=2, rounds=1, blocks=8,
+                          reserve_ahead=0, admission_lag=False)
+    ahead = turbomind.run(m, clients=4, prompt=256, output=2, rounds=1, blocks=8,
+                          admission_lag=False)
+    assert exact.max_blocks_held == 8 and exact.ttft_min_s == exact.ttft_max_s
+    assert ahead.max_blocks_held == 6 and ahead.ttft_max_s > exact.ttft_max_s
+
+
+def test_a_victim_keeps_its_prefix():
+    """Two sequences of 1,024 + 512 tokens in 22 blocks (24 needed at the end): the younger
+    is preempted for one block; it loses that block only and recomputes 128 tokens, not its
+    whole context, so the run is shorter for the same decode iterations."""
+    m = _model(1, 128, 2048)
+    kw = dict(clients=2, prompt=1024, output=512, rounds=2, blocks=22, admission_lag=False)
+    lose_all = turbomind.run(m, keep_prefix=False, **kw)
+    keep = turbomind.run(m, **kw)
+    assert keep.preemptions == lose_all.preemptions > 0
+    assert keep.iterations == lose_all.iterations
+    assert keep.elapsed_s < lose_all.elapsed_s
+
+
+def test_a_request_sent_during_a_decode_run_joins_the_next_iteration():
+    """8 clients of 128 + 512 tokens in 36 blocks: preemptions desynchronise the clients, so
+    requests are sent while the others decode; each joins the next iteration (its first token
+    within a few iterations), never waiting for the others' run to end (about 5.6 s)."""
+    m = _model(1, 128, 2048)
+    r = turbomind.run(m, clients=8, prompt=128, output=512, rounds=3, blocks=36)
+    assert r.preemptions > 0
+    assert r.ttft_max_s < 3 * m.prefill_s(0, 8, 128)

@@ -61,23 +61,21 @@ _DEVIATIONS: tuple[tuple[str, float, tuple[str, ...]], ...] = (
      ("lmdeploy a100 fp16 Llama-2-7B tp1 b32 1/128 ttft",
       "lmdeploy a100 fp16 Llama-2-7B tp1 b64 1/128 ttft",
       "lmdeploy a100 fp16 Llama-2-7B tp1 b32 1/128 thr")),
-    ("KV-cache exhaustion: the mean first-token latency is a threshold effect of the block "
-     "count against the batch's need (Llama-2-13B b16 2048/2048 needs 512 blocks of the 500 "
-     "its benchmark script sets: 5 preemptions in the model, and a round-2 request waits a "
-     "whole generation, 80 s, where the measured longest is 3.7 s); with the blocks 95% of "
-     "HBM would hold (931, 476, 710 for the three models against the scripts' 1000, 500, 700) "
-     "these rows move by 25-90 points (this row +17%, Llama-2-7B b64 128/2048 +81%), which "
-     "the engine's exact eviction order (LRU over the preempted sequences' blocks) decides; "
-     "the batch-64 2048/2048 rows under the same exhaustion are within 21%", 1.0,
-     ("lmdeploy a100 fp16 Llama-2-7B tp1 b64 128/2048 ttft",
-      "lmdeploy a100 fp16 Llama-2-13B tp1 b16 2048/2048 ttft",
-      "lmdeploy a100 fp16 Llama-2-13B tp1 b32 2048/2048 ttft",
-      "lmdeploy a100 fp16 Llama-2-13B tp1 b64 128/2048 ttft",
-      "lmdeploy a100 fp16 InternLM-20B tp2 b32 2048/2048 ttft")),
-    ("a batch-64 prefill of 64 x 127 tokens (8,128 rows per GEMM, past the 4,096 of the "
-     "operator data the GEMMs were fitted on) over-predicted by about 30%; the batch-16 and "
-     "-32 rows of the same lengths are within 17%, and InternLM-20B's batch-64 row "
-     "within 30%", 0.5,
+    ("KV-cache exhaustion at the end of each round: 64 sequences of 128 + 2,048 tokens need "
+     "17 blocks each (1,088) of the 1,000 the benchmark script sets, so the model preempts "
+     "about 50 sequences near the ends of rounds and their clients' next requests start "
+     "later; measured, the mean first token is only 0.1 s above the 128/128 row's (0.535 vs "
+     "0.440 s, longest 1.23 vs 1.06 s), as if the blocks sufficed (with 1,088 blocks the "
+     "model gives 0.476 s, -11%); the other 14 rows whose batch needs more blocks than the "
+     "cache are within 29%", 0.5,
+     ("lmdeploy a100 fp16 Llama-2-7B tp1 b64 128/2048 ttft",)),
+    ("a batch-64 prefill of 64 x 127 tokens (8,128 rows per GEMM) over-predicted by about "
+     "30%, though not by the GEMM model's reach past the 4,096 rows of Vidur's operator data: "
+     "on LLMCompass's A100 matmul sweep (held out; N = K = 12,288) the model's time is 1.18x "
+     "the measured at M = 4,096 and 1.20x at 8,192, as from M = 256 up (1.15-1.21x); the "
+     "measured first token grows less than the prefill work from batch 32 to 64 (x1.52 for "
+     "this model, x1.68 InternLM-20B, x2.06 Llama-2-7B) where the model's doubles (x1.92), "
+     "and the batch-16 and -32 rows of the same lengths are within 18%", 0.5,
      ("lmdeploy a100 fp16 Llama-2-13B tp1 b64 128/128 ttft",)),
 )
 
@@ -90,7 +88,7 @@ KNOWN: dict[str, tuple[str, float]] = {
 GROUP_MAPE: dict[str, float] = {
     "LMDeploy 0.1 A100 throughput": 0.15,
     "LMDeploy 0.1 A100 decode step": 0.15,
-    "LMDeploy 0.1 A100 TTFT": 0.19,
+    "LMDeploy 0.1 A100 TTFT": 0.15,
     "TensorRT-LLM A100 throughput": 0.15,
     "TensorRT-LLM H100 throughput": 0.15,
     "TensorRT-LLM H100 FP8 throughput": 0.20,

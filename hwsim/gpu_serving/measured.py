@@ -7,8 +7,9 @@ Two sources (the row's ``source`` column names the file and commit):
   client threads each sending 10 requests of fixed lengths one after another, each timed from
   its own sending. Served here as that benchmark (:mod:`hwsim.gpu_serving.turbomind`): the
   clients on TurboMind's persistent batch (admission in arrival order, KV blocks of 128 tokens
-  taken as tokens are generated, lower-priority sequences preempted and recomputed when the
-  blocks run out, a request seen from the iteration after it was sent), 95% of HBM for weights
+  taken as tokens are generated, one token ahead, lower-priority sequences preempted when the
+  blocks run out, losing the blocks taken from their tail and recomputing those, a request
+  seen from the iteration after it was sent), 95% of HBM for weights
   and cache (the benchmark table reports 73.6-78.4 GB in use per GPU), on the same step model.
   Metrics: output throughput, mean time to first token, the median per-token latency (rounded
   to 1 ms by the source: its ``reference_error``). Calibration ``lmdeploy-a100-sxm-80gb``.
