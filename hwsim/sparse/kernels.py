@@ -47,7 +47,9 @@ showed; :mod:`hwsim.spmm.des` runs the same two phases per CTA.)
   memory and the thread limit: 2 on an A100 for Flash-LLM's 68-72 KiB CTAs).
 - Shared-memory time counts bytes at ``smem_bytes_per_clk_per_sm`` (32 banks x 4 B) times
   ``smem_efficiency`` (zero-fill ``tile_m x 64 x 2 B``; operands: ``ldmatrix`` of the dense A
-  tile plus copy and read of the B tile), and one store per nonzero at 32 lanes per clock
+  tile, the B tile's ``cp.async`` copy in and its ``ldmatrix`` by every warp row: at N <= 32
+  the 4 warps are stacked along M, ``TilingConfig<4, 1, .>``, and each reads the whole B tile,
+  :func:`flash_llm_warp_grid`), and one store per nonzero at 32 lanes per clock
   (bank-conflict-free after Flash-LLM's ahead-of-time reordering).
 - Pipeline fill and drain: the first tile is loaded and extracted before the loop and the last
   step issues MMAs only, so a CTA takes ``t_load + t_extract + (steps - 1) T + max(t_mma,
@@ -134,6 +136,22 @@ def flash_llm_tiles(n: Any) -> tuple[np.ndarray, np.ndarray]:
     return tm, tn
 
 
+#: rows of A one warp multiplies: WARP_ROW_TENSORS x MMA_M = 4 x 16 (TilingConfig.h)
+WARP_ROWS = 64
+
+
+def flash_llm_warp_grid(tile_m: Any, threads_per_cta: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Flash-LLM's warps per CTA as (BLOCK_ROW_WARPS, BLOCK_COL_WARPS): ``TILE_M / 64`` warp
+    rows, the rest of the warps side by side along N (SpMM_API.cu @ 1d2828a: TilingConfig<4, 1,
+    .> for N <= 32, <2, 2, .> for N = 64/128). Each warp ``ldmatrix``-loads its 64 rows of the
+    dense A tile and its share of the B tile, so a CTA reads A ``BLOCK_COL_WARPS`` times and B
+    ``BLOCK_ROW_WARPS`` times per K-step (4 times at N <= 32: every warp reads the whole B
+    tile)."""
+    warps = np.maximum(np.asarray(threads_per_cta, dtype=float) / 32.0, 1.0)
+    rows = np.clip(np.asarray(tile_m, dtype=float) / WARP_ROWS, 1.0, warps)
+    return rows, np.maximum(np.floor(warps / rows), 1.0)
+
+
 def _ceil(x: Any) -> np.ndarray:
     return np.ceil(np.asarray(x, dtype=float) - 1e-9)
 
@@ -162,7 +180,10 @@ def flash_llm(m: Any, k: Any, n: Any, nnz_tile: Any, split_k: Any, ker: Mapping[
     eta_s = ker["smem_efficiency"]
     smem_Bps = dev.smem_Bpc * eta_s * dev.clock_Hz
     fill_B = tm * tk * 2.0  # zero-fill of the next dense A buffer
-    operand_B = tm * tk * 2.0 + 2.0 * tn * tk * 2.0  # ldmatrix of A; B copied in and read
+    row_warps, col_warps = flash_llm_warp_grid(tm, ker["threads_per_cta"])
+    # ldmatrix of A (each 64-row strip by the col_warps warps that share it), the B tile
+    # written once (8 rows when N = 8, TILE_N2) and read whole by each of the row_warps warps
+    operand_B = (col_warps * tm * tk * 2.0 + n_mma * tk * 2.0 + row_warps * tn * tk * 2.0)
     scatter_per_nnz = 1.0 / (SMEM_STORES_PER_CLK * eta_s * dev.clock_Hz)
     t_extract = fill_B / smem_Bps + nnz_step * scatter_per_nnz
     t_operand = operand_B / smem_Bps

@@ -28,6 +28,7 @@ from hwsim.sparse.kernels import (  # noqa: F401  (the kernel models, re-exporte
     device_of,
     flash_llm,
     flash_llm_tiles,
+    flash_llm_warp_grid,
     kernel_fields,
     load_calibration,
     sparta,

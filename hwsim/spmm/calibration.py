@@ -362,9 +362,10 @@ def additive_step_diagnosis(gpu: GpuSpec | None = None) -> dict[int, dict[str, f
     (:func:`empirical_flash_llm_law`) against the same ratio for a step that adds the
     extraction to the MMAs and their operand reads at the hardware rates (one 16-bit store per
     nonzero at 32 per clock; the zero-fill, the ``ldmatrix`` of the dense A tile and the B tile's
-    copy and read at ``smem_bytes_per_clk_per_sm``; the MMAs at the tensor peak, or left out as
-    hidden), which no efficiency constant changes; and the data's cost per nonzero against what
-    its 4-B record costs at the HBM peak if the load were serial too; and the cost per nonzero
+    copy and its reads by the 4 warps at ``smem_bytes_per_clk_per_sm``; the MMAs at the tensor
+    peak, or left out as hidden), which no efficiency constant changes; and the data's cost per
+    nonzero against what its 4-B record costs at the HBM peak if the load were serial too; and
+    the cost per nonzero
     of the modelled step (``chain_s_per_nnz``: the record's transfer at an SM's share of HBM,
     ``ctas_per_sm`` CTAs per SM alternating, plus its scatter; nothing fitted enters it)."""
     gpu = gpu or load_gpu()
@@ -375,7 +376,10 @@ def additive_step_diagnosis(gpu: GpuSpec | None = None) -> dict[int, dict[str, f
     for n, (a, b, _) in empirical_flash_llm_law().items():
         tm, tn = (float(x) for x in analytical.flash_llm_tiles(n))
         per_nnz = 1.0 / analytical.SMEM_STORES_PER_CLK  # SM clocks per scattered record
-        smem_B = 2.0 + 2.0 + 2.0 * 2.0 * tn / tm  # fill, ldmatrix of A, B in and out, per elem
+        rows_w, cols_w = (float(x) for x in analytical.flash_llm_warp_grid(tm, 128))
+        n_copy = min(tn, 8.0 * np.ceil(n / 8.0))  # B rows copied in (TILE_N2)
+        # per dense element: fill, ldmatrix of A, the B tile copied in and read by every warp row
+        smem_B = 2.0 + 2.0 * cols_w + 2.0 * (n_copy + rows_w * tn) / tm
         per_elem = smem_B / dev.smem_Bpc
         n_mma = min(tn, 8.0 * np.ceil(n / 8.0))
         mma = 2.0 * n_mma / (dev.tensor_flops / dev.sms / dev.clock_Hz)
