@@ -217,6 +217,12 @@ def _mape_case(gpu: str, cls: str, role: str, errors: Any, n: int, claim: float,
                known: tuple[str, float] | None) -> Case:
     reason, ceiling = known or ("", None)
     what = "the fitted models" if role == "calibration" else "the held-out models"
+    if cls.endswith(operators.OTHER_LABEL):  # phi-2's own kernels: fitted on a token split
+        tokens = ", ".join(f"{t:g}" for t in operators.OWN_KERNEL_FIT_TOKENS)
+        kernel = "LayerNorm" if cls.startswith("norm") else "GELU"
+        rest = "" if kernel == "LayerNorm" else "its add and rope rows, "
+        what = (f"its {kernel} rows at {tokens} tokens (fitted)" if role == "calibration"
+                else f"held out: {rest}its {kernel} rows at the other token counts")
     return Case(
         system="gpu-serving", case=f"vidur {cls} {gpu.split('-')[0]} {role} MAPE",
         metric="mape", reference=0.0, tolerance=0.0, bounds=(0.0, claim),
