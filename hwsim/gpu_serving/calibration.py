@@ -205,11 +205,12 @@ OPERATOR_CLAIM = 0.10
 OPERATOR_KNOWN: dict[tuple[str, str], tuple[str, float]] = {
     ("elementwise phi-2", "h100"): (
         "phi-2's rotary embedding on the H100: 14.0% MAPE over its 19 rows, timed on the fit "
-        "models' rope constants (phi-2's config rotates 40% of each head's 80 dimensions, "
-        "partial_rotary_factor 0.4, where the fit models rotate all; the rope model counts "
-        "whole heads, and whether Vidur's rope call rotates part of a head is not checked). "
-        "Its GELU's held-out rows are within 7.2% and the parallel residual's two adds within "
-        "8.4%; on the A100 the group passes (8.4%)", 0.5),
+        "models' rope constants; the kernel is slower than they predict (13-19% short at 4-64 "
+        "tokens, 20-22% at 1,536-4,096). Not its partial rotation (phi-2's config rotates 40% "
+        "of each head's 80 dimensions, partial_rotary_factor 0.4; fewer bytes would make it "
+        "faster, not slower); the mechanism is not found. Its GELU's held-out rows are within "
+        "7.2% and the parallel residual's two adds within 8.4%; on the A100 the group passes "
+        "(8.4%; its rope 8.2%)", 0.5),
 }
 
 
