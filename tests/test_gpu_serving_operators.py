@@ -1,6 +1,6 @@
 """gpu-serving's operator models against the mechanisms they stand for: the embedding gather's
-two PyTorch kernels, phi-2's parallel residual and GELU, and Vidur's whole-microsecond
-recording."""
+two PyTorch kernels, phi-2's parallel residual, GELU and LayerNorm (and their fit split), and
+Vidur's whole-microsecond recording."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def test_timing_jitter_is_read_off_the_means(gpu):
     assert 0.05 < operators.timing_jitter_us(gpu) < 0.2
 
 
-def test_phi2_adds_two_binary_adds_and_times_gelu_with_the_add():
+def test_phi2_adds_two_binary_adds_and_runs_its_own_gelu_and_layernorm():
     gpu = "a100-sxm-80gb"
     cal = calibration.load_calibration(gpu)
     rows = operators.operator_rows(gpu)
@@ -68,9 +68,63 @@ def test_phi2_adds_two_binary_adds_and_times_gelu_with_the_add():
     width, nbytes = operators.elementwise_shape(phi)
     assert operators.predict_ms(phi, "add", cal.add) == pytest.approx(
         2e3 * kn.elementwise_s(width, nbytes, 2.039e12, cal.add))
-    act = operators.table_rows(gpu, "activation")
-    gelu = act.where(act.gated == 0)
+    # the ungated activation (GELU) and phi-2's norm (LayerNorm) are their own tables
+    assert (operators.table_rows(gpu, "activation").gated > 0).all()
+    gelu = operators.table_rows(gpu, "gelu")
+    assert len(gelu.ms) and (gelu.gated == 0).all()
     width, nbytes = operators.elementwise_shape(gelu)
-    assert len(gelu.ms) and operators.predict_ms(gelu, "activation", cal.activation,
-                                                 cal.add) == pytest.approx(
-        1e3 * kn.elementwise_s(width, nbytes, 2.039e12, cal.add))
+    assert operators.predict_ms(gelu, "gelu", cal.gelu) == pytest.approx(
+        1e3 * kn.elementwise_s(width, nbytes, 2.039e12, cal.gelu))
+    norm = operators.table_rows(gpu, "norm")
+    assert not np.isin(norm.model, operators.LAYERNORM_MODELS).any()
+    ln = operators.table_rows(gpu, "layernorm")
+    assert len(ln.ms) and np.isin(ln.model, operators.LAYERNORM_MODELS).all()
+
+
+@pytest.mark.parametrize("gpu", ["a100-sxm-80gb", "h100-sxm-80gb"])
+def test_own_kernel_split_is_every_other_token_count_and_disjoint(gpu):
+    for table in operators.OWN_KERNEL_TABLES:
+        rows = operators.table_rows(gpu, table)
+        tokens = sorted(set(rows.tokens))
+        assert tuple(tokens[::2]) == operators.OWN_KERNEL_FIT_TOKENS
+        fit = set(rows.tokens[rows.fitted])
+        held = set(rows.tokens[~rows.fitted])
+        assert fit == set(operators.OWN_KERNEL_FIT_TOKENS) and held == set(tokens[1::2])
+        assert not fit & held
+        # deterministic: the same rows every time
+        again = operators.table_rows(gpu, table)
+        assert (again.fitted == rows.fitted).all()
+    # the fit models' rows stay as they were: no own-kernel row, all fitted
+    rows = operators.operator_rows(gpu)
+    fitm = np.isin(rows.model, operators.FIT_MODELS)
+    assert not np.isin(rows.table[fitm], operators.OWN_KERNEL_TABLES).any()
+    assert rows.fitted[fitm].all()
+
+
+@pytest.mark.parametrize("gpu", ["a100-sxm-80gb", "h100-sxm-80gb"])
+def test_layernorm_is_never_faster_than_its_bytes_at_peak_and_floors_above_rmsnorm(gpu):
+    cal = calibration.load_calibration(gpu)
+    bw = calibration.load_gpu(gpu).hbm_bandwidth_GBps * 1e9
+    rows = operators.table_rows(gpu, "layernorm")
+    _, nbytes = operators.elementwise_shape(rows)
+    t = operators.predict_ms(rows, "layernorm", cal.layernorm) * 1e-3
+    assert np.all(t >= nbytes / bw)
+    assert cal.layernorm.bandwidth_efficiency <= 1.0 and cal.gelu.bandwidth_efficiency <= 1.0
+    tokens = np.array([1.0, 64.0, 512.0, 4096.0])
+    d = 2560.0
+    ln = kn.elementwise_s(d, 4 * tokens * d, bw, cal.layernorm)
+    rms = kn.elementwise_s(d, 4 * tokens * d, bw, cal.norm)
+    assert ln[0] > rms[0]  # the Welford chain's floor is above the RMSNorm kernel's
+    assert cal.layernorm.floor_us > cal.norm.floor_us + d * cal.norm.floor_ns_per_element * 1e-3
+    assert np.all(ln >= 4 * tokens * d / bw)
+
+
+@pytest.mark.parametrize("gpu", ["a100-sxm-80gb", "h100-sxm-80gb"])
+def test_own_kernel_fits_leave_the_fit_models_tables_alone(gpu):
+    """Adding phi-2's kernels does not move a table fitted on the fit models."""
+    fit = calibration.operator_fit(gpu)
+    cal = calibration.load_calibration(gpu)
+    for table in ("norm", "add", "activation", "rope"):
+        for key, value in fit[table].items():
+            assert getattr(getattr(cal, table), key) == pytest.approx(value, rel=2e-3,
+                                                                      abs=1e-6)

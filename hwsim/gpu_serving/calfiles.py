@@ -32,7 +32,9 @@ FRAMEWORK_DEFAULTS = {"step_overhead_us": 0.0, "allreduce_latency_us": -1.0,
 OPS_FITTED_ON = (
     "hwsim/gpu_serving/data/operators_vidur.csv: the rows of Llama-2-7B, Llama-2-70B and "
     "InternLM-20B on the {G} (GEMM, norm, add, activation, rope, embedding; every TP, 1-4,096 "
-    "tokens; the other models held out), the A100 attention rows (decode and prefill){H}; "
+    "tokens; the other models held out), phi-2's LayerNorm and GELU on its rows at every other "
+    "token count (1, 4, 16, ..., 4,096; the rest held out), the A100 attention rows (decode "
+    "and prefill){H}; "
     "collectives_vidur.csv: the {G}'s all-reduce of 2, 4 and 8 devices and send/recv in one "
     "DGX node (by python -m hwsim.gpu_serving.calibration)")
 

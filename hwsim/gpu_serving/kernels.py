@@ -23,9 +23,11 @@ by :mod:`hwsim.gpu_serving.calibration`).
 - **Element-wise** (norms, residual adds, activations, rotary embedding):
   the larger (a power mean) of the bytes over an achieved bandwidth and a floor that grows with
   the width of a token's row (one thread block per token: a wide row takes longer even for
-  one token). A GELU (PyTorch's ``torch.nn.GELU``) and a residual add are the same kind of
-  kernel (PyTorch's element-wise loop), so the GELU takes the add's constants with its own bytes;
-  a fused SiLU x gate (sarathi's ``silu_and_mul``) has a table of its own.
+  one token). The step model times a GELU (PyTorch's ``torch.nn.GELU``) with the residual add's
+  constants (both PyTorch's element-wise loop) on its own bytes, and every norm with the RMSNorm
+  table; a fused SiLU x gate (sarathi's ``silu_and_mul``) has a table of its own. PyTorch's
+  LayerNorm and exact GELU have their own tables too (``layernorm``, ``gelu``: same form, fitted
+  on phi-2's operator rows; :mod:`hwsim.gpu_serving.operators`), not yet used by the step model.
 - **Embedding gather** (PyTorch's ``index_select``): two kernels by the token count (its
   ``index_select_out_cuda_impl`` switches at 16 indices): the small-index kernel copies the
   rows one after another (a fixed time and one per token, whatever the width), the large-index

@@ -6,6 +6,9 @@ the row's shape; the fit chooses the constants of one operator kind on one GPU t
 sum of squared log errors (``scipy.optimize.least_squares``) over that GPU's rows of the models
 in :data:`FIT_MODELS`; the rows of every other model are held out. The embedding gather is
 PyTorch's two ``index_select`` kernels (:data:`SMALL_INDEX_MAX`), each with its own constants.
+phi-2's LayerNorm and exact GELU are kernels no fit model runs: each has a table of its own
+(``layernorm``, ``gelu``), fitted per GPU on phi-2's rows at the token counts of
+:data:`OWN_KERNEL_FIT_TOKENS` (every other one), its other rows held out.
 Vidur's samples are whole microseconds, so the fits and the validation compare each mean with
 the predicted kernel time as recorded (:func:`recorded_ms`), the repeats' jitter read off the
 data (:func:`timing_jitter_us`); the step model takes the kernel times themselves.
@@ -62,6 +65,11 @@ FIELDS: dict[str, tuple[tuple[str, float, float], ...]] = {
                           ("chunk_factor", 0.0, 5.0)),
     "elementwise": (("floor_us", 0.0, 100.0), ("floor_ns_per_element", 0.0, 100.0),
                     ("bandwidth_efficiency", 0.01, 1.5), ("smoothing", 1.0, 30.0)),
+    # phi-2's own kernels: one row width (2,560; TP 1 only), so the floor's width term is not
+    # identifiable and is held at 0 (the GELU's loop has none: it is a flat grid over the
+    # elements, no block per row); its floor at that width is floor_us
+    "own_elementwise": (("floor_us", 0.0, 100.0), ("bandwidth_efficiency", 0.01, 1.0),
+                        ("smoothing", 1.0, 30.0)),
     "embedding": (("small_floor_us", 0.0, 100.0), ("small_per_index_us", 0.0, 10.0),
                   ("floor_us", 0.0, 100.0), ("floor_ns_per_element", 0.0, 100.0),
                   ("bandwidth_efficiency", 0.01, 1.5), ("smoothing", 1.0, 30.0)),
@@ -77,6 +85,26 @@ BYTES = 2.0  # FP16 activations and weights, as profiled
 #: by its own kernel model on the fitted constants and reported as groups of their own
 OTHER_ARCHITECTURE = ("microsoft/phi-2",)
 OTHER_LABEL = "phi-2"
+#: models whose norm is PyTorch's ``torch.nn.LayerNorm`` (Vidur's model configs,
+#: vidur/config/model_config.py: phi-2 ``norm = "layer_norm"``; the others ``rms_norm``, timed
+#: with sarathi's RMSNorm kernel). Its forward (pytorch/pytorch
+#: aten/src/ATen/native/cuda/layer_norm_kernel.cu, ``LayerNormKernelImplInternal``) takes the
+#: vectorized path for FP16 when the row width is a multiple of 4 and X, Y, weight and bias are
+#: 16-byte aligned (phi-2: 2,560): ONE kernel, ``vectorized_layer_norm_kernel``, one block of
+#: 32 x 4 threads per row, which reads the row for Welford's mean and variance (a division per
+#: element, merged by warp shuffles and shared memory), then again (from cache: 5 KB per row)
+#: to write the output. HBM traffic is one read and one write (as the RMSNorm); the serial
+#: Welford chain is why its floor is above the RMSNorm kernel's. (The two-kernel path,
+#: ``RowwiseMomentsCUDAKernel`` + ``LayerNormForwardCUDAKernel``, three passes over HBM, is
+#: for unaligned or odd widths: not phi-2's.)
+LAYERNORM_MODELS = ("microsoft/phi-2",)
+#: the token counts whose phi-2 LayerNorm and GELU rows fit those kernels' constants (per
+#: GPU): every other distinct token count of phi-2's rows, from the smallest; the other token
+#: counts (2, 8, 32, 128, 384, 768, 1,536, 3,072) are held out. A fixed, named split
+#: (tests/test_gpu_serving_operators.py checks it is every other one and disjoint).
+OWN_KERNEL_FIT_TOKENS = (1.0, 4.0, 16.0, 64.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0)
+#: the tables of kernels fitted on OWN_KERNEL_FIT_TOKENS
+OWN_KERNEL_TABLES = ("layernorm", "gelu")
 
 
 
@@ -110,10 +138,23 @@ class OperatorRows:
         return OperatorRows(self.gpu, **{k: getattr(self, k)[mask] for k in _ARRAYS})
 
     @property
+    def table(self) -> np.ndarray:
+        """The calibration table that times each row: :data:`TABLES` by operator, except a
+        LayerNorm model's norms (``layernorm``) and an ungated MLP's activation, PyTorch's
+        exact GELU (``gelu``)."""
+        base = np.array([TABLES.get(o, "") for o in self.op], dtype=object)
+        layernorm = (base == "norm") & np.isin(self.model, LAYERNORM_MODELS)
+        gelu = (base == "activation") & (self.gated == 0)
+        return np.where(layernorm, "layernorm", np.where(gelu, "gelu", base))
+
+    @property
     def fitted(self) -> np.ndarray:
-        """Rows of the fit models (the attention rows are all fitted)."""
-        return np.isin(self.model, FIT_MODELS) | np.isin(self.op, ["attn_decode",
-                                                                   "attn_prefill"])
+        """Rows the constants are fitted on: the fit models' (the attention rows are all
+        fitted) and the own kernels' rows at :data:`OWN_KERNEL_FIT_TOKENS`."""
+        own = np.isin(self.table, OWN_KERNEL_TABLES) & np.isin(self.tokens,
+                                                                OWN_KERNEL_FIT_TOKENS)
+        return (np.isin(self.model, FIT_MODELS) & ~np.isin(self.table, OWN_KERNEL_TABLES)
+                | np.isin(self.op, ["attn_decode", "attn_prefill"]) | own)
 
 
 _ARRAYS = ("model", "op", "op_class", "tp", "tokens", "m", "n", "k", "batch", "kv_len", "chunk",
@@ -159,10 +200,8 @@ def _gpu_rates(gpu: str) -> tuple[float, float, float]:
     return g.peak_16bit_TFLOPS * 1e12, g.hbm_bandwidth_GBps * 1e9, float(g.sms)
 
 
-def predict_ms(rows: OperatorRows, table: str, c: Any, add: Any = None) -> np.ndarray:
-    """Predicted times (ms) of ``rows`` (all of one ``table``) with that table's constants;
-    ``add``: the residual add's, which time a GELU (PyTorch's element-wise loop, as the add;
-    default ``c``)."""
+def predict_ms(rows: OperatorRows, table: str, c: Any) -> np.ndarray:
+    """Predicted times (ms) of ``rows`` (all of one ``table``) with that table's constants."""
     peak, bw, sms = _gpu_rates(rows.gpu)
     d = rows.d_model
     if table == "gemm":
@@ -180,9 +219,7 @@ def predict_ms(rows: OperatorRows, table: str, c: Any, add: Any = None) -> np.nd
         return kn.embedding_s(rows.tokens, width, nbytes, bw, c) * 1e3
     if table == "add":  # two binary adds where attention and MLP run side by side
         return np.where(rows.parallel, 2.0, 1.0) * kn.elementwise_s(width, nbytes, bw, c) * 1e3
-    if table == "activation":  # torch.nn.GELU where the MLP is not gated: the add's kernel
-        gelu = kn.elementwise_s(width, nbytes, bw, c if add is None else add)
-        return np.where(rows.gated > 0, kn.elementwise_s(width, nbytes, bw, c), gelu) * 1e3
+    # norms, the fused SiLU x gate, rope; the LayerNorm and the GELU (their own tables)
     return kn.elementwise_s(width, nbytes, bw, c) * 1e3
 
 
@@ -238,11 +275,11 @@ def recorded_us(t_us: ArrayLike, jitter_us: float) -> np.ndarray:
     return np.maximum(out, 1.0)
 
 
-def recorded_ms(rows: OperatorRows, table: str, c: Any, add: Any = None) -> np.ndarray:
+def recorded_ms(rows: OperatorRows, table: str, c: Any) -> np.ndarray:
     """:func:`predict_ms` as Vidur records it (:func:`recorded_us` per kernel: the parallel
     residual's two adds each recorded); what the fits and the validation compare with the
     measured means. The step model uses the kernel times themselves."""
-    t = predict_ms(rows, table, c, add) * 1e3
+    t = predict_ms(rows, table, c) * 1e3
     kernels = np.where(rows.parallel, 2.0, 1.0) if table == "add" else 1.0
     return kernels * recorded_us(t / kernels, timing_jitter_us(rows.gpu)) * 1e-3
 
@@ -263,7 +300,7 @@ def elementwise_shape(rows: OperatorRows) -> tuple[np.ndarray, np.ndarray]:
 
 def table_rows(gpu: str, table: str) -> OperatorRows:
     rows = operator_rows(gpu)
-    return rows.where(np.array([TABLES.get(o) == table for o in rows.op], dtype=bool))
+    return rows.where(rows.table == table)
 
 
 def _fit(residual: Callable[[np.ndarray], np.ndarray], x0: Sequence[float],
@@ -278,14 +315,19 @@ def _fit(residual: Callable[[np.ndarray], np.ndarray], x0: Sequence[float],
 
 
 def fit_table(gpu: str, table: str) -> dict[str, float]:
-    """The constants of ``table`` on ``gpu`` fitted on its rows of the fit models."""
+    """The constants of ``table`` on ``gpu`` fitted on its fitted rows (:attr:`OperatorRows.
+    fitted`: the fit models', or phi-2's at :data:`OWN_KERNEL_FIT_TOKENS` for its own
+    kernels)."""
     from types import SimpleNamespace
 
     rows = table_rows(gpu, table)
     rows = rows.where(rows.fitted)
-    kind = table if table in FIELDS else "elementwise"
+    kind = table if table in FIELDS else ("own_elementwise" if table in OWN_KERNEL_TABLES
+                                          else "elementwise")
     fields = FIELDS[kind]
-    fixed = {"small_index_max": SMALL_INDEX_MAX} if kind == "embedding" else {}
+    fixed: dict[str, float] = ({"small_index_max": SMALL_INDEX_MAX} if kind == "embedding"
+                               else {"floor_ns_per_element": 0.0}
+                               if kind == "own_elementwise" else {})
     y = rows.ms
 
     def constants(x: np.ndarray) -> SimpleNamespace:
@@ -300,12 +342,16 @@ def fit_table(gpu: str, table: str) -> dict[str, float]:
     start = {"gemm": (0.75, 0.9, 0.8, 4.0, 3.0),
              "attention_decode": (7.0, 0.03, 0.6, 1.0, 1000.0),
              "attention_prefill": (30.0, 0.4, 1.5),
-             "embedding": (2.0, 0.7, 3.0, 0.5, 0.5, 2.0)}.get(kind, (3.0, 0.5, 0.5, 2.0))
+             "embedding": (2.0, 0.7, 3.0, 0.5, 0.5, 2.0),
+             "own_elementwise": (3.0, 0.5, 2.0)}.get(kind, (3.0, 0.5, 0.5, 2.0))
     bounds = [(lo, hi) for _, lo, hi in fields]
     # the kernel times against the means first (smooth), then through the recording (its
     # whole-microsecond steps make the residual ripple: a short refinement from there)
     x = _fit(residual, _fit(plain, start, bounds), bounds, tol=1e-8, max_nfev=60)
-    return {**fixed, **{f: float(v) for (f, _, _), v in zip(fields, x, strict=True)}}
+    out = {**fixed, **{f: float(v) for (f, _, _), v in zip(fields, x, strict=True)}}
+    if kind == "own_elementwise":  # in the order of the elementwise table
+        out = {f: out[f] for f, _, _ in FIELDS["elementwise"]}
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -369,7 +415,7 @@ def fit_all(gpu: str) -> dict[str, dict[str, float]]:
     """Every operator table and the collectives of ``gpu`` (the attention tables only where
     measured: the A100)."""
     out = {t: fit_table(gpu, t) for t in ("gemm", "norm", "add", "activation", "rope",
-                                          "embedding")}
+                                          "embedding", *OWN_KERNEL_TABLES)}
     if len(table_rows(gpu, "attention_decode").ms):
         out["attention_decode"] = fit_table(gpu, "attention_decode")
         out["attention_prefill"] = fit_table(gpu, "attention_prefill")
@@ -386,11 +432,11 @@ def class_errors(gpu: str, cal: Any) -> dict[tuple[str, str], np.ndarray]:
     ``gpu-calibration``), keyed by (operator class, "calibration" | "held-out")."""
     rows = operator_rows(gpu)
     out: dict[tuple[str, str], list[np.ndarray]] = {}
-    for table in sorted(set(TABLES.values())):
+    for table in sorted({*TABLES.values(), *OWN_KERNEL_TABLES}):
         sel = table_rows(gpu, table)
         if not len(sel.ms):
             continue
-        err = recorded_ms(sel, table, getattr(cal, table), cal.add) / sel.ms - 1.0
+        err = recorded_ms(sel, table, getattr(cal, table)) / sel.ms - 1.0
         for role, mask in (("calibration", sel.fitted), ("held-out", ~sel.fitted)):
             if not mask.any():
                 continue

@@ -190,9 +190,17 @@ class GpuCalibrationSpec:
     attention_prefill: PrefillAttentionConstants = param(
         default_factory=PrefillAttentionConstants, help="prefill attention")
     norm: ElementwiseConstants = param(default_factory=ElementwiseConstants,
-                                       help="RMSNorm / LayerNorm")
+                                       help="RMSNorm (sarathi's kernel); the step model times "
+                                       "every norm with it")
     add: ElementwiseConstants = param(default_factory=ElementwiseConstants,
                                       help="residual add")
+    layernorm: ElementwiseConstants = param(default_factory=ElementwiseConstants,
+                                            help="PyTorch's LayerNorm (one vectorized kernel); "
+                                            "fitted on phi-2's operator rows, not used by the "
+                                            "step model yet")
+    gelu: ElementwiseConstants = param(default_factory=ElementwiseConstants,
+                                       help="PyTorch's exact GELU (erf); fitted on phi-2's "
+                                       "operator rows, not used by the step model yet")
     activation: ElementwiseConstants = param(default_factory=ElementwiseConstants,
                                              help="the FFN activation (SiLU x gate, GELU)")
     rope: ElementwiseConstants = param(default_factory=ElementwiseConstants,
