@@ -24,6 +24,7 @@ error is within the ceiling and fails past it. A case whose prediction raises al
 
 from __future__ import annotations
 
+import csv
 import logging
 import math
 import time
@@ -145,6 +146,13 @@ class Result:
                if c.known_deviation else {}),
             **({"error": self.error} if self.error else {}),
         }
+
+
+def data_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a reference-data CSV, keyed by its header; lines that start with ``#`` (the
+    file's source and notes) are skipped. One reader for every system's data files."""
+    with Path(path).open(newline="") as fh:
+        return list(csv.DictReader(line for line in fh if not line.startswith("#")))
 
 
 def _json_num(x: float) -> float | None:

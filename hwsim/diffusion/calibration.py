@@ -9,7 +9,6 @@ squares of the log errors. ``bandwidth_efficiency`` is assumed, not fitted. The 
 
 from __future__ import annotations
 
-import csv
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from hwsim.diffusion.spec import DiffusionCalibrationSpec
 from hwsim.system import get_system
+from hwsim.validation import data_rows
 
 DATA = Path(__file__).with_name("data") / "latency_measured.csv"
 #: the sources of the rows (the file's first line)
@@ -27,8 +27,7 @@ DATA_SOURCE = ("huggingface/diffusers docs/source/en/optimization/torch2.0.md (S
 
 def rows() -> list[dict[str, str]]:
     """The measured latencies (comment lines skipped)."""
-    with DATA.open() as f:
-        return list(csv.DictReader(line for line in f if not line.startswith("#")))
+    return data_rows(DATA)
 
 
 def predict(row: dict[str, str], cal: DiffusionCalibrationSpec | None = None) -> float:

@@ -30,7 +30,6 @@ on them now), and ``validation.toml`` (PaLM on TPU v4, the roofline model).
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 from dataclasses import dataclass
@@ -46,7 +45,7 @@ from hwsim.gpu_serving.roofline import RooflineStepModel
 from hwsim.gpu_serving.spec import GpuCalibrationSpec, GpuMappingSpec
 from hwsim.hw.gpu import GpuSpec
 from hwsim.llm.spec import LlmSpec
-from hwsim.validation import Case, load_cases
+from hwsim.validation import Case, data_rows, load_cases
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +108,7 @@ class MeasuredCase:
 def measured_cases() -> tuple[MeasuredCase, ...]:
     """The measured cases with their conditions."""
     cond = specs.read_toml(CONDITIONS_PATH)
-    with CSV_PATH.open(newline="") as fh:
-        rows = list(csv.DictReader(line for line in fh if not line.startswith("#")))
+    rows = data_rows(CSV_PATH)
     out = []
     for r in rows:
         c = cond["cases"][r["case"]]

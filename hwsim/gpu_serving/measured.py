@@ -40,7 +40,6 @@ GPT-J-6B, Llama-3-8B, Llama-3-70B and Mistral-7B is held out.
 
 from __future__ import annotations
 
-import csv
 import math
 import re
 from collections.abc import Callable
@@ -51,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from hwsim.validation import Case
+from hwsim.validation import Case, data_rows
 
 DATA = Path(__file__).resolve().parent / "data"
 SERVING_CSV = DATA / "serving_measured.csv"
@@ -212,8 +211,7 @@ def lmdeploy_benchmark(spec_args: tuple[tuple[str, str], ...], sets: tuple[tuple
 
 
 def _read() -> list[dict[str, str]]:
-    with SERVING_CSV.open(newline="") as fh:
-        return list(csv.DictReader(line for line in fh if not line.startswith("#")))
+    return data_rows(SERVING_CSV)
 
 
 @cache

@@ -21,7 +21,6 @@ send/recv within a node.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from hwsim.gpu_serving import kernels as kn
+from hwsim.validation import data_rows
 
 ArrayLike = Any  # float | np.ndarray
 
@@ -162,8 +162,7 @@ _ARRAYS = ("model", "op", "op_class", "tp", "tokens", "m", "n", "k", "batch", "k
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(line for line in fh if not line.startswith("#")))
+    return data_rows(path)
 
 
 def _num(x: str) -> float:

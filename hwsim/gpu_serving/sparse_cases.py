@@ -22,10 +22,9 @@ everything else is held-out.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
-from hwsim.validation import Case
+from hwsim.validation import Case, data_rows
 
 DATA = Path(__file__).parent / "data" / "flash_llm_e2e_opt66b.csv"
 SOURCE = ("Flash-LLM (Xia et al., arXiv 2309.10285), end-to-end figure Inference_OPT_66B.png of "
@@ -45,8 +44,7 @@ FITS = {("fastertransformer", 2, 16), ("deepspeed", 2, 16), ("flash-llm", 2, 64)
 
 
 def rows() -> list[dict[str, str]]:
-    with DATA.open() as f:
-        return list(csv.DictReader(line for line in f if not line.startswith("#")))
+    return data_rows(DATA)
 
 
 def _predict(system: str, gpus: int, batch: int, metric: str, extra: dict | None = None):

@@ -14,7 +14,6 @@ The data are in ``hwsim/heat/data/``; ``python -m hwsim.heat.calibration`` print
 
 from __future__ import annotations
 
-import csv
 import functools
 import math
 from pathlib import Path
@@ -23,14 +22,14 @@ import numpy as np
 
 from hwsim.fitting import golden_section_argmin
 from hwsim.system import Inputs, get_system
+from hwsim.validation import data_rows
 
 DATA = Path(__file__).with_name("data")
 
 
 def rows(name: str) -> list[dict[str, str]]:
     """The rows of ``data/<name>.csv`` (comment lines skipped)."""
-    with (DATA / f"{name}.csv").open() as f:
-        return list(csv.DictReader(line for line in f if not line.startswith("#")))
+    return data_rows(DATA / f"{name}.csv")
 
 
 def read_share_target() -> float:

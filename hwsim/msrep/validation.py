@@ -20,7 +20,6 @@ other case is held out.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 from functools import cache
@@ -29,7 +28,7 @@ from typing import Any
 
 from scipy.optimize import brentq
 
-from hwsim.validation import Case
+from hwsim.validation import Case, data_rows
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +47,10 @@ def source_line() -> str:
 def dgx1() -> dict[tuple[str, int, str, str], tuple[float, float]]:
     """(matrix, gpus, phase, format) -> (row-block ms, nnz-balanced ms; NaN where absent)."""
     out = {}
-    with CSV_PATH.open() as f:
-        for r in csv.DictReader(line for line in f if not line.startswith("#")):
-            nb = float(r["nnz_balanced_ms"]) if r["nnz_balanced_ms"] else float("nan")
-            out[(r["matrix"], int(r["gpus"]), r["phase"], r["format"])] = (
-                float(r["row_block_ms"]), nb)
+    for r in data_rows(CSV_PATH):
+        nb = float(r["nnz_balanced_ms"]) if r["nnz_balanced_ms"] else float("nan")
+        out[(r["matrix"], int(r["gpus"]), r["phase"], r["format"])] = (
+            float(r["row_block_ms"]), nb)
     return out
 
 

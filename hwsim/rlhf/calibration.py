@@ -10,7 +10,6 @@ derived from NCCL's model (:func:`hwsim.llm.training.nccl_ring_step_latency_s`),
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -18,14 +17,14 @@ from pathlib import Path
 from hwsim.fitting import golden_section_argmin
 from hwsim.rlhf.spec import RlhfCalibrationSpec
 from hwsim.system import get_system
+from hwsim.validation import data_rows
 
 DATA = Path(__file__).with_name("data") / "step3_one_node.csv"
 
 
 def rows() -> list[dict[str, str]]:
     """The published cells (comment lines skipped)."""
-    with DATA.open() as f:
-        return list(csv.DictReader(line for line in f if not line.startswith("#")))
+    return data_rows(DATA)
 
 
 def predict_hours(row: dict[str, str], cal: RlhfCalibrationSpec | None = None) -> float:

@@ -11,7 +11,6 @@ not fitted.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 from hwsim.fitting import golden_section_argmin
 from hwsim.scitransformer.spec import LongseqCalibrationSpec
 from hwsim.system import get_system
+from hwsim.validation import data_rows
 
 DATA = Path(__file__).with_name("data") / "longseq_tflops.csv"
 #: the GPU the table was measured on (4 DGX A100 nodes, 8 x A100-40GB each)
@@ -28,8 +28,7 @@ DEVICE = "a100-sxm-40gb"
 
 def rows() -> list[dict[str, str]]:
     """The published cells (comment lines skipped)."""
-    with DATA.open() as f:
-        return list(csv.DictReader(line for line in f if not line.startswith("#")))
+    return data_rows(DATA)
 
 
 def predict_tflops(workload: str, seq_lens, cal: LongseqCalibrationSpec | None = None

@@ -32,7 +32,6 @@ validate`` reports them as known deviations, and fails any that goes past its ce
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -48,7 +47,7 @@ from hwsim.hw.gpu import GpuSpec
 from hwsim.sparse import format as fmt
 from hwsim.spmm import analytical
 from hwsim.spmm.spec import SpmmCalibrationSpec, SpmmKernelSpec
-from hwsim.validation import Case
+from hwsim.validation import Case, data_rows
 
 log = logging.getLogger(__name__)
 
@@ -144,14 +143,12 @@ def source_line() -> str:
 
 @cache
 def rows() -> tuple[Row, ...]:
-    with CSV_PATH.open() as f:
-        reader = csv.DictReader(line for line in f if not line.startswith("#"))
-        return tuple(Row(layer=r["layer"], m=int(r["M"]), k=int(r["K"]), n=int(r["N"]),
-                         split_k=int(r["split_k"]), sparsity=float(r["sparsity"]),
-                         flash_llm_tflops=float(r["flash_llm_tflops"]),
-                         cublas_tflops=float(r["cublas_tc_tflops"]),
-                         sparta_tflops=float(r["sparta_tflops"]),
-                         sputnik_tflops=float(r["sputnik_tflops"])) for r in reader)
+    return tuple(Row(layer=r["layer"], m=int(r["M"]), k=int(r["K"]), n=int(r["N"]),
+                     split_k=int(r["split_k"]), sparsity=float(r["sparsity"]),
+                     flash_llm_tflops=float(r["flash_llm_tflops"]),
+                     cublas_tflops=float(r["cublas_tc_tflops"]),
+                     sparta_tflops=float(r["sparta_tflops"]),
+                     sputnik_tflops=float(r["sputnik_tflops"])) for r in data_rows(CSV_PATH))
 
 
 def load_kernel(name: str) -> SpmmKernelSpec:
@@ -276,8 +273,7 @@ SHAPES_PATH = Path(__file__).resolve().parent / "data" / "flash_llm_benchmark_sh
 def benchmark_points() -> tuple[Row, ...]:
     """The README's averaging set: the 12 OPT-30B/66B/175B layer shapes (with their SplitK)
     x N = 8/16/32 x sparsity 70/80/90% (TFLOPS fields NaN: no per-point reference)."""
-    with SHAPES_PATH.open() as f:
-        shapes = list(csv.DictReader(line for line in f if not line.startswith("#")))
+    shapes = data_rows(SHAPES_PATH)
     nan = float("nan")
     return tuple(Row(layer=r["layer"], m=int(r["M"]), k=int(r["K"]), n=n,
                      split_k=int(r["split_k"]), sparsity=s, flash_llm_tflops=nan,
@@ -314,11 +310,9 @@ def summary_means() -> dict[tuple[int, float], dict[str, float]]:
     """The digitised means over all 12 shapes per (N, sparsity) (``data/
     flash_llm_kernel_means_12shapes.csv``, its header names the source): the three Flash-LLM /
     baseline ratio means and the Flash-LLM TFLOPS mean."""
-    with MEANS_PATH.open() as f:
-        reader = csv.DictReader(line for line in f if not line.startswith("#"))
-        return {(int(r["N"]), round(float(r["sparsity"]), 2)):
-                {k: float(v) for k, v in r.items() if k not in ("N", "sparsity")}
-                for r in reader}
+    return {(int(r["N"]), round(float(r["sparsity"]), 2)):
+            {k: float(v) for k, v in r.items() if k not in ("N", "sparsity")}
+            for r in data_rows(MEANS_PATH)}
 
 
 def implied_big_means() -> dict[tuple[int, float], dict[str, float]]:
