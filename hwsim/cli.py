@@ -169,11 +169,11 @@ def _table(rows: Sequence[Sequence[Any]], header: Sequence[str],
 
 
 def _num(x: Any) -> str:
+    """A value for a table: 6 significant digits; NaN (a metric with no value here, e.g. an
+    owned cost without a server price) as ``n/a``. JSON output keeps the number."""
     if isinstance(x, float):
-        if not math.isfinite(x):
-            return str(x)
-        if x != 0 and (abs(x) >= 1e6 or abs(x) < 1e-3):
-            return f"{x:.6g}"
+        if math.isnan(x):
+            return "n/a"
         return f"{x:.6g}"
     return str(x)
 
