@@ -217,6 +217,14 @@ class System:
         self._check_matches(out)
         return Inputs(out, explicit=chosen)
 
+    def with_spec(self, inputs: Inputs, role: str, spec: Any) -> Inputs:
+        """``inputs`` with ``role``'s spec replaced by the object ``spec`` (a fitted variant of
+        a calibration, say), checked against the roles it must match."""
+        self.role(role)
+        out = {**inputs, role: spec}
+        self._check_matches(out)
+        return Inputs(out, explicit=set(getattr(inputs, "explicit", inputs.keys())) | {role})
+
     def with_choices(self, inputs: Inputs, choices: Mapping[str, Any]) -> Inputs:
         """``inputs`` with some choices changed: a bare ``role`` key picks a spec file (name or
         path), ``role.key`` overrides a key (re-validated). Roles whose default follows a

@@ -30,38 +30,26 @@ def rows() -> list[dict[str, str]]:
     return data_rows(DATA)
 
 
-def predict(row: dict[str, str], cal: DiffusionCalibrationSpec | None = None) -> float:
-    """The model's prediction of one row's ``metric`` (with ``cal`` in place of the file)."""
-    s = get_system("diffusion")
-    sets = [x for x in row["set"].split(";") if x]
-    inputs = s.resolve([f"model={row['model']}", f"pipeline={row['pipeline']}",
-                        f"device={row['device']}"], sets)
-    if cal is not None:
-        inputs = s.with_choices(inputs, {f"calibration.{k}": getattr(cal, k) for k in
-                                         ("compute_efficiency", "bandwidth_efficiency",
-                                          "host_s_per_operator")})
-    out = s.evaluate(inputs)
-    value = out[row["metric"]]
-    return 1.0 / value if row["metric"] == "step_latency_s" and row["unit"] == "it/s" \
-        else value
-
-
-def _seconds(row: dict[str, str], cal: DiffusionCalibrationSpec) -> float:
-    v = predict(row, cal)
-    return 1.0 / v if row["unit"] == "it/s" else v
-
-
-def _target_s(row: dict[str, str]) -> float:
-    v = float(row["value"])
-    return 1.0 / v if row["unit"] == "it/s" else v
-
-
-
 def _inputs(row: dict[str, str]):
     s = get_system("diffusion")
     sets = [x for x in row["set"].split(";") if x]
     return s, s.resolve([f"model={row['model']}", f"pipeline={row['pipeline']}",
                          f"device={row['device']}"], sets)
+
+
+def predict(row: dict[str, str], cal: DiffusionCalibrationSpec | None = None) -> float:
+    """The model's prediction of one row's ``metric`` (with ``cal`` in place of the file)."""
+    s, inputs = _inputs(row)
+    if cal is not None:
+        inputs = s.with_spec(inputs, "calibration", cal)
+    value = s.evaluate(inputs)[row["metric"]]
+    return 1.0 / value if row["metric"] == "step_latency_s" and row["unit"] == "it/s" \
+        else value
+
+
+def _target_s(row: dict[str, str]) -> float:
+    v = float(row["value"])
+    return 1.0 / v if row["unit"] == "it/s" else v
 
 
 def grid_seconds(row: dict[str, str], eta: np.ndarray, host: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ The data are in ``hwsim/heat/data/``; ``python -m hwsim.heat.calibration`` print
 from __future__ import annotations
 
 import functools
+import logging
 import math
 from pathlib import Path
 
@@ -23,6 +24,8 @@ import numpy as np
 from hwsim.fitting import golden_section_argmin
 from hwsim.system import Inputs, get_system
 from hwsim.validation import data_rows
+
+log = logging.getLogger(__name__)
 
 DATA = Path(__file__).with_name("data")
 
@@ -108,8 +111,9 @@ def main() -> None:  # pragma: no cover - a report for people refitting
     mlp, cpv = fit_kernels()
     eff = fit_baseline_efficiency(mlp, cpv)
     mem = fit_gpu_memory_per_row()
-    print(f"memory_level_parallelism = {mlp:.4g}\ncycles_per_simd_vector = {cpv:.4g}\n"
-          f"baseline_bandwidth_efficiency = {eff:.4g}\nmemory_per_row_B = {mem:.5g}")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    log.info("memory_level_parallelism = %.4g\ncycles_per_simd_vector = %.4g\n"
+             "baseline_bandwidth_efficiency = %.4g\nmemory_per_row_B = %.5g", mlp, cpv, eff, mem)
 
 
 if __name__ == "__main__":  # pragma: no cover

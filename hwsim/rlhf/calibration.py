@@ -32,9 +32,7 @@ def predict_hours(row: dict[str, str], cal: RlhfCalibrationSpec | None = None) -
     s = get_system("rlhf")
     inputs = s.resolve([f"actor={row['actor']}", f"device={row['device']}"], [])
     if cal is not None:
-        inputs = s.with_choices(inputs, {f"calibration.{k}": getattr(cal, k) for k in (
-            "compute_efficiency", "bandwidth_efficiency", "link_efficiency",
-            "collective_latency")})
+        inputs = s.with_spec(inputs, "calibration", cal)
     return s.evaluate(inputs)["step3_hours"]
 
 

@@ -37,9 +37,7 @@ def predict_tflops(workload: str, seq_lens, cal: LongseqCalibrationSpec | None =
     s = get_system("scitransformer")
     inputs = s.resolve([f"workload={workload}", f"device={DEVICE}"], [])
     if cal is not None:
-        inputs = s.with_choices(inputs, {f"calibration.{k}": getattr(cal, k) for k in (
-            "compute_efficiency", "memory_efficiency", "link_efficiency",
-            "collective_latency")})
+        inputs = s.with_spec(inputs, "calibration", cal)
     out = s.analytical_batch(inputs, {"workload.seq_len": np.asarray(seq_lens, dtype=float)})
     return np.asarray(out["longseq_tflops_per_gpu"], dtype=float)
 
