@@ -16,12 +16,13 @@ from hwsim.cli import main
 from hwsim.llm.model import params
 from hwsim.llm.training import (
     attention_mask_bytes,
+    nccl_inter_channel_Bps,
     nccl_ring_collective_s,
     nccl_ring_step_latency_s,
     tp_link_Bps,
 )
 from hwsim.scitransformer import calibration
-from hwsim.scitransformer.longseq import SEQ_GRID, llm_of
+from hwsim.scitransformer.longseq import SEQ_GRID, llm_of, tp_bus_Bps
 from hwsim.scitransformer.validation import NEW_DEVIATIONS
 from hwsim.system import get_system
 
@@ -149,20 +150,45 @@ def test_calibration_file_carries_the_fit_on_two_cells():
 
 def test_collectives_at_the_protocol_nccl_picks():
     # the table's all-gathers / reduce-scatters: s x 6,144 x 2 B over 32 ranks on 4 nodes at
-    # 200 GB/s x 0.75; LL128 (lower latency) for 2k and 4k, Simple (full bandwidth) from 16k
-    seq = np.array([2048, 4096, 16384, 32768])
+    # NCCL's bus bandwidth (8 channels x 24 GB/s, LL128 capped at 8 x 20 GB/s); LL128 (lower
+    # latency) for 2k and 4k, Simple (full bandwidth) from 8k
+    seq = np.array([2048, 4096, 8192, 16384, 32768])
     act = seq * 6144 * 2.0
-    best = nccl_ring_collective_s(act, 32, 8, 150e9, allreduce=False)
-    simple = nccl_ring_collective_s(act, 32, 8, 150e9, allreduce=False, protocols=("Simple",))
-    ll128 = nccl_ring_collective_s(act, 32, 8, 150e9, allreduce=False, protocols=("LL128",))
+    kw = {"allreduce": False, "ll128_cap_Bps": 160e9}
+    best = nccl_ring_collective_s(act, 32, 8, 192e9, **kw)
+    simple = nccl_ring_collective_s(act, 32, 8, 192e9, protocols=("Simple",), **kw)
+    ll128 = nccl_ring_collective_s(act, 32, 8, 192e9, protocols=("LL128",), **kw)
     assert np.allclose(best[:2], ll128[:2]) and np.all(ll128[:2] < simple[:2])
     assert np.allclose(best[2:], simple[2:])
+    # LL128 at 2k: 79.2 us of latency + 31/32 x 25.2 MB at 160 GB/s
+    assert ll128[0] == pytest.approx(79.2e-6 + act[0] * 31 / 32 / 160e9)
+    # the cap only binds LL128
+    uncapped = nccl_ring_collective_s(act, 32, 8, 192e9, allreduce=False, protocols=("Simple",))
+    assert np.allclose(uncapped, simple)
     # protocol choice lifts the collective-bound 2k cell against Simple everywhere; 32k is equal
     out = {m: _batch("genslm-25b-longseq", {"workload.seq_len": [2048, 32768]},
                      f"calibration.collective_latency={m}")["longseq_tflops_per_gpu"]
            for m in ("nccl", "nccl-simple")}
     assert out["nccl"][0] > 1.1 * out["nccl-simple"][0]
     assert out["nccl"][1] == pytest.approx(out["nccl-simple"][1])
+
+
+def test_cross_server_bus_bandwidth_is_nccls_channels_at_its_search_speed():
+    # search.cc speedArrayInter: an HDR NIC of 25 GB/s carries a 24 GB/s channel
+    assert nccl_inter_channel_Bps(np.array([25e9, 50e9, 12.5e9])).tolist() == [24e9, 48e9, 12e9]
+    cal = specs.load_spec(specs.find_spec_file("longseq-calibration", "longseq-a100-sxm-40gb"))
+    gpu = specs.load_spec(specs.find_spec_file("gpu", "a100-sxm-40gb"))
+    bus, cap = tp_bus_Bps(gpu, cal, np.array([8.0, 32.0]))
+    assert bus.tolist() == [300e9 * 0.75, 192e9] and cap.tolist() == [np.inf, 160e9]
+    from dataclasses import replace
+    old, old_cap = tp_bus_Bps(gpu, replace(cal, inter_node_bandwidth="link-efficiency"),
+                              np.array([32.0]))
+    assert old.tolist() == [200e9 * 0.75] and np.isinf(old_cap).all()
+    # even at the full tensor peak the model's 2k and 4k steps stay under the table's 68 and
+    # 80 TFLOPS: the collectives, not the compute efficiency, bound those cells
+    peak = _batch("genslm-25b-longseq", {"workload.seq_len": [2048, 4096]},
+                  "calibration.compute_efficiency=1.0")["longseq_tflops_per_gpu"]
+    assert peak[0] < 68 and peak[1] < 80
 
 
 def test_evoformer_family_is_unchanged_and_longseq_nan(capsys):

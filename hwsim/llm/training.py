@@ -60,8 +60,11 @@ Sources of the formulas:
 - Protocol choice (:func:`nccl_ring_collective_s`): NCCL prices each of its protocols, LL,
   LL128 and Simple, with its own latencies and bandwidth share (the same tuning model) and runs
   the fastest for the message size; across 4 DGX A100 nodes a 32-rank all-gather of 25 MB
-  (2k tokens x 6,144 x 2 B) goes LL128 (79 us of latency instead of Simple's 146 us, 8% less
-  bandwidth), one of 200 MB or more Simple.
+  (2k tokens x 6,144 x 2 B) goes LL128 (79 us of latency instead of Simple's 146 us, less
+  bandwidth), one of 100 MB or more Simple. The bus bandwidth across servers can be NCCL's own
+  (:func:`nccl_inter_channel_Bps`): ``nChannels x bwInter`` with one channel per NIC at the
+  largest of the ring search's speeds the NIC sustains (search.cc ``speedArrayInter``: 24 GB/s
+  for HDR), LL128 capped at 20 GB/s per channel on Ampere (tuning.cc).
 - Tensor parallelism across servers (:func:`tp_link_Bps`): NCCL runs one ring per NIC, so each
   ring crosses a server boundary once per server through its own NIC; a ring collective then
   moves every GPU's share at ``min(NVLink, NICs per server x NIC rate)`` (derived here from the
@@ -339,10 +342,32 @@ NCCL_RING_PROTOCOLS = {
 NCCL_RING_PLATEAU = 1.4
 
 
+#: the per-channel bandwidths (GB/s) NCCL's ring search tries when the ring leaves the node, the
+#: highest first (NVIDIA/nccl src/graph/search.cc ``speedArrayInter``, commit b6475625; the
+#: pre-Hopper array): a ring gets the largest one its path sustains
+NCCL_INTER_SPEEDS_GBPS = (48.0, 30.0, 28.0, 24.0, 20.0, 18.0, 15.0, 12.0, 10.0, 9.0, 7.0, 6.0,
+                          5.0, 4.0, 3.0, 2.4, 1.2, 0.24, 0.12)
+#: LL128's ring bus bandwidth cap per channel on Ampere, GB/s (tuning.cc
+#: ``perChMaxRingLL128Bws``, commit b6475625)
+NCCL_LL128_PER_CHANNEL_GBPS = 20.0
+
+
+def nccl_inter_channel_Bps(nic_Bps: ArrayLike) -> np.ndarray:
+    """Bandwidth of one NCCL ring channel that crosses servers through a NIC of ``nic_Bps``:
+    the largest of NCCL's search speeds (:data:`NCCL_INTER_SPEEDS_GBPS`) not above the NIC's
+    (e.g. 24 GB/s for a 200 Gb/s HDR NIC of 25 GB/s; the PCIe Gen4 x16 path NCCL's topology
+    gives the GPU-NIC pair is 24 GB/s too)."""
+    nic = np.asarray(nic_Bps, dtype=float) / 1e9
+    speeds = np.array(NCCL_INTER_SPEEDS_GBPS)
+    fit = np.where(speeds[None, :] <= nic.reshape(-1, 1) + 1e-9, speeds[None, :], 0.0)
+    best = fit.max(axis=1).reshape(nic.shape)
+    return np.where(best > 0, best, speeds[-1]) * 1e9
+
+
 def nccl_ring_collective_s(n_bytes: ArrayLike, ranks: ArrayLike, ranks_per_node: ArrayLike,
                            link_Bps: ArrayLike, allreduce: bool = True,
-                           protocols: tuple[str, ...] = ("LL", "LL128", "Simple")
-                           ) -> np.ndarray:
+                           protocols: tuple[str, ...] = ("LL", "LL128", "Simple"),
+                           ll128_cap_Bps: ArrayLike = np.inf) -> np.ndarray:
     """Seconds of one ring collective of ``n_bytes`` (the whole buffer) over ``ranks`` GPUs,
     ``ranks_per_node`` to a node, at ``link_Bps`` per GPU (Simple's bus bandwidth), with the
     protocol NCCL would pick: the one of ``protocols`` its model says is fastest for this size
@@ -350,8 +375,10 @@ def nccl_ring_collective_s(n_bytes: ArrayLike, ranks: ArrayLike, ranks_per_node:
     the minimum). Small messages go LL or LL128 (lower latency), large ones Simple (full
     bandwidth). ``allreduce``: an all-reduce, else a reduce-scatter or an all-gather. The step
     counts are :func:`nccl_ring_step_latency_s`'s; the ring algorithm only (NCCL may pick a tree
-    for a multi-node all-reduce: not modelled), and LL's per-channel bandwidth cap and LL128's
-    (they need NCCL's channel count) are not applied. 0 for a group of one."""
+    for a multi-node all-reduce: not modelled). ``ll128_cap_Bps``: LL128's bus bandwidth cap,
+    NCCL's channels x :data:`NCCL_LL128_PER_CHANNEL_GBPS` (none by default); LL's cap (a few
+    tens of GB/s, by host CPU) is not applied, as LL never wins at megabytes. 0 for a group of
+    one."""
     g = np.asarray(ranks, dtype=float)
     per = np.asarray(ranks_per_node, dtype=float)
     nodes = np.ceil(g / per)
@@ -360,13 +387,17 @@ def nccl_ring_collective_s(n_bytes: ArrayLike, ranks: ArrayLike, ranks_per_node:
     volume = np.asarray(n_bytes, dtype=float) * steps / np.maximum(g, 1.0)
     factors = {"LL": np.where((nodes > 1) | allreduce, 0.25, 1.0 / 3.0),
                "LL128": np.where(g / nodes >= 2, 0.92, 0.7), "Simple": 1.0}
-    best = np.full(np.broadcast(g, volume, np.asarray(link_Bps)).shape, np.inf)
+    link = np.asarray(link_Bps, dtype=float)
+    best = np.full(np.broadcast(g, volume, link).shape, np.inf)
     for p in protocols:
         base, nvl, net = NCCL_RING_PROTOCOLS[p]
         lat = base + (steps - inter) * nvl + inter * net
         if p == "Simple" and allreduce:
             lat = np.where(nodes > 1, lat * NCCL_RING_PLATEAU, lat)
-        t = lat * 1e-6 + volume / (np.asarray(link_Bps, dtype=float) * factors[p])
+        bus = link * factors[p]
+        if p == "LL128":
+            bus = np.minimum(bus, np.asarray(ll128_cap_Bps, dtype=float))
+        t = lat * 1e-6 + volume / bus
         best = np.minimum(best, t)
     return np.where(g > 1, best, 0.0)
 

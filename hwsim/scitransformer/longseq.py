@@ -12,8 +12,9 @@ Per point (every number from :mod:`hwsim.llm.training`):
 - memory per GPU: model states under ZeRO over the data-parallel ranks (split over TP x PP
   first), the Korthikanti activations of the stored micro-batches, the fp32 logits and the mask;
 - step time: compute at peak x the fitted efficiency, the TP/SP collectives on the critical
-  path over NVLink or, when the TP group spans servers, over the servers' NICs
-  (:func:`hwsim.llm.training.tp_link_Bps`), each at the NCCL protocol (LL, LL128, Simple) its
+  path over NVLink or, when the TP group spans servers, over the servers' NICs at NCCL's own
+  bus bandwidth for its ring (:func:`tp_bus_Bps`: 8 channels x 24 GB/s on a DGX A100), each at
+  the NCCL protocol (LL, LL128, Simple) its
   tuning model picks for the message size (:func:`hwsim.llm.training.nccl_ring_collective_s`),
   the backward's SP collectives as Megatron runs them (re-gathers and reduce-scatters beside
   the GEMMs, :func:`hwsim.llm.training.training_step`), ZeRO/DP traffic overlapped, the
@@ -37,11 +38,14 @@ from hwsim.batch import REASON, reasons
 from hwsim.llm.perf import Device
 from hwsim.llm.spec import LlmSpec
 from hwsim.llm.training import (
+    NCCL_LL128_PER_CHANNEL_GBPS,
+    ArrayLike,
     Parallel,
     Recompute,
     TrainingMemory,
     attention_mask_bytes,
     memory_reasons,
+    nccl_inter_channel_Bps,
     nccl_ring_collective_s,
     nccl_ring_step_latency_s,
     tp_link_Bps,
@@ -89,15 +93,35 @@ def choose_tp(heads: int, gpus: np.ndarray, pp: np.ndarray, tp: np.ndarray) -> n
     return np.where(tp > 0, tp, auto)
 
 
-def _device(gpu, cal, tp: np.ndarray, sp: np.ndarray) -> Device:
+def tp_bus_Bps(gpu, cal, tp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(bus bandwidth per GPU of a tensor-parallel ring, LL128's cap on it). Inside one server
+    NVLink x the assumed link efficiency. Across servers, with ``inter_node_bandwidth =
+    "nccl"``, NCCL's own figure for its ring: one channel per NIC (the ring graph's channels
+    each leave the server through their GPU's NIC), each at the search speed the NIC sustains
+    (:func:`hwsim.llm.training.nccl_inter_channel_Bps`: 24 GB/s for HDR), so ``NICs x 24 GB/s``
+    (tuning.cc ``ncclTopoTuneModel``: ``busBw = nChannels x bwInter``), and LL128 capped at
+    ``NICs x 20 GB/s``; with ``"link-efficiency"`` the NICs' line rate x the link efficiency
+    (the previous model) and no cap."""
     nv = gpu.interconnect_bandwidth_GBps * 1e9
     nic = gpu.network_bandwidth_GBps * 1e9
-    link = tp_link_Bps(tp, gpu.devices_per_server, nv, nic, gpu.devices_per_server)
+    per = gpu.devices_per_server
+    link = tp_link_Bps(tp, per, nv, nic, per) * cal.link_efficiency
+    cross = np.asarray(tp, dtype=float) > per
+    if cal.inter_node_bandwidth != "nccl":
+        return link, np.full(np.shape(link), np.inf)
+    nccl = np.minimum(nv * cal.link_efficiency, per * nccl_inter_channel_Bps(nic))
+    cap = np.where(cross, per * NCCL_LL128_PER_CHANNEL_GBPS * 1e9, np.inf)
+    return np.where(cross, nccl, link), cap
+
+
+def _device(gpu, cal, tp: np.ndarray, sp: np.ndarray) -> Device:
+    nic = gpu.network_bandwidth_GBps * 1e9
+    link, _ = tp_bus_Bps(gpu, cal, tp)
     return Device(peak_flops=gpu.peak_16bit_TFLOPS * 1e12,
                   mem_bw_Bps=gpu.hbm_bandwidth_GBps * 1e9,
                   compute_efficiency=cal.compute_efficiency,
                   memory_efficiency=cal.memory_efficiency,
-                  tp_link_Bps=link * cal.link_efficiency,
+                  tp_link_Bps=link,
                   pp_link_Bps=nic * cal.link_efficiency,
                   link_latency_s=_step_latency_s(cal, tp, sp, gpu.devices_per_server))
 
@@ -112,15 +136,18 @@ def _step_latency_s(cal, tp: np.ndarray, sp: np.ndarray, per_node: int) -> np.nd
 
 
 def tp_collective_s(cal, act_B: np.ndarray, tp: np.ndarray, sp: np.ndarray, per_node: int,
-                    link_Bps: np.ndarray) -> np.ndarray | None:
+                    link_Bps: np.ndarray, ll128_cap_Bps: ArrayLike = np.inf
+                    ) -> np.ndarray | None:
     """One tensor-parallel collective of a ``s b h`` activation of ``act_B`` bytes (a
     reduce-scatter plus an all-gather under SP, else an all-reduce) with the protocol NCCL picks
     for its size (:func:`hwsim.llm.training.nccl_ring_collective_s`), for ``collective_latency
     = "nccl"``; None (the ring model with the Simple per-step latency) otherwise."""
     if cal.collective_latency != "nccl":
         return None
-    pair = 2.0 * nccl_ring_collective_s(act_B, tp, per_node, link_Bps, allreduce=False)
-    one = nccl_ring_collective_s(act_B, tp, per_node, link_Bps, allreduce=True)
+    pair = 2.0 * nccl_ring_collective_s(act_B, tp, per_node, link_Bps, allreduce=False,
+                                        ll128_cap_Bps=ll128_cap_Bps)
+    one = nccl_ring_collective_s(act_B, tp, per_node, link_Bps, allreduce=True,
+                                 ll128_cap_Bps=ll128_cap_Bps)
     return np.where(sp, pair, one)
 
 
@@ -163,7 +190,7 @@ def block(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str,
                        gpu.interconnect_bandwidth_GBps) * 1e9 * cal.link_efficiency
     act = s * par.micro_batch * spec.d_model * 2.0
     coll = tp_collective_s(cal, act, tp, np.asarray(par.sp, dtype=bool), gpu.devices_per_server,
-                           dev.tp_link_Bps)
+                           dev.tp_link_Bps, tp_bus_Bps(gpu, cal, tp)[1])
     step = training_step(spec, s, par, dev, rc=rc, dp_link_Bps=dp_link, tp_collective_s=coll)
     tokens = s * par.micro_batch * par.micro_batches * dp
     flops = training_flops_per_token(spec, s, checkpointing=rc.checkpointing) * tokens

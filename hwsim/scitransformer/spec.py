@@ -147,6 +147,12 @@ class LongseqCalibrationSpec:
                                      "(the optimizer update; assumed)")
     link_efficiency: float = param(0.75, gt=0, le=1, help="NCCL bus bandwidth / link peak "
                                    "(assumed)")
+    inter_node_bandwidth: str = param("nccl", choices=("nccl", "link-efficiency"),
+                                      help="bus bandwidth of a tensor-parallel ring across "
+                                      "servers: nccl = NCCL's tuning model's (one channel per "
+                                      "NIC at its search speed, 24 GB/s for HDR; LL128 capped "
+                                      "at 20 GB/s per channel); link-efficiency = the NICs' "
+                                      "line rate x link_efficiency (the previous model)")
     collective_latency: str = param("nccl", choices=("nccl", "nccl-simple", "none"),
                                     help="tensor-parallel collective latency from NCCL's "
                                     "tuning model: nccl = the protocol (LL, LL128, Simple) it "
