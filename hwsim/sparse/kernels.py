@@ -66,7 +66,9 @@ peak))`` plus a launch overhead, bytes ``2 (M K + K N + M N)``. At N <= 32 it is
 **Sputnik** (1-D tiling, CUDA cores; its tile table by N): warp instructions per nonzero over
 the SM issue rate; **cuSPARSE**: scalar work per (nonzero, column); **SparTA**: a 2:4 part on
 sparse tensor cores (half of A's values plus 2-bit indices; half the MACs at twice the dense
-rate) and the residual with the Sputnik model, back to back. Each function says its sources.
+rate; the compressed A streamed in waves of CTAs, each bound by its bytes in flight over the
+load latency) and the residual with the Sputnik model, back to back. Each function says its
+sources.
 """
 
 from __future__ import annotations
