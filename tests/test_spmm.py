@@ -250,12 +250,14 @@ def test_sparta_two_four_part_at_twice_the_dense_rate():
 
 
 def test_speedup_diagnosis_holds():
-    """docs/spmm.md 'Why three means miss': the digitised Flash-LLM times are linear in density
-    on OPT-30B (the empirical law within 5% MAPE per N), but on the OPT-66B/175B shapes, where
-    the digitised 12-shape means imply the mean Flash-LLM TFLOPS, the law is 8-10% slow while
-    the model is within 3.5%; so the model's mean ratios there exceed the implied ones over
-    cuBLAS and SparTA by more than its Flash-LLM error: the misses are the baselines' models on
-    the larger shapes. And the model's Flash-LLM gains on those shapes over its OPT-30B means."""
+    """docs/spmm.md 'Why the cuBLAS mean at 90% misses': the digitised Flash-LLM times are
+    linear in density on OPT-30B (the empirical law within 5% MAPE per N), but on the
+    OPT-66B/175B shapes, where the digitised 12-shape means imply the mean Flash-LLM TFLOPS,
+    the law is 8-10% slow while the model is within 3.5%; so the model's mean ratios there
+    exceed the implied ones over cuBLAS by more than its Flash-LLM error: that miss is the
+    cuBLAS model's on the larger shapes. Over SparTA, whose 2:4 part now runs in waves of
+    latency-bound CTAs, the model's ratios on those shapes (never fitted) are within 6% of the
+    implied ones, and below its OPT-30B ratios, as the data's are."""
     law = calibration.empirical_flash_llm_law()
     for n, coef in law.items():
         sel = [r for r in calibration.rows() if r.n == n]
@@ -266,11 +268,42 @@ def test_speedup_diagnosis_holds():
     fl = d.pop("flash-llm")
     assert np.all(np.abs(np.subtract(fl["model_big"], 1.0)) < 0.035)
     assert np.all(np.less(fl["law_big"], 0.93))
-    for over in ("cublas", "sparta"):
-        excess = np.divide(d[over]["model_big"], d[over]["summary_big"])
-        assert np.all(excess > np.array(fl["model_big"]) + 0.02), over
-    for over in d:
+    excess = np.divide(d["cublas"]["model_big"], d["cublas"]["summary_big"])
+    assert np.all(excess > np.array(fl["model_big"]) + 0.02)
+    sparta = np.divide(d["sparta"]["model_big"], d["sparta"]["summary_big"])
+    assert np.all(np.abs(sparta - 1.0) < 0.06)
+    assert np.all(np.less(d["sparta"]["summary_big"], d["sparta"]["digitised_30b"]))
+    assert np.all(np.less(d["sparta"]["model_big"], d["sparta"]["model_30b"]))
+    for over in ("cublas", "sputnik"):
         assert np.all(np.greater(d[over]["model_big"], d[over]["model_30b"])), over
+
+
+def test_two_four_runs_in_waves_of_latency_bound_ctas():
+    """cuSPARSELt's 2:4 kernel (128 x 128 x 64 tiles, 3 stages): 2 CTAs per A100 SM, 18 KB of
+    A in flight each, so one CTA streams at most 18 KB / load latency; a wave of few CTAs
+    (OPT-30B out-proj: 56 CTAs on 216 slots) is bound by that rate, a full one by HBM; with no
+    latency the model is the plain bandwidth roofline."""
+    from hwsim.spmm import analytical as an
+
+    dev = an.device_of(inputs()["device"])
+    g = an.two_four_ctas(7168, 16, dev)
+    assert float(g["ctas"]) == 56 and float(g["ctas_per_sm"]) == 2
+    assert float(g["in_flight_B"]) == 2 * 128 * 64 * 1.125
+    ker = {"hbm_efficiency": 0.7, "tensor_efficiency": 1.0, "launch_overhead_us": 0.0,
+           "load_latency_us": 1.0}
+    a = an.fmt.two_four_bytes(7168, 7168)
+    short = an.two_four(7168, 7168, 16, ker, dev)  # 56 CTAs: the CTA rate binds
+    assert float(short["latency_s"]) == pytest.approx(a / 56 * 1e-6 / float(g["in_flight_B"]))
+    full = an.two_four(27648, 9216, 16, ker, dev)  # 216 CTAs, one full wave: HBM binds
+    hbm = float(full["hbm_bytes"]) / (0.7 * dev.hbm_Bps)
+    assert float(full["latency_s"]) == pytest.approx(hbm)
+    tail = an.two_four(28672, 7168, 16, ker, dev)  # 224 CTAs: a full wave + an 8-CTA tail
+    assert float(tail["waves"]) == 2
+    flat = an.two_four(7168, 7168, 16, {**ker, "load_latency_us": 0.0}, dev)
+    assert float(flat["latency_s"]) == pytest.approx(
+        float(flat["hbm_bytes"]) / (0.7 * dev.hbm_Bps))
+    sp = calibration.load_calibration("sparta")
+    assert sp.load_latency_us == calibration.load_calibration("flash-llm").load_latency_us
 
 
 def test_flash_llm_step_is_not_additive():

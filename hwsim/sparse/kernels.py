@@ -66,7 +66,9 @@ peak))`` plus a launch overhead, bytes ``2 (M K + K N + M N)``. At N <= 32 it is
 **Sputnik** (1-D tiling, CUDA cores; its tile table by N): warp instructions per nonzero over
 the SM issue rate; **cuSPARSE**: scalar work per (nonzero, column); **SparTA**: a 2:4 part on
 sparse tensor cores (half of A's values plus 2-bit indices; half the MACs at twice the dense
-rate) and the residual with the Sputnik model, back to back. Each function says its sources.
+rate; the compressed A streamed in waves of CTAs, each bound by its bytes in flight over the
+load latency) and the residual with the Sputnik model, back to back. Each function says its
+sources.
 """
 
 from __future__ import annotations
@@ -368,6 +370,35 @@ def two_four_split(density: Any) -> tuple[np.ndarray, np.ndarray]:
     return kept, np.maximum(d - kept, 0.0)
 
 
+#: the cuSPARSELt kernel's tile (rows of A x columns of B x logical K) and pipeline depth: the
+#: sm80 FP16 sparse kernel cuSPARSELt runs is named
+#: ``sm80_xmma_sparse_gemm_f16f16_f16f32_f32_..._tilesize128x128x64_stage3_warpsize2x2x1_
+#: sptensor16x8x32`` in profiler traces (NVIDIA developer forum, "Cusparselt can't choose the
+#: best kernel (sometime)?", thread 279838, names the family); CUTLASS ships the same
+#: configuration for sm80 2:4 FP16 (github.com/NVIDIA/cutlass, tools/library/scripts/
+#: generator.py, GenerateSM80_SparseTensorOp_16832: TileDescription([128, 128, 64], 3,
+#: [2, 2, 1]))
+CUSPARSELT_TILE_M = 128
+CUSPARSELT_TILE_N = 128
+CUSPARSELT_TILE_K = 64
+CUSPARSELT_STAGES = 3
+
+
+def two_four_ctas(m: Any, n: Any, dev: Device, elem_bytes: float = 2.0) -> dict[str, np.ndarray]:
+    """The cuSPARSELt kernel's launch (:data:`CUSPARSELT_TILE_M` ...): its CTAs (one per
+    ``128 x 128`` tile of C, no split-K), how many fit on an SM (shared memory: ``stages`` x
+    (the compressed A tile, values and indices, + the B tile); 2 on an A100, 75 KB each of
+    164 KiB) and the bytes of A each CTA has in flight, the ``stages - 1`` tiles its
+    ``cp.async`` pipeline prefetches (18 KB; derived here)."""
+    m, n = (np.asarray(x, dtype=float) for x in (m, n))
+    a_tile = fmt.two_four_bytes(CUSPARSELT_TILE_M, CUSPARSELT_TILE_K, elem_bytes)
+    smem = CUSPARSELT_STAGES * (a_tile + elem_bytes * CUSPARSELT_TILE_K * CUSPARSELT_TILE_N)
+    per_sm = np.maximum(np.floor(np.asarray(dev.smem_per_sm_B, dtype=float) / smem), 1.0)
+    ctas = np.ceil(m / CUSPARSELT_TILE_M) * np.ceil(n / CUSPARSELT_TILE_N)
+    return {"ctas": ctas, "ctas_per_sm": per_sm,
+            "in_flight_B": (CUSPARSELT_STAGES - 1.0) * a_tile}
+
+
 def two_four(m: Any, k: Any, n: Any, ker: Mapping[str, Any], dev: Device,
              elem_bytes: float = 2.0) -> dict[str, np.ndarray]:
     """A 2:4 structured-sparse GEMM on the sparse tensor cores (cuSPARSELt, NVIDIA's 2:4 format:
@@ -376,19 +407,39 @@ def two_four(m: Any, k: Any, n: Any, ker: Mapping[str, Any], dev: Device,
 
     It stores half of A's values plus their indices (:func:`hwsim.sparse.format.two_four_bytes`)
     and skips the pruned half of the MACs: the sparse tensor cores run twice the dense rate in
-    dense-equivalent FLOPs (A100: 624 against 312 TFLOPS, NVIDIA A100 datasheet), so
-    ``max(bytes / (hbm_efficiency BW), 2 M N K / (2 tensor_efficiency peak))`` plus a launch.
-    (Counting half the MACs *and* twice the rate, as this model once did, was a 4x speedup,
-    twice the hardware's; it never bound at N <= 32, where the kernel is memory bound.)"""
+    dense-equivalent FLOPs (A100: 624 against 312 TFLOPS, NVIDIA A100 datasheet). (Counting
+    half the MACs *and* twice the rate, as this model once did, was a 4x speedup, twice the
+    hardware's; it never bound at N <= 32, where the kernel is memory bound.)
+
+    **Memory time, in waves of latency-bound CTAs** (:func:`two_four_ctas`): each CTA streams
+    its 128-row slice of the compressed A over the whole K, and its ``cp.async`` pipeline keeps
+    ``stages - 1`` tiles in flight, so by Little's law one CTA moves at most ``in_flight /
+    load_latency_us`` (the loaded HBM latency; 18 KB / 1.02 us = 18 GB/s on the A100). The CTAs
+    run in waves of ``sms x ctas_per_sm``; a wave of ``c`` CTAs takes ``max(c x its bytes /
+    (hbm_efficiency BW), one CTA's bytes / that rate)``: a wave with most SMs busy is HBM-bound,
+    a short one (56 CTAs on OPT-30B out-proj and FFN2; FFN1's 8-CTA tail past 216 slots) is
+    bound by its CTAs' latency. ``load_latency_us`` 0 (no constants) drops the CTA bound.
+    Then ``max(memory, 2 M N K / (2 tensor_efficiency peak))`` plus a launch."""
     m, k, n = (np.asarray(x, dtype=float) for x in (m, k, n))
     a_bytes = fmt.two_four_bytes(m, k, elem_bytes)
     hbm = a_bytes + elem_bytes * (k * n + m * n)
-    t_mem = hbm / (dev.hbm_Bps * ker["hbm_efficiency"])
+    g = two_four_ctas(m, n, dev, elem_bytes)
+    ctas, slots = g["ctas"], g["ctas_per_sm"] * np.asarray(dev.sms, dtype=float)
+    bw = dev.hbm_Bps * ker["hbm_efficiency"]
+    lat = np.asarray(ker.get("load_latency_us", 0.0), dtype=float) * 1e-6
+    # one CTA's A bytes over its own rate (0 without a latency)
+    t_cta = (a_bytes / ctas) * lat / g["in_flight_B"]
+    full = np.floor(ctas / slots)
+    tail = ctas - full * slots
+    per_cta_hbm = hbm / ctas
+    t_mem = (full * np.maximum(slots * per_cta_hbm / bw, t_cta)
+             + np.where(tail > 0, np.maximum(tail * per_cta_hbm / bw, t_cta), 0.0))
     t_cmp = 2.0 * m * n * k / (2.0 * dev.tensor_flops * ker["tensor_efficiency"])
     latency = np.maximum(t_mem, t_cmp) + ker["launch_overhead_us"] * 1e-6
     bound = np.where(t_mem >= t_cmp, BOUND_CODES["hbm"], BOUND_CODES["compute"])
+    waves = full + (tail > 0)
     return {"latency_s": latency, "hbm_bytes": hbm, "memory_bytes": a_bytes,
-            "bound": bound.astype(float)}
+            "bound": bound.astype(float), "ctas": ctas, "waves": waves}
 
 
 def sparta(m: Any, k: Any, n: Any, density: Any, ker: Mapping[str, Any], dev: Device,
@@ -403,7 +454,8 @@ def sparta(m: Any, k: Any, n: Any, density: Any, ker: Mapping[str, Any], dev: De
     res = sputnik(m, k, n, residual * m * k, ker, dev, elem_bytes)
     return {"latency_s": r24["latency_s"] + res["latency_s"],
             "hbm_bytes": r24["hbm_bytes"] + res["hbm_bytes"],
-            "memory_bytes": r24["memory_bytes"] + res["memory_bytes"], "bound": r24["bound"]}
+            "memory_bytes": r24["memory_bytes"] + res["memory_bytes"], "bound": r24["bound"],
+            "ctas": r24["ctas"], "waves": r24["waves"]}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from hwsim.sparse.kernels import (  # noqa: F401  (the kernel models, re-exporte
     sputnik,
     sputnik_tile,
     two_four,
+    two_four_ctas,
     two_four_split,
 )
 from hwsim.spmm.spec import (
