@@ -279,7 +279,7 @@ def test_x_gather_of_a_file_agrees_with_the_independent_reference_model(tmp_path
         p = partition.partition(prof.row_nnz, g, "nnz-balanced")
         trace = gather.x_miss_sectors(prof, p.nnz, p.first, p.lines, 8, 32, l2_bytes)
         closed = gather.x_miss_sectors(irm, p.nnz, p.first, p.lines, 8, 32, l2_bytes)
-        assert trace.sum() == pytest.approx(closed.sum(), rel=0.01)
+        assert trace.sum() == pytest.approx(closed.sum(), rel=0.02)
     touched = np.count_nonzero(np.add.reduceat(prof.col_nnz, np.arange(0, prof.cols, 4)))
     if l2_bytes >= 32 * touched:  # x fits: each touched sector is read once
         one = partition.partition(prof.row_nnz, 1, "row-block")

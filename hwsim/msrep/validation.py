@@ -98,9 +98,9 @@ RMAT_SKEW_REASON = (
     "balancing gains less at 2 GPUs (docs/msrep.md)")
 SHORT_ROWS_REASON = (
     "the R-MAT stand-in's column popularity is concentrated (its hot x sectors stay in the "
-    "L2: 0.09 sector misses per nonzero), so x costs it 47 MB; even if every gather of the "
+    "L2: 0.09 sector misses per nonzero), so x costs it 50 MB; even if every gather of the "
     "16.5 M nonzeros missed (32 B each) the kernel would take 1.07 ms, 45% short of 1.96 ms; "
-    "the rest (about 4.8x the stand-in's bytes at every GPU count, nonzero-balanced) is not "
+    "the rest (the model is 4.7x fast at every GPU count, nonzero-balanced) is not "
     "explained (docs/msrep.md)")
 
 SOCIAL_REASON = (
