@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hwsim.cli import main
 from hwsim.errors import InfeasibleDesign, InputError
 from hwsim.msrep import analytical as an
-from hwsim.msrep import matrix, partition, validation
+from hwsim.msrep import gather, matrix, partition, validation
 from hwsim.msrep.spec import SparseMatrixSpec
 from hwsim.system import get_system
 
@@ -253,3 +253,69 @@ def test_des_equals_analytical_on_private_switches(workload, fmt, scheme, gpus, 
     a, d = MSREP.evaluate(inp), MSREP.evaluate(inp, "des")
     for key in a:
         assert d[key] == pytest.approx(a[key], rel=1e-9, abs=1e-15), key
+
+
+# --- x gather by sector and L2 reuse ---------------------------------------------------------
+
+
+def _skewed_file(tmp_path, n=4000, nnz=40000):
+    rng = np.random.default_rng(0)
+    w = 1.0 / np.arange(1, n + 1) ** 0.8
+    cols = rng.permutation(n)[rng.choice(n, nnz, p=w / w.sum())]
+    a = sp.coo_array((np.ones(nnz), (np.sort(rng.integers(0, n, nnz)), cols)), shape=(n, n))
+    a.sum_duplicates()
+    path = tmp_path / "skewed.mtx"
+    scipy.io.mmwrite(str(path), a)
+    return matrix._mtx_profile(str(path), 0, 0)
+
+
+@pytest.mark.parametrize("l2_bytes", [1024.0, 8192.0, 1e6])
+def test_x_gather_of_a_file_agrees_with_the_independent_reference_model(tmp_path, l2_bytes):
+    """A file's own read sequence (working set) and the closed form on its column profile
+    (independent reads) give the same misses when its columns do not depend on the row."""
+    prof = _skewed_file(tmp_path)
+    irm = matrix.Profile(prof.rows, prof.cols, prof.row_nnz, prof.col_nnz)
+    for g in (1, 4):
+        p = partition.partition(prof.row_nnz, g, "nnz-balanced")
+        trace = gather.x_miss_sectors(prof, p.nnz, p.first, p.lines, 8, 32, l2_bytes)
+        closed = gather.x_miss_sectors(irm, p.nnz, p.first, p.lines, 8, 32, l2_bytes)
+        assert trace.sum() == pytest.approx(closed.sum(), rel=0.02)
+    touched = np.count_nonzero(np.add.reduceat(prof.col_nnz, np.arange(0, prof.cols, 4)))
+    if l2_bytes >= 32 * touched:  # x fits: each touched sector is read once
+        one = partition.partition(prof.row_nnz, 1, "row-block")
+        assert gather.x_miss_sectors(prof, one.nnz, one.first, one.lines, 8, 32,
+                                     l2_bytes)[0] == touched
+
+
+def test_banded_matrix_reads_its_column_range_once(tmp_path):
+    n, w = 3000, 5
+    dense = sp.diags([np.ones(n - abs(k)) for k in range(-w, w + 1)], list(range(-w, w + 1)))
+    path = tmp_path / "band.mtx"
+    scipy.io.mmwrite(str(path), dense.tocoo())
+    from_file = matrix._mtx_profile(str(path), 0, 0)
+    generated = matrix.banded_profile(n, n, w)
+    for g in (1, 3):
+        p = partition.partition(generated.row_nnz, g, "row-block")
+        a = gather.x_miss_sectors(from_file, p.nnz, p.first, p.lines, 8, 32, 4096.0)
+        b = gather.x_miss_sectors(generated, p.nnz, p.first, p.lines, 8, 32, 4096.0)
+        assert np.array_equal(a, b)
+        lo, hi = np.maximum(p.first - w, 0), np.minimum(p.first + p.lines - 1 + w, n - 1)
+        assert np.array_equal(b, hi // 4 - lo // 4 + 1)
+
+
+def test_scattered_x_costs_sectors_and_less_with_a_larger_l2():
+    """rmat-s18 (2 MB of x): with a 64 MiB L2 only first reads miss; a smaller L2 misses more,
+    each miss a 32 B sector."""
+    prof = matrix.profile_of(inputs()["workload"])
+    one = partition.partition(prof.row_nnz, 1, "row-block")
+    touched = np.count_nonzero(np.add.reduceat(prof.col_nnz, np.arange(0, prof.cols, 4)))
+    base = 12 * prof.nnz + 4 * (prof.rows + 1) + 8 * prof.rows
+    kernel = {}
+    for kib in (256.0, 1024.0, 65536.0):
+        w = an.work(prof, "csr", one, 8, 4, 1, 32, 1, kib * 1024)
+        kernel[kib] = float(w.kernel_bytes[0])
+    assert kernel[65536.0] == pytest.approx(base + 32 * touched, rel=1e-9)
+    assert kernel[256.0] > kernel[1024.0] > kernel[65536.0]
+    slow = MSREP.evaluate(inputs(**{"mapping.gpus": 1, "node.l2_cache_KiB": 256.0}))
+    fast = MSREP.evaluate(inputs(**{"mapping.gpus": 1}))
+    assert slow["kernel_s"] > fast["kernel_s"]

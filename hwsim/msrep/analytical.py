@@ -11,12 +11,15 @@ One product ``y = A x`` (``x`` with ``vectors`` columns), ``A`` cut into parts
    ``pcie_efficiency x`` the x16 bandwidth. A resident matrix skips the copy of A.
 2. **kernel**: memory-bound; each GPU streams its bytes at ``hbm_efficiency x`` peak HBM plus a
    launch. Bytes (derived here from the formats): CSR ``nnz (v + i) + (lines + 1) i`` for A,
-   plus ``lines v N`` of y and the x entries its nonzeros touch, at most ``min(nnz, cols) v N``
-   (each read once); COO ``nnz (v + 2 i)`` for A; CSC streams its column segment of x and
-   updates y with atomics: each update is a read-modify-write in L2 of a y sector that misses
-   there (y is rows x 8 B, larger than the L2 on the matrices that matter), so one
-   ``atomic_sector_bytes`` sector of DRAM traffic per nonzero and vector group (MSREP's
-   research code measured CSC 4-33x slower than CSR on one GPU).
+   plus ``lines v N`` of y and the x sectors its gathers miss in the L2
+   (:mod:`hwsim.msrep.gather`: 32 B per miss; a banded matrix reads its column range once, a
+   scattered one misses as an LRU L2 of ``node.l2_cache_KiB`` under independent reads does);
+   COO ``nnz (v + 2 i)`` for A and the same x gather; CSC streams its column segment of x and
+   updates y with atomics: each update is a read-modify-write of a y sector in L2, charged
+   as one ``atomic_sector_bytes`` sector of memory traffic per nonzero and vector group
+   whether or not y stays in L2 (an assumption, not a measured atomic throughput; MSREP's
+   research code measured CSC 4-33x slower than CSR on one GPU, 3.7x on HV15R, where the
+   model gives 3.6x).
 3. **merge**: ``host``: each GPU copies its partial y back as soon as its kernel ends (the
    switches shared as above) and the host adds the split rows (CSC: sums G full-length
    partials); ``nvlink``: each GPU but the last sends its boundary row's partial to the next
@@ -39,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from hwsim.batch import REASON
+from hwsim.msrep import gather
 from hwsim.msrep import partition as part
 from hwsim.msrep.matrix import Profile, profile_of
 from hwsim.system import Inputs
@@ -71,8 +75,9 @@ class Work:
 
 
 def work(prof: Profile, fmt: str, parts: part.Parts, vb: int, ib: int, n_vec: int,
-         sector: int, gpus: int) -> Work:
-    """Bytes per part for format ``fmt`` (see the module docstring)."""
+         sector: int, gpus: int, l2_bytes: float) -> Work:
+    """Bytes per part for format ``fmt`` (see the module docstring; the x gather of the row
+    formats from :func:`hwsim.msrep.gather.x_miss_sectors`)."""
     nnz = parts.nnz.astype(float)
     lines = parts.lines.astype(float)
     vec = vb * n_vec
@@ -86,7 +91,9 @@ def work(prof: Profile, fmt: str, parts: part.Parts, vb: int, ib: int, n_vec: in
         y = np.full_like(nnz, float(prof.rows * vec))
         x_gpu = 0.0  # its column segment is counted per part below
     else:
-        kernel = a + lines * vec + np.minimum(nnz, prof.cols) * vec
+        misses = gather.x_miss_sectors(prof, parts.nnz, parts.first, parts.lines, vec, sector,
+                                       l2_bytes)
+        kernel = a + lines * vec + misses * sector
         y = lines * vec
         x_gpu = float(prof.cols * vec)
     return Work(nnz=nnz, lines=lines, a_bytes=a, kernel_bytes=kernel, y_bytes=y,
@@ -161,6 +168,7 @@ class Node:
     capacity_B: np.ndarray
     per_switch: int
     sector: int
+    l2_bytes: float
 
 
 def node_arrays(node: Any, cal: Any, points: Mapping[str, np.ndarray], n: int) -> Node:
@@ -179,7 +187,8 @@ def node_arrays(node: Any, cal: Any, points: Mapping[str, np.ndarray], n: int) -
                 host_Bps=get("host_memory_bandwidth_GBps") * 1e9,
                 launch_s=get("launch_overhead_us") * 1e-6,
                 capacity_B=get("hbm_capacity_GB") * 1e9,
-                per_switch=int(node.gpus_per_pcie_switch), sector=int(node.atomic_sector_bytes))
+                per_switch=int(node.gpus_per_pcie_switch), sector=int(node.atomic_sector_bytes),
+                l2_bytes=float(node.l2_cache_KiB) * 1024.0)
 
 
 def _merge(end: np.ndarray, w: Work, y_gpu: np.ndarray, fmt: str, merge: str, nd: Node,
@@ -211,7 +220,7 @@ def evaluate(prof: Profile, wl: Any, mp: Any, node: Any, cal: Any,
     vec = float(vb * n_vec)
     line_nnz = prof.col_nnz if mp.format == "csc" else prof.row_nnz
     parts = part.partition(line_nnz, g, mp.partition, mp.tasks_per_gpu)
-    w = work(prof, mp.format, parts, vb, ib, n_vec, nd.sector, g)
+    w = work(prof, mp.format, parts, vb, ib, n_vec, nd.sector, g, nd.l2_bytes)
     x_part = w.lines * vec if mp.format == "csc" else np.zeros_like(w.lines)
     a_copy = 0.0 if mp.resident else 1.0
     kernel_p = nd.launch_s[:, None] + w.kernel_bytes[None, :] / nd.hbm_Bps[:, None]
@@ -267,7 +276,7 @@ def evaluate(prof: Profile, wl: Any, mp: Any, node: Any, cal: Any,
         total, h2d_total, merge_total = first_done, np.full(n, h2d_B), merge_B
     kernel_s = kern_g.max(axis=1)
     one_gpu = work(prof, mp.format, part.partition(line_nnz, 1, "row-block"), vb, ib, n_vec,
-                   nd.sector, 1)
+                   nd.sector, 1, nd.l2_bytes)
     kernel_1 = nd.launch_s + float(one_gpu.kernel_bytes[0]) / nd.hbm_Bps
     with np.errstate(invalid="ignore", divide="ignore"):
         nnz_imb = nnz_g.max(axis=1) / (w.total_nnz / g)

@@ -84,7 +84,7 @@ def evaluate(inputs: Inputs, *, seed: int = 0, trace: TraceRecorder | None = Non
         raise InputError(f"{parts.count} tasks is more than the DES's {MAX_TASKS}; use "
                          "--fidelity analytical", key="mapping.tasks_per_gpu",
                          value=mp.tasks_per_gpu, has_value=True)
-    w = an.work(prof, mp.format, parts, vb, ib, n_vec, nd.sector, g)
+    w = an.work(prof, mp.format, parts, vb, ib, n_vec, nd.sector, g, nd.l2_bytes)
     x_part = w.lines * vec if csc else np.zeros_like(w.lines)
     a_copy = 0.0 if mp.resident else 1.0
     pool = mp.partition == "task-pool"
@@ -190,7 +190,7 @@ def evaluate(inputs: Inputs, *, seed: int = 0, trace: TraceRecorder | None = Non
     total = env.now
     kernel_s = marks["kernel_s"]
     one = an.work(prof, mp.format, part.partition(line_nnz, 1, "row-block"), vb, ib, n_vec,
-                  nd.sector, 1)
+                  nd.sector, 1, nd.l2_bytes)
     kernel_1 = launch + float(one.kernel_bytes[0]) / hbm_Bps
     h2d_bytes = sum(lk.bytes_in for lk in h2d)
     merge_bytes = sum(lk.bytes_in for lk in d2h) + sum(lk.bytes_in for lk in nvl)

@@ -41,14 +41,20 @@ _FIELDS = {"real": 1, "double": 1, "integer": 1, "complex": 2, "pattern": 0}
 _SYMMETRIES = ("general", "symmetric", "skew-symmetric", "hermitian")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Profile:
-    """Nonzeros per row and per column of a matrix (read-only int64 arrays)."""
+    """Nonzeros per row and per column of a matrix (read-only int64 arrays), and what the x
+    gather model (:mod:`hwsim.msrep.gather`) needs of where the columns fall: ``band`` >= 0 for
+    a banded matrix (its columns within ``band`` of the row, in order), ``csr_cols`` (each
+    nonzero's column, in row order) for a matrix read from a file; neither for a generated
+    matrix whose columns do not depend on the row (R-MAT, uniform, any shuffled one)."""
 
     rows: int
     cols: int
     row_nnz: np.ndarray
     col_nnz: np.ndarray
+    band: int = -1
+    csr_cols: np.ndarray | None = None
 
     @property
     def nnz(self) -> int:
@@ -89,7 +95,7 @@ def banded_profile(rows: int, cols: int, w: int) -> Profile:
     row = np.clip(np.minimum(i + w, cols - 1) - np.maximum(i - w, 0) + 1, 0, None)
     j = np.arange(cols, dtype=np.int64)
     col = np.clip(np.minimum(j + w, rows - 1) - np.maximum(j - w, 0) + 1, 0, None)
-    return Profile(rows, cols, _frozen(row), _frozen(col))
+    return Profile(rows, cols, _frozen(row), _frozen(col), band=int(w))
 
 
 def uniform_profile(rows: int, cols: int, nnz_per_row: float, seed: int) -> Profile:
@@ -185,8 +191,10 @@ def _mtx_profile(path: str, _mtime_ns: int, _size: int) -> Profile:
         raise InputError("not a sparse (coordinate) matrix", file=str(p))
     log.debug("read %s: %d x %d, %d entries (%s), %d stored nonzeros", p, m, n, e, symmetry,
              coo.nnz)
+    order = np.lexsort((coo.col, coo.row))  # CSR order: by row, then column
     return Profile(m, n, _frozen(np.bincount(coo.row, minlength=m)),
-                   _frozen(np.bincount(coo.col, minlength=n)))
+                   _frozen(np.bincount(coo.col, minlength=n)),
+                   csr_cols=_frozen(coo.col[order]))
 
 
 def profile_of(w: SparseMatrixSpec) -> Profile:

@@ -30,6 +30,7 @@ class Parts:
     nnz: np.ndarray
     lines: np.ndarray
     split_start: np.ndarray
+    first: np.ndarray  # the first line each part holds (its own or the split one it starts in)
 
     @property
     def count(self) -> int:
@@ -47,7 +48,7 @@ def row_block(line_nnz: np.ndarray, parts: int) -> Parts:
     starts = (np.arange(parts + 1, dtype=np.int64) * n_lines) // parts
     cum = np.concatenate([[0], np.cumsum(line_nnz, dtype=np.int64)])
     return Parts(nnz=np.diff(cum[starts]), lines=np.diff(starts),
-                 split_start=np.zeros(parts, dtype=bool))
+                 split_start=np.zeros(parts, dtype=bool), first=starts[:-1].copy())
 
 
 def nnz_bounds(total: int, parts: int) -> np.ndarray:
@@ -75,7 +76,8 @@ def by_nonzeros(line_nnz: np.ndarray, bounds: np.ndarray) -> Parts:
     last_full = np.maximum.accumulate(np.where(empty, -1, idx))
     first = np.concatenate(([0], last_full[:-1] + 1))
     lines = np.where(empty, 0, end - start[first])
-    return Parts(nnz=np.diff(bounds), lines=lines, split_start=split & ~empty)
+    return Parts(nnz=np.diff(bounds), lines=lines, split_start=split & ~empty,
+                 first=start[first])
 
 
 def partition(line_nnz: np.ndarray, gpus: int, scheme: str, tasks_per_gpu: int = 1) -> Parts:

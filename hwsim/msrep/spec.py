@@ -91,7 +91,11 @@ class MultiGpuNodeSpec:
                                               help="host memory bandwidth of the merge")
     launch_overhead_us: float = param(5.0, unit="us", ge=0, help="fixed time per kernel launch")
     atomic_sector_bytes: int = param(32, unit="B", ge=1, le=4096,
-                                     help="bytes an atomic update moves (the L2 sector)")
+                                     help="the L2 sector: bytes an atomic update, or an x "
+                                     "gather that misses the L2, moves")
+    l2_cache_KiB: float = param(6144.0, unit="KiB", gt=0, le=1 << 20,
+                                help="L2 cache per GPU: what holds the x sectors a row-format "
+                                "kernel gathers (V100: 6144 KiB)")
     source: str = param("", help="where the figures come from")
 
 
