@@ -462,3 +462,54 @@ def test_fused_attention_computes_its_padded_head_dimension():
     assert fused[3][0] == pytest.approx(2.0 * arch.evaluate_poly(one["macs"], s)[0, 0] * 32)
     unfused = an.call_time(one, s, np.array([32.0]), 2.0, False, peaks, 1e30, 0.0)
     assert unfused[0][0] == pytest.approx(plain, rel=1e-9)
+
+
+def _other_rows():
+    from pathlib import Path
+
+    import hwsim.diffusion
+    from hwsim.validation import data_rows
+
+    path = Path(hwsim.diffusion.__file__).with_name("data") / "torch2_benchmark_other_rows.csv"
+    return {r["name"]: r for r in data_rows(path)}
+
+
+def _row_eval(r):
+    s = get_system("diffusion")
+    inputs = s.resolve([f"model={r['model']}", f"pipeline={r['pipeline']}",
+                        f"device={r['device']}"], [x for x in r["set"].split(";") if x])
+    return s.evaluate(inputs), inputs["device"]
+
+
+def test_sdxl_misses_on_the_same_2023_stack_so_the_gap_is_not_the_stack():
+    """The torch 2.0 benchmark's own A100 SDXL rows (same stack as the SD1.5 calibration rows)
+    are 28-38% faster in it/s than the model, most of the fast-diffusion tutorial's gap: at
+    batch 16 the A100 reaches 44% of its tensor peak on SDXL and 25% on SD1.5, so the A100
+    efficiency fitted on SD1.5 under-rates SDXL on the same software; a conv-vs-matmul split
+    cannot carry it (docs/diffusion.md)."""
+    other = _other_rows()
+    want = {"sdxl-a100-b1": -0.283, "sdxl-a100-b4": -0.357, "sdxl-a100-b16": -0.383}
+    for name, err in want.items():
+        m, _ = _row_eval(other[name])
+        assert 1.0 / m["step_latency_s"] / float(other[name]["value"]) - 1 == pytest.approx(
+            err, abs=0.01), name
+    m, g = _row_eval(other["sdxl-a100-b16"])
+    frac_sdxl = m["denoiser_tflops_per_call"] * 1e12 * 0.64 / (g.peak_16bit_TFLOPS * 1e12)
+    sd15 = next(r for r in rows() if r["name"] == "sd15-a100-b16")
+    m15, _ = _row_eval(sd15)
+    frac_sd15 = m15["denoiser_tflops_per_call"] * 1e12 * 3.04 / (g.peak_16bit_TFLOPS * 1e12)
+    assert frac_sdxl == pytest.approx(0.44, abs=0.006)
+    assert frac_sd15 == pytest.approx(0.25, abs=0.006)
+
+
+def test_only_the_a100_gains_from_torch_nightly_in_the_benchmark():
+    """The benchmark's "torch nightly" column is 18% faster than its "torch 2.0" column on the
+    A100 at batch 16 (3.6 against 3.04 it/s) and within 2% on the V100, RTX 3090 and RTX 4090:
+    the A100's calibration rows carry a slowness of that run the other GPUs' rows do not."""
+    other = _other_rows()
+    by_name = {r["name"]: r for r in rows()}
+    gain = {dev: float(other[f"sd15-{dev}-b16-nightly"]["value"])
+            / float(by_name[f"sd15-{dev}-b16"]["value"]) - 1
+            for dev in ("a100", "v100", "rtx3090", "rtx4090")}
+    assert gain["a100"] == pytest.approx(0.184, abs=0.005)
+    assert all(abs(gain[d]) < 0.02 for d in ("v100", "rtx3090", "rtx4090"))
