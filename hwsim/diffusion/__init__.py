@@ -56,6 +56,9 @@ SYSTEM = register_system(System(
                fidelities=A),
         Metric("step_latency_s", "one denoiser call (one sampling step) on the whole batch",
                fidelities=A),
+        Metric("steps_per_s", "denoiser steps per second on the whole batch, 1 / "
+               "step_latency_s (the it/s that diffusers and its benchmarks print)",
+               fidelities=A),
         Metric("text_encoder_s", "the text encoders on every prompt of the batch",
                fidelities=A),
         Metric("vae_decoder_s", "the VAE decoder on the batch", fidelities=A),

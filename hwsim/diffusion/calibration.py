@@ -42,9 +42,7 @@ def predict(row: dict[str, str], cal: DiffusionCalibrationSpec | None = None) ->
     s, inputs = _inputs(row)
     if cal is not None:
         inputs = s.with_spec(inputs, "calibration", cal)
-    value = s.evaluate(inputs)[row["metric"]]
-    return 1.0 / value if row["metric"] == "step_latency_s" and row["unit"] == "it/s" \
-        else value
+    return s.evaluate(inputs)[row["metric"]]
 
 
 def _target_s(row: dict[str, str]) -> float:
@@ -58,7 +56,8 @@ def grid_seconds(row: dict[str, str], eta: np.ndarray, host: np.ndarray) -> np.n
     s, inputs = _inputs(row)
     out = s.analytical_batch(inputs, {"calibration.compute_efficiency": eta,
                                       "calibration.host_s_per_operator": host})
-    return np.asarray(out[row["metric"]], dtype=float)
+    metric = "step_latency_s" if row["unit"] == "it/s" else row["metric"]
+    return np.asarray(out[metric], dtype=float)
 
 
 def fit(base: DiffusionCalibrationSpec, fit_rows: list[dict[str, str]],

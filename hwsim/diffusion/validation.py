@@ -157,7 +157,7 @@ def measured_cases() -> list[Case]:
             tolerance=0.05 if cal else 0.15, source=DATA_SOURCE,
             conditions=(f"{r['model']}, pipeline {r['pipeline']}, {r['device']}"
                         + (f", {r['set'].replace(';', ', ')}" if r["set"] else "")
-                        + (" (it/s: 1 / step_latency_s)" if r["unit"] == "it/s" else "")),
+                        + (" (it/s)" if r["unit"] == "it/s" else "")),
             predict=_measured_predict(r), role=r["role"], group=group,
             known_deviation=dev, ceiling=ceiling))
     return out
