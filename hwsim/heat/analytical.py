@@ -6,7 +6,8 @@ products, and writes the rows back (HEAT, Zhang et al. ICS'23, arXiv 2304.07334,
 The released engine keeps a gradient table of the same shape beside each embedding table and
 reads, accumulates and writes back an id's gradient row with its weight row
 (hipdac-lab/ICS23-HEAT, commit 992252e: cf_cpu/src/modules/embeddings/embedding.cpp and
-models/matrix_factorization.cpp), so each id is ``row_tables`` = 2 rows, each served and
+cf_cpu/src/modules/models/matrix_factorization.cpp), so each id is ``row_tables`` = 2 rows,
+each served and
 charged as below.
 The time of one sample on one thread is
 
