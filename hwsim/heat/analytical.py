@@ -7,8 +7,7 @@ The released engine keeps a gradient table of the same shape beside each embeddi
 reads, accumulates and writes back an id's gradient row with its weight row
 (hipdac-lab/ICS23-HEAT, commit 992252e: cf_cpu/src/modules/embeddings/embedding.cpp and
 cf_cpu/src/modules/models/matrix_factorization.cpp), so each id is ``row_tables`` = 2 rows,
-each served and
-charged as below.
+each served and charged as below.
 The time of one sample on one thread is
 
     t = t_compute + sum over rows of t_row(level serving the row) + (DRAM rows) x W
