@@ -41,7 +41,9 @@ def test_per_sample_work_follows_the_formulas():
     # 2 flops per multiply-add
     for n, flops in zip((1, 64), r["flops_per_sample"], strict=True):
         assert flops == 2 * K * ((n + 1) + (n + 2) + (2 * n + 3))
-    assert list(r["bytes_per_sample"]) == [2 * 3 * 512, 2 * 66 * 512]
+    # n + 2 ids, each a weight row and a gradient row (the released engine's two tables), read
+    # and written back
+    assert list(r["bytes_per_sample"]) == [2 * 2 * 3 * 512, 2 * 2 * 66 * 512]
     assert np.all(r["arithmetic_intensity_flop_per_B"] < 1.5)   # about one flop per byte
 
 
@@ -72,10 +74,14 @@ def test_tiling_shape_and_recall_proxy():
 
 
 def test_a64fx_gains_less_than_epyc():
-    ep = _batch({"training.tile_rows": [64, 128]}, training="simplex-k128-n64-tile")
-    a = _batch({"training.tile_rows": [64, 128], "training.threads": 48},
+    """At the best tile (16 rows on both) the A64FX gains less; at 64-128 rows the two are
+    within 1% (docs/heat.md)."""
+    tiles = [16, 64, 128]
+    ep = _batch({"training.tile_rows": tiles}, training="simplex-k128-n64-tile")
+    a = _batch({"training.tile_rows": tiles, "training.threads": 48},
                training="simplex-k128-n64-tile", cpu="a64fx")
-    assert np.all(a["tiling_speedup"] < ep["tiling_speedup"])
+    assert a["tiling_speedup"][0] < ep["tiling_speedup"][0]
+    assert np.all(np.abs(a["tiling_speedup"][1:] / ep["tiling_speedup"][1:] - 1) < 0.015)
     assert np.all(a["memory_utilization"] < ep["memory_utilization"])   # HBM2's bandwidth
 
 
@@ -170,6 +176,8 @@ def test_des_on_a_tiny_dataset_has_no_interval_but_runs():
 def test_why_the_a64fx_gains_less_an_ablation():
     """In the model the A64FX's 256 B lines are the lever: with 64 B lines its best tiling gain
     rises past the EPYC's; its L2 latency and HBM2 bandwidth barely move it."""
+    epyc = float(np.max(_batch({"training.tile_rows": [16, 32, 64, 128]},
+                               training="simplex-k128-n64-tile")["tiling_speedup"]))
     def best(sets):
         inputs = S.resolve(["cpu=a64fx", "training=simplex-k128-n64-tile"],
                            [*sets, "training.threads=48"])
@@ -177,7 +185,7 @@ def test_why_the_a64fx_gains_less_an_ablation():
         return float(np.max(r["tiling_speedup"]))
 
     base = best([])
-    assert best(["cpu.cache_line_B=64"]) > 1.4 * base
+    assert base < epyc < best(["cpu.cache_line_B=64"]) and best(["cpu.cache_line_B=64"]) > 2.1
     assert best(["cpu.l2_latency_cycles=12"]) == pytest.approx(base, rel=0.02)
     assert best(["cpu.memory_bandwidth_GBps=204.8"]) == pytest.approx(base, rel=0.02)
 
@@ -186,9 +194,9 @@ def test_no_rome_topology_term_gives_the_32_thread_step():
     """Fig. 12's per-thread time rises 28% from 16 to 32 threads (10.67 s x 16 against 6.81 s
     x 32). Each candidate, pushed to the limit its published figures allow, gives less: the
     per-CCD fabric link is as busy at 16 as at 32 threads (compact placement fills each die),
-    losing every L3 hit at 32 threads adds ~6 points, the clock falling to the 2.25 GHz base at
+    losing every L3 hit at 32 threads adds ~4 points, the clock falling to the 2.25 GHz base at
     32 of 64 active cores ~14, and NUMA under compact placement at most the queue of one socket's
-    memory (32 threads fit in one socket, no remote share): ~1 point."""
+    memory (32 threads fit in one socket, no remote share): ~2 points."""
     measured = 6.81 * 32 / (10.67 * 16)
 
     def per_thread(threads, sets=()):
@@ -199,7 +207,7 @@ def test_no_rome_topology_term_gives_the_32_thread_step():
     r16, t16 = per_thread(16)
     r32, t32 = per_thread(32)
     assert measured == pytest.approx(1.277, abs=0.005)
-    assert r32["die_link_utilization"][0] <= r16["die_link_utilization"][0] < 0.16
+    assert r32["die_link_utilization"][0] <= r16["die_link_utilization"][0] < 0.33
     assert t32 / t16 < 1.13
     assert per_thread(32, ["cpu.l3_MiB=0"])[1] / t16 < 1.18             # (b) no L3 hit at all
     assert per_thread(32, ["cpu.boost_clock_GHz=2.25"])[1] / t16 < 1.26  # (d) base clock
@@ -229,7 +237,7 @@ def test_nps4_first_touch_hypothesis_refit_reproduces_the_32_thread_step():
     ep = r["epoch_time_s"]
     for got, ref in zip(ep[:3], (38.87, 10.67, 6.81), strict=True):
         assert abs(got / ref - 1) < 0.15
-    assert ep[2] * 32 / (ep[1] * 16) > 1.18                  # the step (default model: 1.12)
+    assert ep[2] * 32 / (ep[1] * 16) > 1.18                  # the step (default model: 1.10)
     assert r["memory_utilization"][3] > 0.9                  # one quadrant's 51.2 GB/s saturates
     default = _batch({"training.threads": [128]})["speedup_vs_pytorch_cpu"][0]
     assert r["speedup_vs_pytorch_cpu"][3] < 0.6 * default
@@ -257,8 +265,9 @@ def test_thread_placement_decides_the_ccxs_and_sockets_a_run_gets():
     c, s = run("compact", [16, 32, 128]), run("scatter", [16, 32, 128])
     assert c["clock_GHz"][1] == pytest.approx(2.25 * 2 ** (1 / 3), rel=1e-6)
     assert s["clock_GHz"][1] == pytest.approx(3.4)
-    # uniform rows: (1/c)(1 - exp(-c C / N)) with c = 8 compact, 32 scatter CCXs
-    rows = 16 * 2**20 / 512 / (52_643 + 91_599)
+    # uniform rows: (1/c)(1 - exp(-c C / N)) with c = 8 compact, 32 scatter CCXs; N counts
+    # both tables' weight and gradient rows
+    rows = 16 * 2**20 / 512 / (2 * (52_643 + 91_599))
     for r, cc in ((c, 8), (s, 32)):
         assert r["llc_hit_fraction_uniform"][1] == pytest.approx(
             (1 / cc) * (1 - math.exp(-cc * rows)), rel=1e-6)
@@ -285,3 +294,51 @@ def test_paper_efficiency_and_32_thread_point_cannot_both_hold_for_a_monotone_co
     assert np.all(np.diff(r["time_per_sample_us"]) >= -1e-9)
     e = r["epoch_time_s"]
     assert abs(e[0] / (64 * e[4]) / 0.837 - 1) < 0.15
+
+
+def _tile_case(sets=(), cal=None, rows=(128, 512), refresh=4096):
+    inputs = S.resolve(["training=simplex-k128-n64-tile"], list(sets))
+    if cal:
+        inputs = S.with_choices(inputs, {"calibration.memory_level_parallelism": cal[0],
+                                         "calibration.cycles_per_simd_vector": cal[1]})
+    return S.analytical_batch(inputs, {"training.tile_rows": list(rows),
+                                       "training.refresh_interval": refresh,
+                                       "training.threads": 128})["tiling_speedup"]
+
+
+def test_what_tiling_saves_at_128_threads_stays_below_2x():
+    """Issue 16, second pass (docs/heat.md, "What tiling saves"): with Table 4's forward split
+    and a backward of the forward's vector work, even tiling that removed every read could not
+    reach 2x at 128 threads; none of the sourced candidates lifts the 128-row tile to 2x."""
+    u = _batch({"training.threads": [2, 128]})
+    bound = 1.0 / (1.0 - u["read_share"])
+    assert bound[0] == pytest.approx(2.19, abs=0.02) and bound[1] < 1.87
+    # (a) the released engine's gradient table (the committed model) against weights only,
+    # each refitted on the same cells: the second row per id lowers the gain a little, and the
+    # 32-thread point stays fast either way
+    sets = ("training.row_tables=1",)
+    mlp, cpv = calibration.fit_kernels(sets)
+    assert mlp == pytest.approx(2.126, rel=0.01)          # the weights-only fit of before
+    one = _tile_case(sets, (mlp, cpv))
+    assert _tile_case()[0] < one[0] < 2.0
+    r1 = S.analytical_batch(S.with_choices(
+        S.resolve(["training=simplex-k128-n64"], list(sets)),
+        {"calibration.memory_level_parallelism": mlp, "calibration.cycles_per_simd_vector": cpv}),
+        {"training.threads": [32]})
+    assert r1["bytes_per_sample"][0] == 2 * 66 * 512
+    assert r1["epoch_time_s"][0] < 6.81 * 0.85
+    assert _batch({"training.threads": [32]})["epoch_time_s"][0] < r1["epoch_time_s"][0]
+    # (b) the refresh interval counted in samples (the released sampler's counter), i.e. 64
+    # times as many draws between refreshes
+    assert _tile_case(refresh=4096 * 64)[0] < 2.0
+    # (c) every core at the 3.4 GHz maximum boost, above any all-core clock: still below 2x,
+    # and the 32-thread point moves further from the paper
+    clock = ("cpu.base_clock_GHz=3.4",)
+    assert _tile_case(clock)[0] < 1.9
+    assert _batch({"training.threads": [32]})["epoch_time_s"][0] > S.analytical_batch(
+        S.resolve(["training=simplex-k128-n64"], list(clock)),
+        {"training.threads": [32]})["epoch_time_s"][0]
+    # (d) only a DRAM latency of ~230 ns at 128 threads (2.1 x the 110 ns idle figure) would
+    # bring the 128-row tile to 2x
+    assert _tile_case(("cpu.memory_latency_ns=220",))[0] < 2.0
+    assert _tile_case(("cpu.memory_latency_ns=250",))[0] > 2.0

@@ -3,6 +3,11 @@
 One training sample is one positive (user u, item i) with ``n`` sampled negatives. A thread
 reads the ``n + 2`` embedding rows, does the fused forward and backward pass with vector
 products, and writes the rows back (HEAT, Zhang et al. ICS'23, arXiv 2304.07334, section 4).
+The released engine keeps a gradient table of the same shape beside each embedding table and
+reads, accumulates and writes back an id's gradient row with its weight row
+(hipdac-lab/ICS23-HEAT, commit 992252e: cf_cpu/src/modules/embeddings/embedding.cpp and
+cf_cpu/src/modules/models/matrix_factorization.cpp), so each id is ``row_tables`` = 2 rows,
+each served and charged as below.
 The time of one sample on one thread is
 
     t = t_compute + sum over rows of t_row(level serving the row) + (DRAM rows) x W
@@ -148,6 +153,8 @@ def sample_model(inputs: Inputs, get, n: int, sampler: str) -> dict[str, np.ndar
     N1, N2, hist = get("tile_rows"), get("refresh_interval"), get("history_items")
     M, U, n_items = float(ds.train_interactions), float(ds.users), float(ds.items)
     row_B = K * tr.float_bytes
+    # rows per id: the weight row and, in the released engine, its gradient row (module doc)
+    g = float(tr.row_tables)
     lines = np.ceil(row_B / cpu.cache_line_B)
     mlp = cal.memory_level_parallelism
     f = clock_Hz(cpu, T, tr.thread_placement)
@@ -160,7 +167,7 @@ def sample_model(inputs: Inputs, get, n: int, sampler: str) -> dict[str, np.ndar
     # a uniformly drawn row: last-level cache or DRAM
     c = lv["domains"]
     cap_rows = lv["llc_bytes"] / row_B
-    h_llc = (1.0 / c) * (1.0 - np.exp(-c * cap_rows / (U + n_items)))
+    h_llc = (1.0 / c) * (1.0 - np.exp(-c * cap_rows / (g * (U + n_items))))
     t_uni_fixed = h_llc * t_row(lv["llc_lat"]) + (1 - h_llc) * t_row(lat_mem)
     dram_uni = 1.0 - h_llc
     # user row: cold once per user (interactions grouped by user), else in L2
@@ -169,7 +176,7 @@ def sample_model(inputs: Inputs, get, n: int, sampler: str) -> dict[str, np.ndar
     dram_user = cold_u * dram_uni
     # negatives
     if sampler == "tile":
-        S = N1 * row_B
+        S = g * N1 * row_B
         h1 = np.minimum(1.0, np.maximum(lv["l1"] - 4 * row_B, 0) / S)
         h2 = np.maximum(np.minimum(1.0, lv["l2"] / S) - h1, 0)
         h3 = np.maximum(np.minimum(1.0, (lv["l2"] + lv["l3"]) / S) - h1 - h2, 0)
@@ -195,9 +202,9 @@ def sample_model(inputs: Inputs, get, n: int, sampler: str) -> dict[str, np.ndar
     # thread's local weight gradient applied every m iterations (K rows of the shared layer)
     hist_rows = hist * cold_u
     sync_rows = np.where(hist > 0, K / tr.aggregation_sync_interval, 0.0)
-    t_reads = t_user + t_uni_fixed + neg * t_neg + hist_rows * t_uni_fixed \
+    t_reads = g * (t_user + t_uni_fixed + neg * t_neg) + hist_rows * t_uni_fixed \
         + sync_rows * t_row(lat_mem)
-    dram_rows = dram_user + dram_uni + neg * dram_neg + hist_rows * dram_uni + sync_rows
+    dram_rows = g * (dram_user + dram_uni + neg * dram_neg) + hist_rows * dram_uni + sync_rows
     # vector operations of K floats
     ops_fwd = (neg + 1) + np.where(tr.similarity == "cosine", neg + 2, 0)
     # backward, fused with the update (the gradients are scalar combinations of S_u and T_j
@@ -214,10 +221,11 @@ def sample_model(inputs: Inputs, get, n: int, sampler: str) -> dict[str, np.ndar
     cq = T * dram_rows * s
     x = 0.5 * ((a + cq) + np.sqrt((a - cq) ** 2 + 4.0 * dram_rows * s * cq))
     wait = x - a
-    rows_touched = 2.0 + neg + hist_rows
+    rows_touched = g * (2.0 + neg) + hist_rows
     return {
         "t": x, "t_comp": t_comp, "t_comp_fwd": t_comp_fwd, "t_reads": t_reads + wait,
-        "t_neg": t_neg + dram_neg * wait / np.maximum(dram_rows, 1e-30),
+        # one negative id: its g rows and their share of the memory queue
+        "t_neg": g * (t_neg + dram_neg * wait / np.maximum(dram_rows, 1e-30)),
         "dram_rows": dram_rows, "rho": cq / x, "f": f, "h_llc": h_llc,
         "flops": 2.0 * K * ops, "bytes": 2.0 * rows_touched * row_B,
         "dram_GBps": T / x * dram_rows * 2 * row_B / GB, "space": space,

@@ -43,6 +43,11 @@ class HeatTrainingSpec:
     refresh_interval: int = param(4096, ge=1, le=10**9,
                                   help="N2: negative draws of a thread between its tile's "
                                   "refreshes (the unit of Algorithm 1's read-time model)")
+    row_tables: int = param(2, ge=1, le=2, help="rows a sample reads and writes back per "
+                            "embedding id: 2 = the weight row and its row of the same-shape "
+                            "gradient table the released engine keeps beside each embedding "
+                            "table (hipdac-lab/ICS23-HEAT, embedding.cpp and "
+                            "matrix_factorization.cpp); 1 = weights only")
     threads: int = param(128, ge=1, le=65536, help="OpenMP threads")
     thread_placement: str = param("compact", choices=("compact", "scatter"),
                                   help="where the threads run, one per core (more threads "
