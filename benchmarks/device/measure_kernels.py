@@ -22,6 +22,7 @@ and min of the repeats. Kernel names come from one call under the torch profiler
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import ctypes
 import datetime as dt
@@ -132,9 +133,12 @@ class UnetOp:
 
 
 def load_model_spec(name: str):
-    """A diffusion-model spec through hwsim's own loader (numpy is its only dependency here)."""
+    """A diffusion-model spec through hwsim's own loader. Importing the diffusion package first
+    registers its kinds, so the loader never imports every system (the device image has no
+    simpy, optuna or amaranth; tests/test_device_script.py runs the plan without them)."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
+    import hwsim.diffusion.spec  # noqa: F401  (registers diffusion-model)
     from hwsim.specs import find_spec_file, load_spec
 
     return load_spec(find_spec_file("diffusion-model", name), "diffusion-model")
@@ -744,7 +748,8 @@ def run_section(ctx: Ctx, name: str, points: list[Point], out: CsvOut,
                 row["status"] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
                 tally["failed"] += 1
                 if ctx.device == "cuda":
-                    ctx.torch.cuda.synchronize()
+                    with contextlib.suppress(Exception):   # a sticky CUDA error fails the rest
+                        ctx.torch.cuda.synchronize()
         out.write(row)
     ctx.cache.clear()
     return tally
