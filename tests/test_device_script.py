@@ -203,3 +203,51 @@ def test_plan_runs_without_packages_the_device_image_lacks():
                        timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "unet" in r.stdout and "sdpa" in r.stdout
+
+
+def test_section_loop_records_failures_and_skips(mk, plan, tmp_path, monkeypatch):
+    """A row that raises is written as failed with its error; rows past the deadline as
+    skipped; the rest carry their timing and rates (a fake runner, no torch)."""
+    calls = []
+
+    def fake(ctx, p):
+        calls.append(p.conds["n"])
+        if p.conds["n"] == 16:
+            raise RuntimeError("no kernel for this shape\nsecond line")
+        return {"median_us": 100.0, "min_us": 90.0, "reps": 5, "warmup": 3, "l2_flushed": 1,
+                "rel_err": 1e-3, "kernels": "gemm x1 [100.0 us]"}
+
+    monkeypatch.setitem(mk.RUNNERS, "dense", fake)
+    ctx = mk.Ctx(torch=None, device="cpu", dtype="torch.float16", timer=None, reps=mk.FULL_REPS,
+                 gpu_name="fake")
+    pts = plan["dense"][:3]                                    # N = 8, 16, 32
+    out = mk.CsvOut(tmp_path / "d.csv", mk.COLUMNS["dense"])
+    tally = mk.run_section(ctx, "dense", pts, out, deadline=float("inf"))
+    out.close()
+    assert tally == {"ok": 2, "failed": 1, "skipped": 0} and calls == [8, 16, 32]
+    rows = list(csv.DictReader((tmp_path / "d.csv").open()))
+    assert rows[1]["status"] == "failed: RuntimeError: no kernel for this shape"
+    assert rows[0]["status"] == "ok" and rows[0]["dtype"] == "float16"
+    p = pts[0]
+    assert float(rows[0]["tflop_per_s"]) == pytest.approx(p.flop / 100e-6 / 1e12, rel=1e-3)
+    out = mk.CsvOut(tmp_path / "e.csv", mk.COLUMNS["dense"])
+    tally = mk.run_section(ctx, "dense", pts, out, deadline=0.0)
+    out.close()
+    assert tally == {"ok": 0, "failed": 0, "skipped": 3}
+
+
+def test_cpu_smoke_run(mk, tmp_path):
+    """With torch installed (not in CI): the quick rows run end to end on the CPU."""
+    pytest.importorskip("torch")
+    r = subprocess.run([sys.executable, "-W", "ignore", str(SCRIPT), "--cpu-smoke", "--out",
+                        str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    for name, cols in mk.COLUMNS.items():
+        rows = list(csv.DictReader((tmp_path / mk.CSV_NAMES[name]).open()))
+        assert rows and list(rows[0]) == cols
+        ok = [x for x in rows if x["status"] == "ok"]
+        if name in ("dense", "csr", "unet"):
+            assert len(ok) == len(rows), [x["status"] for x in rows]
+        for x in ok:
+            assert float(x["median_us"]) > 0
+    assert (tmp_path / mk.ENV_NAME).is_file()
