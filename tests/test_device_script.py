@@ -251,3 +251,40 @@ def test_cpu_smoke_run(mk, tmp_path):
         for x in ok:
             assert float(x["median_us"]) > 0
     assert (tmp_path / mk.ENV_NAME).is_file()
+
+
+def test_cuda_timer_sequence_with_a_stub_torch(mk):
+    """The CUDA branch of the timer, on a stub torch whose events read the host clock: warm-up,
+    one sizing call, then per repeat a flush, a sleep kernel and the call between two events."""
+    import time
+    import types
+
+    log = []
+
+    class Event:
+        def __init__(self, enable_timing=False):
+            assert enable_timing
+
+        def record(self):
+            log.append("event")
+            self.t = time.perf_counter()
+
+        def elapsed_time(self, end):                  # milliseconds, as CUDA events give
+            return (end.t - self.t) * 1e3
+
+    class Buffer:
+        def zero_(self):
+            log.append("flush")
+
+    stub = types.SimpleNamespace(
+        float32="float32", empty=lambda *a, **k: Buffer(),
+        cuda=types.SimpleNamespace(Event=Event, _sleep=lambda c: log.append("sleep"),
+                                   synchronize=lambda: log.append("sync")))
+    timer = mk.Timer(stub, "cuda", 1 << 20, names=False)
+    res = timer.measure(lambda: log.append("call"), mk.Reps(warmup=2, min_reps=3, max_reps=3,
+                                                            target_s=0.0))
+    assert res["reps"] == 3 and res["warmup"] == 2 and res["l2_flushed"] == 1
+    assert res["min_us"] <= res["median_us"]
+    one = ["flush", "sleep", "event", "call", "event"]
+    assert log == ["call", "call", *one, "sync", *(one * 3), "sync"]
+    assert timer.kernels(lambda: None) == ""         # names=False: no profiled call

@@ -469,15 +469,27 @@ class CsvOut:
 
 def nvidia_smi() -> dict[str, str]:
     """Clocks, power and state now, as nvidia-smi reads them (read only; nothing is set)."""
-    fields = ("name,driver_version,pstate,clocks.sm,clocks.mem,clocks.max.sm,clocks.max.mem,"
-              "power.draw,power.limit,temperature.gpu,memory.total,memory.used")
+    full = ("name,driver_version,pstate,clocks.sm,clocks.mem,clocks.max.sm,clocks.max.mem,"
+            "power.draw,power.limit,temperature.gpu,memory.total,memory.used")
+    error = ""
+    for fields in (full, "name,driver_version,clocks.sm,clocks.mem"):   # a field a driver
+        try:                                                            # lacks fails the query
+            out = subprocess.run(["nvidia-smi", f"--query-gpu={fields}",
+                                  "--format=csv,noheader,nounits"], capture_output=True,
+                                 text=True, timeout=30, check=True).stdout.splitlines()[0]
+        except (OSError, subprocess.SubprocessError, IndexError) as e:
+            error = str(e)[:200]
+            continue
+        return dict(zip(fields.split(","), (v.strip() for v in out.split(",")), strict=False))
+    return {"error": error}
+
+
+def _safe(fn: Callable[[], Any]) -> Any:
+    """A version or setting that this torch may not have: its value, or the error as text."""
     try:
-        out = subprocess.run(["nvidia-smi", f"--query-gpu={fields}",
-                              "--format=csv,noheader,nounits"], capture_output=True, text=True,
-                             timeout=30, check=True).stdout.splitlines()[0]
-    except (OSError, subprocess.SubprocessError, IndexError) as e:
-        return {"error": str(e)[:200]}
-    return dict(zip(fields.split(","), (v.strip() for v in out.split(",")), strict=False))
+        return fn()
+    except Exception as e:
+        return f"unavailable: {type(e).__name__}: {str(e)[:100]}"
 
 
 # ---------------------------------------------------------------- torch side
@@ -798,17 +810,18 @@ def env_info(torch, args: argparse.Namespace) -> dict[str, Any]:
         "sm_count": p.multi_processor_count, "l2_bytes": getattr(p, "L2_cache_size", None),
         "memory_bytes": p.total_memory,
         "torch": torch.__version__, "cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version(),
+        "cudnn": _safe(torch.backends.cudnn.version),
         "cublaslt_version": _cublaslt_version(libs),
-        "cusparselt_version": cslt.version() if cslt and cslt.is_available() else None,
+        "cusparselt_version": _safe(lambda: cslt.version() if cslt.is_available() else None),
         "loaded_libraries": sorted(libs),
-        "nvidia_packages": {d.metadata["Name"]: d.version for d in metadata.distributions()
-                            if (d.metadata["Name"] or "").lower().startswith("nvidia-")},
+        "nvidia_packages": _safe(lambda: {
+            d.metadata["Name"]: d.version for d in metadata.distributions()
+            if (d.metadata["Name"] or "").lower().startswith("nvidia-")}),
         "settings": {
             "cudnn_benchmark": torch.backends.cudnn.benchmark,
             "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
-            "fp16_reduced_precision_reduction":
-                torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction,
+            "fp16_reduced_precision_reduction": _safe(
+                lambda: torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction),
             "sleep_cycles_before_each_timed_call": SLEEP_CYCLES,
             "l2_flush_bytes": 4 * (getattr(p, "L2_cache_size", 0) or 64 << 20),
         },
