@@ -154,6 +154,7 @@ def test_helpers(mk):
     k = mk.format_kernels([("gemm", 10.0), ("reduce", 1.0), ("gemm", 10.0)])
     assert k == "gemm x2 [20.0 us]; reduce x1 [1.0 us]"
     assert mk._first_kernel(k) == "gemm"
+    assert mk._first_kernel(mk.format_kernels([("f<a x b> x", 1.0)])) == "f<a x b> x"
     assert np.isclose(mk.UnetOp("attention", 320, tokens=4096, kv_tokens=77, heads=8).macs,
                       2 * 4096 * 77 * 320)
 

@@ -29,6 +29,7 @@ import datetime as dt
 import itertools
 import json
 import math
+import re
 import statistics
 import subprocess
 import sys
@@ -576,7 +577,8 @@ class Ctx:
 
 
 def _gemm_call(ctx: Ctx, w, n: int, call: str):
-    """(fn, reference check) for C[M,N] = W[M,K] @ X[K,N] as matmul or as F.linear(X^T, W)."""
+    """(the call, X as [K, N], a map of its output to C[M, N]) for C = W[M,K] @ X: as
+    torch.matmul(W, X) or as F.linear(X^T, W), which gives C^T."""
     torch = ctx.torch
     k = w.shape[1]
     if call == "matmul":
@@ -717,7 +719,8 @@ def _sdpa_fn(ctx: Ctx, op: UnetOp, rows: int, backend: str):
 
 
 def _first_kernel(kernels: str) -> str:
-    return kernels.split(" x", 1)[0] if kernels else ""
+    """The first GPU activity's name in a ``format_kernels`` string."""
+    return re.split(r" x\d+ \[", kernels, maxsplit=1)[0] if kernels else ""
 
 
 def run_sdpa(ctx: Ctx, p: Point) -> dict[str, Any]:
