@@ -81,7 +81,8 @@ ENV_NAME = "env.json"
 
 # Leads for the time estimate only (never written as results): H200 dense 16-bit matrix rate
 # and copy bandwidth as measured on this workplace's machine (769-798 TFLOP/s bf16 8192^3,
-# ~4.3 TB/s device copy; the device tool's KINDS.md), taken lower for skinny shapes; cuSPARSE
+# ~4.3 TB/s device copy; the lending workplace's notes on its H200 machines, 2026-11), taken
+# lower for skinny shapes; cuSPARSE
 # CSR below 1 TFLOP/s dense-equivalent (Flash-LLM arXiv 2309.10285, its kernel figure)
 EST_TENSOR_FLOP_S = 5e14
 EST_CSR_FLOP_S = 2e11
