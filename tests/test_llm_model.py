@@ -8,7 +8,12 @@ import pytest
 from hwsim import specs
 from hwsim.llm import Device, Mapping, decode_step, layer_shape, params, prefill
 from hwsim.llm.model import flops_per_token, kv_bytes_per_token
-from hwsim.llm.perf import ring_allreduce_s, roofline_decode_s
+from hwsim.llm.perf import (
+    ring_allreduce_s,
+    roofline_decode_s,
+    torus_allreduce_s,
+    torus_group_dims,
+)
 
 LLMS = [p.stem for p in specs.spec_files("llm")]
 REQUIRED = {"gpt2-1.5b", "tnlg-17b", "gpt3-175b", "gopher-280b", "mtnlg-530b", "bloom-176b",
@@ -57,6 +62,24 @@ def test_simplified_v1_shape_is_12d2():
 def test_ring_allreduce_closed_form():
     assert ring_allreduce_s(1e6, 1, 1e9) == 0
     assert ring_allreduce_s(1e6, 4, 1e9, 1e-6) == pytest.approx(2 * 3 * (0.25e6 / 1e9 + 1e-6))
+
+
+def test_torus_allreduce_closed_form():
+    assert torus_group_dims(64, (4, 4, 4)) == (4, 4, 4)
+    assert torus_group_dims(8, (4, 4, 4)) == (2, 2, 2)
+    assert torus_group_dims(4, (4, 4, 4)) == (2, 2)
+    assert torus_group_dims(128, (4, 4, 4)) == (4, 4, 4, 2)  # beyond the torus: one more ring
+    # 64 chips of a 4x4x4 torus: 2 x (3 + 3 + 3) start-up steps, the ring's bytes over all links
+    t = torus_allreduce_s(1e6, 64, (4, 4, 4), 1e9, 1e-6)
+    assert t == pytest.approx(2 * 9 * 1e-6 + 2 * 1e6 * 63 / 64 / 1e9)
+    # a group on two of the three axes has two thirds of the links
+    t4 = torus_allreduce_s(1e6, 4, (4, 4, 4), 1e9, 0.0)
+    assert t4 == pytest.approx(2 * 1e6 * 3 / 4 / (1e9 * 2 / 3))
+    assert torus_allreduce_s(1e6, 1, (4, 4, 4), 1e9, 1e-6) == 0
+    # no torus: the ring, exactly
+    g = np.array([1, 2, 8, 64])
+    assert np.array_equal(torus_allreduce_s(1e6, g, (), 1e9, 1e-6),
+                          ring_allreduce_s(1e6, g, 1e9, 1e-6))
 
 
 def test_decode_never_faster_than_roofline():

@@ -4,10 +4,12 @@ model :mod:`hwsim.llm.perf`.
 Every kernel is timed by the roofline of :mod:`hwsim.llm.perf` (Williams et al., CACM 2009): the
 larger of its HBM bytes over the *achieved* bandwidth and its FLOPs over the *achieved* compute
 (peak times the efficiencies of the device's ``gpu-calibration``). Per decoder layer: the weight
-GEMMs with their Megatron split (Shoeybi et al. 2019), attention over the KV cache, ring all-reduces
-across the tensor-parallel group; plus, on the last stage, the vocabulary-parallel LM head. Pipeline
-stages hold contiguous layer groups (uneven when the layers do not divide); stage-to-stage transfers
-are separate, so the DES can treat the links as resources of their own.
+GEMMs with their Megatron split (Shoeybi et al. 2019), attention over the KV cache, all-reduces
+across the tensor-parallel group (a ring, or on a device whose interconnect is a torus, rings
+along each torus dimension in turn: :func:`hwsim.llm.perf.torus_allreduce_s`); plus, on the
+last stage, the vocabulary-parallel LM head. Pipeline stages hold contiguous layer groups (uneven
+when the layers do not divide); stage-to-stage transfers are separate, so the DES can treat the
+links as resources of their own.
 
 :class:`Kernels` holds the per-layer kernel times and the HBM footprint with every numeric input
 allowed to be a numpy array (one value per design point): the batch evaluator
@@ -169,6 +171,9 @@ class Kernels:
     #: FLOP/s (None: the weights' type and the device's peak)
     vocab_bytes: Any = None
     vocab_peak_flops: Any = None
+    #: the roofline model's all-reduce: the extents of the device's interconnect torus
+    #: (``GpuSpec.ici_torus_dims``; empty: one ring over the group)
+    torus_dims: tuple[int, ...] = ()
 
     @property
     def uses_kernels(self) -> bool:
@@ -224,7 +229,8 @@ class Kernels:
                    expert_parallel=bool(getattr(mapping, "expert_parallel", False))
                    and llm.is_moe,
                    weight_format=wfmt, density=density, sparse_kernel=sker, sparse_device=sdev,
-                   vocab_bytes=vb, vocab_peak_flops=vocab_peak)
+                   vocab_bytes=vb, vocab_peak_flops=vocab_peak,
+                   torus_dims=tuple(int(d) for d in getattr(gpu, "ici_torus_dims", ())))
 
     def layer_s(self, seqs: ArrayLike, q_len: ArrayLike, kv_len: ArrayLike) -> np.ndarray:
         """One decoder layer: weight GEMMs, attention, all-reduces and the fixed overhead
@@ -348,8 +354,8 @@ class Kernels:
     def _roofline_comm_s(self, rows: ArrayLike) -> np.ndarray:
         dev, shape = self.device, self.shape
         nbytes = np.asarray(rows, dtype=float) * shape.d_model * self.act_bytes
-        t = self._allreduces * perf.ring_allreduce_s(nbytes, self.tp, dev.tp_link_Bps,
-                                                     dev.link_latency_s)
+        t = self._allreduces * perf.torus_allreduce_s(nbytes, self.tp, self.torus_dims,
+                                                      dev.tp_link_Bps, dev.link_latency_s)
         if self.expert_parallel:
             a2a = dev.link_latency_s + self.all_to_all_bytes(rows) / dev.tp_link_Bps
             t = t + 2.0 * np.where(np.asarray(self.tp) > 1, a2a, 0.0)

@@ -57,6 +57,12 @@ class GpuSpec:
     peak_tf32_TFLOPS: float = param(0.0, unit="TFLOPS", ge=0,
                                     help="dense TF32 tensor-core peak (0 = none or not given: "
                                     "FP32 work runs at peak_fp32_TFLOPS)")
+    ici_torus_dims: tuple[int, ...] = param(
+        (), ge=2, le=1024,
+        help="extents of the torus the devices' interconnect forms (TPU v4: 4 x 4 x 4 for "
+        "64 chips); a tensor-parallel all-reduce then runs as rings along each dimension in "
+        "turn (hwsim.llm.perf.torus_allreduce_s); empty = one ring over the group (NVLink, "
+        "NCCL)")
     source: str = param("", help="where the figures come from")
 
     @property
