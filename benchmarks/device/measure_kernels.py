@@ -12,8 +12,8 @@ Run on the device machine (benchmarks/device/README.md gives the exact call)::
 
 Shapes come from the repository at run time: the Flash-LLM shapes from
 hwsim/spmm/data/flash_llm_benchmark_shapes.csv, the UNet operators from the diffusion-model
-specs in the layout of hwsim/diffusion/arch.py (tests/test_device_script.py holds the two to
-the same operators). Timing: CUDA events around each call, warm-up first, the L2 flushed
+specs through hwsim/diffusion/arch.py's own UNet (the shapes it records per operator).
+Timing: CUDA events around each call, warm-up first, the L2 flushed
 (a buffer of 4x the L2 zeroed) before every repeat so weights come from HBM as in decode, a
 short sleep kernel after the flush so the host's launch cost stays outside the events; median
 and min of the repeats. Kernel names come from one call under the torch profiler.
@@ -94,11 +94,18 @@ SLEEP_CYCLES = 200_000          # ~100 us at ~1.98 GHz: covers the host's launch
 
 # ---------------------------------------------------------------- shapes from the repository
 
+def _repo_on_path() -> None:
+    """Let the script import the repository's hwsim without an install (the device image)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+
+
 def flash_llm_shapes(path: Path = SHAPES_CSV) -> list[dict[str, Any]]:
     """The 12 Flash-LLM benchmark layers (name, M, K) from the repository's data file."""
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
-    return [{"layer": r["layer"], "m": int(r["M"]), "k": int(r["K"])}
-            for r in csv.DictReader(lines)]
+    _repo_on_path()
+    from hwsim.validation import data_rows
+
+    return [{"layer": r["layer"], "m": int(r["M"]), "k": int(r["K"])} for r in data_rows(path)]
 
 
 @dataclass(frozen=True)
@@ -138,94 +145,46 @@ def load_model_spec(name: str):
     """A diffusion-model spec through hwsim's own loader. Importing the diffusion package first
     registers its kinds, so the loader never imports every system (the device image has no
     simpy, optuna or amaranth; tests/test_device_script.py runs the plan without them)."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
+    _repo_on_path()
     import hwsim.diffusion.spec  # noqa: F401  (registers diffusion-model)
     from hwsim.specs import find_spec_file, load_spec
 
     return load_spec(find_spec_file("diffusion-model", name), "diffusion-model")
 
 
-def _resnet_ops(cin: int, cout: int, side: int, temb: int) -> list[UnetOp]:
-    ops = [UnetOp("groupnorm", cin, side_px=side),
-           UnetOp("conv", cin, cout, 3, side_px=side)]
-    if temb:
-        ops.append(UnetOp("linear", temb, cout, tokens=1))
-    ops += [UnetOp("groupnorm", cout, side_px=side),
-            UnetOp("conv", cout, cout, 3, side_px=side)]
-    if cin != cout:
-        ops.append(UnetOp("conv", cin, cout, 1, side_px=side))
-    return ops
-
-
-def _transformer_ops(ch: int, depth: int, heads: int, ctx: int, side: int,
-                     ctx_tokens: int) -> list[UnetOp]:
-    t = side * side
-    ops = [UnetOp("groupnorm", ch, side_px=side), UnetOp("linear", ch, ch, tokens=t)]
-    for _ in range(depth):
-        ops += [UnetOp("layernorm", ch, tokens=t)]
-        ops += [UnetOp("linear", ch, ch, tokens=t, bias=False)] * 3
-        ops += [UnetOp("attention", ch, tokens=t, kv_tokens=t, heads=heads),
-                UnetOp("linear", ch, ch, tokens=t),
-                UnetOp("layernorm", ch, tokens=t),
-                UnetOp("linear", ch, ch, tokens=t, bias=False)]
-        ops += [UnetOp("linear", ctx, ch, tokens=ctx_tokens, bias=False)] * 2
-        ops += [UnetOp("attention", ch, tokens=t, kv_tokens=ctx_tokens, heads=heads),
-                UnetOp("linear", ch, ch, tokens=t),
-                UnetOp("layernorm", ch, tokens=t),
-                UnetOp("linear", ch, 8 * ch, tokens=t),       # GEGLU: value and gate
-                UnetOp("linear", 4 * ch, ch, tokens=t)]
-    ops.append(UnetOp("linear", ch, ch, tokens=t))
-    return ops
-
-
 def unet_ops(spec, latent_px: int) -> list[UnetOp]:
-    """The UNet's operators in the order of hwsim.diffusion.arch.unet (pointwise ops left out),
-    with the text context of the spec's longest encoder, as arch.denoiser takes it."""
-    u = spec.unet
+    """The UNet's operators (pointwise ops left out) at ``latent_px``, read off the shapes
+    hwsim.diffusion.arch.unet records as it builds the model's operator rows (the text context
+    of the spec's longest encoder, as arch.denoiser takes it): one walk of the UNet, the
+    model's own."""
+    _repo_on_path()
+    from hwsim.diffusion import arch
+
     ctx_tokens = max((t.tokens for t in spec.text_encoders), default=0)
-    base, temb, n = u.block_channels[0], u.time_embed_dim, len(u.block_channels)
+    net = arch.unet(spec.unet, ctx_tokens)
 
-    def heads(ch: int) -> int:
-        return ch // u.head_dim if u.head_dim else u.heads
+    def tokens(size: tuple[float, int]) -> int:   # (coefficient, power of the latent pixels)
+        c, power = size
+        return round(c * latent_px ** (2 * power))
 
-    def side(lvl: int) -> int:
-        return latent_px >> lvl
+    def side(size: tuple[float, int]) -> int:
+        return round(math.sqrt(tokens(size)))
 
-    ops = [UnetOp("conv", u.in_channels, base, 3, side_px=latent_px),
-           UnetOp("linear", base, temb, tokens=1), UnetOp("linear", temb, temb, tokens=1)]
-    if u.addition_embed_in:
-        ops += [UnetOp("linear", u.addition_embed_in, temb, tokens=1),
-                UnetOp("linear", temb, temb, tokens=1)]
-    skips, ch = [base], base
-    for lvl, (out, depth) in enumerate(zip(u.block_channels, u.transformer_depth, strict=True)):
-        for _ in range(u.layers_per_block):
-            ops += _resnet_ops(ch, out, side(lvl), temb)
-            ch = out
-            if depth:
-                ops += _transformer_ops(ch, depth, heads(ch), u.context_dim, side(lvl),
-                                        ctx_tokens)
-            skips.append(ch)
-        if lvl < n - 1:
-            ops.append(UnetOp("conv", ch, ch, 3, stride=2, side_px=side(lvl + 1)))
-            skips.append(ch)
-    ops += _resnet_ops(ch, ch, side(n - 1), temb)
-    if u.mid_transformer_depth:
-        ops += _transformer_ops(ch, u.mid_transformer_depth, heads(ch), u.context_dim,
-                                side(n - 1), ctx_tokens)
-    ops += _resnet_ops(ch, ch, side(n - 1), temb)
-    for lvl in reversed(range(n)):
-        out, depth = u.block_channels[lvl], u.transformer_depth[lvl]
-        for _ in range(u.layers_per_block + 1):
-            ops += _resnet_ops(ch + skips.pop(), out, side(lvl), temb)
-            ch = out
-            if depth:
-                ops += _transformer_ops(ch, depth, heads(ch), u.context_dim, side(lvl),
-                                        ctx_tokens)
-        if lvl > 0:
-            ops.append(UnetOp("conv", ch, ch, 3, side_px=side(lvl - 1)))  # after upsampling
-    ops += [UnetOp("groupnorm", ch, side_px=latent_px),
-            UnetOp("conv", ch, u.in_channels, 3, side_px=latent_px)]
+    ops = []
+    for kind, s in zip(net.kinds, net.shapes, strict=True):
+        if kind == "conv":
+            ops.append(UnetOp("conv", s["cin"], s["cout"], s["kernel"],
+                              stride=round(math.sqrt(s["stride_in"])), side_px=side(s["size"])))
+        elif kind == "linear":
+            ops.append(UnetOp("linear", s["din"], s["dout"], tokens=tokens(s["size"]),
+                              bias=bool(s["bias"])))
+        elif kind == "norm" and s["layer"] == "groupnorm":
+            ops.append(UnetOp("groupnorm", s["ch"], side_px=side(s["size"])))
+        elif kind == "norm":
+            ops.append(UnetOp("layernorm", s["ch"], tokens=tokens(s["size"])))
+        elif kind == "attention":
+            ops.append(UnetOp("attention", s["ch"], tokens=tokens(s["n"]),
+                              kv_tokens=tokens(s["m"]), heads=s["heads"]))
     return ops
 
 

@@ -56,13 +56,17 @@ class Net:
     gemm_k: list[float] = field(default_factory=list)
     #: the head dimension of an attention operator (0 for other operators)
     head_dim: list[float] = field(default_factory=list)
+    #: each operator's shape as it was added (channels, kernel, size as (coefficient, power of
+    #: S), heads, ...), for whoever needs the layer itself (the device measurement script)
+    shapes: list[dict] = field(default_factory=list)
     #: elements held across operators per row (the UNet's skip tensors), a polynomial in S
     live: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
     def add(self, kind: str, params: float, macs: np.ndarray, acts: np.ndarray,
             scores: np.ndarray | None = None, gemm: tuple[float, float] = (0.0, 0.0),
-            head_dim: float = 0.0) -> None:
+            head_dim: float = 0.0, shape: dict | None = None) -> None:
         self.kinds.append(kind)
+        self.shapes.append(shape or {})
         self.head_dim.append(float(head_dim))
         self.gemm_n.append(float(gemm[0]))
         self.gemm_k.append(float(gemm[1]))
@@ -76,16 +80,22 @@ class Net:
              stride_in: float = 1.0) -> None:
         c, p = size
         self.add("conv", cin * cout * k * k + cout * bias, _poly(cin * cout * k * k * c, p),
-                 _poly((cin * stride_in + cout) * c, p), gemm=(cout, cin * k * k))
+                 _poly((cin * stride_in + cout) * c, p), gemm=(cout, cin * k * k),
+                 shape={"cin": cin, "cout": cout, "kernel": k, "size": size,
+                        "stride_in": stride_in})
 
     def linear(self, din: int, dout: int, size: tuple[float, int], bias: bool = True) -> None:
         c, p = size
         self.add("linear", din * dout + dout * bias, _poly(din * dout * c, p),
-                 _poly((din + dout) * c, p), gemm=(dout, din))
+                 _poly((din + dout) * c, p), gemm=(dout, din),
+                 shape={"din": din, "dout": dout, "size": size, "bias": bias})
 
-    def norm(self, ch: int, size: tuple[float, int], affine: int = 2) -> None:
+    def norm(self, ch: int, size: tuple[float, int], affine: int = 2, layer: str = "") -> None:
+        """A normalisation over ``ch`` channels; ``layer`` names it where it matters
+        ("groupnorm", "layernorm": the UNet's), nothing else depends on it."""
         c, p = size
-        self.add("norm", affine * ch, np.zeros(3), _poly(2 * ch * c, p))
+        self.add("norm", affine * ch, np.zeros(3), _poly(2 * ch * c, p),
+                 shape={"ch": ch, "size": size, "layer": layer})
 
     def eltwise(self, ch: int, size: tuple[float, int], passes: int = 2) -> None:
         """A pointwise operator (activation, residual add, gate product) over ``ch`` channels:
@@ -104,7 +114,8 @@ class Net:
         (cn, pn), (cm, pm) = n, m
         self.add("attention", 0, _poly(2 * cn * cm * ch, pn + pm),
                  _poly(2 * cn * ch, pn) + _poly(2 * cm * ch, pm),
-                 _poly(heads * cn * cm, pn + pm), head_dim=ch / heads)
+                 _poly(heads * cn * cm, pn + pm), head_dim=ch / heads,
+                 shape={"n": n, "m": m, "ch": ch, "heads": heads})
 
     def linear_poly(self, din: int, dout: int, tokens: np.ndarray, bias: bool = True) -> None:
         """A linear layer over ``tokens`` rows given as a polynomial in ``S``."""
@@ -139,13 +150,13 @@ def _heads(u: UnetArch, ch: int) -> int:
 
 
 def _resnet(net: Net, cin: int, cout: int, size: tuple[float, int], temb: int) -> None:
-    net.norm(cin, size)
+    net.norm(cin, size, layer="groupnorm")
     net.eltwise(cin, size)                        # SiLU
     net.conv(cin, cout, 3, size)
     if temb:
         net.linear(temb, cout, (1, 0))
         net.eltwise(cout, size, 3)                # + time embedding (broadcast)
-    net.norm(cout, size)
+    net.norm(cout, size, layer="groupnorm")
     net.eltwise(cout, size)                       # SiLU
     net.conv(cout, cout, 3, size)
     if cin != cout:
@@ -155,24 +166,24 @@ def _resnet(net: Net, cin: int, cout: int, size: tuple[float, int], temb: int) -
 
 def _spatial_transformer(net: Net, ch: int, depth: int, heads: int, ctx: int,
                          size: tuple[float, int], ctx_tokens: int) -> None:
-    net.norm(ch, size)
+    net.norm(ch, size, layer="groupnorm")
     net.linear(ch, ch, size)                      # proj_in (1x1 conv or linear: same count)
     m = (float(ctx_tokens), 0)
     for _ in range(depth):
-        net.norm(ch, size)                        # self-attention
+        net.norm(ch, size, layer="layernorm")   # self-attention
         for _ in range(3):
             net.linear(ch, ch, size, bias=False)
         net.attention(size, size, ch, heads)
         net.linear(ch, ch, size)
         net.eltwise(ch, size, 3)                  # + residual
-        net.norm(ch, size)                        # cross-attention on the text context
+        net.norm(ch, size, layer="layernorm")   # cross-attention on the text context
         net.linear(ch, ch, size, bias=False)
         net.linear(ctx, ch, m, bias=False)
         net.linear(ctx, ch, m, bias=False)
         net.attention(size, m, ch, heads)
         net.linear(ch, ch, size)
         net.eltwise(ch, size, 3)                  # + residual
-        net.norm(ch, size)                        # GEGLU feed-forward
+        net.norm(ch, size, layer="layernorm")   # GEGLU feed-forward
         net.linear(ch, 8 * ch, size)
         net.eltwise(4 * ch, size, 4)              # GELU(gate) x value: read 2, write 1, GELU
         net.linear(4 * ch, ch, size)
@@ -229,7 +240,7 @@ def unet(u: UnetArch, ctx_tokens: int) -> Net:
                                      ctx_tokens)
         if lvl > 0:
             net.conv(ch, ch, 3, (4.0 ** -(lvl - 1), 1))   # nearest up-sampling, then a conv
-    net.norm(ch, px)
+    net.norm(ch, px, layer="groupnorm")
     net.eltwise(ch, px)                           # SiLU
     net.conv(ch, u.in_channels, 3, px)
     return net

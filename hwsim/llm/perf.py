@@ -134,6 +134,13 @@ def torus_group_dims(group: int, torus_dims: tuple[int, ...]) -> tuple[int, ...]
     the group, largest first, goes to the axis of least extent so far that still divides (8
     chips of a 4x4x4 torus: 2 x 2 x 2; 64: 4 x 4 x 4); a remainder no axis takes stays one
     ring of its own."""
+    on_axes, rest = _torus_placement(group, torus_dims)
+    return on_axes + ((rest,) if rest > 1 else ())
+
+
+def _torus_placement(group: int, torus_dims: tuple[int, ...]) -> tuple[tuple[int, ...], int]:
+    """:func:`torus_group_dims` split in two: the extents that lie on torus axes, and the
+    remainder that runs as one ring of its own (1: none)."""
     used = [1] * len(torus_dims)
     left, primes, f = int(group), [], 2
     while f * f <= left:
@@ -151,7 +158,7 @@ def torus_group_dims(group: int, torus_dims: tuple[int, ...]) -> tuple[int, ...]
             used[i] *= p
         else:
             rest *= p
-    return tuple(u for u in used if u > 1) + ((rest,) if rest > 1 else ())
+    return tuple(u for u in used if u > 1), rest
 
 
 def torus_allreduce_s(n_bytes: ArrayLike, group: ArrayLike, torus_dims: tuple[int, ...],
@@ -177,11 +184,9 @@ def torus_allreduce_s(n_bytes: ArrayLike, group: ArrayLike, torus_dims: tuple[in
     steps = np.zeros_like(g)
     share = np.ones_like(g)
     for v in np.unique(g):
-        ext = torus_group_dims(int(v), torus_dims)
-        axes = sum(1 for k in ext[:len(torus_dims)] if k > 1 and any(
-            int(d) % k == 0 for d in torus_dims))  # the extents that lie on torus axes
-        steps = np.where(g == v, float(sum(k - 1 for k in ext)), steps)
-        share = np.where(g == v, min(max(axes, 1), len(torus_dims)) / len(torus_dims), share)
+        on_axes, rest = _torus_placement(int(v), torus_dims)
+        steps = np.where(g == v, float(sum(k - 1 for k in on_axes) + rest - 1), steps)
+        share = np.where(g == v, max(len(on_axes), 1) / len(torus_dims), share)
     t = (2.0 * steps * latency_s
          + 2.0 * np.asarray(n_bytes) * (g - 1.0) / np.maximum(g, 1.0)
          / (np.asarray(link_Bps) * share))

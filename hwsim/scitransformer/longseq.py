@@ -114,9 +114,9 @@ def tp_bus_Bps(gpu, cal, tp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(cross, nccl, link), cap
 
 
-def _device(gpu, cal, tp: np.ndarray, sp: np.ndarray) -> Device:
+def _device(gpu, cal, tp: np.ndarray, sp: np.ndarray, link: np.ndarray) -> Device:
+    """The step model's device, ``link`` the TP ring's bus bandwidth (:func:`tp_bus_Bps`)."""
     nic = gpu.network_bandwidth_GBps * 1e9
-    link, _ = tp_bus_Bps(gpu, cal, tp)
     return Device(peak_flops=gpu.peak_16bit_TFLOPS * 1e12,
                   mem_bw_Bps=gpu.hbm_bandwidth_GBps * 1e9,
                   compute_efficiency=cal.compute_efficiency,
@@ -185,12 +185,13 @@ def block(inputs: Inputs, points: Mapping[str, np.ndarray], n: int) -> dict[str,
     cap = gpu.hbm_capacity_GB * GB - w.memory_reserve_GB * GB
     mem = memory(spec, s, par, rc, w.mask_on_gpu)
     fits, why = memory_reasons(mem, cap, f"training {spec.name}")
-    dev = _device(gpu, cal, tp, np.asarray(par.sp, dtype=bool))
+    bus, ll128_cap = tp_bus_Bps(gpu, cal, tp)
+    dev = _device(gpu, cal, tp, np.asarray(par.sp, dtype=bool), bus)
     dp_link = np.where(gpus > gpu.devices_per_server, gpu.network_bandwidth_GBps,
                        gpu.interconnect_bandwidth_GBps) * 1e9 * cal.link_efficiency
     act = s * par.micro_batch * spec.d_model * 2.0
     coll = tp_collective_s(cal, act, tp, np.asarray(par.sp, dtype=bool), gpu.devices_per_server,
-                           dev.tp_link_Bps, tp_bus_Bps(gpu, cal, tp)[1])
+                           dev.tp_link_Bps, ll128_cap)
     step = training_step(spec, s, par, dev, rc=rc, dp_link_Bps=dp_link, tp_collective_s=coll)
     tokens = s * par.micro_batch * par.micro_batches * dp
     flops = training_flops_per_token(spec, s, checkpointing=rc.checkpointing) * tokens
